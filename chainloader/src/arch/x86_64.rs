@@ -1,0 +1,143 @@
+//! x86-64: entry stub, system calls, final jump.
+//!
+//! # Safety
+//!
+//! Everything here is inline assembly. The contracts are the System V x86-64
+//! psABI (process entry: `%rsp` 16-byte aligned and pointing at `argc`,
+//! `%rdx` an atexit function or 0) and the Linux system-call convention
+//! (number in `%rax`, arguments in `%rdi %rsi %rdx %r10 %r8 %r9`, `%rcx` and
+//! `%r11` clobbered, result in `%rax`, -4095..-1 meaning -errno).
+#![allow(unsafe_code)]
+
+use core::arch::{asm, global_asm};
+
+/// Relocation type of `R_X86_64_RELATIVE`.
+pub const R_RELATIVE: usize = 8;
+/// Whether relocations carry explicit addends (`DT_RELA`) or not (`DT_REL`).
+pub const RELA: bool = true;
+/// Stack alignment the ABI requires at process entry.
+pub const STACK_ALIGN: usize = 16;
+
+pub const SYS_PREAD: usize = 17;
+pub const SYS_WRITE: usize = 1;
+pub const SYS_CLOSE: usize = 3;
+pub const SYS_MMAP: usize = 9;
+pub const SYS_MPROTECT: usize = 10;
+pub const SYS_MUNMAP: usize = 11;
+pub const SYS_PRCTL: usize = 157;
+pub const SYS_EXIT_GROUP: usize = 231;
+pub const SYS_STATX: usize = 332;
+
+// The kernel enters here with %rsp -> argc. We hand the Rust side the
+// original stack pointer, the run-time address of our own ELF header (the
+// load base, since we are linked at 0) and of our _DYNAMIC, all computed
+// PC-relative so they are right before self-relocation. The 64 bytes left
+// free below the original %rsp let the stack rewrite slide argv/envp/auxv
+// down for alignment without touching a live frame (not needed on x86-64,
+// where dropping two words keeps 16-byte alignment, but kept uniform).
+global_asm!(
+    ".globl _start",
+    ".type _start,@function",
+    "_start:",
+    "xor ebp, ebp",                     // outermost frame: no frame pointer chain
+    "mov rdi, rsp",                     // arg 1: the kernel's stack (argc, argv, ...)
+    "lea rsi, [rip + __ehdr_start]",    // arg 2: our load base
+    "lea rdx, [rip + _DYNAMIC]",        // arg 3: our dynamic section
+    "sub rsp, 64",                      // keep a gap under the original stack
+    "and rsp, -16",                     // ABI alignment before the call
+    "call {start}",                     // never returns
+    "ud2",
+    start = sym crate::rt::start::start,
+);
+
+/// Raw system call with up to six arguments; returns the kernel's value.
+///
+/// # Safety
+/// The caller must pass arguments valid for system call `nr` (pointers to
+/// memory of the right size, and so on).
+#[inline(always)]
+pub unsafe fn syscall6(nr: usize, a: usize, b: usize, c: usize, d: usize, e: usize, f: usize) -> isize {
+    let ret: isize;
+    // SAFETY: the Linux x86-64 system-call convention; the caller vouches for
+    // the arguments. rcx and r11 are clobbered by `syscall`.
+    unsafe {
+        asm!(
+            "syscall",
+            inlateout("rax") nr as isize => ret,
+            in("rdi") a, in("rsi") b, in("rdx") c, in("r10") d, in("r8") e, in("r9") f,
+            lateout("rcx") _, lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+/// `mmap(2)`; the offset is in bytes.
+///
+/// # Safety
+/// As for [`syscall6`]; with `MAP_FIXED` the caller must own the range.
+#[inline(always)]
+pub unsafe fn mmap(addr: usize, len: usize, prot: usize, flags: usize, fd: usize, offset: u64) -> isize {
+    // SAFETY: forwarded contract.
+    unsafe { syscall6(SYS_MMAP, addr, len, prot, flags, fd, offset as usize) }
+}
+
+/// `pread64(2)`.
+///
+/// # Safety
+/// `buf` must be valid for `len` bytes of writes.
+#[inline(always)]
+pub unsafe fn pread(fd: usize, buf: *mut u8, len: usize, offset: u64) -> isize {
+    // SAFETY: forwarded contract.
+    unsafe { syscall6(SYS_PREAD, fd, buf as usize, len, offset as usize, 0, 0) }
+}
+
+/// Hand the process to the loaded image: switch to `sp`, clear every other
+/// register (as the kernel does at exec; `%rdx` = 0 means "no atexit
+/// function"), and jump to `entry`.
+///
+/// # Safety
+/// `sp` must point at a well-formed initial stack (argc, argv, envp, auxv)
+/// aligned to [`STACK_ALIGN`], and `entry` must be the entry point of an
+/// image mapped according to that stack's auxv.
+pub unsafe fn jump(entry: usize, sp: usize) -> ! {
+    // SAFETY: the caller guarantees the new stack and the image are ready;
+    // nothing of ours is used after the jump.
+    unsafe {
+        asm!(
+            "mov rsp, {sp}",
+            "xor eax, eax", "xor ebx, ebx", "xor ecx, ecx", "xor edx, edx",
+            "xor esi, esi", "xor edi, edi", "xor ebp, ebp",
+            "xor r8d, r8d", "xor r9d, r9d", "xor r10d, r10d", "xor r11d, r11d",
+            "xor r12d, r12d", "xor r13d, r13d", "xor r14d, r14d",
+            "jmp r15",
+            sp = in(reg) sp,
+            in("r15") entry,
+            options(noreturn),
+        )
+    }
+}
+
+/// Fill `len` bytes at `dst` with `byte` (`rep stosb`: never a libc call).
+///
+/// # Safety
+/// `dst` must be valid for `len` bytes of writes.
+#[inline(always)]
+pub unsafe fn fill(dst: *mut u8, byte: u8, len: usize) {
+    // SAFETY: the caller vouches for the destination range; DF is clear per ABI.
+    unsafe {
+        asm!("rep stosb", inout("rdi") dst => _, inout("rcx") len => _, in("al") byte, options(nostack));
+    }
+}
+
+/// Copy `len` bytes from `src` to `dst`, front to back (`rep movsb`).
+///
+/// # Safety
+/// Both ranges must be valid; if they overlap, `dst` must not be above `src`.
+#[inline(always)]
+pub unsafe fn copy_forward(dst: *mut u8, src: *const u8, len: usize) {
+    // SAFETY: the caller vouches for the ranges; DF is clear per ABI.
+    unsafe {
+        asm!("rep movsb", inout("rdi") dst => _, inout("rsi") src => _, inout("rcx") len => _, options(nostack));
+    }
+}

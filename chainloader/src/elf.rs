@@ -1,0 +1,255 @@
+//! Reading ELF file and program headers from bytes, with the kernel's checks.
+//!
+//! All fields are read little-endian (every architecture the chainloader
+//! supports is little-endian; a big-endian image is rejected first). Both
+//! classes are decoded so that the host's unit tests can exercise the i386
+//! rules too; the program only accepts its own [`Target`].
+
+use crate::error::{Error, Subject};
+
+/// `e_type` of a relocatable object.
+pub const ET_REL: u16 = 1;
+/// `e_type` of a fixed-address executable.
+pub const ET_EXEC: u16 = 2;
+/// `e_type` of a position-independent image (ld.so, static-pie).
+pub const ET_DYN: u16 = 3;
+/// `e_type` of a core dump.
+pub const ET_CORE: u16 = 4;
+
+/// `e_machine` for i386.
+pub const EM_386: u16 = 3;
+/// `e_machine` for x86-64.
+pub const EM_X86_64: u16 = 62;
+/// `e_machine` for AArch64.
+pub const EM_AARCH64: u16 = 183;
+
+/// Loadable segment.
+pub const PT_LOAD: u32 = 1;
+/// Dynamic linking information.
+pub const PT_DYNAMIC: u32 = 2;
+/// Path of the program interpreter.
+pub const PT_INTERP: u32 = 3;
+/// The program header table itself.
+pub const PT_PHDR: u32 = 6;
+/// Stack executability.
+pub const PT_GNU_STACK: u32 = 0x6474_e551;
+
+/// Segment is executable.
+pub const PF_X: u32 = 1;
+/// Segment is writable.
+pub const PF_W: u32 = 2;
+/// Segment is readable.
+pub const PF_R: u32 = 4;
+
+/// The kernel refuses program header tables larger than this.
+pub const MAX_PHDR_TABLE: u64 = 65536;
+
+/// The architecture an image must be built for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    /// ELFCLASS64 (true) or ELFCLASS32 (false).
+    pub class64: bool,
+    /// Required `e_machine`.
+    pub machine: u16,
+    /// One past the highest user-space address an image may occupy.
+    pub addr_limit: u64,
+}
+
+impl Target {
+    /// x86-64 (47-bit user address space).
+    pub const X86_64: Target = Target { class64: true, machine: EM_X86_64, addr_limit: 0x7fff_ffff_f000 };
+    /// i386 (a 32-bit process, on a 32- or 64-bit kernel).
+    pub const I386: Target = Target { class64: false, machine: EM_386, addr_limit: 0xffff_e000 };
+    /// AArch64 (48-bit user address space).
+    pub const AARCH64: Target = Target { class64: true, machine: EM_AARCH64, addr_limit: 1 << 48 };
+
+    /// The architecture this crate is compiled for.
+    #[cfg(target_arch = "x86_64")]
+    pub const NATIVE: Target = Target::X86_64;
+    /// The architecture this crate is compiled for.
+    #[cfg(target_arch = "x86")]
+    pub const NATIVE: Target = Target::I386;
+    /// The architecture this crate is compiled for.
+    #[cfg(target_arch = "aarch64")]
+    pub const NATIVE: Target = Target::AARCH64;
+
+    /// Size of the file header for this class.
+    pub const fn ehdr_size(&self) -> usize {
+        if self.class64 {
+            64
+        } else {
+            52
+        }
+    }
+
+    /// Size of one program header for this class.
+    pub const fn phdr_size(&self) -> usize {
+        if self.class64 {
+            56
+        } else {
+            32
+        }
+    }
+}
+
+/// The fields of the ELF file header the loader uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ehdr {
+    /// `ET_EXEC` or `ET_DYN`.
+    pub e_type: u16,
+    /// Entry point (unrelocated).
+    pub entry: u64,
+    /// File offset of the program header table.
+    pub phoff: u64,
+    /// Number of program headers.
+    pub phnum: u16,
+    /// Size of one program header.
+    pub phentsize: u16,
+}
+
+impl Ehdr {
+    /// Byte length of the program header table.
+    pub fn phdr_table_len(&self) -> u64 {
+        u64::from(self.phnum) * u64::from(self.phentsize)
+    }
+}
+
+/// One program header, widened to 64 bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Phdr {
+    /// Segment type (`PT_*`).
+    pub p_type: u32,
+    /// Permissions (`PF_*`).
+    pub p_flags: u32,
+    /// File offset of the segment's data.
+    pub p_offset: u64,
+    /// Virtual address (unrelocated).
+    pub p_vaddr: u64,
+    /// Bytes of the segment present in the file.
+    pub p_filesz: u64,
+    /// Bytes of the segment in memory.
+    pub p_memsz: u64,
+    /// Alignment.
+    pub p_align: u64,
+}
+
+fn u16_at(b: &[u8], off: usize) -> u16 {
+    match b.get(off..off + 2) {
+        Some(s) => u16::from_le_bytes([s[0], s[1]]),
+        None => 0,
+    }
+}
+
+fn u32_at(b: &[u8], off: usize) -> u32 {
+    match b.get(off..off + 4) {
+        Some(s) => u32::from_le_bytes([s[0], s[1], s[2], s[3]]),
+        None => 0,
+    }
+}
+
+fn u64_at(b: &[u8], off: usize) -> u64 {
+    match b.get(off..off + 8) {
+        Some(s) => u64::from_le_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]]),
+        None => 0,
+    }
+}
+
+fn header(reason: &'static str) -> Error {
+    Error::new(Subject::ElfHeader, reason)
+}
+
+/// Check the file header in `bytes` (the first bytes of a file of
+/// `file_size` bytes) against `target`, in the kernel's order, plus the
+/// byte-order and class checks the kernel leaves to its per-arch macros.
+pub fn parse_ehdr(bytes: &[u8], file_size: u64, target: &Target) -> Result<Ehdr, Error> {
+    if file_size == 0 {
+        return Err(Error::new(Subject::Image, "empty file"));
+    }
+    if bytes.len() < 4 || bytes[..4] != *b"\x7fELF" {
+        return Err(header("bad magic: not an ELF file"));
+    }
+    let class64 = match bytes.get(4) {
+        Some(1) => false,
+        Some(2) => true,
+        Some(_) => return Err(header("invalid ELF class")),
+        None => return Err(header("truncated")),
+    };
+    if class64 != target.class64 {
+        return Err(header(if class64 {
+            "wrong class: 64-bit image, 32-bit loader"
+        } else {
+            "wrong class: 32-bit image, 64-bit loader"
+        }));
+    }
+    match bytes.get(5) {
+        Some(1) => {}
+        Some(2) => return Err(header("wrong byte order: big-endian image")),
+        Some(_) => return Err(header("invalid byte order")),
+        None => return Err(header("truncated")),
+    }
+    if bytes.len() < target.ehdr_size() || file_size < target.ehdr_size() as u64 {
+        return Err(header("truncated"));
+    }
+    let e_type = u16_at(bytes, 16);
+    match e_type {
+        ET_EXEC | ET_DYN => {}
+        ET_REL => return Err(header("a relocatable object (ET_REL) cannot be run")),
+        ET_CORE => return Err(header("a core dump (ET_CORE) cannot be run")),
+        _ => return Err(header("unknown e_type")),
+    }
+    if u16_at(bytes, 18) != target.machine {
+        return Err(header("wrong machine: image is for another architecture"));
+    }
+    let (entry, phoff, phentsize, phnum) = if class64 {
+        (u64_at(bytes, 24), u64_at(bytes, 32), u16_at(bytes, 54), u16_at(bytes, 56))
+    } else {
+        (
+            u64::from(u32_at(bytes, 24)),
+            u64::from(u32_at(bytes, 28)),
+            u16_at(bytes, 42),
+            u16_at(bytes, 44),
+        )
+    };
+    if usize::from(phentsize) != target.phdr_size() {
+        return Err(header("e_phentsize does not match this class's program header size"));
+    }
+    if phnum == 0 {
+        return Err(header("no program headers"));
+    }
+    let ehdr = Ehdr { e_type, entry, phoff, phnum, phentsize };
+    if ehdr.phdr_table_len() > MAX_PHDR_TABLE {
+        return Err(header("too many program headers (table over 64 KiB)"));
+    }
+    match phoff.checked_add(ehdr.phdr_table_len()) {
+        Some(end) if end <= file_size => Ok(ehdr),
+        _ => Err(header("program headers lie outside the file")),
+    }
+}
+
+/// Decode program header `index` from the program header table `table`.
+/// Out-of-range reads decode as zero (the caller sized `table` from the
+/// validated header, so this never happens in practice).
+pub fn phdr(table: &[u8], index: u16, target: &Target) -> Phdr {
+    let off = usize::from(index) * target.phdr_size();
+    if target.class64 {
+        Phdr {
+            p_type: u32_at(table, off),
+            p_flags: u32_at(table, off + 4),
+            p_offset: u64_at(table, off + 8),
+            p_vaddr: u64_at(table, off + 16),
+            p_filesz: u64_at(table, off + 32),
+            p_memsz: u64_at(table, off + 40),
+            p_align: u64_at(table, off + 48),
+        }
+    } else {
+        Phdr {
+            p_type: u32_at(table, off),
+            p_offset: u64::from(u32_at(table, off + 4)),
+            p_vaddr: u64::from(u32_at(table, off + 8)),
+            p_filesz: u64::from(u32_at(table, off + 16)),
+            p_memsz: u64::from(u32_at(table, off + 20)),
+            p_flags: u32_at(table, off + 24),
+            p_align: u64::from(u32_at(table, off + 28)),
+        }
+    }
+}

@@ -1,0 +1,229 @@
+extern crate std;
+use std::vec::Vec;
+
+use super::*;
+use crate::elf::{parse_ehdr, ET_DYN, ET_EXEC, PT_GNU_STACK};
+
+const PAGE: u64 = 4096;
+const T: Target = Target::X86_64;
+
+/// A minimal 64-bit ELF image: header, program headers right after it, and
+/// `size` bytes in all.
+fn image(e_type: u16, entry: u64, phdrs: &[Phdr], size: usize) -> Vec<u8> {
+    let mut b = std::vec![0u8; size.max(64 + 56 * phdrs.len())];
+    b[..4].copy_from_slice(b"\x7fELF");
+    b[4] = 2;
+    b[5] = 1;
+    b[6] = 1;
+    b[16..18].copy_from_slice(&e_type.to_le_bytes());
+    b[18..20].copy_from_slice(&62u16.to_le_bytes());
+    b[24..32].copy_from_slice(&entry.to_le_bytes());
+    b[32..40].copy_from_slice(&64u64.to_le_bytes());
+    b[52..54].copy_from_slice(&64u16.to_le_bytes());
+    b[54..56].copy_from_slice(&56u16.to_le_bytes());
+    b[56..58].copy_from_slice(&(phdrs.len() as u16).to_le_bytes());
+    for (i, p) in phdrs.iter().enumerate() {
+        let o = 64 + 56 * i;
+        b[o..o + 4].copy_from_slice(&p.p_type.to_le_bytes());
+        b[o + 4..o + 8].copy_from_slice(&p.p_flags.to_le_bytes());
+        b[o + 8..o + 16].copy_from_slice(&p.p_offset.to_le_bytes());
+        b[o + 16..o + 24].copy_from_slice(&p.p_vaddr.to_le_bytes());
+        b[o + 32..o + 40].copy_from_slice(&p.p_filesz.to_le_bytes());
+        b[o + 40..o + 48].copy_from_slice(&p.p_memsz.to_le_bytes());
+        b[o + 48..o + 56].copy_from_slice(&p.p_align.to_le_bytes());
+    }
+    b
+}
+
+fn load(flags: u32, offset: u64, vaddr: u64, filesz: u64, memsz: u64) -> Phdr {
+    Phdr { p_type: PT_LOAD, p_flags: flags, p_offset: offset, p_vaddr: vaddr, p_filesz: filesz, p_memsz: memsz, p_align: PAGE }
+}
+
+/// The layout of Debian's glibc 2.36 ld.so.
+fn ldso_like() -> Vec<Phdr> {
+    std::vec![
+        load(PF_R, 0, 0, 0xd58, 0xd58),
+        load(PF_R | PF_X, 0x1000, 0x1000, 0x25111, 0x25111),
+        load(PF_R, 0x27000, 0x27000, 0x9c7c, 0x9c7c),
+        load(PF_R | PF_W, 0x31900, 0x31900, 0x2810, 0x29d8),
+        Phdr { p_type: PT_GNU_STACK, p_flags: PF_R | PF_W, ..Default::default() },
+    ]
+}
+
+fn run(bytes: &[u8]) -> Result<Plan, Error> {
+    let ehdr = parse_ehdr(bytes, bytes.len() as u64, &T)?;
+    let table = &bytes[ehdr.phoff as usize..][..ehdr.phdr_table_len() as usize];
+    plan(&ehdr, table, bytes.len() as u64, PAGE, &T)
+}
+
+fn reason(bytes: &[u8]) -> &'static str {
+    run(bytes).unwrap_err().reason
+}
+
+#[test]
+fn plans_an_ldso_layout_like_the_kernel() {
+    let img = image(ET_DYN, 0x1ab70, &ldso_like(), 0x34110);
+    let p = run(&img).unwrap();
+    assert!(!p.fixed);
+    assert_eq!(p.reserve, Reserve::FirstSegment);
+    assert_eq!((p.span_start, p.span_len, p.align), (0, 0x35000, PAGE));
+    assert_eq!((p.entry, p.phdr, p.phnum, p.phent), (0x1ab70, 64, 5, 56));
+    assert_eq!((p.first_offset, p.first_prot), (0, PROT_READ));
+    let data = segment(&ldso_like()[3], PAGE);
+    assert_eq!(data.start, 0x31000);
+    assert_eq!(data.offset, 0x31000);
+    assert_eq!(data.file_end, 0x35000);
+    // bss is cleared to the end of the page, not just to p_memsz.
+    assert_eq!((data.zero_start, data.zero_end), (0x34110, 0x35000));
+    assert_eq!(data.end, 0x35000);
+    assert_eq!(data.prot, PROT_READ | PROT_WRITE);
+    assert_eq!(data.map_prot, data.prot);
+    let text = segment(&ldso_like()[1], PAGE);
+    assert_eq!((text.prot, text.zero_start, text.zero_end), (PROT_READ | PROT_EXEC, 0x27000, 0x27000));
+}
+
+#[test]
+fn bss_beyond_the_last_file_page_is_anonymous_and_relative_to_the_segment() {
+    // A data segment at a high, unaligned address with a large bss: the
+    // anonymous part starts after *this segment's* file pages.
+    let ph = load(PF_R | PF_W, 0x2e10, 0x203e10, 0x100, 0x10_0000);
+    let s = segment(&ph, PAGE);
+    assert_eq!((s.start, s.offset), (0x203000, 0x2000));
+    assert_eq!(s.file_end, 0x204000);
+    assert_eq!((s.zero_start, s.zero_end), (0x203f10, 0x204000));
+    assert_eq!(s.end, 0x304000);
+    // No file data at all: the whole segment is anonymous.
+    let s = segment(&load(PF_R | PF_W, 0, 0x5000, 0, 0x2000), PAGE);
+    assert_eq!((s.start, s.file_end, s.zero_start, s.zero_end, s.end), (0x5000, 0x5000, 0x5000, 0x5000, 0x7000));
+}
+
+#[test]
+fn clearing_a_read_only_or_executable_page_never_makes_it_writable_and_executable() {
+    let s = segment(&load(PF_R | PF_X, 0x1000, 0x1000, 0x10, 0x2000), PAGE);
+    assert_eq!(s.prot, PROT_READ | PROT_EXEC);
+    assert_eq!(s.map_prot, PROT_READ | PROT_WRITE);
+    let s = segment(&load(PF_R, 0x1000, 0x1000, 0x10, 0x20), PAGE);
+    assert_eq!(s.map_prot, PROT_READ | PROT_WRITE);
+    assert_eq!(s.prot, PROT_READ);
+}
+
+#[test]
+fn fixed_and_aligned_images() {
+    let mut phs = ldso_like();
+    for p in &mut phs {
+        p.p_vaddr += 0x400000;
+    }
+    let img = image(ET_EXEC, 0x41ab70, &phs, 0x34110);
+    let p = run(&img).unwrap();
+    assert!(p.fixed);
+    assert_eq!(p.reserve, Reserve::FirstSegment);
+    assert_eq!((p.span_start, p.phdr), (0x400000, 0x400040));
+
+    let mut phs = ldso_like();
+    phs[1].p_align = 0x20_0000;
+    phs[2].p_align = 3; // not a power of two: ignored, as the kernel does
+    let p = run(&image(ET_DYN, 0x1ab70, &phs, 0x34110)).unwrap();
+    assert_eq!((p.align, p.reserve), (0x20_0000, Reserve::Aligned));
+}
+
+#[test]
+fn pt_phdr_wins_and_unmapped_headers_are_refused() {
+    let mut phs = ldso_like();
+    phs.push(Phdr { p_type: PT_PHDR, p_vaddr: 0x40, ..Default::default() });
+    assert_eq!(run(&image(ET_DYN, 0x1ab70, &phs, 0x34110)).unwrap().phdr, 0x40);
+    let mut phs = ldso_like();
+    phs[0].p_offset = 0x1000;
+    phs[0].p_vaddr = 0x0;
+    phs[0].p_filesz = 0;
+    phs[0].p_memsz = 0x1000;
+    assert_eq!(reason(&image(ET_DYN, 0x1ab70, &phs, 0x34110)), "program headers are not in any loaded segment");
+}
+
+#[test]
+fn every_bad_program_header_is_refused() {
+    let size = 0x34110;
+    let cases: &[(&dyn Fn(&mut Vec<Phdr>), &str)] = &[
+        (&|p| p.insert(0, Phdr { p_type: PT_INTERP, ..Default::default() }), "PT_INTERP"),
+        (&|p| p[3].p_filesz = p[3].p_memsz + 1, "p_filesz exceeds p_memsz"),
+        (&|p| p[3].p_offset += 8, "not congruent"),
+        (&|p| p[3].p_filesz += 0x10_0000, "exceeds p_memsz"),
+        (&|p| p[2].p_filesz = 0x20_0000, "exceeds p_memsz"),
+        (&|p| { p[2].p_filesz = 0x20_0000; p[2].p_memsz = 0x20_0000 }, "past the end of the file"),
+        (&|p| p[3].p_offset = u64::MAX - 0xfff + 0x900, "overflows"),
+        (&|p| p[3].p_memsz = u64::MAX - 0x1000, "address space"),
+        (&|p| p[3].p_vaddr = 0x7fff_ffff_f900, "address space"),
+        (&|p| p[2].p_vaddr = 0x1000, "overlaps"),
+        (&|p| p.swap(1, 2), "overlaps"),
+        (&|p| p[3].p_flags |= PF_X, "both writable and executable"),
+        (&|p| p.retain(|p| p.p_type != PT_LOAD), "no PT_LOAD"),
+        (&|p| p[1].p_flags = PF_R, "entry point"),
+        (&|p| p[3].p_align = 1 << 62, "exceed the address space"),
+    ];
+    for (mutate, want) in cases {
+        let mut phs = ldso_like();
+        mutate(&mut phs);
+        let got = run(&image(ET_DYN, 0x1ab70, &phs, size));
+        let err = got.expect_err(want);
+        assert!(err.reason.contains(want), "{want}: got {err:?}");
+    }
+}
+
+#[test]
+fn fixed_image_at_page_zero_is_refused() {
+    assert!(reason(&image(ET_EXEC, 0x1ab70, &ldso_like(), 0x34110)).contains("page 0"));
+}
+
+#[test]
+fn bad_page_size() {
+    let img = image(ET_DYN, 0x1ab70, &ldso_like(), 0x34110);
+    let ehdr = parse_ehdr(&img, img.len() as u64, &T).unwrap();
+    let e = plan(&ehdr, &img[64..], img.len() as u64, 3000, &T).unwrap_err();
+    assert!(e.reason.contains("page size"));
+}
+
+#[test]
+fn every_bad_file_header_is_refused() {
+    let good = image(ET_DYN, 0x1ab70, &ldso_like(), 0x34110);
+    let cases: &[(&dyn Fn(&mut Vec<u8>), &str)] = &[
+        (&|b| b[0] = b'X', "bad magic"),
+        (&|b| b.truncate(3), "bad magic"),
+        (&|b| b[4] = 1, "32-bit image"),
+        (&|b| b[4] = 9, "invalid ELF class"),
+        (&|b| b[5] = 2, "big-endian"),
+        (&|b| b[5] = 0, "invalid byte order"),
+        (&|b| b.truncate(40), "truncated"),
+        (&|b| b[16] = 1, "ET_REL"),
+        (&|b| b[16] = 4, "ET_CORE"),
+        (&|b| b[16] = 7, "unknown e_type"),
+        (&|b| b[18] = 3, "wrong machine"),
+        (&|b| b[54] = 32, "e_phentsize"),
+        (&|b| { b[56] = 0; b[57] = 0 }, "no program headers"),
+        (&|b| { b[56] = 0xff; b[57] = 0xff }, "too many program headers"),
+        (&|b| b[32..40].copy_from_slice(&0x34100u64.to_le_bytes()), "outside the file"),
+        (&|b| b[32..40].copy_from_slice(&u64::MAX.to_le_bytes()), "outside the file"),
+    ];
+    for (mutate, want) in cases {
+        let mut b = good.clone();
+        mutate(&mut b);
+        let size = b.len() as u64;
+        let err = parse_ehdr(&b, size, &T).expect_err(want);
+        assert!(err.reason.contains(want), "{want}: got {err:?}");
+    }
+    assert_eq!(parse_ehdr(b"", 0, &T).unwrap_err().reason, "empty file");
+    // A 64-bit image is the wrong class for an i386 loader, and vice versa.
+    assert!(parse_ehdr(&good, good.len() as u64, &Target::I386).unwrap_err().reason.contains("64-bit image"));
+}
+
+#[test]
+fn host_ldso_and_static_layouts_are_accepted() {
+    // Whatever dynamic linker the host has must plan cleanly.
+    for path in ["/lib64/ld-linux-x86-64.so.2", "/lib/ld-musl-x86_64.so.1"] {
+        let Ok(bytes) = std::fs::read(path) else {
+            std::eprintln!("SKIP {path}: not installed on this machine");
+            continue;
+        };
+        let p = run(&bytes).unwrap_or_else(|e| panic!("{path}: {e:?}"));
+        assert!(!p.fixed, "{path}");
+        assert!(p.span_len > 0);
+    }
+}

@@ -1,0 +1,132 @@
+//! The initial process stack the kernel built: reading it, patching the
+//! auxiliary vector, and dropping our own two arguments.
+//!
+//! Layout (one word per slot, from the stack pointer up):
+//! `argc, argv[0..argc], NULL, envp..., NULL, (type, value)..., AT_NULL, 0`,
+//! then the strings. We never move or rewrite the strings; only `argc`, the
+//! `argv` array, and a few auxv values change.
+//!
+//! # Safety
+//!
+//! [`Stack::new`] trusts its pointer to be the kernel's initial stack pointer;
+//! all other accesses stay inside the arrays it measured.
+#![allow(unsafe_code)]
+
+use crate::arch;
+
+pub const AT_NULL: usize = 0;
+pub const AT_PHDR: usize = 3;
+pub const AT_PHENT: usize = 4;
+pub const AT_PHNUM: usize = 5;
+pub const AT_PAGESZ: usize = 6;
+pub const AT_BASE: usize = 7;
+pub const AT_ENTRY: usize = 9;
+
+const WORD: usize = core::mem::size_of::<usize>();
+
+/// The kernel's initial stack.
+pub struct Stack {
+    sp: *mut usize,
+    argc: usize,
+    auxv: *mut usize,
+    /// One past the AT_NULL pair.
+    end: *mut usize,
+}
+
+impl Stack {
+    /// Measure the stack at `sp`.
+    ///
+    /// # Safety
+    /// `sp` must be the stack pointer the kernel passed at process entry.
+    pub unsafe fn new(sp: *mut usize) -> Stack {
+        // SAFETY: the kernel's layout (module docs): argc, then argc+1
+        // argv slots, then envp up to NULL, then auxv pairs up to AT_NULL.
+        unsafe {
+            let argc = *sp;
+            let mut p = sp.add(argc + 2);
+            while *p != 0 {
+                p = p.add(1);
+            }
+            let auxv = p.add(1);
+            let mut a = auxv;
+            while *a != AT_NULL {
+                a = a.add(2);
+            }
+            Stack { sp, argc, auxv, end: a.add(2) }
+        }
+    }
+
+    /// Number of arguments.
+    pub fn argc(&self) -> usize {
+        self.argc
+    }
+
+    /// Argument `i` (< argc), without its NUL.
+    pub fn arg(&self, i: usize) -> &'static [u8] {
+        if i >= self.argc {
+            return b"";
+        }
+        // SAFETY: argv[i] for i < argc is a NUL-terminated string the kernel
+        // copied above the arrays; we never modify the strings.
+        unsafe {
+            let s = *self.sp.add(1 + i) as *const u8;
+            let mut n = 0;
+            while s.add(n).read_volatile() != 0 {
+                n += 1;
+            }
+            core::slice::from_raw_parts(s, n)
+        }
+    }
+
+    fn aux_slot(&self, key: usize) -> Option<*mut usize> {
+        let mut a = self.auxv;
+        while a < self.end {
+            // SAFETY: a walks the auxv pairs measured in `new`.
+            unsafe {
+                if *a == key {
+                    return Some(a.add(1));
+                }
+                a = a.add(2);
+            }
+        }
+        None
+    }
+
+    /// The value of auxv entry `key`, if present.
+    pub fn aux(&self, key: usize) -> Option<usize> {
+        // SAFETY: aux_slot returns a pointer into the auxv pairs.
+        self.aux_slot(key).map(|v| unsafe { *v })
+    }
+
+    /// Set auxv entry `key` if present (the kernel always provides the ones
+    /// we patch).
+    pub fn set_aux(&mut self, key: usize, value: usize) {
+        if let Some(v) = self.aux_slot(key) {
+            // SAFETY: v points at the value word of an auxv pair.
+            unsafe { *v = value };
+        }
+    }
+
+    /// Remove `argv[0..n]` and return the new stack pointer: `argc - n`
+    /// stored `n` words higher, so argv, envp, auxv and the strings stay
+    /// where they are. If that breaks the ABI's stack alignment (i386:
+    /// two 4-byte words), slide the whole word block down to the aligned
+    /// address instead; the entry stub left room below the original stack.
+    pub fn drop_args(self, n: usize) -> usize {
+        // SAFETY: n < argc (checked by the caller), so sp + n is the slot of
+        // argv[n - 1], inside the block; the slide stays within the block
+        // and the gap the entry stub reserved below it.
+        unsafe {
+            let new_sp = self.sp.add(n);
+            *new_sp = self.argc - n;
+            let addr = new_sp as usize;
+            let aligned = addr & !(arch::STACK_ALIGN - 1);
+            if aligned != addr {
+                let len = self.end as usize - addr;
+                arch::copy_forward(aligned as *mut u8, addr as *const u8, len);
+            }
+            debug_assert!(WORD <= arch::STACK_ALIGN);
+            aligned
+        }
+    }
+}

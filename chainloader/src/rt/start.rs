@@ -1,0 +1,116 @@
+//! The program: from the kernel's stack to the loaded image's entry point.
+//!
+//! ```text
+//! relocate ourselves -> parse FD -> statx -> pread headers -> check + plan
+//! -> map segments -> close FD -> set comm -> patch auxv -> drop 2 args -> jump
+//! ```
+//!
+//! # Safety
+//!
+//! [`start`] is called exactly once, by the entry stub, with the kernel's
+//! stack pointer and our own base and dynamic-section addresses.
+#![allow(unsafe_code)]
+
+use chainloader::args::{basename, parse_fd, USAGE};
+use chainloader::elf::{parse_ehdr, Target};
+use chainloader::error::{render, EXIT_FAILURE};
+use chainloader::plan::plan;
+use chainloader::{Error, Subject};
+
+use crate::rt::stack::{Stack, AT_BASE, AT_ENTRY, AT_PAGESZ, AT_PHDR, AT_PHENT, AT_PHNUM};
+use crate::rt::sys::{self, MAP_ANONYMOUS, MAP_PRIVATE, S_IFDIR, S_IFMT, S_IFREG};
+
+/// Bytes read at offset 0: the file header and, for any ordinary image, the
+/// program headers too (glibc's ld.so needs 64 + 9 * 56 = 568).
+const HEAD: usize = 1024;
+
+/// Entered from the architecture's entry stub.
+///
+/// # Safety
+/// See the module docs.
+pub unsafe extern "C" fn start(sp: *mut usize, base: usize, dynamic: *const usize) -> ! {
+    // SAFETY: first thing, with the stub's addresses (see reloc.rs).
+    unsafe { crate::rt::reloc::relocate(base, dynamic) };
+    // SAFETY: sp is the kernel's initial stack pointer.
+    let mut stack = unsafe { Stack::new(sp) };
+    if stack.argc() < 3 {
+        sys::write_all(2, USAGE.as_bytes());
+        sys::exit(EXIT_FAILURE);
+    }
+    match run(&mut stack) {
+        Ok(entry) => {
+            let sp = stack.drop_args(2);
+            // SAFETY: the image is mapped and the auxv describes it; sp is
+            // the kernel's stack minus our two arguments, ABI-aligned.
+            unsafe { crate::arch::jump(entry, sp) }
+        }
+        Err(err) => {
+            let mut buf = [0u8; 256];
+            sys::write_all(2, render(&err, stack.arg(1), &mut buf));
+            sys::exit(EXIT_FAILURE)
+        }
+    }
+}
+
+fn run(stack: &mut Stack) -> Result<usize, Error> {
+    let target = Target::NATIVE;
+    let fd = parse_fd(stack.arg(1))?;
+    let at_fd = |reason, e| Error::sys(Subject::Fd(fd), reason, e);
+
+    let info = sys::fstat(fd).map_err(|e| at_fd("cannot stat", e))?;
+    match info.mode & S_IFMT {
+        S_IFREG => {}
+        S_IFDIR => return Err(Error::new(Subject::Fd(fd), "is a directory, not an ELF image")),
+        _ => return Err(Error::new(Subject::Fd(fd), "not a regular file")),
+    }
+    let mut head = [0u8; HEAD];
+    let n = sys::pread_full(fd, &mut head, 0).map_err(|e| at_fd("cannot read", e))?;
+    let ehdr = parse_ehdr(&head[..n], info.size, &target)?;
+
+    let page = stack.aux(AT_PAGESZ).unwrap_or(4096) as u64;
+    let table_len = ehdr.phdr_table_len() as usize;
+    let table_end = ehdr.phoff as usize + table_len;
+    let mut big = None;
+    let table: &[u8] = if table_end <= n {
+        &head[ehdr.phoff as usize..table_end]
+    } else {
+        // Headers beyond the first HEAD bytes (or a table larger than it):
+        // read them into a scratch mapping. At most 64 KiB (parse_ehdr).
+        // SAFETY: a fresh anonymous mapping, not MAP_FIXED.
+        let addr = unsafe { sys::mmap(0, table_len, 3, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) }
+            .map_err(|e| at_fd("cannot allocate a buffer for the program headers", e))?;
+        // SAFETY: the mapping is table_len bytes, readable and writable, and
+        // nothing else refers to it.
+        let buf = unsafe { core::slice::from_raw_parts_mut(addr as *mut u8, table_len) };
+        let got = sys::pread_full(fd, buf, ehdr.phoff).map_err(|e| at_fd("cannot read", e))?;
+        if got != table_len {
+            return Err(Error::new(Subject::ElfHeader, "program headers lie outside the file"));
+        }
+        big = Some((addr, table_len));
+        buf
+    };
+    let plan = plan(&ehdr, table, info.size, page, &target)?;
+    let bias = crate::rt::load::load(fd, &plan, table, page, &target)?;
+    if let Some((addr, len)) = big {
+        // SAFETY: `table` (the only reference into it) is not used again.
+        let _ = unsafe { sys::munmap(addr, len) };
+    }
+    sys::close(fd).map_err(|e| at_fd("cannot close", e))?;
+
+    // comm: the basename of ARG0, as the kernel would have set it.
+    let mut name = [0u8; 16];
+    for (slot, &c) in name.iter_mut().zip(basename(stack.arg(2)).iter().take(15)) {
+        *slot = c;
+    }
+    sys::set_name(&name).map_err(|e| Error::sys(Subject::Image, "cannot set the process name", e))?;
+
+    // Describe the image as the kernel would have had it been exec'd directly.
+    let entry = bias.wrapping_add(plan.entry as usize);
+    stack.set_aux(AT_PHDR, bias.wrapping_add(plan.phdr as usize));
+    stack.set_aux(AT_PHENT, usize::from(plan.phent));
+    stack.set_aux(AT_PHNUM, usize::from(plan.phnum));
+    stack.set_aux(AT_ENTRY, entry);
+    stack.set_aux(AT_BASE, 0);
+    Ok(entry)
+}
+

@@ -1,0 +1,168 @@
+//! Typed system-call wrappers over `arch`, with EINTR handled.
+//!
+//! Every call that can fail with `EINTR` is retried. `close` is the exception
+//! that proves the rule: on Linux the descriptor is gone even when `close`
+//! reports `EINTR`, so retrying could only hit another descriptor (in this
+//! single-threaded program it would harmlessly fail with `EBADF`); `EINTR`
+//! from `close` counts as success.
+//!
+//! # Safety
+//!
+//! Each wrapper passes the kernel only pointers derived from Rust references
+//! of the right length; the memory-management wrappers are `unsafe fn`
+//! because unmapping or remapping memory can invalidate other references.
+#![allow(unsafe_code)]
+
+use crate::arch::{self, syscall6};
+
+/// An errno value.
+pub type Errno = i32;
+
+const EINTR: isize = 4;
+const MAX_ERRNO: isize = 4095;
+
+fn result(ret: isize) -> Result<usize, Errno> {
+    if ret < 0 && ret >= -MAX_ERRNO {
+        Err((-ret) as Errno)
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+/// Run `f` until it returns something other than `-EINTR`.
+#[inline(always)]
+fn retry(mut f: impl FnMut() -> isize) -> Result<usize, Errno> {
+    loop {
+        let ret = f();
+        if ret != -EINTR {
+            return result(ret);
+        }
+    }
+}
+
+/// `pread(fd, buf, offset)` until `buf` is full or the file ends; returns
+/// the number of bytes read. Never uses or moves the file offset.
+pub fn pread_full(fd: i32, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
+    let mut done = 0;
+    while done < buf.len() {
+        let rest = &mut buf[done..];
+        // SAFETY: `rest` is a live, exclusively borrowed buffer of `rest.len()` bytes.
+        let n = retry(|| unsafe { arch::pread(fd as usize, rest.as_mut_ptr(), rest.len(), offset + done as u64) })?;
+        if n == 0 {
+            break;
+        }
+        done += n;
+    }
+    Ok(done)
+}
+
+/// What `statx` tells the loader about the file on FD.
+pub struct FileInfo {
+    /// `st_mode`.
+    pub mode: u32,
+    /// `st_size`.
+    pub size: u64,
+}
+
+/// `S_IFMT`.
+pub const S_IFMT: u32 = 0o170000;
+/// `S_IFREG`.
+pub const S_IFREG: u32 = 0o100000;
+/// `S_IFDIR`.
+pub const S_IFDIR: u32 = 0o040000;
+
+/// `statx(fd, "", AT_EMPTY_PATH, STATX_TYPE | STATX_SIZE)`: the same layout
+/// on every architecture, unlike `struct stat`.
+pub fn fstat(fd: i32) -> Result<FileInfo, Errno> {
+    const AT_EMPTY_PATH: usize = 0x1000;
+    const STATX_TYPE: usize = 0x1;
+    const STATX_SIZE: usize = 0x200;
+    // struct statx is 256 bytes; u64 elements keep it 8-byte aligned.
+    let mut buf = [0u64; 32];
+    let empty = b"\0";
+    // SAFETY: `empty` is a NUL-terminated string and `buf` is 256 writable bytes.
+    retry(|| unsafe {
+        syscall6(
+            arch::SYS_STATX,
+            fd as usize,
+            empty.as_ptr() as usize,
+            AT_EMPTY_PATH,
+            STATX_TYPE | STATX_SIZE,
+            buf.as_mut_ptr() as usize,
+            0,
+        )
+    })?;
+    // stx_mode is the u16 at byte 0x1c, stx_size the u64 at byte 0x28.
+    let mode = ((buf[3] >> 32) & 0xffff) as u32;
+    Ok(FileInfo { mode, size: buf[5] })
+}
+
+/// `close(fd)`; see the module docs for `EINTR`.
+pub fn close(fd: i32) -> Result<(), Errno> {
+    // SAFETY: closing a descriptor touches no memory.
+    match result(unsafe { syscall6(arch::SYS_CLOSE, fd as usize, 0, 0, 0, 0, 0) }) {
+        Ok(_) | Err(4) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Write all of `bytes` to `fd`, best effort (errors are ignored: there is
+/// nowhere left to report them).
+pub fn write_all(fd: i32, bytes: &[u8]) {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        // SAFETY: `rest` is a live buffer of `rest.len()` bytes.
+        match retry(|| unsafe { syscall6(arch::SYS_WRITE, fd as usize, rest.as_ptr() as usize, rest.len(), 0, 0, 0) }) {
+            Ok(n) if n > 0 => rest = &rest[n..],
+            _ => return,
+        }
+    }
+}
+
+/// `prctl(PR_SET_NAME, name)`: `name` must be NUL-terminated; the kernel
+/// keeps at most 15 bytes.
+pub fn set_name(name: &[u8; 16]) -> Result<(), Errno> {
+    const PR_SET_NAME: usize = 15;
+    // SAFETY: `name` is 16 readable bytes ending in NUL.
+    retry(|| unsafe { syscall6(arch::SYS_PRCTL, PR_SET_NAME, name.as_ptr() as usize, 0, 0, 0, 0) }).map(drop)
+}
+
+/// `exit_group(status)`.
+pub fn exit(status: i32) -> ! {
+    loop {
+        // SAFETY: exit_group touches no memory and does not return.
+        unsafe { syscall6(arch::SYS_EXIT_GROUP, status as usize, 0, 0, 0, 0, 0) };
+    }
+}
+
+pub const MAP_PRIVATE: usize = 0x02;
+pub const MAP_FIXED: usize = 0x10;
+pub const MAP_ANONYMOUS: usize = 0x20;
+pub const MAP_FIXED_NOREPLACE: usize = 0x10_0000;
+
+/// `mmap(2)`. Returns the address.
+///
+/// # Safety
+/// With `MAP_FIXED` the range must not hold anything still in use.
+pub unsafe fn mmap(addr: usize, len: usize, prot: u32, flags: usize, fd: i32, offset: u64) -> Result<usize, Errno> {
+    // SAFETY: forwarded contract; mmap does not fail with EINTR.
+    result(unsafe { arch::mmap(addr, len, prot as usize, flags, fd as usize, offset) })
+}
+
+/// `mprotect(2)`.
+///
+/// # Safety
+/// Removing access must not break memory that is still referenced.
+pub unsafe fn mprotect(addr: usize, len: usize, prot: u32) -> Result<(), Errno> {
+    // SAFETY: forwarded contract.
+    result(unsafe { syscall6(arch::SYS_MPROTECT, addr, len, prot as usize, 0, 0, 0) }).map(drop)
+}
+
+/// `munmap(2)`.
+///
+/// # Safety
+/// The range must hold nothing still in use.
+pub unsafe fn munmap(addr: usize, len: usize) -> Result<(), Errno> {
+    // SAFETY: forwarded contract.
+    result(unsafe { syscall6(arch::SYS_MUNMAP, addr, len, 0, 0, 0, 0) }).map(drop)
+}
