@@ -1,29 +1,28 @@
 //! The command line: `chainloader FD ARG0 [ARGS...]`.
 
-use crate::error::{Error, Subject};
+use crate::error::{Error, Reason, Subject};
 
 /// The usage text printed when there are fewer than two arguments.
 pub const USAGE: &str = "usage: chainloader FD ARG0 [ARGS...]\n\
-\x20 Map the ELF image open on file descriptor FD (a dynamic linker, or a static\n\
-\x20 executable) as the kernel would, close FD, and run it with argv [ARG0, ARGS...].\n";
+\x20 run the ELF image open on FD (an ld.so or a static program) as ARG0 ARGS...\n";
 
 /// Parse the FD argument: decimal digits only, no sign, no spaces, at most
 /// `i32::MAX` (the largest descriptor number the kernel's `int` can hold).
 pub fn parse_fd(arg: &[u8]) -> Result<i32, Error> {
     if arg.is_empty() {
-        return Err(Error::new(Subject::FdArg, "empty, expected a file descriptor number"));
+        return Err(Error::new(Subject::FdArg, Reason::FdNotNumber));
     }
     let mut n: i32 = 0;
     for &c in arg {
         if !c.is_ascii_digit() {
             return Err(Error::new(
                 Subject::FdArg,
-                "not a file descriptor number (expected decimal digits)",
+                Reason::FdNotNumber,
             ));
         }
         n = match n.checked_mul(10).and_then(|n| n.checked_add(i32::from(c - b'0'))) {
             Some(n) => n,
-            None => return Err(Error::new(Subject::FdArg, "file descriptor number out of range")),
+            None => return Err(Error::new(Subject::FdArg, Reason::FdRange)),
         };
     }
     Ok(n)

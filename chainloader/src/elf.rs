@@ -5,7 +5,7 @@
 //! classes are decoded so that the host's unit tests can exercise the i386
 //! rules too; the program only accepts its own [`Target`].
 
-use crate::error::{Error, Subject};
+use crate::error::{Error, Reason, Subject};
 
 /// `e_type` of a relocatable object.
 pub const ET_REL: u16 = 1;
@@ -154,7 +154,7 @@ fn u64_at(b: &[u8], off: usize) -> u64 {
     }
 }
 
-fn header(reason: &'static str) -> Error {
+fn header(reason: Reason) -> Error {
     Error::new(Subject::ElfHeader, reason)
 }
 
@@ -163,42 +163,42 @@ fn header(reason: &'static str) -> Error {
 /// byte-order and class checks the kernel leaves to its per-arch macros.
 pub fn parse_ehdr(bytes: &[u8], file_size: u64, target: &Target) -> Result<Ehdr, Error> {
     if file_size == 0 {
-        return Err(Error::new(Subject::Image, "empty file"));
+        return Err(Error::new(Subject::Image, Reason::EmptyFile));
     }
     if bytes.len() < 4 || bytes[..4] != *b"\x7fELF" {
-        return Err(header("bad magic: not an ELF file"));
+        return Err(header(Reason::BadMagic));
     }
     let class64 = match bytes.get(4) {
         Some(1) => false,
         Some(2) => true,
-        Some(_) => return Err(header("invalid ELF class")),
-        None => return Err(header("truncated")),
+        Some(_) => return Err(header(Reason::BadClass)),
+        None => return Err(header(Reason::Truncated)),
     };
     if class64 != target.class64 {
         return Err(header(if class64 {
-            "wrong class: 64-bit image, 32-bit loader"
+            Reason::Class64
         } else {
-            "wrong class: 32-bit image, 64-bit loader"
+            Reason::Class32
         }));
     }
     match bytes.get(5) {
         Some(1) => {}
-        Some(2) => return Err(header("wrong byte order: big-endian image")),
-        Some(_) => return Err(header("invalid byte order")),
-        None => return Err(header("truncated")),
+        Some(2) => return Err(header(Reason::BigEndian)),
+        Some(_) => return Err(header(Reason::BadData)),
+        None => return Err(header(Reason::Truncated)),
     }
     if bytes.len() < target.ehdr_size() || file_size < target.ehdr_size() as u64 {
-        return Err(header("truncated"));
+        return Err(header(Reason::Truncated));
     }
     let e_type = u16_at(bytes, 16);
     match e_type {
         ET_EXEC | ET_DYN => {}
-        ET_REL => return Err(header("a relocatable object (ET_REL) cannot be run")),
-        ET_CORE => return Err(header("a core dump (ET_CORE) cannot be run")),
-        _ => return Err(header("unknown e_type")),
+        ET_REL => return Err(header(Reason::EtRel)),
+        ET_CORE => return Err(header(Reason::EtCore)),
+        _ => return Err(header(Reason::BadType)),
     }
     if u16_at(bytes, 18) != target.machine {
-        return Err(header("wrong machine: image is for another architecture"));
+        return Err(header(Reason::Machine));
     }
     let (entry, phoff, phentsize, phnum) = if class64 {
         (u64_at(bytes, 24), u64_at(bytes, 32), u16_at(bytes, 54), u16_at(bytes, 56))
@@ -211,18 +211,18 @@ pub fn parse_ehdr(bytes: &[u8], file_size: u64, target: &Target) -> Result<Ehdr,
         )
     };
     if usize::from(phentsize) != target.phdr_size() {
-        return Err(header("e_phentsize does not match this class's program header size"));
+        return Err(header(Reason::Phentsize));
     }
     if phnum == 0 {
-        return Err(header("no program headers"));
+        return Err(header(Reason::NoPhdrs));
     }
     let ehdr = Ehdr { e_type, entry, phoff, phnum, phentsize };
     if ehdr.phdr_table_len() > MAX_PHDR_TABLE {
-        return Err(header("too many program headers (table over 64 KiB)"));
+        return Err(header(Reason::TooManyPhdrs));
     }
     match phoff.checked_add(ehdr.phdr_table_len()) {
         Some(end) if end <= file_size => Ok(ehdr),
-        _ => Err(header("program headers lie outside the file")),
+        _ => Err(header(Reason::PhdrsOutside)),
     }
 }
 

@@ -23,4 +23,4 @@ pub mod elf;
 pub mod error;
 pub mod plan;
 
-pub use error::{Error, Subject};
+pub use error::{Error, Reason, Subject};

@@ -10,7 +10,7 @@
 //! bias (0 for `ET_EXEC`).
 
 use crate::elf::{self, Ehdr, Phdr, Target, PF_R, PF_W, PF_X, PT_INTERP, PT_LOAD, PT_PHDR};
-use crate::error::{Error, Subject};
+use crate::error::{Error, Reason, Subject};
 
 /// `PROT_READ`.
 pub const PROT_READ: u32 = 1;
@@ -85,7 +85,7 @@ pub struct Segment {
     pub map_prot: u32,
 }
 
-fn ph_err(i: u16, reason: &'static str) -> Error {
+fn ph_err(i: u16, reason: Reason) -> Error {
     Error::new(Subject::ProgramHeader(i), reason)
 }
 
@@ -139,7 +139,7 @@ pub fn segment(ph: &Phdr, page: u64) -> Segment {
 /// in a file of `file_size` bytes, with `page`-byte pages) and plan the load.
 pub fn plan(ehdr: &Ehdr, table: &[u8], file_size: u64, page: u64, target: &Target) -> Result<Plan, Error> {
     if page == 0 || !page.is_power_of_two() {
-        return Err(Error::new(Subject::Image, "invalid page size in AT_PAGESZ"));
+        return Err(Error::new(Subject::Image, Reason::PageSize));
     }
     let mut loads = 0u32;
     let mut span_start = 0;
@@ -155,7 +155,7 @@ pub fn plan(ehdr: &Ehdr, table: &[u8], file_size: u64, page: u64, target: &Targe
             PT_INTERP => {
                 return Err(ph_err(
                     i,
-                    "PT_INTERP: this is a dynamic program; run its ld.so on FD instead, with the program's path as an argument",
+                    Reason::Interp,
                 ))
             }
             PT_PHDR => pt_phdr = Some(ph.p_vaddr),
@@ -166,26 +166,26 @@ pub fn plan(ehdr: &Ehdr, table: &[u8], file_size: u64, page: u64, target: &Targe
             continue;
         }
         if ph.p_filesz > ph.p_memsz {
-            return Err(ph_err(i, "p_filesz exceeds p_memsz"));
+            return Err(ph_err(i, Reason::FileszMemsz));
         }
         if ph.p_offset % page != ph.p_vaddr % page {
-            return Err(ph_err(i, "p_offset and p_vaddr are not congruent modulo the page size"));
+            return Err(ph_err(i, Reason::Congruence));
         }
         match ph.p_offset.checked_add(ph.p_filesz) {
             Some(end) if end <= file_size => {}
-            Some(_) => return Err(ph_err(i, "segment data extends past the end of the file")),
-            None => return Err(ph_err(i, "p_offset + p_filesz overflows")),
+            Some(_) => return Err(ph_err(i, Reason::PastEof)),
+            None => return Err(ph_err(i, Reason::OffsetOverflow)),
         }
         let end = match ph.p_vaddr.checked_add(ph.p_memsz).and_then(|e| page_up(e, page)) {
             Some(end) if end <= target.addr_limit => end,
-            _ => return Err(ph_err(i, "segment overflows the address space")),
+            _ => return Err(ph_err(i, Reason::AddrOverflow)),
         };
         if ph.p_flags & PF_W != 0 && ph.p_flags & PF_X != 0 {
-            return Err(ph_err(i, "segment is both writable and executable"));
+            return Err(ph_err(i, Reason::WriteExec));
         }
         let start = page_down(ph.p_vaddr, page);
         if loads > 0 && start < prev_end {
-            return Err(ph_err(i, "segment overlaps the previous one or is out of order"));
+            return Err(ph_err(i, Reason::Overlap));
         }
         if ph.p_align.is_power_of_two() && ph.p_align > align {
             align = ph.p_align;
@@ -199,15 +199,19 @@ pub fn plan(ehdr: &Ehdr, table: &[u8], file_size: u64, page: u64, target: &Targe
     }
     let first = match first {
         Some(first) => first,
-        None => return Err(Error::new(Subject::Image, "no PT_LOAD segment")),
+        None => return Err(Error::new(Subject::Image, Reason::NoLoad)),
     };
     let fixed = ehdr.e_type == elf::ET_EXEC;
+    if fixed {
+        // The kernel ignores p_align for fixed-address images.
+        align = page;
+    }
     let span_len = prev_end - span_start;
     if fixed && span_start == 0 {
-        return Err(Error::new(Subject::Image, "fixed-address (ET_EXEC) image wants page 0"));
+        return Err(Error::new(Subject::Image, Reason::PageZero));
     }
     if !fixed && span_len.checked_add(align).is_none_or(|n| n > target.addr_limit) {
-        return Err(Error::new(Subject::Image, "image span and alignment exceed the address space"));
+        return Err(Error::new(Subject::Image, Reason::SpanTooBig));
     }
 
     // Where the program headers are in memory: PT_PHDR says so directly;
@@ -228,10 +232,10 @@ pub fn plan(ehdr: &Ehdr, table: &[u8], file_size: u64, page: u64, target: &Targe
     }
     let phdr = match phdr {
         Some(phdr) => phdr,
-        None => return Err(Error::new(Subject::Image, "program headers are not in any loaded segment")),
+        None => return Err(Error::new(Subject::Image, Reason::PhdrsUnmapped)),
     };
     if !entry_ok {
-        return Err(Error::new(Subject::Image, "entry point is outside every executable segment"));
+        return Err(Error::new(Subject::Image, Reason::EntryOutside));
     }
 
     let first_seg = segment(&first, page);

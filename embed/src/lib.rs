@@ -1,1 +1,210 @@
-//! embed
+//! The chainloader, built from source by `build.rs` and embedded, and an
+//! atomic, idempotent installer that writes it into a jail.
+//!
+//! ```no_run
+//! let done = ldchain_embed::install(std::path::Path::new("/srv/jail"))?;
+//! println!("{}", done);
+//! # Ok::<(), ldchain_embed::InstallError>(())
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use rustix::fs::{self as rfs, Mode, OFlags};
+
+mod facts {
+    include!(concat!(env!("OUT_DIR"), "/chainloader-facts.rs"));
+}
+
+/// One embedded chainloader build.
+#[derive(Debug, Clone, Copy)]
+pub struct Chainloader {
+    /// Architecture name as in the target triple (`x86_64`, ...).
+    pub arch: &'static str,
+    /// The target triple it was built for.
+    pub triple: &'static str,
+    /// The ELF `e_machine` it runs images of.
+    pub machine: u16,
+    /// The file's bytes.
+    pub bytes: &'static [u8],
+    /// SHA-256 of `bytes`, lowercase hex.
+    pub sha256: &'static str,
+    /// The file name in the jail's root directory.
+    pub file_name: &'static str,
+}
+
+#[cfg(target_arch = "x86_64")]
+static NATIVE_BYTES: &[u8] = include_bytes_aligned::include_bytes_aligned!(8, concat!(env!("OUT_DIR"), "/chainloader-x86_64"));
+#[cfg(target_arch = "x86_64")]
+const NATIVE_ARCH: (&str, u16) = ("x86_64", 62);
+
+#[cfg(not(target_arch = "x86_64"))]
+compile_error!("ldchain-embed: only x86_64 hosts are supported so far");
+
+/// The chainloader for the architecture this library was compiled for.
+pub static NATIVE: Chainloader = Chainloader {
+    arch: NATIVE_ARCH.0,
+    triple: facts::TRIPLE,
+    machine: NATIVE_ARCH.1,
+    bytes: NATIVE_BYTES,
+    sha256: facts::SHA256,
+    file_name: "chainloader",
+};
+
+/// What [`install`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// There was no chainloader; one was written.
+    Created,
+    /// An identical file with mode 0755 was already there; nothing was written.
+    Unchanged,
+    /// A different file (or the same bytes with another mode) was atomically
+    /// replaced.
+    Replaced,
+}
+
+/// The result of a successful [`install`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Installed {
+    /// The installed file.
+    pub path: PathBuf,
+    /// What was done.
+    pub outcome: Outcome,
+    /// Its size in bytes.
+    pub size: usize,
+    /// Its SHA-256.
+    pub sha256: &'static str,
+}
+
+impl fmt::Display for Installed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.outcome {
+            Outcome::Created => "installed",
+            Outcome::Unchanged => "unchanged",
+            Outcome::Replaced => "replaced",
+        };
+        write!(f, "{what} {} ({} bytes, sha256 {})", self.path.display(), self.size, self.sha256)
+    }
+}
+
+/// Why [`install`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    /// The jail path could not be opened as a directory.
+    #[error("{}: cannot open jail directory: {source}", path.display())]
+    Jail {
+        /// The jail path.
+        path: PathBuf,
+        /// The cause (`ENOTDIR` when it is not a directory).
+        source: io::Error,
+    },
+    /// A symbolic link sits where the chainloader goes; it is not followed.
+    #[error("{}: is a symbolic link; refusing to follow it (remove it first)", path.display())]
+    SymlinkTarget {
+        /// The target path.
+        path: PathBuf,
+    },
+    /// A directory sits where the chainloader goes.
+    #[error("{}: is a directory; refusing to replace it", path.display())]
+    DirectoryTarget {
+        /// The target path.
+        path: PathBuf,
+    },
+    /// Any other failure while checking, writing or renaming.
+    #[error("{}: {what}: {source}", path.display())]
+    Io {
+        /// The file concerned.
+        path: PathBuf,
+        /// The step that failed.
+        what: &'static str,
+        /// The cause.
+        source: io::Error,
+    },
+}
+
+fn io_err<'a>(path: &'a Path, what: &'static str) -> impl FnOnce(rustix::io::Errno) -> InstallError + 'a {
+    move |e| InstallError::Io { path: path.to_owned(), what, source: e.into() }
+}
+
+/// Install [`NATIVE`] into `jail` as `jail/chainloader`, mode 0755.
+pub fn install(jail: &Path) -> Result<Installed, InstallError> {
+    install_blob(jail, &NATIVE)
+}
+
+/// Install one chainloader build into the root of `jail`.
+///
+/// * **Atomic**: the bytes go to a fresh temporary file in the same
+///   directory, which is fsynced and then renamed over the final name, so a
+///   partly written file is never visible as `chainloader`.
+/// * **Idempotent**: an identical regular file with mode 0755 is left alone.
+/// * **Durable**: the file and the directory are fsynced.
+/// * **Safe**: all work is relative to one descriptor for the jail directory;
+///   a symlink at the target is refused, never followed.
+pub fn install_blob(jail: &Path, blob: &Chainloader) -> Result<Installed, InstallError> {
+    let dir = rfs::open(jail, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| InstallError::Jail { path: jail.to_owned(), source: e.into() })?;
+    let path = jail.join(blob.file_name);
+    let installed = |outcome| Installed { path: path.clone(), outcome, size: blob.bytes.len(), sha256: blob.sha256 };
+
+    let outcome = match rfs::openat(&dir, blob.file_name, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC, Mode::empty()) {
+        Err(rustix::io::Errno::NOENT) => Outcome::Created,
+        Err(rustix::io::Errno::LOOP) => return Err(InstallError::SymlinkTarget { path }),
+        Err(e) => return Err(io_err(&path, "cannot open the existing file")(e)),
+        Ok(fd) => {
+            let st = rfs::fstat(&fd).map_err(io_err(&path, "cannot stat the existing file"))?;
+            let kind = rfs::FileType::from_raw_mode(st.st_mode);
+            if kind == rfs::FileType::Directory {
+                return Err(InstallError::DirectoryTarget { path });
+            }
+            if kind == rfs::FileType::RegularFile && st.st_size as usize == blob.bytes.len() && st.st_mode & 0o7777 == 0o755 && same_contents(&fd, blob.bytes) {
+                return Ok(installed(Outcome::Unchanged));
+            }
+            Outcome::Replaced
+        }
+    };
+
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let tmp = format!(".{}.tmp-{}-{}", blob.file_name, std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
+    let tmp_path = jail.join(&tmp);
+    let written = (|| {
+        let fd = rfs::openat(&dir, &tmp, OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::from_raw_mode(0o600))
+            .map_err(io_err(&tmp_path, "cannot create temporary file"))?;
+        let mut rest = blob.bytes;
+        while !rest.is_empty() {
+            match rustix::io::write(&fd, rest) {
+                Ok(n) => rest = &rest[n..],
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(io_err(&tmp_path, "cannot write temporary file")(e)),
+            }
+        }
+        // fchmod, not the creation mode, so the umask cannot change it.
+        rfs::fchmod(&fd, Mode::from_raw_mode(0o755)).map_err(io_err(&tmp_path, "cannot set mode"))?;
+        rfs::fsync(&fd).map_err(io_err(&tmp_path, "cannot fsync"))?;
+        // rename(2) replaces a symlink planted meanwhile; it never follows it.
+        rfs::renameat(&dir, &tmp, &dir, blob.file_name).map_err(io_err(&path, "cannot rename into place"))
+    })();
+    if let Err(e) = written {
+        let _ = rfs::unlinkat(&dir, &tmp, rfs::AtFlags::empty());
+        return Err(e);
+    }
+    rfs::fsync(&dir).map_err(io_err(jail, "cannot fsync the jail directory"))?;
+    Ok(installed(outcome))
+}
+
+fn same_contents(fd: &rustix::fd::OwnedFd, want: &[u8]) -> bool {
+    let mut buf = vec![0u8; want.len()];
+    let mut done = 0;
+    while done < buf.len() {
+        match rustix::io::pread(fd, &mut buf[done..], done as u64) {
+            Ok(0) => return false,
+            Ok(n) => done += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(_) => return false,
+        }
+    }
+    buf == want
+}

@@ -11,69 +11,51 @@
 
 use chainloader::elf::{self, Target, PT_LOAD};
 use chainloader::plan::{segment, Plan, Reserve};
-use chainloader::{Error, Subject};
+use chainloader::{Error, Reason, Subject};
 
 use crate::rt::sys::{self, MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_PRIVATE};
 
 const EEXIST: i32 = 17;
 
-fn image_err(reason: &'static str, errno: i32) -> Error {
-    Error::sys(Subject::Image, reason, errno)
-}
-
 /// Claim the span; returns where `plan.span_start` landed.
 fn reserve(fd: i32, plan: &Plan, page: u64) -> Result<usize, Error> {
     let span = plan.span_len as usize;
-    let taken = |e: i32| {
-        if e == EEXIST {
-            image_err("fixed-address (ET_EXEC) image: its addresses are already in use", 0)
-        } else {
-            image_err("cannot reserve address space for the image", e)
-        }
+    // ET_EXEC: exactly at its addresses, never over an existing mapping.
+    // ET_DYN: wherever the kernel likes, with room to align.
+    let (hint, flags, len) = if plan.fixed {
+        (plan.span_start as usize, MAP_PRIVATE | MAP_FIXED_NOREPLACE, span)
+    } else {
+        (0, MAP_PRIVATE, span + (plan.align - page) as usize)
     };
-    let (addr, noreplace) = if plan.fixed { (plan.span_start as usize, MAP_FIXED_NOREPLACE) } else { (0, 0) };
-    match plan.reserve {
-        Reserve::FirstSegment => {
-            // SAFETY: no MAP_FIXED: the kernel picks free space, or refuses.
-            let got = unsafe { sys::mmap(addr, span, plan.first_prot, MAP_PRIVATE | noreplace, fd, plan.first_offset) }
-                .map_err(taken)?;
-            if plan.fixed && got != addr {
-                // A kernel older than 4.17 treats NOREPLACE as a hint.
-                // SAFETY: we just created this mapping.
-                let _ = unsafe { sys::munmap(got, span) };
-                return Err(taken(EEXIST));
-            }
-            Ok(got)
-        }
-        Reserve::Aligned if plan.fixed => {
-            // SAFETY: as above.
-            let got = unsafe { sys::mmap(addr, span, 0, MAP_PRIVATE | MAP_ANONYMOUS | noreplace, -1, 0) }.map_err(taken)?;
-            if got != addr {
-                // SAFETY: we just created this mapping.
-                let _ = unsafe { sys::munmap(got, span) };
-                return Err(taken(EEXIST));
-            }
-            Ok(got)
-        }
-        Reserve::Aligned => {
-            let align = plan.align as usize;
-            let len = span + align - page as usize;
-            // SAFETY: no MAP_FIXED.
-            let got = unsafe { sys::mmap(0, len, 0, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) }.map_err(taken)?;
-            let start = (got + align - 1) & !(align - 1);
-            // SAFETY: head and tail are the parts of our own fresh
-            // reservation outside the aligned span.
-            unsafe {
-                if start > got {
-                    let _ = sys::munmap(got, start - got);
-                }
-                if got + len > start + span {
-                    let _ = sys::munmap(start + span, got + len - (start + span));
-                }
-            }
-            Ok(start)
+    // SAFETY: no MAP_FIXED: the kernel picks free space, or refuses.
+    let got = unsafe {
+        match plan.reserve {
+            Reserve::FirstSegment => sys::mmap(hint, len, plan.first_prot, flags, fd, plan.first_offset),
+            Reserve::Aligned => sys::mmap(hint, len, 0, flags | MAP_ANONYMOUS, -1, 0),
         }
     }
+    .map_err(|e| match e {
+        EEXIST => Error::new(Subject::Image, Reason::AddressesTaken),
+        e => Error::sys(Subject::Image, Reason::Reserve, e),
+    })?;
+    if plan.fixed && got != hint {
+        // A kernel older than 4.17 treats NOREPLACE as a hint.
+        // SAFETY: we just created this mapping.
+        let _ = unsafe { sys::munmap(got, len) };
+        return Err(Error::new(Subject::Image, Reason::AddressesTaken));
+    }
+    let start = (got + plan.align as usize - 1) & !(plan.align as usize - 1);
+    // SAFETY: head and tail are the parts of our own fresh reservation
+    // outside the aligned span (both empty unless align > page).
+    unsafe {
+        if start > got {
+            let _ = sys::munmap(got, start - got);
+        }
+        if got + len > start + span {
+            let _ = sys::munmap(start + span, got + len - (start + span));
+        }
+    }
+    Ok(start)
 }
 
 /// Map the image on `fd` as `plan` says; returns the load bias (0 for
@@ -99,7 +81,7 @@ pub fn load(fd: i32, plan: &Plan, table: &[u8], page: u64, target: &Target) -> R
                 // A hole between segments: still mapped from the file by the
                 // first mapping; make it inaccessible (and keep it reserved).
                 sys::mprotect(at(prev_end), (seg.start - prev_end) as usize, 0)
-                    .map_err(|e| fail("cannot protect the gap before the segment", e))?;
+                    .map_err(|e| fail(Reason::ProtectGap, e))?;
             }
             let already_mapped = first && plan.reserve == Reserve::FirstSegment;
             if seg.file_end > seg.start && !already_mapped {
@@ -111,14 +93,14 @@ pub fn load(fd: i32, plan: &Plan, table: &[u8], page: u64, target: &Target) -> R
                     fd,
                     seg.offset,
                 )
-                .map_err(|e| fail("cannot map segment", e))?;
+                .map_err(|e| fail(Reason::MapSegment, e))?;
             }
             if seg.zero_end > seg.zero_start {
                 crate::arch::fill(at(seg.zero_start) as *mut u8, 0, (seg.zero_end - seg.zero_start) as usize);
             }
             if seg.map_prot != seg.prot {
                 sys::mprotect(at(seg.start), (seg.file_end - seg.start) as usize, seg.prot)
-                    .map_err(|e| fail("cannot protect segment", e))?;
+                    .map_err(|e| fail(Reason::ProtectSegment, e))?;
             }
             if seg.end > seg.file_end {
                 sys::mmap(
@@ -129,7 +111,7 @@ pub fn load(fd: i32, plan: &Plan, table: &[u8], page: u64, target: &Target) -> R
                     -1,
                     0,
                 )
-                .map_err(|e| fail("cannot map bss", e))?;
+                .map_err(|e| fail(Reason::MapBss, e))?;
             }
         }
         prev_end = seg.end;

@@ -82,3 +82,8 @@ pub unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
     // SAFETY: same contract.
     unsafe { memcmp(a, b, n) }
 }
+
+/// Never called: with `panic = "abort"` nothing unwinds, but the prebuilt
+/// `core` still names the personality routine when it is not LTO-merged.
+#[no_mangle]
+pub extern "C" fn rust_eh_personality() {}

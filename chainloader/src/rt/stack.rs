@@ -78,13 +78,14 @@ impl Stack {
         }
     }
 
-    fn aux_slot(&self, key: usize) -> Option<*mut usize> {
+    /// The value of auxv entry `key`, if present.
+    pub fn aux(&self, key: usize) -> Option<usize> {
         let mut a = self.auxv;
         while a < self.end {
             // SAFETY: a walks the auxv pairs measured in `new`.
             unsafe {
                 if *a == key {
-                    return Some(a.add(1));
+                    return Some(*a.add(1));
                 }
                 a = a.add(2);
             }
@@ -92,18 +93,21 @@ impl Stack {
         None
     }
 
-    /// The value of auxv entry `key`, if present.
-    pub fn aux(&self, key: usize) -> Option<usize> {
-        // SAFETY: aux_slot returns a pointer into the auxv pairs.
-        self.aux_slot(key).map(|v| unsafe { *v })
-    }
-
-    /// Set auxv entry `key` if present (the kernel always provides the ones
-    /// we patch).
-    pub fn set_aux(&mut self, key: usize, value: usize) {
-        if let Some(v) = self.aux_slot(key) {
-            // SAFETY: v points at the value word of an auxv pair.
-            unsafe { *v = value };
+    /// Overwrite the values of the auxv entries named in `values`, in one
+    /// pass (entries that are absent stay absent: the kernel always provides
+    /// the ones we patch).
+    pub fn patch_aux(&mut self, values: &[(usize, usize)]) {
+        let mut a = self.auxv;
+        while a < self.end {
+            // SAFETY: a walks the auxv pairs measured in `new`.
+            unsafe {
+                for &(key, value) in values {
+                    if *a == key {
+                        *a.add(1) = value;
+                    }
+                }
+                a = a.add(2);
+            }
         }
     }
 

@@ -15,7 +15,7 @@ use chainloader::args::{basename, parse_fd, USAGE};
 use chainloader::elf::{parse_ehdr, Target};
 use chainloader::error::{render, EXIT_FAILURE};
 use chainloader::plan::plan;
-use chainloader::{Error, Subject};
+use chainloader::{Error, Reason, Subject};
 
 use crate::rt::stack::{Stack, AT_BASE, AT_ENTRY, AT_PAGESZ, AT_PHDR, AT_PHENT, AT_PHNUM};
 use crate::rt::sys::{self, MAP_ANONYMOUS, MAP_PRIVATE, S_IFDIR, S_IFMT, S_IFREG};
@@ -57,14 +57,14 @@ fn run(stack: &mut Stack) -> Result<usize, Error> {
     let fd = parse_fd(stack.arg(1))?;
     let at_fd = |reason, e| Error::sys(Subject::Fd(fd), reason, e);
 
-    let info = sys::fstat(fd).map_err(|e| at_fd("cannot stat", e))?;
+    let info = sys::fstat(fd).map_err(|e| at_fd(Reason::Stat, e))?;
     match info.mode & S_IFMT {
         S_IFREG => {}
-        S_IFDIR => return Err(Error::new(Subject::Fd(fd), "is a directory, not an ELF image")),
-        _ => return Err(Error::new(Subject::Fd(fd), "not a regular file")),
+        S_IFDIR => return Err(Error::new(Subject::Fd(fd), Reason::IsDirectory)),
+        _ => return Err(Error::new(Subject::Fd(fd), Reason::NotRegular)),
     }
     let mut head = [0u8; HEAD];
-    let n = sys::pread_full(fd, &mut head, 0).map_err(|e| at_fd("cannot read", e))?;
+    let n = sys::pread_full(fd, &mut head, 0).map_err(|e| at_fd(Reason::Read, e))?;
     let ehdr = parse_ehdr(&head[..n], info.size, &target)?;
 
     let page = stack.aux(AT_PAGESZ).unwrap_or(4096) as u64;
@@ -78,13 +78,13 @@ fn run(stack: &mut Stack) -> Result<usize, Error> {
         // read them into a scratch mapping. At most 64 KiB (parse_ehdr).
         // SAFETY: a fresh anonymous mapping, not MAP_FIXED.
         let addr = unsafe { sys::mmap(0, table_len, 3, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) }
-            .map_err(|e| at_fd("cannot allocate a buffer for the program headers", e))?;
+            .map_err(|e| at_fd(Reason::PhdrBuffer, e))?;
         // SAFETY: the mapping is table_len bytes, readable and writable, and
         // nothing else refers to it.
         let buf = unsafe { core::slice::from_raw_parts_mut(addr as *mut u8, table_len) };
-        let got = sys::pread_full(fd, buf, ehdr.phoff).map_err(|e| at_fd("cannot read", e))?;
+        let got = sys::pread_full(fd, buf, ehdr.phoff).map_err(|e| at_fd(Reason::Read, e))?;
         if got != table_len {
-            return Err(Error::new(Subject::ElfHeader, "program headers lie outside the file"));
+            return Err(Error::new(Subject::ElfHeader, Reason::PhdrsOutside));
         }
         big = Some((addr, table_len));
         buf
@@ -95,22 +95,24 @@ fn run(stack: &mut Stack) -> Result<usize, Error> {
         // SAFETY: `table` (the only reference into it) is not used again.
         let _ = unsafe { sys::munmap(addr, len) };
     }
-    sys::close(fd).map_err(|e| at_fd("cannot close", e))?;
+    sys::close(fd).map_err(|e| at_fd(Reason::Close, e))?;
 
     // comm: the basename of ARG0, as the kernel would have set it.
     let mut name = [0u8; 16];
     for (slot, &c) in name.iter_mut().zip(basename(stack.arg(2)).iter().take(15)) {
         *slot = c;
     }
-    sys::set_name(&name).map_err(|e| Error::sys(Subject::Image, "cannot set the process name", e))?;
+    sys::set_name(&name).map_err(|e| Error::sys(Subject::Image, Reason::SetName, e))?;
 
     // Describe the image as the kernel would have had it been exec'd directly.
     let entry = bias.wrapping_add(plan.entry as usize);
-    stack.set_aux(AT_PHDR, bias.wrapping_add(plan.phdr as usize));
-    stack.set_aux(AT_PHENT, usize::from(plan.phent));
-    stack.set_aux(AT_PHNUM, usize::from(plan.phnum));
-    stack.set_aux(AT_ENTRY, entry);
-    stack.set_aux(AT_BASE, 0);
+    stack.patch_aux(&[
+        (AT_PHDR, bias.wrapping_add(plan.phdr as usize)),
+        (AT_PHENT, usize::from(plan.phent)),
+        (AT_PHNUM, usize::from(plan.phnum)),
+        (AT_ENTRY, entry),
+        (AT_BASE, 0),
+    ]);
     Ok(entry)
 }
 

@@ -1,0 +1,140 @@
+//! Build the chainloader from source (a nested `cargo build` of
+//! `../chainloader` with its own target directory and flags) and leave the
+//! bytes, with their size and SHA-256, in `OUT_DIR` for `src/lib.rs`.
+//!
+//! Nothing from the outer build leaks in: RUSTFLAGS, wrappers (clippy's
+//! included) and profile overrides are removed, and the flags the freestanding
+//! program needs are passed explicitly.
+
+use std::env;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sha2::{Digest, Sha256};
+
+/// Flags for the freestanding static PIE. See DESIGN.md ("The chainloader
+/// binary") for what each buys.
+const RUSTFLAGS: &[&str] = &[
+    "-Crelocation-model=pie",
+    "-Ctarget-feature=+crt-static",
+    "-Cforce-unwind-tables=no",
+    "-Clink-arg=-nostartfiles",
+    "-Clink-arg=-nostdlib",
+    "-Clink-arg=-Wl,-z,noexecstack",
+    "-Clink-arg=-Wl,-z,noseparate-code",
+    "-Clink-arg=-Wl,-z,norelro",
+    "-Clink-arg=-Wl,-z,max-page-size=4096",
+    "-Clink-arg=-Wl,--build-id=none",
+    "-Clink-arg=-Wl,--no-eh-frame-hdr",
+    "-Clink-arg=-Wl,--gc-sections",
+    "-Clink-arg=-Wl,--hash-style=gnu",
+];
+
+fn main() {
+    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());
+    let chainloader = manifest_dir.join("../chainloader");
+    for p in ["src", "Cargo.toml"] {
+        println!("cargo:rerun-if-changed={}", chainloader.join(p).display());
+    }
+    println!("cargo:rerun-if-changed={}", manifest_dir.join("../Cargo.toml").display());
+
+    let target = env::var("TARGET").unwrap();
+    let out = PathBuf::from(env::var_os("OUT_DIR").unwrap());
+    let arch = target.split('-').next().unwrap().to_owned();
+    // Unwind tables are useless without an unwinder, but LTO merges core's
+    // "uwtable" module flag into ours; drop .eh_frame at link time instead.
+    let script = out.join("discard-eh-frame.ld");
+    fs::write(&script, "SECTIONS { /DISCARD/ : { *(.eh_frame) *(.eh_frame_hdr) } } INSERT AFTER .text;\n").unwrap();
+    let bytes = build(&chainloader, &target, &out.join("chainloader-build"), &script);
+    let bytes = strip_section_headers(bytes);
+    let blob = out.join(format!("chainloader-{arch}"));
+    fs::write(&blob, &bytes).unwrap();
+
+    let digest = Sha256::digest(&bytes);
+    let mut hex = String::new();
+    for b in digest {
+        write!(hex, "{b:02x}").unwrap();
+    }
+    let facts = format!(
+        "/// Target triple the chainloader was built for.\npub const TRIPLE: &str = {target:?};\n\
+         /// SHA-256 of the chainloader, lowercase hex.\npub const SHA256: &str = {hex:?};\n"
+    );
+    fs::write(out.join("chainloader-facts.rs"), facts).unwrap();
+}
+
+fn build(chainloader: &Path, target: &str, target_dir: &Path, script: &Path) -> Vec<u8> {
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.arg("build")
+        .arg("--manifest-path")
+        .arg(chainloader.join("Cargo.toml"))
+        .args(["--profile", "chainloader", "--features", "program", "--bin", "chainloader"])
+        .args(["--target", target])
+        .arg("--target-dir")
+        .arg(target_dir)
+        .arg("--offline");
+    // Start from a clean slate: nothing from the outer invocation may change
+    // how the freestanding program is compiled.
+    for (key, _) in env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        if key.starts_with("CARGO_PROFILE_")
+            || key.starts_with("CARGO_BUILD_")
+            || key.starts_with("CARGO_ENCODED_")
+            || key.starts_with("__CARGO")
+            || key.starts_with("CARGO_TARGET_")
+            || key.starts_with("CARGO_FEATURE_")
+            || key.starts_with("CARGO_CFG_")
+            || matches!(
+                key.as_str(),
+                "RUSTFLAGS" | "RUSTDOCFLAGS" | "RUSTC_WRAPPER" | "RUSTC_WORKSPACE_WRAPPER" | "CARGO_INCREMENTAL"
+            )
+        {
+            cmd.env_remove(&key);
+        }
+    }
+    let mut flags: Vec<String> = RUSTFLAGS.iter().map(|f| f.to_string()).collect();
+    flags.push(format!("-Clink-arg=-Wl,-T,{}", script.display()));
+    cmd.env("CARGO_ENCODED_RUSTFLAGS", flags.join("\x1f"));
+    let output = cmd.output().expect("cannot run cargo to build the chainloader");
+    if !output.status.success() {
+        panic!(
+            "building the chainloader for {target} failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let path = target_dir.join(target).join("chainloader/chainloader");
+    fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn le(bytes: &[u8], off: usize, len: usize) -> u64 {
+    bytes[off..off + len].iter().rev().fold(0, |acc, &b| (acc << 8) | u64::from(b))
+}
+
+/// `sstrip`: the kernel needs only the program headers, so cut the file after
+/// the last byte a `PT_LOAD` maps and clear the section-header fields. What
+/// goes is the section header table, `.shstrtab` and `.comment`.
+fn strip_section_headers(mut bytes: Vec<u8>) -> Vec<u8> {
+    assert_eq!(&bytes[..4], b"\x7fELF", "chainloader is not ELF");
+    let class64 = bytes[4] == 2;
+    let (phoff, phentsize, phnum) = if class64 {
+        (le(&bytes, 32, 8), le(&bytes, 54, 2), le(&bytes, 56, 2))
+    } else {
+        (le(&bytes, 28, 4), le(&bytes, 42, 2), le(&bytes, 44, 2))
+    };
+    let mut end = phoff + phentsize * phnum;
+    for i in 0..phnum {
+        let p = (phoff + i * phentsize) as usize;
+        let (offset, filesz) =
+            if class64 { (le(&bytes, p + 8, 8), le(&bytes, p + 32, 8)) } else { (le(&bytes, p + 4, 4), le(&bytes, p + 16, 4)) };
+        end = end.max(offset + filesz);
+    }
+    bytes.truncate(end as usize);
+    let (shoff, shfields) = if class64 { (40, 58) } else { (32, 46) };
+    let width = if class64 { 8 } else { 4 };
+    bytes[shoff..shoff + width].fill(0);
+    bytes[shfields..shfields + 6].fill(0); // e_shentsize, e_shnum, e_shstrndx
+    bytes
+}
