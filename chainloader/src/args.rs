@@ -3,8 +3,7 @@
 use crate::error::{Error, Reason, Subject};
 
 /// The usage text printed when there are fewer than two arguments.
-pub const USAGE: &str = "usage: chainloader FD ARG0 [ARGS...]\n\
-\x20 run the ELF image open on FD (an ld.so or a static program) as ARG0 ARGS...\n";
+pub const USAGE: &str = "usage: chainloader FD ARG0 [ARGS...]\n";
 
 /// Parse the FD argument: decimal digits only, no sign, no spaces, at most
 /// `i32::MAX` (the largest descriptor number the kernel's `int` can hold).
@@ -54,7 +53,7 @@ mod tests {
         assert_eq!(parse_fd(b"2147483647"), Ok(i32::MAX));
         for bad in [&b""[..], b"abc", b"-1", b"+3", b" 3", b"3 ", b"0x3", b"2147483648", b"99999999999"] {
             let e = parse_fd(bad).unwrap_err();
-            assert_eq!(e.subject, Subject::FdArg, "{bad:?}");
+            assert_eq!(e.subject(), Subject::FdArg, "{bad:?}");
         }
     }
 

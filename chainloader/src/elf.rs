@@ -92,6 +92,44 @@ impl Target {
     }
 }
 
+/// An architecture as a type, so that the checks and decoders are
+/// specialised at compile time: the 64-bit program carries no 32-bit decoder.
+pub trait Arch {
+    /// The architecture's facts.
+    const TARGET: Target;
+}
+
+/// x86-64 as a type.
+#[derive(Debug, Clone, Copy)]
+pub struct X86_64;
+impl Arch for X86_64 {
+    const TARGET: Target = Target::X86_64;
+}
+
+/// i386 as a type.
+#[derive(Debug, Clone, Copy)]
+pub struct I386;
+impl Arch for I386 {
+    const TARGET: Target = Target::I386;
+}
+
+/// AArch64 as a type.
+#[derive(Debug, Clone, Copy)]
+pub struct Aarch64;
+impl Arch for Aarch64 {
+    const TARGET: Target = Target::AARCH64;
+}
+
+/// The architecture this crate is compiled for, as a type.
+#[cfg(target_arch = "x86_64")]
+pub type Native = X86_64;
+/// The architecture this crate is compiled for, as a type.
+#[cfg(target_arch = "x86")]
+pub type Native = I386;
+/// The architecture this crate is compiled for, as a type.
+#[cfg(target_arch = "aarch64")]
+pub type Native = Aarch64;
+
 /// The fields of the ELF file header the loader uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ehdr {
@@ -133,25 +171,30 @@ pub struct Phdr {
     pub p_align: u64,
 }
 
+/// Little-endian field readers. Out-of-range reads give 0; callers bound
+/// the slice once so that these checks fold away.
+#[inline(always)]
+fn le<const N: usize>(b: &[u8], off: usize) -> [u8; N] {
+    let mut out = [0u8; N];
+    if let Some(s) = b.get(off..off + N) {
+        out.copy_from_slice(s);
+    }
+    out
+}
+
+#[inline(always)]
 fn u16_at(b: &[u8], off: usize) -> u16 {
-    match b.get(off..off + 2) {
-        Some(s) => u16::from_le_bytes([s[0], s[1]]),
-        None => 0,
-    }
+    u16::from_le_bytes(le(b, off))
 }
 
+#[inline(always)]
 fn u32_at(b: &[u8], off: usize) -> u32 {
-    match b.get(off..off + 4) {
-        Some(s) => u32::from_le_bytes([s[0], s[1], s[2], s[3]]),
-        None => 0,
-    }
+    u32::from_le_bytes(le(b, off))
 }
 
+#[inline(always)]
 fn u64_at(b: &[u8], off: usize) -> u64 {
-    match b.get(off..off + 8) {
-        Some(s) => u64::from_le_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]]),
-        None => 0,
-    }
+    u64::from_le_bytes(le(b, off))
 }
 
 fn header(reason: Reason) -> Error {
@@ -159,9 +202,10 @@ fn header(reason: Reason) -> Error {
 }
 
 /// Check the file header in `bytes` (the first bytes of a file of
-/// `file_size` bytes) against `target`, in the kernel's order, plus the
+/// `file_size` bytes) against architecture `A`, in the kernel's order, plus the
 /// byte-order and class checks the kernel leaves to its per-arch macros.
-pub fn parse_ehdr(bytes: &[u8], file_size: u64, target: &Target) -> Result<Ehdr, Error> {
+pub fn parse_ehdr<A: Arch>(bytes: &[u8], file_size: u64) -> Result<Ehdr, Error> {
+    let target = A::TARGET;
     if file_size == 0 {
         return Err(Error::new(Subject::Image, Reason::EmptyFile));
     }
@@ -229,27 +273,34 @@ pub fn parse_ehdr(bytes: &[u8], file_size: u64, target: &Target) -> Result<Ehdr,
 /// Decode program header `index` from the program header table `table`.
 /// Out-of-range reads decode as zero (the caller sized `table` from the
 /// validated header, so this never happens in practice).
-pub fn phdr(table: &[u8], index: u16, target: &Target) -> Phdr {
-    let off = usize::from(index) * target.phdr_size();
+pub fn phdr<A: Arch>(table: &[u8], index: u16) -> Phdr {
+    let target = A::TARGET;
+    let size = target.phdr_size();
+    let off = usize::from(index) * size;
+    // One bounds check for the whole entry; the field reads below are then
+    // provably in range.
+    let Some(e) = table.get(off..off + size) else {
+        return Phdr::default();
+    };
     if target.class64 {
         Phdr {
-            p_type: u32_at(table, off),
-            p_flags: u32_at(table, off + 4),
-            p_offset: u64_at(table, off + 8),
-            p_vaddr: u64_at(table, off + 16),
-            p_filesz: u64_at(table, off + 32),
-            p_memsz: u64_at(table, off + 40),
-            p_align: u64_at(table, off + 48),
+            p_type: u32_at(e, 0),
+            p_flags: u32_at(e, 4),
+            p_offset: u64_at(e, 8),
+            p_vaddr: u64_at(e, 16),
+            p_filesz: u64_at(e, 32),
+            p_memsz: u64_at(e, 40),
+            p_align: u64_at(e, 48),
         }
     } else {
         Phdr {
-            p_type: u32_at(table, off),
-            p_offset: u64::from(u32_at(table, off + 4)),
-            p_vaddr: u64::from(u32_at(table, off + 8)),
-            p_filesz: u64::from(u32_at(table, off + 16)),
-            p_memsz: u64::from(u32_at(table, off + 20)),
-            p_flags: u32_at(table, off + 24),
-            p_align: u64::from(u32_at(table, off + 28)),
+            p_type: u32_at(e, 0),
+            p_offset: u64::from(u32_at(e, 4)),
+            p_vaddr: u64::from(u32_at(e, 8)),
+            p_filesz: u64::from(u32_at(e, 16)),
+            p_memsz: u64::from(u32_at(e, 20)),
+            p_flags: u32_at(e, 24),
+            p_align: u64::from(u32_at(e, 28)),
         }
     }
 }

@@ -8,8 +8,6 @@
 /// What an error is about: the `<what>` part of the message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Subject {
-    /// The command line as a whole.
-    Usage,
     /// The FD argument as given (it is echoed back).
     FdArg,
     /// The file descriptor, once parsed.
@@ -22,26 +20,69 @@ pub enum Subject {
     Image,
 }
 
-/// A reason the image cannot be run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Error {
-    /// What the error is about.
-    pub subject: Subject,
-    /// Why.
-    pub reason: Reason,
-    /// The errno of a failed system call, or 0.
-    pub errno: i32,
-}
+/// A reason the image cannot be run: what it is about, why, and the errno
+/// of the failed system call (0 if none).
+///
+/// Packed into one word (reason in bits 0..8, subject kind in 8..12, the
+/// subject's number in 16..48, errno in 48..64) so that `Result<_, Error>`
+/// travels in registers: the freestanding program has many error sites and
+/// an 8 KiB budget.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Error(u64);
 
 impl Error {
     /// An error with no errno.
     pub const fn new(subject: Subject, reason: Reason) -> Self {
-        Error { subject, reason, errno: 0 }
+        Error::sys(subject, reason, 0)
     }
 
     /// An error caused by a failed system call.
     pub const fn sys(subject: Subject, reason: Reason, errno: i32) -> Self {
-        Error { subject, reason, errno }
+        let (kind, num): (u64, u64) = match subject {
+            Subject::FdArg => (0, 0),
+            Subject::Fd(fd) => (1, fd as u32 as u64),
+            Subject::ElfHeader => (2, 0),
+            Subject::ProgramHeader(i) => (3, i as u64),
+            Subject::Image => (4, 0),
+        };
+        Error(reason as u64 | kind << 8 | num << 16 | (errno as u16 as u64) << 48)
+    }
+
+    /// What the error is about.
+    pub const fn subject(self) -> Subject {
+        let num = (self.0 >> 16) as u32;
+        match (self.0 >> 8) & 0xf {
+            0 => Subject::FdArg,
+            1 => Subject::Fd(num as i32),
+            2 => Subject::ElfHeader,
+            3 => Subject::ProgramHeader(num as u16),
+            _ => Subject::Image,
+        }
+    }
+
+    /// Why, in words (without building a [`Reason`]).
+    pub fn reason_bytes(self) -> &'static [u8] {
+        nth_text(REASON_TEXTS.as_bytes(), self.0 as u8 as usize)
+    }
+
+    /// Why.
+    pub fn reason(self) -> Reason {
+        Reason::from_u8(self.0 as u8)
+    }
+
+    /// The errno of the failed system call, or 0.
+    pub const fn errno(self) -> i32 {
+        (self.0 >> 48) as i32
+    }
+}
+
+impl core::fmt::Debug for Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Error")
+            .field("subject", &self.subject())
+            .field("reason", &self.reason())
+            .field("errno", &self.errno())
+            .finish()
     }
 }
 
@@ -61,6 +102,14 @@ macro_rules! reasons {
         }
 
         const REASON_TEXTS: &str = concat!($($text, "\0",)*);
+
+        impl Reason {
+            /// The reason with this number (the last one for out-of-range numbers).
+            fn from_u8(n: u8) -> Reason {
+                let all = [$(Reason::$name,)*];
+                all[(n as usize).min(all.len() - 1)]
+            }
+        }
     };
 }
 
@@ -138,21 +187,17 @@ fn nth_text(all: &'static [u8], n: usize) -> &'static [u8] {
     b""
 }
 
-/// The text `strerror` would give, for the errors a loader can plausibly
-/// meet; others print as `errno N`.
-pub fn errno_text(errno: i32) -> &'static [u8] {
-    match errno {
-        1 => b"Operation not permitted",
-        9 => b"Bad file descriptor",
-        11 => b"Resource temporarily unavailable",
-        12 => b"Cannot allocate memory",
-        13 => b"Permission denied",
-        17 => b"File exists",
-        19 => b"No such device",
-        22 => b"Invalid argument",
-        38 => b"Function not implemented",
-        _ => b"",
+/// The symbolic name of an errno value (`ENOMEM`), for the values a loader
+/// can plausibly meet; others print as `errno N`.
+pub fn errno_name(errno: i32) -> &'static [u8] {
+    const NAMES: &str = "EPERM\0ENOENT\0ESRCH\0EINTR\0EIO\0ENXIO\0E2BIG\0ENOEXEC\0EBADF\0ECHILD\0\
+EAGAIN\0ENOMEM\0EACCES\0EFAULT\0ENOTBLK\0EBUSY\0EEXIST\0EXDEV\0ENODEV\0ENOTDIR\0EISDIR\0EINVAL\0\
+ENFILE\0EMFILE\0ENOTTY\0ETXTBSY\0EFBIG\0ENOSPC\0ESPIPE\0EROFS\0EMLINK\0EPIPE\0EDOM\0ERANGE\0\
+EDEADLK\0ENAMETOOLONG\0ENOLCK\0ENOSYS\0";
+    if errno < 1 {
+        return b"";
     }
+    nth_text(NAMES.as_bytes(), errno as usize - 1)
 }
 
 /// The exit status for every failure, as a shell uses for "command not found".
@@ -210,8 +255,7 @@ const ECHO_MAX: usize = 40;
 pub fn render<'a>(err: &Error, fd_arg: &[u8], buf: &'a mut [u8]) -> &'a [u8] {
     let mut line = Line::new(buf);
     line.push(b"chainloader: ");
-    let (label, num): (&[u8], i64) = match err.subject {
-        Subject::Usage => (b"usage", -1),
+    let (label, num): (&[u8], i64) = match err.subject() {
         Subject::FdArg => (b"FD ", -1),
         Subject::Fd(fd) => (b"fd ", i64::from(fd)),
         Subject::ElfHeader => (b"ELF header", -1),
@@ -222,18 +266,19 @@ pub fn render<'a>(err: &Error, fd_arg: &[u8], buf: &'a mut [u8]) -> &'a [u8] {
     if num >= 0 {
         line.num(num as u64);
     }
-    if err.subject == Subject::FdArg {
+    if err.subject() == Subject::FdArg {
         line.push(b"'").push(&fd_arg[..fd_arg.len().min(ECHO_MAX)]);
         if fd_arg.len() > ECHO_MAX {
             line.push(b"...");
         }
         line.push(b"'");
     }
-    line.push(b": ").push(err.reason.bytes());
-    if err.errno != 0 {
+    line.push(b": ").push(err.reason_bytes());
+    let errno = err.errno();
+    if errno != 0 {
         line.push(b": ");
-        match errno_text(err.errno) {
-            b"" => line.push(b"errno ").num(err.errno as u64),
+        match errno_name(errno) {
+            b"" => line.push(b"errno ").num(errno as u64),
             text => line.push(text),
         };
     }
@@ -261,7 +306,7 @@ mod tests {
         );
         assert_eq!(
             text(Error::sys(Subject::Fd(7), Reason::Stat, 9), b"7"),
-            "chainloader: fd 7: cannot stat: Bad file descriptor\n"
+            "chainloader: fd 7: cannot stat: EBADF\n"
         );
         assert_eq!(
             text(Error::new(Subject::ProgramHeader(12), Reason::FileszMemsz), b"3"),
@@ -283,8 +328,8 @@ mod tests {
     #[test]
     fn unknown_errno_is_printed_by_number() {
         assert_eq!(
-            text(Error::sys(Subject::Fd(3), Reason::Read, 5), b"3"),
-            "chainloader: fd 3: cannot read: errno 5\n"
+            text(Error::sys(Subject::Fd(3), Reason::Read, 95), b"3"),
+            "chainloader: fd 3: cannot read: errno 95\n"
         );
     }
 
@@ -298,6 +343,26 @@ mod tests {
         for t in &all {
             assert!(!t.is_empty() && !t.contains('\n'));
         }
+    }
+
+    #[test]
+    fn errors_pack_and_unpack() {
+        for subject in [Subject::FdArg, Subject::Fd(0), Subject::Fd(i32::MAX), Subject::ElfHeader, Subject::ProgramHeader(65535), Subject::Image] {
+            for (reason, errno) in [(Reason::FdNotNumber, 0), (Reason::SetName, 4095), (Reason::Interp, 12)] {
+                let e = Error::sys(subject, reason, errno);
+                assert_eq!((e.subject(), e.reason(), e.errno()), (subject, reason, errno));
+            }
+        }
+    }
+
+    #[test]
+    fn errno_names() {
+        assert_eq!(errno_name(1), b"EPERM");
+        assert_eq!(errno_name(12), b"ENOMEM");
+        assert_eq!(errno_name(38), b"ENOSYS");
+        assert_eq!(errno_name(39), b"");
+        assert_eq!(errno_name(0), b"");
+        assert_eq!(errno_name(-5), b"");
     }
 
     #[test]

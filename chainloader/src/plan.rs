@@ -9,7 +9,7 @@
 //! Addresses here are *unbiased* (as in the file); the runtime adds the load
 //! bias (0 for `ET_EXEC`).
 
-use crate::elf::{self, Ehdr, Phdr, Target, PF_R, PF_W, PF_X, PT_INTERP, PT_LOAD, PT_PHDR};
+use crate::elf::{self, Arch, Ehdr, Phdr, PF_R, PF_W, PF_X, PT_INTERP, PT_LOAD, PT_PHDR};
 use crate::error::{Error, Reason, Subject};
 
 /// `PROT_READ`.
@@ -136,8 +136,10 @@ pub fn segment(ph: &Phdr, page: u64) -> Segment {
 }
 
 /// Validate the program headers in `table` (for the already-checked `ehdr`,
-/// in a file of `file_size` bytes, with `page`-byte pages) and plan the load.
-pub fn plan(ehdr: &Ehdr, table: &[u8], file_size: u64, page: u64, target: &Target) -> Result<Plan, Error> {
+/// in a file of `file_size` bytes, with `page`-byte pages, for architecture
+/// `A`) and plan the load.
+pub fn plan<A: Arch>(ehdr: &Ehdr, table: &[u8], file_size: u64, page: u64) -> Result<Plan, Error> {
+    let target = A::TARGET;
     if page == 0 || !page.is_power_of_two() {
         return Err(Error::new(Subject::Image, Reason::PageSize));
     }
@@ -147,10 +149,12 @@ pub fn plan(ehdr: &Ehdr, table: &[u8], file_size: u64, page: u64, target: &Targe
     let mut align = page;
     let mut first: Option<Phdr> = None;
     let mut pt_phdr: Option<u64> = None;
+    let mut mapped_phdr: Option<u64> = None;
+    let mut entry_ok = false;
     let table_len = ehdr.phdr_table_len();
 
     for i in 0..ehdr.phnum {
-        let ph = elf::phdr(table, i, target);
+        let ph = elf::phdr::<A>(table, i);
         match ph.p_type {
             PT_INTERP => {
                 return Err(ph_err(
@@ -194,6 +198,14 @@ pub fn plan(ehdr: &Ehdr, table: &[u8], file_size: u64, page: u64, target: &Targe
             span_start = start;
             first = Some(ph);
         }
+        // The PT_LOAD whose file data holds the program header table maps
+        // it (unless PT_PHDR says where, which wins whatever its position).
+        if mapped_phdr.is_none() && ph.p_offset <= ehdr.phoff && ehdr.phoff + table_len <= ph.p_offset + ph.p_filesz {
+            mapped_phdr = Some(ph.p_vaddr + (ehdr.phoff - ph.p_offset));
+        }
+        if ph.p_flags & PF_X != 0 && ph.p_vaddr <= ehdr.entry && ehdr.entry < ph.p_vaddr + ph.p_memsz {
+            entry_ok = true;
+        }
         prev_end = end;
         loads += 1;
     }
@@ -214,22 +226,7 @@ pub fn plan(ehdr: &Ehdr, table: &[u8], file_size: u64, page: u64, target: &Targe
         return Err(Error::new(Subject::Image, Reason::SpanTooBig));
     }
 
-    // Where the program headers are in memory: PT_PHDR says so directly;
-    // otherwise the PT_LOAD whose file data holds the table maps them.
-    let mut phdr = pt_phdr;
-    let mut entry_ok = false;
-    for i in 0..ehdr.phnum {
-        let ph = elf::phdr(table, i, target);
-        if ph.p_type != PT_LOAD {
-            continue;
-        }
-        if phdr.is_none() && ph.p_offset <= ehdr.phoff && ehdr.phoff + table_len <= ph.p_offset + ph.p_filesz {
-            phdr = Some(ph.p_vaddr + (ehdr.phoff - ph.p_offset));
-        }
-        if ph.p_flags & PF_X != 0 && ph.p_vaddr <= ehdr.entry && ehdr.entry < ph.p_vaddr + ph.p_memsz {
-            entry_ok = true;
-        }
-    }
+    let phdr = pt_phdr.or(mapped_phdr);
     let phdr = match phdr {
         Some(phdr) => phdr,
         None => return Err(Error::new(Subject::Image, Reason::PhdrsUnmapped)),

@@ -2,11 +2,10 @@ extern crate std;
 use std::vec::Vec;
 
 use super::*;
-use crate::elf::{parse_ehdr, ET_DYN, ET_EXEC, PT_GNU_STACK};
+use crate::elf::{parse_ehdr, I386, X86_64, ET_DYN, ET_EXEC, PT_GNU_STACK};
 use crate::error::Reason;
 
 const PAGE: u64 = 4096;
-const T: Target = Target::X86_64;
 
 /// A minimal 64-bit ELF image: header, program headers right after it, and
 /// `size` bytes in all.
@@ -52,13 +51,13 @@ fn ldso_like() -> Vec<Phdr> {
 }
 
 fn run(bytes: &[u8]) -> Result<Plan, Error> {
-    let ehdr = parse_ehdr(bytes, bytes.len() as u64, &T)?;
+    let ehdr = parse_ehdr::<X86_64>(bytes, bytes.len() as u64)?;
     let table = &bytes[ehdr.phoff as usize..][..ehdr.phdr_table_len() as usize];
-    plan(&ehdr, table, bytes.len() as u64, PAGE, &T)
+    plan::<X86_64>(&ehdr, table, bytes.len() as u64, PAGE)
 }
 
 fn reason(bytes: &[u8]) -> Reason {
-    run(bytes).unwrap_err().reason
+    run(bytes).unwrap_err().reason()
 }
 
 #[test]
@@ -169,7 +168,7 @@ fn every_bad_program_header_is_refused() {
         mutate(&mut phs);
         let got = run(&image(ET_DYN, 0x1ab70, &phs, size));
         let err = got.expect_err(want.text());
-        assert_eq!(err.reason, *want, "got {err:?}");
+        assert_eq!(err.reason(), *want, "got {err:?}");
     }
 }
 
@@ -181,9 +180,9 @@ fn fixed_image_at_page_zero_is_refused() {
 #[test]
 fn bad_page_size() {
     let img = image(ET_DYN, 0x1ab70, &ldso_like(), 0x34110);
-    let ehdr = parse_ehdr(&img, img.len() as u64, &T).unwrap();
-    let e = plan(&ehdr, &img[64..], img.len() as u64, 3000, &T).unwrap_err();
-    assert_eq!(e.reason, Reason::PageSize);
+    let ehdr = parse_ehdr::<X86_64>(&img, img.len() as u64).unwrap();
+    let e = plan::<X86_64>(&ehdr, &img[64..], img.len() as u64, 3000).unwrap_err();
+    assert_eq!(e.reason(), Reason::PageSize);
 }
 
 #[test]
@@ -211,12 +210,12 @@ fn every_bad_file_header_is_refused() {
         let mut b = good.clone();
         mutate(&mut b);
         let size = b.len() as u64;
-        let err = parse_ehdr(&b, size, &T).expect_err(want.text());
-        assert_eq!(err.reason, *want, "got {err:?}");
+        let err = parse_ehdr::<X86_64>(&b, size).expect_err(want.text());
+        assert_eq!(err.reason(), *want, "got {err:?}");
     }
-    assert_eq!(parse_ehdr(b"", 0, &T).unwrap_err().reason, Reason::EmptyFile);
+    assert_eq!(parse_ehdr::<X86_64>(b"", 0).unwrap_err().reason(), Reason::EmptyFile);
     // A 64-bit image is the wrong class for an i386 loader, and vice versa.
-    assert_eq!(parse_ehdr(&good, good.len() as u64, &Target::I386).unwrap_err().reason, Reason::Class64);
+    assert_eq!(parse_ehdr::<I386>(&good, good.len() as u64).unwrap_err().reason(), Reason::Class64);
 }
 
 #[test]

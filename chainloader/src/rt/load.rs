@@ -9,7 +9,7 @@
 //! code, stack, the header buffer — is ever replaced.
 #![allow(unsafe_code)]
 
-use chainloader::elf::{self, Target, PT_LOAD};
+use chainloader::elf::{self, Native, PT_LOAD};
 use chainloader::plan::{segment, Plan, Reserve};
 use chainloader::{Error, Reason, Subject};
 
@@ -60,13 +60,13 @@ fn reserve(fd: i32, plan: &Plan, page: u64) -> Result<usize, Error> {
 
 /// Map the image on `fd` as `plan` says; returns the load bias (0 for
 /// `ET_EXEC`).
-pub fn load(fd: i32, plan: &Plan, table: &[u8], page: u64, target: &Target) -> Result<usize, Error> {
+pub fn load(fd: i32, plan: &Plan, table: &[u8], page: u64) -> Result<usize, Error> {
     let base = reserve(fd, plan, page)?;
     let bias = base.wrapping_sub(plan.span_start as usize);
     let mut first = true;
     let mut prev_end = plan.span_start;
     for i in 0..plan.phnum {
-        let ph = elf::phdr(table, i, target);
+        let ph = elf::phdr::<Native>(table, i);
         if ph.p_type != PT_LOAD {
             continue;
         }

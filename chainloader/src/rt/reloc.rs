@@ -29,13 +29,10 @@ const DT_RELA: usize = 7;
 const DT_RELASZ: usize = 8;
 const DT_REL: usize = 17;
 const DT_RELSZ: usize = 18;
-const DT_RELRSZ: usize = 35;
 const DT_RELR: usize = 36;
 
-const WORD: usize = core::mem::size_of::<usize>();
-
 fn reloc_type(info: usize) -> usize {
-    if WORD == 8 {
+    if usize::BITS == 64 {
         info & 0xffff_ffff
     } else {
         info & 0xff
@@ -47,13 +44,14 @@ fn fail() -> ! {
     crate::rt::sys::exit(127)
 }
 
-/// Apply our RELATIVE relocations (from `DT_RELA`, `DT_REL` and `DT_RELR`).
+/// Apply our RELATIVE relocations (from `DT_RELA` or `DT_REL`; the build
+/// never asks the linker for packed `DT_RELR` relocations, and we refuse them).
 ///
 /// # Safety
 /// Must be called once, first thing, with the base and dynamic-section
 /// addresses computed by the entry stub.
 pub unsafe fn relocate(base: usize, dynamic: *const usize) {
-    let (mut rel, mut relsz, mut relr, mut relrsz) = (0, 0, 0, 0);
+    let (mut rel, mut relsz) = (0, 0);
     let mut d = dynamic;
     loop {
         // SAFETY: _DYNAMIC is an array of (tag, value) words ending in DT_NULL.
@@ -64,8 +62,7 @@ pub unsafe fn relocate(base: usize, dynamic: *const usize) {
             DT_RELASZ if arch::RELA => relsz = val,
             DT_REL if !arch::RELA => rel = val,
             DT_RELSZ if !arch::RELA => relsz = val,
-            DT_RELR => relr = val,
-            DT_RELRSZ => relrsz = val,
+            DT_RELR => fail(),
             _ => {}
         }
         // SAFETY: still inside _DYNAMIC (we stop at DT_NULL).
@@ -86,35 +83,6 @@ pub unsafe fn relocate(base: usize, dynamic: *const usize) {
             let addend = if arch::RELA { *r.add(2) } else { place.read() };
             place.write(base.wrapping_add(addend));
             r = r.add(entry_words);
-        }
-    }
-    // DT_RELR: an address word, then bitmaps of the following words.
-    let mut p = (base + relr) as *const usize;
-    let end = (base + relr + relrsz) as *const usize;
-    let mut place: *mut usize = core::ptr::null_mut();
-    while p < end {
-        // SAFETY: p walks the RELR table within its size; each place it
-        // designates is a relocated word of our writable segment.
-        unsafe {
-            let entry = *p;
-            if entry & 1 == 0 {
-                place = (base + entry) as *mut usize;
-                *place = (*place).wrapping_add(base);
-                place = place.add(1);
-            } else {
-                let mut bits = entry >> 1;
-                let mut i = 0;
-                while bits != 0 {
-                    if bits & 1 != 0 {
-                        let w = place.add(i);
-                        *w = (*w).wrapping_add(base);
-                    }
-                    bits >>= 1;
-                    i += 1;
-                }
-                place = place.add(WORD * 8 - 1);
-            }
-            p = p.add(1);
         }
     }
     core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);

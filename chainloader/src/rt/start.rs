@@ -12,7 +12,7 @@
 #![allow(unsafe_code)]
 
 use chainloader::args::{basename, parse_fd, USAGE};
-use chainloader::elf::{parse_ehdr, Target};
+use chainloader::elf::{parse_ehdr, Native};
 use chainloader::error::{render, EXIT_FAILURE};
 use chainloader::plan::plan;
 use chainloader::{Error, Reason, Subject};
@@ -53,7 +53,6 @@ pub unsafe extern "C" fn start(sp: *mut usize, base: usize, dynamic: *const usiz
 }
 
 fn run(stack: &mut Stack) -> Result<usize, Error> {
-    let target = Target::NATIVE;
     let fd = parse_fd(stack.arg(1))?;
     let at_fd = |reason, e| Error::sys(Subject::Fd(fd), reason, e);
 
@@ -65,7 +64,7 @@ fn run(stack: &mut Stack) -> Result<usize, Error> {
     }
     let mut head = [0u8; HEAD];
     let n = sys::pread_full(fd, &mut head, 0).map_err(|e| at_fd(Reason::Read, e))?;
-    let ehdr = parse_ehdr(&head[..n], info.size, &target)?;
+    let ehdr = parse_ehdr::<Native>(&head[..n], info.size)?;
 
     let page = stack.aux(AT_PAGESZ).unwrap_or(4096) as u64;
     let table_len = ehdr.phdr_table_len() as usize;
@@ -89,8 +88,8 @@ fn run(stack: &mut Stack) -> Result<usize, Error> {
         big = Some((addr, table_len));
         buf
     };
-    let plan = plan(&ehdr, table, info.size, page, &target)?;
-    let bias = crate::rt::load::load(fd, &plan, table, page, &target)?;
+    let plan = plan::<Native>(&ehdr, table, info.size, page)?;
+    let bias = crate::rt::load::load(fd, &plan, table, page)?;
     if let Some((addr, len)) = big {
         // SAFETY: `table` (the only reference into it) is not used again.
         let _ = unsafe { sys::munmap(addr, len) };
