@@ -96,7 +96,7 @@ pub fn load(fd: i32, plan: &Plan, table: &[u8], page: u64) -> Result<usize, Erro
                 .map_err(|e| fail(Reason::MapSegment, e))?;
             }
             if seg.zero_end > seg.zero_start {
-                crate::arch::fill(at(seg.zero_start) as *mut u8, 0, (seg.zero_end - seg.zero_start) as usize);
+                crate::arch::zero(at(seg.zero_start) as *mut u8, (seg.zero_end - seg.zero_start) as usize);
             }
             if seg.map_prot != seg.prot {
                 sys::mprotect(at(seg.start), (seg.file_end - seg.start) as usize, seg.prot)

@@ -24,13 +24,18 @@ pub const AT_ENTRY: usize = 9;
 
 const WORD: usize = core::mem::size_of::<usize>();
 
-/// The kernel's initial stack.
+/// The kernel's initial stack, measured in one pass.
 pub struct Stack {
     sp: *mut usize,
     argc: usize,
-    auxv: *mut usize,
     /// One past the AT_NULL pair.
     end: *mut usize,
+    /// `AT_PAGESZ`, if the kernel gave it.
+    page_size: Option<usize>,
+    /// The value slots of `AT_PHDR`, `AT_PHENT`, `AT_PHNUM`, `AT_ENTRY`,
+    /// `AT_BASE` (null where absent), so that describing the image needs no
+    /// second walk.
+    slots: [*mut usize; 5],
 }
 
 impl Stack {
@@ -47,12 +52,24 @@ impl Stack {
             while *p != 0 {
                 p = p.add(1);
             }
-            let auxv = p.add(1);
-            let mut a = auxv;
-            while *a != AT_NULL {
+            let mut a = p.add(1);
+            let mut page_size = None;
+            let mut slots = [core::ptr::null_mut(); 5];
+            loop {
+                let value = a.add(1);
+                match *a {
+                    AT_NULL => break,
+                    AT_PAGESZ => page_size = Some(*value),
+                    AT_PHDR => slots[0] = value,
+                    AT_PHENT => slots[1] = value,
+                    AT_PHNUM => slots[2] = value,
+                    AT_ENTRY => slots[3] = value,
+                    AT_BASE => slots[4] = value,
+                    _ => {}
+                }
                 a = a.add(2);
             }
-            Stack { sp, argc, auxv, end: a.add(2) }
+            Stack { sp, argc, end: a.add(2), page_size, slots }
         }
     }
 
@@ -78,35 +95,20 @@ impl Stack {
         }
     }
 
-    /// The value of auxv entry `key`, if present.
-    pub fn aux(&self, key: usize) -> Option<usize> {
-        let mut a = self.auxv;
-        while a < self.end {
-            // SAFETY: a walks the auxv pairs measured in `new`.
-            unsafe {
-                if *a == key {
-                    return Some(*a.add(1));
-                }
-                a = a.add(2);
-            }
-        }
-        None
+    /// `AT_PAGESZ`, if present.
+    pub fn page_size(&self) -> Option<usize> {
+        self.page_size
     }
 
-    /// Overwrite the values of the auxv entries named in `values`, in one
-    /// pass (entries that are absent stay absent: the kernel always provides
-    /// the ones we patch).
-    pub fn patch_aux(&mut self, values: &[(usize, usize)]) {
-        let mut a = self.auxv;
-        while a < self.end {
-            // SAFETY: a walks the auxv pairs measured in `new`.
-            unsafe {
-                for &(key, value) in values {
-                    if *a == key {
-                        *a.add(1) = value;
-                    }
-                }
-                a = a.add(2);
+    /// Describe the loaded image in auxv: `AT_PHDR`, `AT_PHENT`, `AT_PHNUM`,
+    /// `AT_ENTRY` and `AT_BASE` (0) get the values the kernel would have
+    /// given had it exec'd the image itself. Absent entries stay absent (the
+    /// kernel always provides these five).
+    pub fn describe_image(&mut self, phdr: usize, phent: usize, phnum: usize, entry: usize) {
+        for (slot, value) in self.slots.iter().zip([phdr, phent, phnum, entry, 0]) {
+            if !slot.is_null() {
+                // SAFETY: a non-null slot points at an auxv value word found in `new`.
+                unsafe { **slot = value };
             }
         }
     }

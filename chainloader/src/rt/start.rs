@@ -17,7 +17,7 @@ use chainloader::error::{render, EXIT_FAILURE};
 use chainloader::plan::plan;
 use chainloader::{Error, Reason, Subject};
 
-use crate::rt::stack::{Stack, AT_BASE, AT_ENTRY, AT_PAGESZ, AT_PHDR, AT_PHENT, AT_PHNUM};
+use crate::rt::stack::Stack;
 use crate::rt::sys::{self, MAP_ANONYMOUS, MAP_PRIVATE, S_IFDIR, S_IFMT, S_IFREG};
 
 /// Bytes read at offset 0: the file header and, for any ordinary image, the
@@ -62,11 +62,15 @@ fn run(stack: &mut Stack) -> Result<usize, Error> {
         S_IFDIR => return Err(Error::new(Subject::Fd(fd), Reason::IsDirectory)),
         _ => return Err(Error::new(Subject::Fd(fd), Reason::NotRegular)),
     }
-    let mut head = [0u8; HEAD];
-    let n = sys::pread_full(fd, &mut head, 0).map_err(|e| at_fd(Reason::Read, e))?;
-    let ehdr = parse_ehdr::<Native>(&head[..n], info.size)?;
+    // Not zero-initialised: only the `n` bytes pread fills are ever read.
+    let mut buf = core::mem::MaybeUninit::<[u8; HEAD]>::uninit();
+    // SAFETY: buf is HEAD writable bytes.
+    let n = unsafe { sys::pread_raw(fd, buf.as_mut_ptr().cast(), HEAD, 0) }.map_err(|e| at_fd(Reason::Read, e))?;
+    // SAFETY: pread_raw initialised the first n <= HEAD bytes.
+    let head: &[u8] = unsafe { core::slice::from_raw_parts(buf.as_ptr().cast(), n) };
+    let ehdr = parse_ehdr::<Native>(head, info.size)?;
 
-    let page = stack.aux(AT_PAGESZ).unwrap_or(4096) as u64;
+    let page = stack.page_size().unwrap_or(4096) as u64;
     let table_len = ehdr.phdr_table_len() as usize;
     let table_end = ehdr.phoff as usize + table_len;
     let mut big = None;
@@ -105,13 +109,7 @@ fn run(stack: &mut Stack) -> Result<usize, Error> {
 
     // Describe the image as the kernel would have had it been exec'd directly.
     let entry = bias.wrapping_add(plan.entry as usize);
-    stack.patch_aux(&[
-        (AT_PHDR, bias.wrapping_add(plan.phdr as usize)),
-        (AT_PHENT, usize::from(plan.phent)),
-        (AT_PHNUM, usize::from(plan.phnum)),
-        (AT_ENTRY, entry),
-        (AT_BASE, 0),
-    ]);
+    stack.describe_image(bias.wrapping_add(plan.phdr as usize), usize::from(plan.phent), usize::from(plan.phnum), entry);
     Ok(entry)
 }
 

@@ -43,11 +43,20 @@ fn retry(mut f: impl FnMut() -> isize) -> Result<usize, Errno> {
 /// `pread(fd, buf, offset)` until `buf` is full or the file ends; returns
 /// the number of bytes read. Never uses or moves the file offset.
 pub fn pread_full(fd: i32, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
+    // SAFETY: `buf` is a live, exclusively borrowed buffer of `buf.len()` bytes.
+    unsafe { pread_raw(fd, buf.as_mut_ptr(), buf.len(), offset) }
+}
+
+/// [`pread_full`] into possibly uninitialised memory; the first `n` bytes
+/// (the return value) are initialised afterwards.
+///
+/// # Safety
+/// `buf` must be valid for `len` bytes of writes.
+pub unsafe fn pread_raw(fd: i32, buf: *mut u8, len: usize, offset: u64) -> Result<usize, Errno> {
     let mut done = 0;
-    while done < buf.len() {
-        let rest = &mut buf[done..];
-        // SAFETY: `rest` is a live, exclusively borrowed buffer of `rest.len()` bytes.
-        let n = retry(|| unsafe { arch::pread(fd as usize, rest.as_mut_ptr(), rest.len(), offset + done as u64) })?;
+    while done < len {
+        // SAFETY: buf + done .. buf + len is writable per the caller.
+        let n = retry(|| unsafe { arch::pread(fd as usize, buf.add(done), len - done, offset + done as u64) })?;
         if n == 0 {
             break;
         }

@@ -1,0 +1,284 @@
+//! Test support shared by the integration tests: compiling the C test
+//! programs, building jails, running things in them, and loud skips.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, OnceLock};
+
+pub use ldchain::jail::Confinement;
+
+/// Whether every test must run (CI): a missing tool is then a failure, not a
+/// skip.
+pub fn strict() -> bool {
+    std::env::var_os("CI").is_some() || std::env::var_os("LDCHAIN_REQUIRE_ALL").is_some()
+}
+
+/// Whether `tool` is on PATH or is a path that exists. When it is missing,
+/// print a loud SKIP line (or panic under [`strict`]) and return false.
+pub fn require(tool: &str, why: &str) -> bool {
+    let found = if tool.contains('/') {
+        Path::new(tool).exists()
+    } else {
+        std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+            .unwrap_or(false)
+    };
+    if !found {
+        let msg = format!("{tool} is missing ({why}); .ci/run installs it");
+        if strict() {
+            panic!("{msg}");
+        }
+        eprintln!("\n*** SKIP: {msg} ***\n");
+    }
+    found
+}
+
+/// Where compiled test programs are cached.
+pub fn build_dir() -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ldchain-programs");
+    fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn programs_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs")
+}
+
+/// Compile `tests/programs/<source>` with `compiler` and `flags` into a
+/// program named `name`, once per test process (rebuilt every run, so it
+/// never goes stale). Returns None (after a loud skip) if the compiler is
+/// missing.
+pub fn compile(name: &str, compiler: &str, flags: &[&str], source: &str) -> Option<PathBuf> {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let built = BUILT.get_or_init(Default::default);
+    let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = built.get(name) {
+        return Some(p.clone());
+    }
+    if !require(compiler, "needed to build the test programs") {
+        return None;
+    }
+    let out = build_dir().join(format!("{name}-{}", std::process::id()));
+    let status = Command::new(compiler)
+        .args(flags)
+        .args(["-O1", "-Wall", "-o"])
+        .arg(&out)
+        .arg(programs_dir().join(source))
+        .status()
+        .unwrap_or_else(|e| panic!("{compiler}: {e}"));
+    assert!(status.success(), "{compiler} {flags:?} {source} failed");
+    built.insert(name.to_owned(), out.clone());
+    Some(out)
+}
+
+/// The glibc-built probe (dynamic, PIE).
+pub fn glibc_probe() -> Option<PathBuf> {
+    compile("probe-glibc", "gcc", &[], "probe.c")
+}
+
+/// The musl-built probe (dynamic).
+pub fn musl_probe() -> Option<PathBuf> {
+    compile("probe-musl", "musl-gcc", &[], "probe.c")
+}
+
+/// The host's glibc dynamic linker.
+pub fn glibc_ldso() -> PathBuf {
+    fs::canonicalize("/lib64/ld-linux-x86-64.so.2").expect("glibc's ld.so")
+}
+
+/// The host's musl dynamic linker (Debian's musl package).
+pub fn musl_ldso() -> Option<PathBuf> {
+    if require("/lib/ld-musl-x86_64.so.1", "musl's dynamic linker, from Debian's musl package") {
+        Some(PathBuf::from("/lib/ld-musl-x86_64.so.1"))
+    } else {
+        None
+    }
+}
+
+/// The result of running something, with the exit status split out.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        use std::os::unix::process::ExitStatusExt;
+        Run {
+            code: o.status.code(),
+            signal: o.status.signal(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    /// Assert a clean exit with status 0, showing everything otherwise.
+    pub fn ok(self) -> Run {
+        assert_eq!((self.code, self.signal), (Some(0), None), "{self:#?}");
+        self
+    }
+}
+
+/// A jail directory with `/chainloader` in it.
+pub struct Jail {
+    dir: tempfile::TempDir,
+}
+
+impl Jail {
+    /// A fresh jail with `/chainloader`, `/proc` (a mount point), `/tmp`.
+    pub fn new() -> Jail {
+        let dir = tempfile::Builder::new().prefix("ldchain-jail-").tempdir().unwrap();
+        for d in ["proc", "tmp", "bin"] {
+            fs::create_dir(dir.path().join(d)).unwrap();
+        }
+        ldchain::embed::install(dir.path()).unwrap();
+        Jail { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The host path of `inside` (an absolute path in the jail).
+    pub fn host(&self, inside: &str) -> PathBuf {
+        self.path().join(inside.trim_start_matches('/'))
+    }
+
+    /// Copy host file `from` to `inside`, keeping its mode.
+    pub fn add(&self, from: &Path, inside: &str) {
+        let to = self.host(inside);
+        fs::create_dir_all(to.parent().unwrap()).unwrap();
+        fs::copy(from, &to).unwrap_or_else(|e| panic!("copy {} -> {}: {e}", from.display(), to.display()));
+    }
+
+    /// Write `bytes` to `inside` with `mode`.
+    pub fn write(&self, inside: &str, bytes: &[u8], mode: u32) {
+        let to = self.host(inside);
+        fs::create_dir_all(to.parent().unwrap()).unwrap();
+        fs::write(&to, bytes).unwrap();
+        fs::set_permissions(&to, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    /// Copy a glibc program and every shared library `ldd` names for it
+    /// (at the same paths), but never the dynamic linker.
+    pub fn add_glibc_program(&self, from: &Path, inside: &str) {
+        self.add(from, inside);
+        let out = Command::new("ldd").arg(from).output().expect("ldd");
+        assert!(out.status.success(), "ldd {}", from.display());
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)"
+            if let Some((_, rest)) = line.split_once("=> ") {
+                let lib = rest.split_whitespace().next().unwrap();
+                if lib.starts_with('/') && !lib.contains("/ld-") {
+                    self.add(Path::new(lib), lib);
+                }
+            }
+        }
+    }
+
+    /// Assert that no dynamic linker exists anywhere in the jail: no file
+    /// named like one, and no copy of the host's glibc or musl ld.so.
+    pub fn assert_no_ldso(&self) {
+        let glibc = fs::read(glibc_ldso()).unwrap();
+        let musl = fs::read("/lib/ld-musl-x86_64.so.1").ok();
+        let mut stack = vec![self.path().to_owned()];
+        let mut files = 0;
+        while let Some(dir) = stack.pop() {
+            for entry in fs::read_dir(&dir).unwrap() {
+                let entry = entry.unwrap();
+                let ty = entry.file_type().unwrap();
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if ty.is_dir() {
+                    stack.push(entry.path());
+                    continue;
+                }
+                files += 1;
+                assert!(!name.starts_with("ld-linux") && !name.starts_with("ld-musl"), "ld.so in the jail: {}", entry.path().display());
+                if ty.is_file() {
+                    let bytes = fs::read(entry.path()).unwrap();
+                    assert!(bytes != glibc && Some(&bytes) != musl.as_ref(), "a copy of ld.so in the jail: {}", entry.path().display());
+                }
+            }
+        }
+        assert!(files > 0);
+    }
+
+    /// A command that runs `argv` inside the jail (chroot, with /proc).
+    pub fn command(&self, argv: &[&str], keep: &[&File]) -> Command {
+        let mut conf = Confinement::new(self.path()).unwrap().with_proc().unwrap();
+        for f in keep {
+            conf = conf.keep_fd(f.as_fd());
+        }
+        let mut cmd = Command::new(argv[0]);
+        cmd.args(&argv[1..]).stdin(Stdio::null());
+        conf.apply(&mut cmd);
+        cmd
+    }
+
+    /// Run `argv` in the jail and collect the result.
+    pub fn run(&self, argv: &[&str], keep: &[&File]) -> Run {
+        self.command(argv, keep).output().expect("spawn in jail").into()
+    }
+}
+
+/// Open a host file for passing to the chainloader.
+pub fn open(path: &Path) -> File {
+    File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The number of an open file, as text for argv.
+pub fn fdnum(f: &File) -> String {
+    use std::os::fd::AsRawFd;
+    f.as_raw_fd().to_string()
+}
+
+/// Write `bytes` to a fresh temporary file and open it for reading.
+pub fn temp_image(bytes: &[u8]) -> (tempfile::NamedTempFile, File) {
+    let mut t = tempfile::NamedTempFile::new().unwrap();
+    t.write_all(bytes).unwrap();
+    t.flush().unwrap();
+    let f = File::open(t.path()).unwrap();
+    (t, f)
+}
+
+/// The installed chainloader on the host (for running without a jail).
+pub fn host_chainloader() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let dir = build_dir().join(format!("bin-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        ldchain::embed::install(&dir).unwrap();
+        dir.join("chainloader")
+    })
+    .clone()
+}
+
+/// Run the host chainloader with `args`, passing on `keep`.
+pub fn run_chainloader(args: &[&str], keep: &[&File]) -> Run {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(host_chainloader());
+    cmd.args(args).stdin(Stdio::null());
+    let fds: Vec<i32> = keep.iter().map(|f| std::os::fd::AsRawFd::as_raw_fd(*f)).collect();
+    // SAFETY: fcntl is async-signal-safe; the fds stay open until spawn returns.
+    unsafe {
+        cmd.pre_exec(move || {
+            for &fd in &fds {
+                let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
+                rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
+            }
+            Ok(())
+        });
+    }
+    cmd.output().expect("spawn chainloader").into()
+}
