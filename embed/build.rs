@@ -38,7 +38,10 @@ fn main() {
     for p in ["src", "Cargo.toml"] {
         println!("cargo:rerun-if-changed={}", chainloader.join(p).display());
     }
-    println!("cargo:rerun-if-changed={}", manifest_dir.join("../Cargo.toml").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        manifest_dir.join("../Cargo.toml").display()
+    );
 
     let target = env::var("TARGET").unwrap();
     let out = PathBuf::from(env::var_os("OUT_DIR").unwrap());
@@ -46,7 +49,11 @@ fn main() {
     // Unwind tables are useless without an unwinder, but LTO merges core's
     // "uwtable" module flag into ours; drop .eh_frame at link time instead.
     let script = out.join("discard-eh-frame.ld");
-    fs::write(&script, "SECTIONS { /DISCARD/ : { *(.eh_frame) *(.eh_frame_hdr) } } INSERT AFTER .text;\n").unwrap();
+    fs::write(
+        &script,
+        "SECTIONS { /DISCARD/ : { *(.eh_frame) *(.eh_frame_hdr) } } INSERT AFTER .text;\n",
+    )
+    .unwrap();
     let bytes = build(&chainloader, &target, &out.join("chainloader-build"), &script);
     let bytes = strip_section_headers(bytes);
     let blob = out.join(format!("chainloader-{arch}"));
@@ -70,7 +77,14 @@ fn build(chainloader: &Path, target: &str, target_dir: &Path, script: &Path) -> 
     cmd.arg("build")
         .arg("--manifest-path")
         .arg(chainloader.join("Cargo.toml"))
-        .args(["--profile", "chainloader", "--features", "program", "--bin", "chainloader"])
+        .args([
+            "--profile",
+            "chainloader",
+            "--features",
+            "program",
+            "--bin",
+            "chainloader",
+        ])
         .args(["--target", target])
         .arg("--target-dir")
         .arg(target_dir)
@@ -110,7 +124,10 @@ fn build(chainloader: &Path, target: &str, target_dir: &Path, script: &Path) -> 
 }
 
 fn le(bytes: &[u8], off: usize, len: usize) -> u64 {
-    bytes[off..off + len].iter().rev().fold(0, |acc, &b| (acc << 8) | u64::from(b))
+    bytes[off..off + len]
+        .iter()
+        .rev()
+        .fold(0, |acc, &b| (acc << 8) | u64::from(b))
 }
 
 /// `sstrip`: the kernel needs only the program headers, so cut the file after
@@ -127,8 +144,11 @@ fn strip_section_headers(mut bytes: Vec<u8>) -> Vec<u8> {
     let mut end = phoff + phentsize * phnum;
     for i in 0..phnum {
         let p = (phoff + i * phentsize) as usize;
-        let (offset, filesz) =
-            if class64 { (le(&bytes, p + 8, 8), le(&bytes, p + 32, 8)) } else { (le(&bytes, p + 4, 4), le(&bytes, p + 16, 4)) };
+        let (offset, filesz) = if class64 {
+            (le(&bytes, p + 8, 8), le(&bytes, p + 32, 8))
+        } else {
+            (le(&bytes, p + 4, 4), le(&bytes, p + 16, 4))
+        };
         end = end.max(offset + filesz);
     }
     bytes.truncate(end as usize);

@@ -40,7 +40,8 @@ pub struct Confinement {
 }
 
 fn cstring(path: &Path) -> io::Result<CString> {
-    CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
 }
 
 impl Confinement {
@@ -52,9 +53,17 @@ impl Confinement {
             None
         } else {
             let gid = rustix::process::getgid();
-            Some((format!("0 {} 1\n", uid.as_raw()).into_bytes(), format!("0 {} 1\n", gid.as_raw()).into_bytes()))
+            Some((
+                format!("0 {} 1\n", uid.as_raw()).into_bytes(),
+                format!("0 {} 1\n", gid.as_raw()).into_bytes(),
+            ))
         };
-        Ok(Confinement { root: cstring(&root)?, proc_target: None, keep: Vec::new(), userns })
+        Ok(Confinement {
+            root: cstring(&root)?,
+            proc_target: None,
+            keep: Vec::new(),
+            userns,
+        })
     }
 
     /// Bind the host's `/proc` at `ROOT/proc` (which must exist) inside the

@@ -23,8 +23,24 @@ fn glibc_jail() -> Option<(Jail, File)> {
 fn glibc_program_runs_in_a_jail_with_no_dynamic_linker() {
     let Some((jail, ldso)) = glibc_jail() else { return };
     let fd = fdnum(&ldso);
-    let run = jail.run(&["/chainloader", &fd, "ld-linux-x86-64.so.2", "/bin/probe", "args", "x", "y z"], &[&ldso]).ok();
-    assert_eq!(run.stdout, "argc=4\nargv[0]=/bin/probe\nargv[1]=args\nargv[2]=x\nargv[3]=y z\n");
+    let run = jail
+        .run(
+            &[
+                "/chainloader",
+                &fd,
+                "ld-linux-x86-64.so.2",
+                "/bin/probe",
+                "args",
+                "x",
+                "y z",
+            ],
+            &[&ldso],
+        )
+        .ok();
+    assert_eq!(
+        run.stdout,
+        "argc=4\nargv[0]=/bin/probe\nargv[1]=args\nargv[2]=x\nargv[3]=y z\n"
+    );
 
     // The environment reaches the program unchanged, and only it.
     let mut cmd = jail.command(&["/chainloader", &fd, "ld.so", "/bin/probe", "env"], &[&ldso]);
@@ -44,13 +60,18 @@ fn glibc_program_runs_in_a_jail_with_no_dynamic_linker() {
 #[test]
 fn direct_exec_of_a_dynamic_program_fails_with_enoent_in_that_jail() {
     let Some((jail, _ldso)) = glibc_jail() else { return };
-    let err = jail.command(&["/bin/probe", "args"], &[]).output().expect_err("the kernel cannot find PT_INTERP in the jail");
+    let err = jail
+        .command(&["/bin/probe", "args"], &[])
+        .output()
+        .expect_err("the kernel cannot find PT_INTERP in the jail");
     assert_eq!(err.raw_os_error(), Some(2), "{err}");
 }
 
 #[test]
 fn glibc_and_musl_programs_side_by_side_in_one_jail_with_no_dynamic_linker() {
-    let (Some(gprobe), Some(mprobe), Some(musl)) = (glibc_probe(), musl_probe(), musl_ldso()) else { return };
+    let (Some(gprobe), Some(mprobe), Some(musl)) = (glibc_probe(), musl_probe(), musl_ldso()) else {
+        return;
+    };
     let jail = Jail::new();
     jail.add_glibc_program(&gprobe, "/bin/probe");
     jail.add(&mprobe, "/bin/mprobe"); // musl's libc *is* its ld.so: nothing else to copy
@@ -59,12 +80,29 @@ fn glibc_and_musl_programs_side_by_side_in_one_jail_with_no_dynamic_linker() {
     let musl = open(&musl);
     let (g, m) = (fdnum(&glibc), fdnum(&musl));
     let both = [&glibc, &musl];
-    let run = jail.run(&["/chainloader", &g, "ld.so", "/bin/probe", "args", "glibc"], &both).ok();
+    let run = jail
+        .run(&["/chainloader", &g, "ld.so", "/bin/probe", "args", "glibc"], &both)
+        .ok();
     assert_eq!(run.stdout, "argc=3\nargv[0]=/bin/probe\nargv[1]=args\nargv[2]=glibc\n");
-    let run = jail.run(&["/chainloader", &m, "ld-musl", "/bin/mprobe", "args", "musl"], &both).ok();
+    let run = jail
+        .run(&["/chainloader", &m, "ld-musl", "/bin/mprobe", "args", "musl"], &both)
+        .ok();
     assert_eq!(run.stdout, "argc=3\nargv[0]=/bin/mprobe\nargv[1]=args\nargv[2]=musl\n");
     // musl's --argv0 works through the chainloader too.
-    let run = jail.run(&["/chainloader", &m, "ld-musl", "--argv0", "renamed", "/bin/mprobe", "args"], &both).ok();
+    let run = jail
+        .run(
+            &[
+                "/chainloader",
+                &m,
+                "ld-musl",
+                "--argv0",
+                "renamed",
+                "/bin/mprobe",
+                "args",
+            ],
+            &both,
+        )
+        .ok();
     assert!(run.stdout.contains("argv[0]=renamed\n"), "{run:#?}");
     let run = jail.run(&["/chainloader", &m, "ld-musl", "/bin/mprobe", "exit", "3"], &both);
     assert_eq!((run.code, run.signal), (Some(3), None), "{run:#?}");
@@ -82,7 +120,12 @@ fn static_and_static_pie_programs_are_loaded_directly() {
         let image = open(&program);
         let fd = fdnum(&image);
         let run = jail.run(&["/chainloader", &fd, "probe", "args", "a b"], &[&image]).ok();
-        assert_eq!(run.stdout, "argc=3\nargv[0]=probe\nargv[1]=args\nargv[2]=a b\n", "{}", program.display());
+        assert_eq!(
+            run.stdout,
+            "argc=3\nargv[0]=probe\nargv[1]=args\nargv[2]=a b\n",
+            "{}",
+            program.display()
+        );
         let run = jail.run(&["/chainloader", &fd, "probe", "exit", "9"], &[&image]);
         assert_eq!(run.code, Some(9), "{}: {run:#?}", program.display());
     }
@@ -91,7 +134,12 @@ fn static_and_static_pie_programs_are_loaded_directly() {
 #[test]
 fn entry_state_is_what_the_abi_requires() {
     // A freestanding program checks %rsp alignment and %rdx == 0 at _start.
-    let Some(entry) = compile("entry", "gcc", &["-static", "-nostdlib", "-nostartfiles", "-fno-pie", "-no-pie"], "entry.c") else {
+    let Some(entry) = compile(
+        "entry",
+        "gcc",
+        &["-static", "-nostdlib", "-nostartfiles", "-fno-pie", "-no-pie"],
+        "entry.c",
+    ) else {
         return;
     };
     let image = open(&entry);
@@ -126,24 +174,40 @@ fn plash_checklist_stack_heap_fd_and_names() {
     assert!(cmdline.starts_with("cmdline=/chainloader|"), "{cmdline}");
     assert!(cmdline.ends_with("|/bin/probe|cmdline|last arg|\n"), "{cmdline}");
     // comm is the basename of ARG0, as the kernel would have set it.
-    let run = jail.run(&["/chainloader", &fd, "/some/where/my-ld.so", "/bin/probe", "comm"], &[&ldso]).ok();
+    let run = jail
+        .run(
+            &["/chainloader", &fd, "/some/where/my-ld.so", "/bin/probe", "comm"],
+            &[&ldso],
+        )
+        .ok();
     assert_eq!(run.stdout, "comm=my-ld.so\n");
-    let run = jail.run(&["/chainloader", &fd, "a-very-long-name-indeed", "/bin/probe", "comm"], &[&ldso]).ok();
+    let run = jail
+        .run(
+            &["/chainloader", &fd, "a-very-long-name-indeed", "/bin/probe", "comm"],
+            &[&ldso],
+        )
+        .ok();
     assert_eq!(run.stdout, "comm=a-very-long-nam\n", "the kernel keeps 15 bytes");
 }
 
 #[test]
 fn musl_heap_works_through_the_chainloader() {
-    let (Some(mprobe), Some(musl)) = (musl_probe(), musl_ldso()) else { return };
+    let (Some(mprobe), Some(musl)) = (musl_probe(), musl_ldso()) else {
+        return;
+    };
     let jail = Jail::new();
     jail.add(&mprobe, "/bin/mprobe");
     let ldso = open(&musl);
     let fd = fdnum(&ldso);
-    let run = jail.run(&["/chainloader", &fd, "ld", "/bin/mprobe", "brk"], &[&ldso]).ok();
+    let run = jail
+        .run(&["/chainloader", &fd, "ld", "/bin/mprobe", "brk"], &[&ldso])
+        .ok();
     // musl's allocator splits the brk area itself (it shows two [heap]
     // lines when the kernel runs it, too); what matters is that brk works.
     assert!(run.stdout.starts_with("heaps="), "{run:#?}");
-    let run = jail.run(&["/chainloader", &fd, "ld", "/bin/mprobe", "maps"], &[&ldso]).ok();
+    let run = jail
+        .run(&["/chainloader", &fd, "ld", "/bin/mprobe", "maps"], &[&ldso])
+        .ok();
     assert_eq!(run.stdout, "stack=rw-p\n");
 }
 
@@ -158,13 +222,30 @@ fn bash_c_works() {
     jail.assert_no_ldso();
     let ldso = open(&glibc_ldso());
     let fd = fdnum(&ldso);
-    let run = jail.run(&["/chainloader", &fd, "bash", "/bin/bash", "-c", "echo $((6 * 7)) \"$0\" \"$1\"", "zero", "one"], &[&ldso]).ok();
+    let run = jail
+        .run(
+            &[
+                "/chainloader",
+                &fd,
+                "bash",
+                "/bin/bash",
+                "-c",
+                "echo $((6 * 7)) \"$0\" \"$1\"",
+                "zero",
+                "one",
+            ],
+            &[&ldso],
+        )
+        .ok();
     assert_eq!(run.stdout, "42 zero one\n");
 }
 
 fn which(tool: &str) -> std::path::PathBuf {
     let path = std::env::var_os("PATH").unwrap();
-    std::env::split_paths(&path).map(|d| d.join(tool)).find(|p| p.is_file()).unwrap()
+    std::env::split_paths(&path)
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
+        .unwrap()
 }
 
 #[test]
@@ -177,7 +258,9 @@ fn one_open_file_serves_many_execs_and_its_offset_is_untouched() {
     let fd = fdnum(&ldso);
     for i in 0..5 {
         let n = i.to_string();
-        let run = jail.run(&["/chainloader", &fd, "ld.so", "/bin/probe", "args", &n], &[&ldso]).ok();
+        let run = jail
+            .run(&["/chainloader", &fd, "ld.so", "/bin/probe", "args", &n], &[&ldso])
+            .ok();
         assert!(run.stdout.ends_with(&format!("argv[2]={n}\n")), "{run:#?}");
     }
     assert_eq!(ldso.stream_position().unwrap(), 1234);
@@ -193,14 +276,25 @@ fn no_mapping_is_ever_writable_and_executable() {
     let ld = open(&ldso);
     let fd = fdnum(&ld);
     let mut cmd = std::process::Command::new("strace");
-    cmd.args(["-f", "-qq", "-e", "trace=mmap,mprotect", "--"]).arg(host_chainloader()).args([fd.as_str(), "ld.so"]).arg(&probe).arg("maps");
+    cmd.args(["-f", "-qq", "-e", "trace=mmap,mprotect", "--"])
+        .arg(host_chainloader())
+        .args([fd.as_str(), "ld.so"])
+        .arg(&probe)
+        .arg("maps");
     let run: Run = keep_fds(cmd, &[&ld]).output().unwrap().into();
     let run = run.ok();
     assert_eq!(run.stdout, "stack=rw-p\n");
-    let calls: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("mmap(") || l.starts_with("mprotect(")).collect();
+    let calls: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("mmap(") || l.starts_with("mprotect("))
+        .collect();
     assert!(calls.len() >= 4, "{}", run.stderr);
     for call in calls {
-        assert!(!(call.contains("PROT_WRITE") && call.contains("PROT_EXEC")), "W+X mapping: {call}");
+        assert!(
+            !(call.contains("PROT_WRITE") && call.contains("PROT_EXEC")),
+            "W+X mapping: {call}"
+        );
     }
 }
 
@@ -223,7 +317,12 @@ fn keep_fds(mut cmd: std::process::Command, keep: &[&File]) -> std::process::Com
 fn image_mappings_have_segment_protections_and_inaccessible_gaps() {
     // 2 MiB-aligned segments: gaps between them, and a load address that
     // must honour p_align.
-    let Some(program) = compile("probe-static-pie-2m", "gcc", &["-static-pie", "-Wl,-z,max-page-size=0x200000", "-Wl,-z,separate-code"], "probe.c") else {
+    let Some(program) = compile(
+        "probe-static-pie-2m",
+        "gcc",
+        &["-static-pie", "-Wl,-z,max-page-size=0x200000", "-Wl,-z,separate-code"],
+        "probe.c",
+    ) else {
         return;
     };
     let image = open(&program);
@@ -243,7 +342,10 @@ fn image_mappings_have_segment_protections_and_inaccessible_gaps() {
     let last_end = u64::from_str_radix(lines.last().unwrap().split(['-', ' ']).nth(1).unwrap(), 16).unwrap();
     for line in run.stdout.lines() {
         let mut it = line.split(['-', ' ']);
-        let (lo, hi) = (u64::from_str_radix(it.next().unwrap(), 16).unwrap(), u64::from_str_radix(it.next().unwrap(), 16).unwrap());
+        let (lo, hi) = (
+            u64::from_str_radix(it.next().unwrap(), 16).unwrap(),
+            u64::from_str_radix(it.next().unwrap(), 16).unwrap(),
+        );
         if lo >= first && hi <= last_end && !line.ends_with(&name) {
             let perms = line.split_whitespace().nth(1).unwrap();
             // bss beyond the file is anonymous and writable; anything else
@@ -274,10 +376,19 @@ fn usage_and_bad_fd_arguments() {
     let run = run_chainloader(&["3"], &[]);
     assert!(run.stderr.starts_with("usage: chainloader FD ARG0"), "{run:#?}");
     assert_eq!(run.code, Some(127));
-    assert_refused(&run_chainloader(&["abc", "x"], &[]), "chainloader: FD 'abc': not a file descriptor number");
-    assert_refused(&run_chainloader(&["-1", "x"], &[]), "FD '-1': not a file descriptor number");
+    assert_refused(
+        &run_chainloader(&["abc", "x"], &[]),
+        "chainloader: FD 'abc': not a file descriptor number",
+    );
+    assert_refused(
+        &run_chainloader(&["-1", "x"], &[]),
+        "FD '-1': not a file descriptor number",
+    );
     assert_refused(&run_chainloader(&["", "x"], &[]), "FD '': not a file descriptor number");
-    assert_refused(&run_chainloader(&["99999999999", "x"], &[]), "FD '99999999999': file descriptor number out of range");
+    assert_refused(
+        &run_chainloader(&["99999999999", "x"], &[]),
+        "FD '99999999999': file descriptor number out of range",
+    );
     assert_refused(&run_chainloader(&["77", "x"], &[]), "fd 77: cannot stat: EBADF");
 }
 
@@ -290,11 +401,17 @@ fn non_images_are_refused() {
     let (_t, empty) = temp_image(b"");
     assert_refused(&run_chainloader(&[&fdnum(&empty), "x"], &[&empty]), "image: empty file");
     let (_t, text) = temp_image(b"#!/bin/sh\necho hi\n");
-    assert_refused(&run_chainloader(&[&fdnum(&text), "x"], &[&text]), "ELF header: not an ELF file");
+    assert_refused(
+        &run_chainloader(&[&fdnum(&text), "x"], &[&text]),
+        "ELF header: not an ELF file",
+    );
     // A dynamic *program* must go through its ld.so.
     let Some(probe) = glibc_probe() else { return };
     let prog = open(&probe);
-    assert_refused(&run_chainloader(&[&fdnum(&prog), "x"], &[&prog]), "PT_INTERP: a dynamic program must be run through its ld.so");
+    assert_refused(
+        &run_chainloader(&[&fdnum(&prog), "x"], &[&prog]),
+        "PT_INTERP: a dynamic program must be run through its ld.so",
+    );
 }
 
 /// Read/write little-endian fields of an ELF64 image.
@@ -322,42 +439,183 @@ impl Elf {
     }
     /// Indices of the PT_LOAD headers.
     fn loads(&self) -> Vec<usize> {
-        (0..self.u16(56) as usize).filter(|&i| self.u16(self.ph(i)) == 1).collect()
+        (0..self.u16(56) as usize)
+            .filter(|&i| self.u16(self.ph(i)) == 1)
+            .collect()
     }
 }
 
 #[test]
 fn every_malformed_header_is_refused_with_its_reason() {
-    let Some(static_probe) = compile("probe-static", "gcc", &["-static"], "probe.c") else { return };
+    let Some(static_probe) = compile("probe-static", "gcc", &["-static"], "probe.c") else {
+        return;
+    };
     let ldso = fs::read(glibc_ldso()).unwrap();
     let exe = fs::read(&static_probe).unwrap();
     type Mutation = fn(&mut Elf);
     let cases: Vec<(&str, &[u8], Mutation, &str)> = vec![
-        ("bad magic", &ldso, |e| e.0[1] = b'X', "ELF header: not an ELF file (bad magic)"),
-        ("32-bit class", &ldso, |e| e.0[4] = 1, "ELF header: 32-bit image, 64-bit loader"),
+        (
+            "bad magic",
+            &ldso,
+            |e| e.0[1] = b'X',
+            "ELF header: not an ELF file (bad magic)",
+        ),
+        (
+            "32-bit class",
+            &ldso,
+            |e| e.0[4] = 1,
+            "ELF header: 32-bit image, 64-bit loader",
+        ),
         ("invalid class", &ldso, |e| e.0[4] = 7, "ELF header: invalid ELF class"),
         ("big-endian", &ldso, |e| e.0[5] = 2, "ELF header: big-endian image"),
         ("invalid data", &ldso, |e| e.0[5] = 0, "ELF header: invalid byte order"),
-        ("ET_REL", &ldso, |e| e.set16(16, 1), "ELF header: relocatable object (ET_REL)"),
+        (
+            "ET_REL",
+            &ldso,
+            |e| e.set16(16, 1),
+            "ELF header: relocatable object (ET_REL)",
+        ),
         ("ET_CORE", &ldso, |e| e.set16(16, 4), "ELF header: core dump (ET_CORE)"),
-        ("aarch64 machine", &ldso, |e| e.set16(18, 183), "ELF header: wrong machine"),
+        (
+            "aarch64 machine",
+            &ldso,
+            |e| e.set16(18, 183),
+            "ELF header: wrong machine",
+        ),
         ("i386 machine", &exe, |e| e.set16(18, 3), "ELF header: wrong machine"),
-        ("e_phentsize", &ldso, |e| e.set16(54, 32), "ELF header: wrong e_phentsize"),
+        (
+            "e_phentsize",
+            &ldso,
+            |e| e.set16(54, 32),
+            "ELF header: wrong e_phentsize",
+        ),
         ("no phdrs", &ldso, |e| e.set16(56, 0), "ELF header: no program headers"),
-        ("too many phdrs", &ldso, |e| e.set16(56, 2000), "ELF header: too many program headers"),
-        ("phdrs outside", &ldso, |e| { let n = e.0.len() as u64; e.set64(32, n - 100) }, "ELF header: program headers outside the file"),
-        ("phoff overflow", &ldso, |e| e.set64(32, u64::MAX - 8), "ELF header: program headers outside the file"),
-        ("p_filesz > p_memsz", &ldso, |e| { let p = e.ph(e.loads()[3]); let m = e.u64(p + 40); e.set64(p + 32, m + 1) }, "p_filesz > p_memsz"),
-        ("misaligned", &ldso, |e| { let p = e.ph(e.loads()[3]); let o = e.u64(p + 8); e.set64(p + 8, o + 8) }, "p_offset and p_vaddr differ modulo the page size"),
-        ("past EOF", &ldso, |e| { let p = e.ph(e.loads()[2]); e.set64(p + 32, 0x100_0000); e.set64(p + 40, 0x100_0000) }, "segment extends past end of file"),
-        ("offset overflow", &ldso, |e| { let p = e.ph(e.loads()[3]); e.set64(p + 8, u64::MAX - 0xfff + 0x900) }, "p_offset + p_filesz overflows"),
-        ("vaddr overflow", &ldso, |e| { let p = e.ph(e.loads()[3]); e.set64(p + 40, u64::MAX - 0x1000) }, "segment overflows the address space"),
-        ("overlap", &ldso, |e| { let p = e.ph(e.loads()[2]); e.set64(p + 16, 0x1000); e.set64(p + 8, 0x1000) }, "segments overlap or are out of order"),
-        ("W+X", &ldso, |e| { let p = e.ph(e.loads()[3]); e.set32(p + 4, 7) }, "segment is writable and executable"),
-        ("no PT_LOAD", &ldso, |e| { for i in e.loads() { let p = e.ph(i); e.set32(p, 0x6fff_0000) } }, "image: no PT_LOAD segment"),
-        ("PT_INTERP added", &ldso, |e| { let p = e.ph(e.loads()[0]); e.set32(p, 3) }, "PT_INTERP"),
-        ("ET_EXEC at 0", &exe, |e| { for i in e.loads() { let p = e.ph(i); let v = e.u64(p + 16); e.set64(p + 16, v - 0x400000) } }, "ET_EXEC image at address 0"),
-        ("entry outside", &ldso, |e| e.set64(24, 0x31950), "entry point not in an executable segment"),
+        (
+            "too many phdrs",
+            &ldso,
+            |e| e.set16(56, 2000),
+            "ELF header: too many program headers",
+        ),
+        (
+            "phdrs outside",
+            &ldso,
+            |e| {
+                let n = e.0.len() as u64;
+                e.set64(32, n - 100)
+            },
+            "ELF header: program headers outside the file",
+        ),
+        (
+            "phoff overflow",
+            &ldso,
+            |e| e.set64(32, u64::MAX - 8),
+            "ELF header: program headers outside the file",
+        ),
+        (
+            "p_filesz > p_memsz",
+            &ldso,
+            |e| {
+                let p = e.ph(e.loads()[3]);
+                let m = e.u64(p + 40);
+                e.set64(p + 32, m + 1)
+            },
+            "p_filesz > p_memsz",
+        ),
+        (
+            "misaligned",
+            &ldso,
+            |e| {
+                let p = e.ph(e.loads()[3]);
+                let o = e.u64(p + 8);
+                e.set64(p + 8, o + 8)
+            },
+            "p_offset and p_vaddr differ modulo the page size",
+        ),
+        (
+            "past EOF",
+            &ldso,
+            |e| {
+                let p = e.ph(e.loads()[2]);
+                e.set64(p + 32, 0x100_0000);
+                e.set64(p + 40, 0x100_0000)
+            },
+            "segment extends past end of file",
+        ),
+        (
+            "offset overflow",
+            &ldso,
+            |e| {
+                let p = e.ph(e.loads()[3]);
+                e.set64(p + 8, u64::MAX - 0xfff + 0x900)
+            },
+            "p_offset + p_filesz overflows",
+        ),
+        (
+            "vaddr overflow",
+            &ldso,
+            |e| {
+                let p = e.ph(e.loads()[3]);
+                e.set64(p + 40, u64::MAX - 0x1000)
+            },
+            "segment overflows the address space",
+        ),
+        (
+            "overlap",
+            &ldso,
+            |e| {
+                let p = e.ph(e.loads()[2]);
+                e.set64(p + 16, 0x1000);
+                e.set64(p + 8, 0x1000)
+            },
+            "segments overlap or are out of order",
+        ),
+        (
+            "W+X",
+            &ldso,
+            |e| {
+                let p = e.ph(e.loads()[3]);
+                e.set32(p + 4, 7)
+            },
+            "segment is writable and executable",
+        ),
+        (
+            "no PT_LOAD",
+            &ldso,
+            |e| {
+                for i in e.loads() {
+                    let p = e.ph(i);
+                    e.set32(p, 0x6fff_0000)
+                }
+            },
+            "image: no PT_LOAD segment",
+        ),
+        (
+            "PT_INTERP added",
+            &ldso,
+            |e| {
+                let p = e.ph(e.loads()[0]);
+                e.set32(p, 3)
+            },
+            "PT_INTERP",
+        ),
+        (
+            "ET_EXEC at 0",
+            &exe,
+            |e| {
+                for i in e.loads() {
+                    let p = e.ph(i);
+                    let v = e.u64(p + 16);
+                    e.set64(p + 16, v - 0x400000)
+                }
+            },
+            "ET_EXEC image at address 0",
+        ),
+        (
+            "entry outside",
+            &ldso,
+            |e| e.set64(24, 0x31950),
+            "entry point not in an executable segment",
+        ),
     ];
     let mut ran = 0;
     for (name, base, mutate, want) in &cases {
@@ -366,14 +624,21 @@ fn every_malformed_header_is_refused_with_its_reason() {
         let (_t, f) = temp_image(&elf.0);
         let run = run_chainloader(&[&fdnum(&f), "x", "arg"], &[&f]);
         assert_eq!((run.code, run.signal), (Some(127), None), "{name}: {run:#?}");
-        assert!(run.stderr.starts_with("chainloader: ") && run.stderr.contains(want) && run.stderr.lines().count() == 1, "{name}: want {want:?}, got {run:#?}");
+        assert!(
+            run.stderr.starts_with("chainloader: ") && run.stderr.contains(want) && run.stderr.lines().count() == 1,
+            "{name}: want {want:?}, got {run:#?}"
+        );
         ran += 1;
     }
     // Truncations at every header boundary.
     for len in [1, 4, 5, 6, 16, 40, 63, 64, 64 + 56, 64 + 56 * 4, 0x1000, 0x20000] {
         let (_t, f) = temp_image(&ldso[..len]);
         let run = run_chainloader(&[&fdnum(&f), "x"], &[&f]);
-        assert_eq!((run.code, run.signal), (Some(127), None), "truncated at {len}: {run:#?}");
+        assert_eq!(
+            (run.code, run.signal),
+            (Some(127), None),
+            "truncated at {len}: {run:#?}"
+        );
         assert!(run.stderr.starts_with("chainloader: "), "truncated at {len}: {run:#?}");
         ran += 1;
     }
@@ -385,16 +650,24 @@ fn et_exec_over_an_existing_mapping_is_refused() {
     if !require("setarch", "disabling ASLR to place a mapping deterministically") {
         return;
     }
-    let Some(static_probe) = compile("probe-static", "gcc", &["-static"], "probe.c") else { return };
+    let Some(static_probe) = compile("probe-static", "gcc", &["-static"], "probe.c") else {
+        return;
+    };
     // With ASLR off, find where the chainloader itself is mapped ...
     let image = open(&static_probe);
     let cl = host_chainloader();
     let mut cmd = std::process::Command::new("setarch");
-    cmd.args(["x86_64", "-R"]).arg(&cl).args([fdnum(&image).as_str(), "probe", "mapsall"]);
+    cmd.args(["x86_64", "-R"])
+        .arg(&cl)
+        .args([fdnum(&image).as_str(), "probe", "mapsall"]);
     let run: Run = keep_fds(cmd, &[&image]).output().unwrap().into();
     let run = run.ok();
     let cl_name = cl.to_string_lossy().into_owned();
-    let line = run.stdout.lines().find(|l| l.ends_with(&cl_name)).unwrap_or_else(|| panic!("{}", run.stdout));
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.ends_with(&cl_name))
+        .unwrap_or_else(|| panic!("{}", run.stdout));
     let taken = u64::from_str_radix(line.split('-').next().unwrap(), 16).unwrap();
     // ... and move a fixed-address program so that the last page of its
     // span is the chainloader's first page (it sits near the top of the
@@ -414,7 +687,9 @@ fn et_exec_over_an_existing_mapping_is_refused() {
     elf.set64(24, entry + delta);
     let (_t, f) = temp_image(&elf.0);
     let mut cmd = std::process::Command::new("setarch");
-    cmd.args(["x86_64", "-R"]).arg(&cl).args([fdnum(&f).as_str(), "probe", "args"]);
+    cmd.args(["x86_64", "-R"])
+        .arg(&cl)
+        .args([fdnum(&f).as_str(), "probe", "args"]);
     let run: Run = keep_fds(cmd, &[&f]).output().unwrap().into();
     assert_refused(&run, "image: ET_EXEC addresses already in use");
 }
@@ -426,7 +701,9 @@ fn large_program_header_tables_are_read_beyond_the_first_kilobyte() {
     // 1000 headers (56,000 bytes, under the kernel's 64 KiB limit). The
     // first PT_LOAD maps the file from offset 0, so we also grow it to
     // cover the table: then AT_PHDR points at mapped memory.
-    let Some(static_pie) = compile("probe-static-pie", "gcc", &["-static-pie"], "probe.c") else { return };
+    let Some(static_pie) = compile("probe-static-pie", "gcc", &["-static-pie"], "probe.c") else {
+        return;
+    };
     let mut elf = Elf(fs::read(&static_pie).unwrap());
     let phnum = elf.u16(56) as usize;
     let old = elf.u64(32) as usize;
@@ -459,12 +736,29 @@ fn large_program_header_tables_are_read_beyond_the_first_kilobyte() {
 fn dynamic_linker_run_directly_sees_no_difference_from_the_kernel() {
     // glibc's ld.so lists what it would load: same output either way.
     let Some(probe) = glibc_probe() else { return };
-    let direct = std::process::Command::new(glibc_ldso()).arg("--list").arg(&probe).output().unwrap();
+    let direct = std::process::Command::new(glibc_ldso())
+        .arg("--list")
+        .arg(&probe)
+        .output()
+        .unwrap();
     assert!(direct.status.success());
     let ld = open(&glibc_ldso());
     let ldso_path = glibc_ldso();
-    let run = run_chainloader(&[&fdnum(&ld), ldso_path.to_str().unwrap(), "--list", probe.to_str().unwrap()], &[&ld]).ok();
-    let strip = |s: &str| s.lines().map(|l| l.split(" (0x").next().unwrap().to_owned()).collect::<Vec<_>>();
+    let run = run_chainloader(
+        &[
+            &fdnum(&ld),
+            ldso_path.to_str().unwrap(),
+            "--list",
+            probe.to_str().unwrap(),
+        ],
+        &[&ld],
+    )
+    .ok();
+    let strip = |s: &str| {
+        s.lines()
+            .map(|l| l.split(" (0x").next().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(strip(&run.stdout), strip(&String::from_utf8_lossy(&direct.stdout)));
     assert!(Path::new("/proc/self/exe").exists());
 }

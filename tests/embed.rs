@@ -19,13 +19,27 @@ const SIZE_BUDGET: usize = 8192;
 #[test]
 fn chainloader_is_a_small_static_pie_with_no_interpreter_and_a_non_executable_stack() {
     let bytes = NATIVE.bytes;
-    assert!(bytes.len() <= SIZE_BUDGET, "chainloader is {} bytes, budget {SIZE_BUDGET}", bytes.len());
+    assert!(
+        bytes.len() <= SIZE_BUDGET,
+        "chainloader is {} bytes, budget {SIZE_BUDGET}",
+        bytes.len()
+    );
     let header = FileHeader64::<LE>::parse(bytes).expect("an ELF64 file");
-    assert_eq!(header.e_type(LE), elf::ET_DYN, "position-independent (no fixed load address)");
+    assert_eq!(
+        header.e_type(LE),
+        elf::ET_DYN,
+        "position-independent (no fixed load address)"
+    );
     assert_eq!(header.e_machine(LE), elf::EM_X86_64);
     let phdrs = header.program_headers(LE, bytes).unwrap();
-    assert!(phdrs.iter().all(|p| p.p_type(LE) != elf::PT_INTERP), "no PT_INTERP: it needs no dynamic linker");
-    let stack = phdrs.iter().find(|p| p.p_type(LE) == elf::PT_GNU_STACK).expect("a PT_GNU_STACK");
+    assert!(
+        phdrs.iter().all(|p| p.p_type(LE) != elf::PT_INTERP),
+        "no PT_INTERP: it needs no dynamic linker"
+    );
+    let stack = phdrs
+        .iter()
+        .find(|p| p.p_type(LE) == elf::PT_GNU_STACK)
+        .expect("a PT_GNU_STACK");
     assert_eq!(stack.p_flags(LE) & elf::PF_X, 0, "non-executable stack");
     let loads: Vec<_> = phdrs.iter().filter(|p| p.p_type(LE) == elf::PT_LOAD).collect();
     assert!(!loads.is_empty());
@@ -44,11 +58,17 @@ fn chainloader_needs_no_libraries_and_relocates_itself() {
     let bytes = NATIVE.bytes;
     let header = FileHeader64::<LE>::parse(bytes).unwrap();
     let phdrs = header.program_headers(LE, bytes).unwrap();
-    let dynamic = phdrs.iter().find(|p| p.p_type(LE) == elf::PT_DYNAMIC).expect("a static PIE has a dynamic section");
+    let dynamic = phdrs
+        .iter()
+        .find(|p| p.p_type(LE) == elf::PT_DYNAMIC)
+        .expect("a static PIE has a dynamic section");
     let entries: &[object::elf::Dyn64<LE>] = dynamic.dynamic(LE, bytes).unwrap().unwrap();
     // File offset of a virtual address (the loader's segments map the file 1:1 here).
     let file_off = |vaddr: u64| -> usize {
-        let p = phdrs.iter().find(|p| p.p_type(LE) == elf::PT_LOAD && p.p_vaddr(LE) <= vaddr && vaddr < p.p_vaddr(LE) + p.p_filesz(LE)).unwrap();
+        let p = phdrs
+            .iter()
+            .find(|p| p.p_type(LE) == elf::PT_LOAD && p.p_vaddr(LE) <= vaddr && vaddr < p.p_vaddr(LE) + p.p_filesz(LE))
+            .unwrap();
         (vaddr - p.p_vaddr(LE) + p.p_offset(LE)) as usize
     };
     let (mut rela, mut relasz) = (0, 0);
@@ -56,7 +76,9 @@ fn chainloader_needs_no_libraries_and_relocates_itself() {
         match d.d_tag(LE) as u32 {
             elf::DT_NEEDED => panic!("the chainloader needs a shared library"),
             // 36 is DT_RELR (packed relative relocations).
-            elf::DT_REL | 36 | elf::DT_JMPREL => panic!("relocation kind the self-relocator does not handle: {:#x}", d.d_tag(LE)),
+            elf::DT_REL | 36 | elf::DT_JMPREL => {
+                panic!("relocation kind the self-relocator does not handle: {:#x}", d.d_tag(LE))
+            }
             elf::DT_RELA => rela = d.d_val(LE),
             elf::DT_RELASZ => relasz = d.d_val(LE),
             _ => {}
@@ -68,9 +90,15 @@ fn chainloader_needs_no_libraries_and_relocates_itself() {
     if count == 0 {
         eprintln!("chainloader: no dynamic relocations at all");
     } else {
-        let table: &[object::elf::Rela64<LE>] = object::pod::slice_from_bytes(&bytes[file_off(rela)..], count).unwrap().0;
+        let table: &[object::elf::Rela64<LE>] = object::pod::slice_from_bytes(&bytes[file_off(rela)..], count)
+            .unwrap()
+            .0;
         for r in table {
-            assert_eq!(r.r_type(LE, false), elf::R_X86_64_RELATIVE, "only RELATIVE relocations can be self-applied");
+            assert_eq!(
+                r.r_type(LE, false),
+                elf::R_X86_64_RELATIVE,
+                "only RELATIVE relocations can be self-applied"
+            );
         }
         eprintln!("chainloader: {count} R_X86_64_RELATIVE relocation(s), applied by rt/reloc.rs");
     }
@@ -81,7 +109,10 @@ fn embedded_facts_match_the_bytes() {
     assert_eq!(NATIVE.arch, "x86_64");
     assert_eq!(NATIVE.machine, elf::EM_X86_64);
     assert_eq!(NATIVE.sha256.len(), 64);
-    assert!(NATIVE.sha256.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+    assert!(NATIVE
+        .sha256
+        .bytes()
+        .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
     // Independent check of the digest with sha256sum, when present.
     if support::require("sha256sum", "checking the embedded digest") {
         let (_t, _) = support::temp_image(NATIVE.bytes);
@@ -97,7 +128,11 @@ fn install_creates_then_is_idempotent_then_replaces_atomically() {
     let done = install(jail.path()).unwrap();
     assert_eq!(done.outcome, Outcome::Created);
     assert_eq!(done.path, target);
-    assert_eq!(fs::read(&target).unwrap(), NATIVE.bytes, "byte-identical to the embedded bytes");
+    assert_eq!(
+        fs::read(&target).unwrap(),
+        NATIVE.bytes,
+        "byte-identical to the embedded bytes"
+    );
     let meta = fs::metadata(&target).unwrap();
     assert_eq!(meta.permissions().mode() & 0o7777, 0o755);
     assert!(done.to_string().starts_with(&format!("installed {}", target.display())));
@@ -106,7 +141,10 @@ fn install_creates_then_is_idempotent_then_replaces_atomically() {
     let again = install(jail.path()).unwrap();
     assert_eq!(again.outcome, Outcome::Unchanged);
     let meta2 = fs::metadata(&target).unwrap();
-    assert_eq!((meta.ino(), meta.mtime(), meta.mtime_nsec()), (meta2.ino(), meta2.mtime(), meta2.mtime_nsec()));
+    assert_eq!(
+        (meta.ino(), meta.mtime(), meta.mtime_nsec()),
+        (meta2.ino(), meta2.mtime(), meta2.mtime_nsec())
+    );
 
     // A different file is replaced by rename: a reader holding the old file
     // keeps seeing it whole, and the new file appears whole.
@@ -125,7 +163,10 @@ fn install_creates_then_is_idempotent_then_replaces_atomically() {
     assert_eq!(fs::metadata(&target).unwrap().permissions().mode() & 0o7777, 0o755);
 
     // No temporary files are left behind.
-    let names: Vec<_> = fs::read_dir(jail.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = fs::read_dir(jail.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names, ["chainloader"]);
 }
 
@@ -137,7 +178,14 @@ fn install_ignores_the_umask() {
     let done = install(jail.path());
     rustix::process::umask(old);
     done.unwrap();
-    assert_eq!(fs::metadata(jail.path().join("chainloader")).unwrap().permissions().mode() & 0o7777, 0o755);
+    assert_eq!(
+        fs::metadata(jail.path().join("chainloader"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777,
+        0o755
+    );
 }
 
 #[test]
@@ -150,11 +198,17 @@ fn install_refuses_a_symlink_at_the_target_and_leaves_it_alone() {
     assert!(matches!(err, InstallError::SymlinkTarget { .. }), "{err}");
     assert!(err.to_string().contains("symbolic link"), "{err}");
     assert_eq!(fs::read(victim.path()).unwrap(), b"precious");
-    assert!(fs::symlink_metadata(jail.path().join("chainloader")).unwrap().file_type().is_symlink());
+    assert!(fs::symlink_metadata(jail.path().join("chainloader"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
     // A dangling symlink too.
     let jail2 = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink("/nonexistent/x", jail2.path().join("chainloader")).unwrap();
-    assert!(matches!(install(jail2.path()).unwrap_err(), InstallError::SymlinkTarget { .. }));
+    assert!(matches!(
+        install(jail2.path()).unwrap_err(),
+        InstallError::SymlinkTarget { .. }
+    ));
 }
 
 #[test]
@@ -174,7 +228,14 @@ fn install_refuses_a_jail_that_is_not_a_directory_or_a_directory_target() {
 #[test]
 fn install_replaces_a_fifo_without_blocking() {
     let jail = tempfile::tempdir().unwrap();
-    rustix::fs::mknodat(rustix::fs::CWD, jail.path().join("chainloader"), rustix::fs::FileType::Fifo, rustix::fs::Mode::from_raw_mode(0o644), 0).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        jail.path().join("chainloader"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
     assert_eq!(install(jail.path()).unwrap().outcome, Outcome::Replaced);
     assert_eq!(fs::read(jail.path().join("chainloader")).unwrap(), NATIVE.bytes);
 }

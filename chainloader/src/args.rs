@@ -14,10 +14,7 @@ pub fn parse_fd(arg: &[u8]) -> Result<i32, Error> {
     let mut n: i32 = 0;
     for &c in arg {
         if !c.is_ascii_digit() {
-            return Err(Error::new(
-                Subject::FdArg,
-                Reason::FdNotNumber,
-            ));
+            return Err(Error::new(Subject::FdArg, Reason::FdNotNumber));
         }
         n = match n.checked_mul(10).and_then(|n| n.checked_add(i32::from(c - b'0'))) {
             Some(n) => n,
@@ -51,7 +48,17 @@ mod tests {
         assert_eq!(parse_fd(b"3"), Ok(3));
         assert_eq!(parse_fd(b"007"), Ok(7));
         assert_eq!(parse_fd(b"2147483647"), Ok(i32::MAX));
-        for bad in [&b""[..], b"abc", b"-1", b"+3", b" 3", b"3 ", b"0x3", b"2147483648", b"99999999999"] {
+        for bad in [
+            &b""[..],
+            b"abc",
+            b"-1",
+            b"+3",
+            b" 3",
+            b"3 ",
+            b"0x3",
+            b"2147483648",
+            b"99999999999",
+        ] {
             let e = parse_fd(bad).unwrap_err();
             assert_eq!(e.subject(), Subject::FdArg, "{bad:?}");
         }

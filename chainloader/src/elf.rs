@@ -57,11 +57,23 @@ pub struct Target {
 
 impl Target {
     /// x86-64 (47-bit user address space).
-    pub const X86_64: Target = Target { class64: true, machine: EM_X86_64, addr_limit: 0x7fff_ffff_f000 };
+    pub const X86_64: Target = Target {
+        class64: true,
+        machine: EM_X86_64,
+        addr_limit: 0x7fff_ffff_f000,
+    };
     /// i386 (a 32-bit process, on a 32- or 64-bit kernel).
-    pub const I386: Target = Target { class64: false, machine: EM_386, addr_limit: 0xffff_e000 };
+    pub const I386: Target = Target {
+        class64: false,
+        machine: EM_386,
+        addr_limit: 0xffff_e000,
+    };
     /// AArch64 (48-bit user address space).
-    pub const AARCH64: Target = Target { class64: true, machine: EM_AARCH64, addr_limit: 1 << 48 };
+    pub const AARCH64: Target = Target {
+        class64: true,
+        machine: EM_AARCH64,
+        addr_limit: 1 << 48,
+    };
 
     /// The architecture this crate is compiled for.
     #[cfg(target_arch = "x86_64")]
@@ -219,11 +231,7 @@ pub fn parse_ehdr<A: Arch>(bytes: &[u8], file_size: u64) -> Result<Ehdr, Error> 
         None => return Err(header(Reason::Truncated)),
     };
     if class64 != target.class64 {
-        return Err(header(if class64 {
-            Reason::Class64
-        } else {
-            Reason::Class32
-        }));
+        return Err(header(if class64 { Reason::Class64 } else { Reason::Class32 }));
     }
     match bytes.get(5) {
         Some(1) => {}
@@ -245,7 +253,12 @@ pub fn parse_ehdr<A: Arch>(bytes: &[u8], file_size: u64) -> Result<Ehdr, Error> 
         return Err(header(Reason::Machine));
     }
     let (entry, phoff, phentsize, phnum) = if class64 {
-        (u64_at(bytes, 24), u64_at(bytes, 32), u16_at(bytes, 54), u16_at(bytes, 56))
+        (
+            u64_at(bytes, 24),
+            u64_at(bytes, 32),
+            u16_at(bytes, 54),
+            u16_at(bytes, 56),
+        )
     } else {
         (
             u64::from(u32_at(bytes, 24)),
@@ -260,7 +273,13 @@ pub fn parse_ehdr<A: Arch>(bytes: &[u8], file_size: u64) -> Result<Ehdr, Error> 
     if phnum == 0 {
         return Err(header(Reason::NoPhdrs));
     }
-    let ehdr = Ehdr { e_type, entry, phoff, phnum, phentsize };
+    let ehdr = Ehdr {
+        e_type,
+        entry,
+        phoff,
+        phnum,
+        phentsize,
+    };
     if ehdr.phdr_table_len() > MAX_PHDR_TABLE {
         return Err(header(Reason::TooManyPhdrs));
     }

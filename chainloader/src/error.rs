@@ -322,7 +322,10 @@ mod tests {
         assert!(t.contains("...': file descriptor number out of range\n"));
         assert!(t.len() < 140);
         let mut tiny = [0u8; 8];
-        assert_eq!(render(&Error::new(Subject::Image, Reason::NoLoad), b"", &mut tiny), b"chainloa");
+        assert_eq!(
+            render(&Error::new(Subject::Image, Reason::NoLoad), b"", &mut tiny),
+            b"chainloa"
+        );
     }
 
     #[test]
@@ -336,7 +339,11 @@ mod tests {
     #[test]
     fn every_reason_has_its_own_text() {
         let all: std::vec::Vec<&str> = REASON_TEXTS.split('\0').filter(|t| !t.is_empty()).collect();
-        assert_eq!(Reason::SetName as usize + 1, all.len(), "a reason without text, or a text without reason");
+        assert_eq!(
+            Reason::SetName as usize + 1,
+            all.len(),
+            "a reason without text, or a text without reason"
+        );
         assert_eq!(Reason::FdNotNumber.text(), all[0]);
         assert_eq!(Reason::SetName.text(), "cannot set process name");
         assert_eq!(Reason::Interp.text(), all[Reason::Interp as usize]);
@@ -347,7 +354,14 @@ mod tests {
 
     #[test]
     fn errors_pack_and_unpack() {
-        for subject in [Subject::FdArg, Subject::Fd(0), Subject::Fd(i32::MAX), Subject::ElfHeader, Subject::ProgramHeader(65535), Subject::Image] {
+        for subject in [
+            Subject::FdArg,
+            Subject::Fd(0),
+            Subject::Fd(i32::MAX),
+            Subject::ElfHeader,
+            Subject::ProgramHeader(65535),
+            Subject::Image,
+        ] {
             for (reason, errno) in [(Reason::FdNotNumber, 0), (Reason::SetName, 4095), (Reason::Interp, 12)] {
                 let e = Error::sys(subject, reason, errno);
                 assert_eq!((e.subject(), e.reason(), e.errno()), (subject, reason, errno));

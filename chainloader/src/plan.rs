@@ -117,7 +117,11 @@ pub fn segment(ph: &Phdr, page: u64) -> Segment {
     let start = page_down(ph.p_vaddr, page);
     let offset = page_down(ph.p_offset, page);
     let data_end = ph.p_vaddr + ph.p_filesz;
-    let file_end = if ph.p_filesz == 0 { start } else { page_up(data_end, page).unwrap_or(start) };
+    let file_end = if ph.p_filesz == 0 {
+        start
+    } else {
+        page_up(data_end, page).unwrap_or(start)
+    };
     let end = page_up(ph.p_vaddr + ph.p_memsz, page).unwrap_or(file_end);
     // The kernel clears the tail of the last file page only when there is bss;
     // it clears to the end of the page (glibc's ld.so relies on that).
@@ -132,7 +136,16 @@ pub fn segment(ph: &Phdr, page: u64) -> Segment {
     } else {
         prot
     };
-    Segment { start, file_end, offset, zero_start, zero_end, end, prot, map_prot }
+    Segment {
+        start,
+        file_end,
+        offset,
+        zero_start,
+        zero_end,
+        end,
+        prot,
+        map_prot,
+    }
 }
 
 /// Validate the program headers in `table` (for the already-checked `ehdr`,
@@ -156,12 +169,7 @@ pub fn plan<A: Arch>(ehdr: &Ehdr, table: &[u8], file_size: u64, page: u64) -> Re
     for i in 0..ehdr.phnum {
         let ph = elf::phdr::<A>(table, i);
         match ph.p_type {
-            PT_INTERP => {
-                return Err(ph_err(
-                    i,
-                    Reason::Interp,
-                ))
-            }
+            PT_INTERP => return Err(ph_err(i, Reason::Interp)),
             PT_PHDR => pt_phdr = Some(ph.p_vaddr),
             PT_LOAD => {}
             _ => continue,

@@ -38,7 +38,8 @@ pub struct Chainloader {
 }
 
 #[cfg(target_arch = "x86_64")]
-static NATIVE_BYTES: &[u8] = include_bytes_aligned::include_bytes_aligned!(8, concat!(env!("OUT_DIR"), "/chainloader-x86_64"));
+static NATIVE_BYTES: &[u8] =
+    include_bytes_aligned::include_bytes_aligned!(8, concat!(env!("OUT_DIR"), "/chainloader-x86_64"));
 #[cfg(target_arch = "x86_64")]
 const NATIVE_ARCH: (&str, u16) = ("x86_64", 62);
 
@@ -87,7 +88,13 @@ impl fmt::Display for Installed {
             Outcome::Unchanged => "unchanged",
             Outcome::Replaced => "replaced",
         };
-        write!(f, "{what} {} ({} bytes, sha256 {})", self.path.display(), self.size, self.sha256)
+        write!(
+            f,
+            "{what} {} ({} bytes, sha256 {})",
+            self.path.display(),
+            self.size,
+            self.sha256
+        )
     }
 }
 
@@ -127,7 +134,11 @@ pub enum InstallError {
 }
 
 fn io_err<'a>(path: &'a Path, what: &'static str) -> impl FnOnce(rustix::io::Errno) -> InstallError + 'a {
-    move |e| InstallError::Io { path: path.to_owned(), what, source: e.into() }
+    move |e| InstallError::Io {
+        path: path.to_owned(),
+        what,
+        source: e.into(),
+    }
 }
 
 /// Install [`NATIVE`] into `jail` as `jail/chainloader`, mode 0755.
@@ -145,12 +156,29 @@ pub fn install(jail: &Path) -> Result<Installed, InstallError> {
 /// * **Safe**: all work is relative to one descriptor for the jail directory;
 ///   a symlink at the target is refused, never followed.
 pub fn install_blob(jail: &Path, blob: &Chainloader) -> Result<Installed, InstallError> {
-    let dir = rfs::open(jail, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| InstallError::Jail { path: jail.to_owned(), source: e.into() })?;
+    let dir = rfs::open(
+        jail,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| InstallError::Jail {
+        path: jail.to_owned(),
+        source: e.into(),
+    })?;
     let path = jail.join(blob.file_name);
-    let installed = |outcome| Installed { path: path.clone(), outcome, size: blob.bytes.len(), sha256: blob.sha256 };
+    let installed = |outcome| Installed {
+        path: path.clone(),
+        outcome,
+        size: blob.bytes.len(),
+        sha256: blob.sha256,
+    };
 
-    let outcome = match rfs::openat(&dir, blob.file_name, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC, Mode::empty()) {
+    let outcome = match rfs::openat(
+        &dir,
+        blob.file_name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
         Err(rustix::io::Errno::NOENT) => Outcome::Created,
         Err(rustix::io::Errno::LOOP) => return Err(InstallError::SymlinkTarget { path }),
         Err(e) => return Err(io_err(&path, "cannot open the existing file")(e)),
@@ -160,7 +188,11 @@ pub fn install_blob(jail: &Path, blob: &Chainloader) -> Result<Installed, Instal
             if kind == rfs::FileType::Directory {
                 return Err(InstallError::DirectoryTarget { path });
             }
-            if kind == rfs::FileType::RegularFile && st.st_size as usize == blob.bytes.len() && st.st_mode & 0o7777 == 0o755 && same_contents(&fd, blob.bytes) {
+            if kind == rfs::FileType::RegularFile
+                && st.st_size as usize == blob.bytes.len()
+                && st.st_mode & 0o7777 == 0o755
+                && same_contents(&fd, blob.bytes)
+            {
                 return Ok(installed(Outcome::Unchanged));
             }
             Outcome::Replaced
@@ -168,11 +200,21 @@ pub fn install_blob(jail: &Path, blob: &Chainloader) -> Result<Installed, Instal
     };
 
     static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let tmp = format!(".{}.tmp-{}-{}", blob.file_name, std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
+    let tmp = format!(
+        ".{}.tmp-{}-{}",
+        blob.file_name,
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
     let tmp_path = jail.join(&tmp);
     let written = (|| {
-        let fd = rfs::openat(&dir, &tmp, OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::from_raw_mode(0o600))
-            .map_err(io_err(&tmp_path, "cannot create temporary file"))?;
+        let fd = rfs::openat(
+            &dir,
+            &tmp,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(io_err(&tmp_path, "cannot create temporary file"))?;
         let mut rest = blob.bytes;
         while !rest.is_empty() {
             match rustix::io::write(&fd, rest) {

@@ -94,7 +94,10 @@ pub fn glibc_ldso() -> PathBuf {
 
 /// The host's musl dynamic linker (Debian's musl package).
 pub fn musl_ldso() -> Option<PathBuf> {
-    if require("/lib/ld-musl-x86_64.so.1", "musl's dynamic linker, from Debian's musl package") {
+    if require(
+        "/lib/ld-musl-x86_64.so.1",
+        "musl's dynamic linker, from Debian's musl package",
+    ) {
         Some(PathBuf::from("/lib/ld-musl-x86_64.so.1"))
     } else {
         None
@@ -204,10 +207,18 @@ impl Jail {
                     continue;
                 }
                 files += 1;
-                assert!(!name.starts_with("ld-linux") && !name.starts_with("ld-musl"), "ld.so in the jail: {}", entry.path().display());
+                assert!(
+                    !name.starts_with("ld-linux") && !name.starts_with("ld-musl"),
+                    "ld.so in the jail: {}",
+                    entry.path().display()
+                );
                 if ty.is_file() {
                     let bytes = fs::read(entry.path()).unwrap();
-                    assert!(bytes != glibc && Some(&bytes) != musl.as_ref(), "a copy of ld.so in the jail: {}", entry.path().display());
+                    assert!(
+                        bytes != glibc && Some(&bytes) != musl.as_ref(),
+                        "a copy of ld.so in the jail: {}",
+                        entry.path().display()
+                    );
                 }
             }
         }

@@ -2,10 +2,13 @@ extern crate std;
 use std::vec::Vec;
 
 use super::*;
-use crate::elf::{parse_ehdr, I386, X86_64, ET_DYN, ET_EXEC, PT_GNU_STACK};
+use crate::elf::{parse_ehdr, ET_DYN, ET_EXEC, I386, PT_GNU_STACK, X86_64};
 use crate::error::Reason;
 
 const PAGE: u64 = 4096;
+
+type PhdrMutation<'a> = &'a dyn Fn(&mut Vec<Phdr>);
+type ByteMutation<'a> = &'a dyn Fn(&mut Vec<u8>);
 
 /// A minimal 64-bit ELF image: header, program headers right after it, and
 /// `size` bytes in all.
@@ -36,7 +39,15 @@ fn image(e_type: u16, entry: u64, phdrs: &[Phdr], size: usize) -> Vec<u8> {
 }
 
 fn load(flags: u32, offset: u64, vaddr: u64, filesz: u64, memsz: u64) -> Phdr {
-    Phdr { p_type: PT_LOAD, p_flags: flags, p_offset: offset, p_vaddr: vaddr, p_filesz: filesz, p_memsz: memsz, p_align: PAGE }
+    Phdr {
+        p_type: PT_LOAD,
+        p_flags: flags,
+        p_offset: offset,
+        p_vaddr: vaddr,
+        p_filesz: filesz,
+        p_memsz: memsz,
+        p_align: PAGE,
+    }
 }
 
 /// The layout of Debian's glibc 2.36 ld.so.
@@ -46,7 +57,11 @@ fn ldso_like() -> Vec<Phdr> {
         load(PF_R | PF_X, 0x1000, 0x1000, 0x25111, 0x25111),
         load(PF_R, 0x27000, 0x27000, 0x9c7c, 0x9c7c),
         load(PF_R | PF_W, 0x31900, 0x31900, 0x2810, 0x29d8),
-        Phdr { p_type: PT_GNU_STACK, p_flags: PF_R | PF_W, ..Default::default() },
+        Phdr {
+            p_type: PT_GNU_STACK,
+            p_flags: PF_R | PF_W,
+            ..Default::default()
+        },
     ]
 }
 
@@ -79,7 +94,10 @@ fn plans_an_ldso_layout_like_the_kernel() {
     assert_eq!(data.prot, PROT_READ | PROT_WRITE);
     assert_eq!(data.map_prot, data.prot);
     let text = segment(&ldso_like()[1], PAGE);
-    assert_eq!((text.prot, text.zero_start, text.zero_end), (PROT_READ | PROT_EXEC, 0x27000, 0x27000));
+    assert_eq!(
+        (text.prot, text.zero_start, text.zero_end),
+        (PROT_READ | PROT_EXEC, 0x27000, 0x27000)
+    );
 }
 
 #[test]
@@ -94,7 +112,10 @@ fn bss_beyond_the_last_file_page_is_anonymous_and_relative_to_the_segment() {
     assert_eq!(s.end, 0x304000);
     // No file data at all: the whole segment is anonymous.
     let s = segment(&load(PF_R | PF_W, 0, 0x5000, 0, 0x2000), PAGE);
-    assert_eq!((s.start, s.file_end, s.zero_start, s.zero_end, s.end), (0x5000, 0x5000, 0x5000, 0x5000, 0x7000));
+    assert_eq!(
+        (s.start, s.file_end, s.zero_start, s.zero_end, s.end),
+        (0x5000, 0x5000, 0x5000, 0x5000, 0x7000)
+    );
 }
 
 #[test]
@@ -133,7 +154,11 @@ fn fixed_and_aligned_images() {
 #[test]
 fn pt_phdr_wins_and_unmapped_headers_are_refused() {
     let mut phs = ldso_like();
-    phs.push(Phdr { p_type: PT_PHDR, p_vaddr: 0x40, ..Default::default() });
+    phs.push(Phdr {
+        p_type: PT_PHDR,
+        p_vaddr: 0x40,
+        ..Default::default()
+    });
     assert_eq!(run(&image(ET_DYN, 0x1ab70, &phs, 0x34110)).unwrap().phdr, 0x40);
     let mut phs = ldso_like();
     phs[0].p_offset = 0x1000;
@@ -146,13 +171,30 @@ fn pt_phdr_wins_and_unmapped_headers_are_refused() {
 #[test]
 fn every_bad_program_header_is_refused() {
     let size = 0x34110;
-    let cases: &[(&dyn Fn(&mut Vec<Phdr>), Reason)] = &[
-        (&|p| p.insert(0, Phdr { p_type: PT_INTERP, ..Default::default() }), Reason::Interp),
+    let cases: &[(PhdrMutation, Reason)] = &[
+        (
+            &|p| {
+                p.insert(
+                    0,
+                    Phdr {
+                        p_type: PT_INTERP,
+                        ..Default::default()
+                    },
+                )
+            },
+            Reason::Interp,
+        ),
         (&|p| p[3].p_filesz = p[3].p_memsz + 1, Reason::FileszMemsz),
         (&|p| p[3].p_offset += 8, Reason::Congruence),
         (&|p| p[3].p_filesz += 0x10_0000, Reason::FileszMemsz),
         (&|p| p[2].p_filesz = 0x20_0000, Reason::FileszMemsz),
-        (&|p| { p[2].p_filesz = 0x20_0000; p[2].p_memsz = 0x20_0000 }, Reason::PastEof),
+        (
+            &|p| {
+                p[2].p_filesz = 0x20_0000;
+                p[2].p_memsz = 0x20_0000
+            },
+            Reason::PastEof,
+        ),
         (&|p| p[3].p_offset = u64::MAX - 0xfff + 0x900, Reason::OffsetOverflow),
         (&|p| p[3].p_memsz = u64::MAX - 0x1000, Reason::AddrOverflow),
         (&|p| p[3].p_vaddr = 0x7fff_ffff_f900, Reason::AddrOverflow),
@@ -174,7 +216,10 @@ fn every_bad_program_header_is_refused() {
 
 #[test]
 fn fixed_image_at_page_zero_is_refused() {
-    assert_eq!(reason(&image(ET_EXEC, 0x1ab70, &ldso_like(), 0x34110)), Reason::PageZero);
+    assert_eq!(
+        reason(&image(ET_EXEC, 0x1ab70, &ldso_like(), 0x34110)),
+        Reason::PageZero
+    );
 }
 
 #[test]
@@ -188,7 +233,7 @@ fn bad_page_size() {
 #[test]
 fn every_bad_file_header_is_refused() {
     let good = image(ET_DYN, 0x1ab70, &ldso_like(), 0x34110);
-    let cases: &[(&dyn Fn(&mut Vec<u8>), Reason)] = &[
+    let cases: &[(ByteMutation, Reason)] = &[
         (&|b| b[0] = b'X', Reason::BadMagic),
         (&|b| b.truncate(3), Reason::BadMagic),
         (&|b| b[4] = 1, Reason::Class32),
@@ -201,10 +246,28 @@ fn every_bad_file_header_is_refused() {
         (&|b| b[16] = 7, Reason::BadType),
         (&|b| b[18] = 3, Reason::Machine),
         (&|b| b[54] = 32, Reason::Phentsize),
-        (&|b| { b[56] = 0; b[57] = 0 }, Reason::NoPhdrs),
-        (&|b| { b[56] = 0xff; b[57] = 0xff }, Reason::TooManyPhdrs),
-        (&|b| b[32..40].copy_from_slice(&0x34100u64.to_le_bytes()), Reason::PhdrsOutside),
-        (&|b| b[32..40].copy_from_slice(&u64::MAX.to_le_bytes()), Reason::PhdrsOutside),
+        (
+            &|b| {
+                b[56] = 0;
+                b[57] = 0
+            },
+            Reason::NoPhdrs,
+        ),
+        (
+            &|b| {
+                b[56] = 0xff;
+                b[57] = 0xff
+            },
+            Reason::TooManyPhdrs,
+        ),
+        (
+            &|b| b[32..40].copy_from_slice(&0x34100u64.to_le_bytes()),
+            Reason::PhdrsOutside,
+        ),
+        (
+            &|b| b[32..40].copy_from_slice(&u64::MAX.to_le_bytes()),
+            Reason::PhdrsOutside,
+        ),
     ];
     for (mutate, want) in cases {
         let mut b = good.clone();
@@ -215,7 +278,10 @@ fn every_bad_file_header_is_refused() {
     }
     assert_eq!(parse_ehdr::<X86_64>(b"", 0).unwrap_err().reason(), Reason::EmptyFile);
     // A 64-bit image is the wrong class for an i386 loader, and vice versa.
-    assert_eq!(parse_ehdr::<I386>(&good, good.len() as u64).unwrap_err().reason(), Reason::Class64);
+    assert_eq!(
+        parse_ehdr::<I386>(&good, good.len() as u64).unwrap_err().reason(),
+        Reason::Class64
+    );
 }
 
 #[test]

@@ -22,7 +22,7 @@ pub const AT_PAGESZ: usize = 6;
 pub const AT_BASE: usize = 7;
 pub const AT_ENTRY: usize = 9;
 
-const WORD: usize = core::mem::size_of::<usize>();
+const _: () = assert!(core::mem::size_of::<usize>() <= arch::STACK_ALIGN);
 
 /// The kernel's initial stack, measured in one pass.
 pub struct Stack {
@@ -69,7 +69,13 @@ impl Stack {
                 }
                 a = a.add(2);
             }
-            Stack { sp, argc, end: a.add(2), page_size, slots }
+            Stack {
+                sp,
+                argc,
+                end: a.add(2),
+                page_size,
+                slots,
+            }
         }
     }
 
@@ -131,7 +137,6 @@ impl Stack {
                 let len = self.end as usize - addr;
                 arch::copy_forward(aligned as *mut u8, addr as *const u8, len);
             }
-            debug_assert!(WORD <= arch::STACK_ALIGN);
             aligned
         }
     }

@@ -109,7 +109,11 @@ fn run(stack: &mut Stack) -> Result<usize, Error> {
 
     // Describe the image as the kernel would have had it been exec'd directly.
     let entry = bias.wrapping_add(plan.entry as usize);
-    stack.describe_image(bias.wrapping_add(plan.phdr as usize), usize::from(plan.phent), usize::from(plan.phnum), entry);
+    stack.describe_image(
+        bias.wrapping_add(plan.phdr as usize),
+        usize::from(plan.phent),
+        usize::from(plan.phnum),
+        entry,
+    );
     Ok(entry)
 }
-

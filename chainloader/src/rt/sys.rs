@@ -22,7 +22,7 @@ const EINTR: isize = 4;
 const MAX_ERRNO: isize = 4095;
 
 fn result(ret: isize) -> Result<usize, Errno> {
-    if ret < 0 && ret >= -MAX_ERRNO {
+    if (-MAX_ERRNO..0).contains(&ret) {
         Err((-ret) as Errno)
     } else {
         Ok(ret as usize)
@@ -121,7 +121,17 @@ pub fn write_all(fd: i32, bytes: &[u8]) {
     let mut rest = bytes;
     while !rest.is_empty() {
         // SAFETY: `rest` is a live buffer of `rest.len()` bytes.
-        match retry(|| unsafe { syscall6(arch::SYS_WRITE, fd as usize, rest.as_ptr() as usize, rest.len(), 0, 0, 0) }) {
+        match retry(|| unsafe {
+            syscall6(
+                arch::SYS_WRITE,
+                fd as usize,
+                rest.as_ptr() as usize,
+                rest.len(),
+                0,
+                0,
+                0,
+            )
+        }) {
             Ok(n) if n > 0 => rest = &rest[n..],
             _ => return,
         }

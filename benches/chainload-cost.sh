@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Deterministic cost of chain-loading glibc's ld.so, against running ld.so
+# directly: file size, system calls (strace -f -c) and user-space
+# instructions (valgrind --tool=callgrind). Usage: benches/chainload-cost.sh [PROGRAM]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+program=${1:-/bin/true}
+ldso=$(readlink -f /lib64/ld-linux-x86-64.so.2)
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+cargo run -q --release -- install "$tmp" >/dev/null
+cl=$tmp/chainloader
+
+syscalls() { strace -f -c -o "$tmp/s" "$@" >/dev/null 2>&1 || true; awk '/total$/ {print $(NF-2)}' "$tmp/s"; }
+instrs() { valgrind --tool=callgrind --callgrind-out-file="$tmp/cg" "$@" 2>&1 >/dev/null | awk '/Collected/ {print $4}'; }
+
+s_direct=$(syscalls "$ldso" "$program")
+s_chain=$(syscalls "$cl" 3 "$ldso" "$program" 3<"$ldso")
+i_direct=$(instrs "$ldso" "$program")
+i_chain=$(instrs "$cl" 3 "$ldso" "$program" 3<"$ldso")
+echo "| figure | ld.so directly | through the chainloader | added |"
+echo "|---|---|---|---|"
+echo "| system calls | $s_direct | $s_chain | $((s_chain - s_direct)) |"
+echo "| user-space instructions | $i_direct | $i_chain | $((i_chain - i_direct)) |"
+echo "| chainloader size (bytes) | | $(stat -c %s "$cl") | |"
