@@ -22,3 +22,12 @@ echo "|---|---|---|---|"
 echo "| system calls | $s_direct | $s_chain | $((s_chain - s_direct)) |"
 echo "| user-space instructions | $i_direct | $i_chain | $((i_chain - i_direct)) |"
 echo "| chainloader size (bytes) | | $(stat -c %s "$cl") | |"
+
+# The resolver: system calls of one warm plan_exec for $program on /,
+# from the difference between 1 and 101 warm plans.
+cargo build -q --release -p ldchain-resolver --example plan
+plan=target/release/examples/plan
+PLAN_REPEAT=0 strace -f -c -o "$tmp/p0" "$plan" / "$program" >/dev/null
+PLAN_REPEAT=100 strace -f -c -o "$tmp/p100" "$plan" / "$program" >/dev/null
+p0=$(awk '/total$/ {print $(NF-2)}' "$tmp/p0"); p100=$(awk '/total$/ {print $(NF-2)}' "$tmp/p100")
+echo "| system calls per warm plan_exec | | $(( (p100 - p0) / 100 )) | |"

@@ -1,0 +1,354 @@
+//! What the resolver needs to know about an ELF file: architecture, type,
+//! `PT_INTERP`, whether it could serve as a dynamic linker, and which libc's
+//! dynamic linker it is. Header checks reuse the chainloader's own code, so a
+//! candidate the resolver accepts is one the chainloader will load.
+
+use chainloader::elf::{self, Aarch64, Arch, Ehdr, I386, X86_64};
+
+use crate::ns::Opened;
+
+/// An architecture the resolver knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Machine {
+    /// x86-64.
+    X86_64,
+    /// i386 (a 32-bit x86 program).
+    I386,
+    /// AArch64.
+    Aarch64,
+}
+
+impl Machine {
+    /// The machine an ELF identification describes, if known.
+    pub fn from_ident(class: u8, machine: u16) -> Option<Machine> {
+        match (class, machine) {
+            (2, elf::EM_X86_64) => Some(Machine::X86_64),
+            (1, elf::EM_386) => Some(Machine::I386),
+            (2, elf::EM_AARCH64) => Some(Machine::Aarch64),
+            _ => None,
+        }
+    }
+
+    /// The architecture this library was compiled for.
+    pub fn native() -> Machine {
+        #[cfg(target_arch = "x86_64")]
+        return Machine::X86_64;
+        #[cfg(target_arch = "x86")]
+        return Machine::I386;
+        #[cfg(target_arch = "aarch64")]
+        return Machine::Aarch64;
+    }
+
+    /// Name as in target triples.
+    pub fn name(self) -> &'static str {
+        match self {
+            Machine::X86_64 => "x86_64",
+            Machine::I386 => "i386",
+            Machine::Aarch64 => "aarch64",
+        }
+    }
+
+    /// What glibc's `$LIB` expands to (upstream glibc's defaults; Debian's
+    /// own build uses its multiarch directory instead).
+    pub fn lib(self) -> &'static [u8] {
+        match self {
+            Machine::X86_64 | Machine::Aarch64 => b"lib64",
+            Machine::I386 => b"lib",
+        }
+    }
+
+    /// What glibc's `$PLATFORM` expands to (the kernel's `AT_PLATFORM`).
+    pub fn platform(self) -> &'static [u8] {
+        match self {
+            Machine::X86_64 => b"x86_64",
+            Machine::I386 => b"i686",
+            Machine::Aarch64 => b"aarch64",
+        }
+    }
+
+    /// The conventional dynamic linker path for a family of dynamic linkers,
+    /// recognised from the basename of `PT_INTERP`.
+    pub fn conventional_ldso(self, interp_basename: &[u8]) -> Option<&'static [u8]> {
+        if interp_basename.starts_with(b"ld-musl-") {
+            return Some(match self {
+                Machine::X86_64 => b"/lib/ld-musl-x86_64.so.1",
+                Machine::I386 => b"/lib/ld-musl-i386.so.1",
+                Machine::Aarch64 => b"/lib/ld-musl-aarch64.so.1",
+            });
+        }
+        if interp_basename.starts_with(b"ld-linux") {
+            return Some(match self {
+                Machine::X86_64 => b"/lib64/ld-linux-x86-64.so.2",
+                Machine::I386 => b"/lib/ld-linux.so.2",
+                Machine::Aarch64 => b"/lib/ld-linux-aarch64.so.1",
+            });
+        }
+        None
+    }
+}
+
+/// The facts about an ELF program.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElfInfo {
+    /// Its architecture.
+    pub machine: Machine,
+    /// `ET_EXEC` or `ET_DYN`.
+    pub e_type: u16,
+    /// `PT_INTERP`, without its NUL, if present.
+    pub interp: Option<Vec<u8>>,
+}
+
+/// How much of a file is read to find its headers.
+const HEAD: usize = 4096;
+
+/// Read and check the headers of `file` (already known to start with the
+/// ELF magic). `Err` is the reason it is not a runnable ELF for us.
+pub fn inspect(file: &Opened, head: &[u8]) -> Result<ElfInfo, String> {
+    let class = *head.get(4).ok_or("truncated ELF header")?;
+    let machine_raw = head.get(18..20).map(|b| u16::from_le_bytes([b[0], b[1]])).unwrap_or(0);
+    let machine = Machine::from_ident(class, machine_raw)
+        .ok_or_else(|| format!("unsupported architecture (class {class}, e_machine {machine_raw})"))?;
+    match machine {
+        Machine::X86_64 => inspect_as::<X86_64>(file, head, machine),
+        Machine::I386 => inspect_as::<I386>(file, head, machine),
+        Machine::Aarch64 => inspect_as::<Aarch64>(file, head, machine),
+    }
+}
+
+fn table(file: &Opened, head: &[u8], ehdr: &Ehdr) -> Result<Vec<u8>, String> {
+    let start = ehdr.phoff as usize;
+    let len = ehdr.phdr_table_len() as usize;
+    if start + len <= head.len() {
+        return Ok(head[start..start + len].to_vec());
+    }
+    let t = file
+        .read_at(ehdr.phoff, len)
+        .map_err(|e| format!("cannot read program headers: {e}"))?;
+    if t.len() != len {
+        return Err("truncated program headers".into());
+    }
+    Ok(t)
+}
+
+fn inspect_as<A: Arch>(file: &Opened, head: &[u8], machine: Machine) -> Result<ElfInfo, String> {
+    let ehdr = elf::parse_ehdr::<A>(head, file.size).map_err(|e| e.reason().text().to_owned())?;
+    let table = table(file, head, &ehdr)?;
+    let mut interp = None;
+    for i in 0..ehdr.phnum {
+        let ph = elf::phdr::<A>(&table, i);
+        if ph.p_type == elf::PT_INTERP {
+            if ph.p_filesz == 0 || ph.p_filesz > 4096 {
+                return Err("PT_INTERP of unreasonable size".into());
+            }
+            let mut path = file
+                .read_at(ph.p_offset, ph.p_filesz as usize)
+                .map_err(|e| format!("cannot read PT_INTERP: {e}"))?;
+            if path.len() != ph.p_filesz as usize {
+                return Err("PT_INTERP beyond the end of the file".into());
+            }
+            if let Some(n) = path.iter().position(|&c| c == 0) {
+                path.truncate(n);
+            }
+            if path.is_empty() {
+                return Err("empty PT_INTERP".into());
+            }
+            interp = Some(path);
+            break;
+        }
+    }
+    Ok(ElfInfo {
+        machine,
+        e_type: ehdr.e_type,
+        interp,
+    })
+}
+
+/// Whether `file` can serve as the dynamic linker for a `machine` program:
+/// a regular file holding an ELF of the same class and machine, `ET_DYN`,
+/// without `PT_INTERP`, that the chainloader's checks accept. `Err` is the
+/// reason it is skipped.
+pub fn check_ldso(file: &Opened, machine: Machine) -> Result<(), String> {
+    if !file.is_regular() {
+        return Err(format!("not a regular file ({})", file.kind()));
+    }
+    let head = file.read_at(0, HEAD).map_err(|e| format!("cannot read: {e}"))?;
+    if !head.starts_with(b"\x7fELF") {
+        return Err("not an ELF file".into());
+    }
+    let info = inspect(file, &head)?;
+    if info.machine != machine {
+        return Err(format!(
+            "wrong architecture ({}, program is {})",
+            info.machine.name(),
+            machine.name()
+        ));
+    }
+    if info.e_type != elf::ET_DYN {
+        return Err("not ET_DYN".into());
+    }
+    if info.interp.is_some() {
+        return Err("has a PT_INTERP (a program, not a dynamic linker)".into());
+    }
+    match machine {
+        Machine::X86_64 => plan_ok::<X86_64>(file, &head),
+        Machine::I386 => plan_ok::<I386>(file, &head),
+        Machine::Aarch64 => plan_ok::<Aarch64>(file, &head),
+    }
+}
+
+fn plan_ok<A: Arch>(file: &Opened, head: &[u8]) -> Result<(), String> {
+    let ehdr = elf::parse_ehdr::<A>(head, file.size).map_err(|e| e.reason().text().to_owned())?;
+    let table = table(file, head, &ehdr)?;
+    chainloader::plan::plan::<A>(&ehdr, &table, file.size, 4096)
+        .map(drop)
+        .map_err(|e| e.reason().text().to_owned())
+}
+
+/// Which libc a dynamic linker belongs to, as far as its `--argv0` and `--`
+/// options are concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// glibc's `ld.so`, with its version if found.
+    Glibc(Option<(u32, u32)>),
+    /// musl's `ld.so` (which is its `libc.so`), with its version if found.
+    Musl(Option<(u32, u32, u32)>),
+    /// Neither recognised.
+    Unknown,
+}
+
+impl Flavor {
+    /// Whether it accepts `--argv0 NAME` (glibc ≥ 2.33, musl ≥ 1.1.17; a
+    /// musl whose version cannot be read is assumed recent).
+    pub fn supports_argv0(self) -> bool {
+        match self {
+            Flavor::Glibc(Some(v)) => v >= (2, 33),
+            Flavor::Glibc(None) | Flavor::Unknown => false,
+            Flavor::Musl(Some(v)) => v >= (1, 1, 17),
+            Flavor::Musl(None) => true,
+        }
+    }
+
+    /// Whether it accepts `--` to end its options. musl does; glibc's ld.so
+    /// (2.36, checked) rejects it as an unrecognised option. The resolver
+    /// always passes an absolute program path, so it never needs `--` to
+    /// tell a program from an option.
+    pub fn supports_double_dash(self) -> bool {
+        matches!(self, Flavor::Musl(_))
+    }
+
+    /// Whether a trailing `ldd` in its `argv[0]` switches it into ldd mode.
+    pub fn has_ldd_mode(self) -> bool {
+        !matches!(self, Flavor::Glibc(_))
+    }
+}
+
+impl std::fmt::Display for Flavor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Flavor::Glibc(Some((a, b))) => write!(f, "glibc {a}.{b}"),
+            Flavor::Glibc(None) => write!(f, "glibc (version unknown)"),
+            Flavor::Musl(Some((a, b, c))) => write!(f, "musl {a}.{b}.{c}"),
+            Flavor::Musl(None) => write!(f, "musl (version unknown)"),
+            Flavor::Unknown => write!(f, "unknown"),
+        }
+    }
+}
+
+/// The most of a dynamic linker that is scanned for its version strings.
+pub const FLAVOR_SCAN_MAX: usize = 8 << 20;
+
+/// Recognise a dynamic linker from its bytes: glibc's carries
+/// "… stable release version 2.36." (or "release version"), musl's
+/// "musl libc (ARCH)" and its version as a NUL-terminated "1.2.3".
+pub fn flavor(bytes: &[u8]) -> Flavor {
+    if let Some(at) = find(bytes, b"release version ") {
+        let v = &bytes[at + 16..];
+        return Flavor::Glibc(parse_version(v).map(|(a, b, _)| (a, b)));
+    }
+    if find(bytes, b"musl libc").is_some() {
+        // The version is a short NUL-terminated string of digits and dots.
+        let version = bytes
+            .split(|&c| c == 0)
+            .filter(|s| (5..=10).contains(&s.len()) && s.iter().all(|c| c.is_ascii_digit() || *c == b'.'))
+            .find_map(|s| parse_version(s).filter(|v| v.2 != u32::MAX));
+        return Flavor::Musl(version);
+    }
+    Flavor::Unknown
+}
+
+/// `A.B` or `A.B.C` at the start of `s`.
+fn parse_version(s: &[u8]) -> Option<(u32, u32, u32)> {
+    let mut parts = [u32::MAX; 3];
+    let mut i = 0;
+    for (n, part) in s.split(|&c| c == b'.').take(3).enumerate() {
+        let digits = part.iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 || digits > 6 {
+            break;
+        }
+        parts[n] = std::str::from_utf8(&part[..digits]).ok()?.parse().ok()?;
+        i = n + 1;
+        if digits != part.len() {
+            break;
+        }
+    }
+    (i >= 2).then_some((parts[0], parts[1], parts[2]))
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flavors_from_bytes() {
+        assert_eq!(
+            flavor(b"xx ld.so (Debian GLIBC 2.36-9) stable release version 2.36.\0"),
+            Flavor::Glibc(Some((2, 36)))
+        );
+        assert_eq!(flavor(b"release version 2.17, by Roland"), Flavor::Glibc(Some((2, 17))));
+        assert_eq!(
+            flavor(b"\0musl libc (x86_64)\0Version %s\n\x001.2.3\0"),
+            Flavor::Musl(Some((1, 2, 3)))
+        );
+        assert_eq!(flavor(b"\0musl libc (x86_64)\0"), Flavor::Musl(None));
+        assert_eq!(flavor(b"nothing here"), Flavor::Unknown);
+        assert!(Flavor::Glibc(Some((2, 36))).supports_argv0());
+        assert!(!Flavor::Glibc(Some((2, 32))).supports_argv0());
+        assert!(Flavor::Musl(Some((1, 2, 3))).supports_argv0());
+        assert!(!Flavor::Musl(Some((1, 1, 16))).supports_argv0());
+        assert!(Flavor::Musl(None).has_ldd_mode() && !Flavor::Glibc(None).has_ldd_mode());
+    }
+
+    #[test]
+    fn host_dynamic_linkers_are_recognised() {
+        for (path, want) in [
+            ("/lib64/ld-linux-x86-64.so.2", "glibc"),
+            ("/lib/ld-musl-x86_64.so.1", "musl"),
+        ] {
+            match std::fs::read(path) {
+                Ok(bytes) => assert!(
+                    flavor(&bytes).to_string().starts_with(want),
+                    "{path}: {}",
+                    flavor(&bytes)
+                ),
+                Err(_) => eprintln!("*** SKIP {path}: not installed ***"),
+            }
+        }
+    }
+
+    #[test]
+    fn conventional_paths_by_family() {
+        assert_eq!(
+            Machine::I386.conventional_ldso(b"ld-linux.so.2"),
+            Some(&b"/lib/ld-linux.so.2"[..])
+        );
+        assert_eq!(
+            Machine::X86_64.conventional_ldso(b"ld-musl-x86_64.so.1"),
+            Some(&b"/lib/ld-musl-x86_64.so.1"[..])
+        );
+        assert_eq!(Machine::X86_64.conventional_ldso(b"ld.so.1"), None);
+    }
+}

@@ -1,0 +1,160 @@
+//! Materialising a plan in the process that execs it: each descriptor
+//! placed without close-on-exec, its number written into argv, then
+//! `execve` (or `execveat`).
+//!
+//! [`ExecPlan::prepare`] does everything that allocates or can fail on bad
+//! input; [`Prepared::exec`] only makes system calls, so it is safe to call
+//! between `fork` and `exec` (for example from `Command::pre_exec`).
+//!
+//! # Safety
+//!
+//! `Prepared` holds C-style argv/envp pointer arrays that point into
+//! `CString`s it owns and never mutates after construction; the pointers
+//! stay valid for its lifetime, whichever thread or forked child reads them.
+#![allow(unsafe_code)]
+
+use std::ffi::{c_char, CString};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use crate::error::{libc_errno, ExecError};
+use crate::plan::{Arg, ExecPlan, Target};
+
+/// A plan turned into what `execve` takes. See the module docs.
+pub struct Prepared {
+    target: PreparedTarget,
+    _argv: Vec<CString>,
+    _envp: Vec<CString>,
+    argv_ptrs: Vec<*const c_char>,
+    envp_ptrs: Vec<*const c_char>,
+    fds: Vec<OwnedFd>,
+}
+
+enum PreparedTarget {
+    Path(CString),
+    Fd(OwnedFd),
+}
+
+// SAFETY: the raw pointers point into CStrings owned by the same struct and
+// never written after construction (module docs).
+unsafe impl Send for Prepared {}
+// SAFETY: as above; `exec` only reads them.
+unsafe impl Sync for Prepared {}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("argv", &self._argv)
+            .finish_non_exhaustive()
+    }
+}
+
+fn cstring(bytes: Vec<u8>, what: &str) -> Result<CString, ExecError> {
+    CString::new(bytes).map_err(|_| ExecError::InvalidArgument {
+        what: what.to_owned(),
+        reason: "contains a NUL byte",
+        errno: libc_errno::EINVAL,
+    })
+}
+
+impl ExecPlan {
+    /// The argv with each placeholder replaced by its descriptor's current
+    /// number. Fails with EIO (a malformed plan) if a pair's index is outside
+    /// argv or not a placeholder, or a placeholder has no pair.
+    pub fn filled_argv(&self) -> Result<Vec<Vec<u8>>, ExecError> {
+        let mut out: Vec<Option<Vec<u8>>> = self
+            .argv
+            .iter()
+            .map(|a| if let Arg::Str(s) = a { Some(s.clone()) } else { None })
+            .collect();
+        for (index, fd) in &self.fds {
+            match self.argv.get(*index) {
+                Some(Arg::Fd) if out[*index].is_none() => out[*index] = Some(fd.as_raw_fd().to_string().into_bytes()),
+                Some(Arg::Fd) => return Err(ExecError::BadPlan("two descriptors for one placeholder")),
+                Some(Arg::Str(_)) => return Err(ExecError::BadPlan("descriptor index names a literal argument")),
+                None => return Err(ExecError::BadPlan("descriptor index outside argv")),
+            }
+        }
+        out.into_iter()
+            .map(|a| a.ok_or(ExecError::BadPlan("placeholder without a descriptor")))
+            .collect()
+    }
+
+    /// Check the plan and build everything `execve` needs.
+    pub fn prepare<E: AsRef<[u8]>>(self, envp: &[E]) -> Result<Prepared, ExecError> {
+        let argv = self
+            .filled_argv()?
+            .into_iter()
+            .map(|a| cstring(a, "argument"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let envp = envp
+            .iter()
+            .map(|e| cstring(e.as_ref().to_vec(), "environment entry"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let target = match self.target {
+            Target::Path(p) => PreparedTarget::Path(cstring(p, "program path")?),
+            Target::Fd(fd) => PreparedTarget::Fd(fd),
+        };
+        let argv_ptrs = argv.iter().map(|a| a.as_ptr()).chain([std::ptr::null()]).collect();
+        let envp_ptrs = envp.iter().map(|e| e.as_ptr()).chain([std::ptr::null()]).collect();
+        let fds = self.fds.into_iter().map(|(_, fd)| fd).collect();
+        Ok(Prepared {
+            target,
+            _argv: argv,
+            _envp: envp,
+            argv_ptrs,
+            envp_ptrs,
+            fds,
+        })
+    }
+
+    /// Materialise and exec in this process. Returns only on failure, after
+    /// closing the plan's descriptors.
+    pub fn exec<E: AsRef<[u8]>>(self, envp: &[E]) -> ExecError {
+        match self.prepare(envp) {
+            Ok(p) => {
+                let err = p.exec();
+                drop(p);
+                ExecError::Io {
+                    path: "execve".into(),
+                    source: err,
+                }
+            }
+            Err(e) => e,
+        }
+    }
+}
+
+impl Prepared {
+    /// Clear close-on-exec on the plan's descriptors and exec. Returns only
+    /// on failure (the descriptors are then back to close-on-exec, so a
+    /// failed exec leaks nothing into a later one). Async-signal-safe.
+    pub fn exec(&self) -> io::Error {
+        for fd in &self.fds {
+            if let Err(e) = rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty()) {
+                return e.into();
+            }
+        }
+        // SAFETY: argv_ptrs/envp_ptrs are NULL-terminated arrays of pointers
+        // to NUL-terminated strings owned by self (module docs).
+        let ret = unsafe {
+            match &self.target {
+                PreparedTarget::Path(p) => libc::execve(p.as_ptr(), self.argv_ptrs.as_ptr(), self.envp_ptrs.as_ptr()),
+                PreparedTarget::Fd(fd) => libc::syscall(
+                    libc::SYS_execveat,
+                    fd.as_fd().as_raw_fd() as libc::c_long,
+                    c"".as_ptr(),
+                    self.argv_ptrs.as_ptr(),
+                    self.envp_ptrs.as_ptr(),
+                    libc::AT_EMPTY_PATH as libc::c_long,
+                ) as libc::c_int,
+            }
+        };
+        debug_assert_eq!(ret, -1);
+        let err = io::Error::last_os_error();
+        for fd in &self.fds {
+            let _ = rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC);
+        }
+        err
+    }
+}

@@ -1,0 +1,282 @@
+//! A sandbox's view of the file system: a root directory (and a current
+//! directory inside it), opened with chroot semantics.
+//!
+//! Every open goes through `openat2(root, path, …, RESOLVE_IN_ROOT |
+//! RESOLVE_NO_MAGICLINKS)`: `..` and absolute symlinks stop at the root, so
+//! nothing the sandbox arranges can make the trusted server open a host file.
+//! Opens never block (`O_NONBLOCK`; a FIFO opens at once and is then refused
+//! because it is not a regular file), and reads are capped.
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{self as rfs, Mode, OFlags, ResolveFlags};
+
+use crate::error::{libc_errno, ExecError};
+
+/// How often an open is retried when `openat2` reports `EAGAIN` (a rename
+/// raced the lookup).
+const EAGAIN_RETRIES: usize = 32;
+
+/// The longest path the resolver will build (`PATH_MAX`).
+pub const PATH_MAX: usize = 4096;
+
+/// Identity of a file version: a cached parse is valid while it is equal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileId {
+    /// Device.
+    pub dev: u64,
+    /// Inode.
+    pub ino: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, seconds.
+    pub mtime: i64,
+    /// Modification time, nanoseconds.
+    pub mtime_nsec: i64,
+}
+
+impl FileId {
+    fn of(st: &rfs::Stat) -> FileId {
+        FileId {
+            dev: st.st_dev,
+            ino: st.st_ino,
+            size: st.st_size as u64,
+            mtime: st.st_mtime,
+            mtime_nsec: st.st_mtime_nsec as i64,
+        }
+    }
+}
+
+/// An open file and what `fstat` said about it.
+#[derive(Debug)]
+pub struct Opened {
+    /// The descriptor (close-on-exec).
+    pub fd: OwnedFd,
+    /// File type and permission bits.
+    pub mode: u32,
+    /// Size in bytes.
+    pub size: u64,
+    /// Identity, for caches.
+    pub id: FileId,
+}
+
+impl Opened {
+    /// Whether it is a regular file.
+    pub fn is_regular(&self) -> bool {
+        self.mode & 0o170000 == 0o100000
+    }
+
+    /// Whether it is a directory.
+    pub fn is_dir(&self) -> bool {
+        self.mode & 0o170000 == 0o040000
+    }
+
+    /// A short name for its type, for messages.
+    pub fn kind(&self) -> &'static str {
+        match self.mode & 0o170000 {
+            0o100000 => "regular file",
+            0o040000 => "directory",
+            0o010000 => "FIFO",
+            0o020000 => "character device",
+            0o060000 => "block device",
+            0o140000 => "socket",
+            0o120000 => "symbolic link",
+            _ => "unknown file type",
+        }
+    }
+
+    /// Read up to `cap` bytes from offset `offset` (never moving the file
+    /// offset).
+    pub fn read_at(&self, offset: u64, cap: usize) -> io::Result<Vec<u8>> {
+        // Never allocate more than the file holds (plus one byte, to notice
+        // growth): callers pass generous caps.
+        let cap = cap.min(
+            self.size
+                .saturating_sub(offset)
+                .saturating_add(1)
+                .min(usize::MAX as u64) as usize,
+        );
+        read_at(&self.fd, offset, cap)
+    }
+
+    /// Build an [`Opened`] from a descriptor opened elsewhere (the host ld.so).
+    pub fn from_fd(fd: OwnedFd) -> io::Result<Opened> {
+        let st = rfs::fstat(&fd)?;
+        Ok(Opened {
+            mode: st.st_mode,
+            size: st.st_size as u64,
+            id: FileId::of(&st),
+            fd,
+        })
+    }
+}
+
+/// Read up to `cap` bytes at `offset` with `pread`, retrying `EINTR`.
+pub fn read_at(fd: impl AsFd, offset: u64, cap: usize) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; cap];
+    let mut done = 0;
+    while done < cap {
+        match rustix::io::pread(fd.as_fd(), &mut buf[done..], offset + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    buf.truncate(done);
+    Ok(buf)
+}
+
+/// A sandbox's namespace: its root directory on the host and its current
+/// directory inside it.
+#[derive(Debug)]
+pub struct Namespace {
+    root: OwnedFd,
+    root_key: (u64, u64),
+    root_path: PathBuf,
+    cwd: Vec<u8>,
+}
+
+impl Namespace {
+    /// The namespace rooted at host directory `root`, current directory `/`.
+    pub fn open(root: &Path) -> io::Result<Namespace> {
+        let fd = rfs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+        let st = rfs::fstat(&fd)?;
+        Ok(Namespace {
+            root: fd,
+            root_key: (st.st_dev, st.st_ino),
+            root_path: root.to_owned(),
+            cwd: b"/".to_vec(),
+        })
+    }
+
+    /// Set the current directory (a path inside the namespace; relative
+    /// paths are taken from `/`).
+    pub fn with_cwd(mut self, cwd: impl AsRef<[u8]>) -> Namespace {
+        let cwd = cwd.as_ref();
+        self.cwd = if cwd.starts_with(b"/") {
+            cwd.to_vec()
+        } else {
+            [b"/", cwd].concat()
+        };
+        self
+    }
+
+    /// (device, inode) of the root directory: a key for per-namespace caches.
+    pub fn root_key(&self) -> (u64, u64) {
+        self.root_key
+    }
+
+    /// The host path of the root (for messages).
+    pub fn root_path(&self) -> &Path {
+        &self.root_path
+    }
+
+    /// The current directory inside the namespace.
+    pub fn cwd(&self) -> &[u8] {
+        &self.cwd
+    }
+
+    /// `path` made absolute inside the namespace (relative paths are joined
+    /// to the current directory; `..` is left for the kernel to resolve,
+    /// inside the root).
+    pub fn absolute(&self, path: &[u8]) -> Vec<u8> {
+        if path.starts_with(b"/") {
+            path.to_vec()
+        } else {
+            let mut p = self.cwd.clone();
+            if !p.ends_with(b"/") {
+                p.push(b'/');
+            }
+            p.extend_from_slice(path);
+            p
+        }
+    }
+
+    /// Open `path` inside the namespace for reading, without following the
+    /// sandbox anywhere outside it and without blocking, and `fstat` it.
+    pub fn open_file(&self, path: &[u8]) -> Result<Opened, ExecError> {
+        let fd = self.openat2(
+            path,
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+        )?;
+        let st = rfs::fstat(&fd).map_err(|e| io_err(path, e))?;
+        Ok(Opened {
+            mode: st.st_mode,
+            size: st.st_size as u64,
+            id: FileId::of(&st),
+            fd,
+        })
+    }
+
+    /// Open a directory inside the namespace and list its entry names
+    /// (without `.` and `..`), at most `max` of them, unsorted.
+    pub fn list_dir(&self, path: &[u8], max: usize) -> Result<Vec<Vec<u8>>, ExecError> {
+        let fd = self.openat2(
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        )?;
+        let mut dir = rfs::Dir::read_from(&fd).map_err(|e| io_err(path, e))?;
+        let mut names = Vec::new();
+        while let Some(entry) = dir.read() {
+            let entry = entry.map_err(|e| io_err(path, e))?;
+            let name = entry.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            if names.len() == max {
+                break;
+            }
+            names.push(name.to_vec());
+        }
+        Ok(names)
+    }
+
+    /// Identity of the file or directory at `path`, if it exists.
+    pub fn identity(&self, path: &[u8]) -> Option<FileId> {
+        let fd = self.openat2(path, OFlags::PATH | OFlags::CLOEXEC).ok()?;
+        rfs::fstat(&fd).ok().map(|st| FileId::of(&st))
+    }
+
+    fn openat2(&self, path: &[u8], flags: OFlags) -> Result<OwnedFd, ExecError> {
+        if path.len() >= PATH_MAX {
+            return Err(ExecError::InvalidArgument {
+                what: String::from_utf8_lossy(&path[..64]).into_owned() + "...",
+                reason: "path too long",
+                errno: libc_errno::ENAMETOOLONG,
+            });
+        }
+        if path.contains(&0) {
+            return Err(ExecError::InvalidArgument {
+                what: String::from_utf8_lossy(path).into_owned(),
+                reason: "path contains a NUL byte",
+                errno: libc_errno::EINVAL,
+            });
+        }
+        let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
+        let mut tries = 0;
+        loop {
+            match rfs::openat2(&self.root, path, flags, Mode::empty(), resolve) {
+                Ok(fd) => return Ok(fd),
+                Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) if tries < EAGAIN_RETRIES => tries += 1,
+                Err(rustix::io::Errno::NOENT) => return Err(ExecError::NotFound { path: os_path(path) }),
+                Err(e) => return Err(io_err(path, e)),
+            }
+        }
+    }
+}
+
+/// A byte path as a `PathBuf` (for messages and errors).
+pub fn os_path(path: &[u8]) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    PathBuf::from(std::ffi::OsStr::from_bytes(path))
+}
+
+fn io_err(path: &[u8], e: rustix::io::Errno) -> ExecError {
+    ExecError::Io {
+        path: os_path(path),
+        source: e.into(),
+    }
+}
