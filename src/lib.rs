@@ -1,11 +1,4 @@
-//! ldchain: run dynamically linked programs from a chroot jail that contains
-//! no dynamic linker.
-//!
-//! * [`embed`] — the chainloader, built from source and embedded, and its
-//!   installer.
-//! * [`resolver`] — find the right ld.so inside a sandbox's namespace and
-//!   build the exec plan.
-//! * [`jail`] — enter a chroot jail from a child process.
+#![doc = include_str!("../README.md")]
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -13,3 +6,4 @@ pub use ldchain_embed as embed;
 pub use ldchain_resolver as resolver;
 
 pub mod jail;
+pub mod throwaway;

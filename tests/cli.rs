@@ -1,47 +1,446 @@
-//! The `ldchain` binary, run as a user would.
+//! The `ldchain` binary, run as a user would: every subcommand, JSON shape,
+//! exit statuses, throwaway and given jails, root and unprivileged, and the
+//! README's quick-start line exactly as written.
+
+mod support;
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
 
-use assert_cmd::Command;
+use support::*;
 
 fn ldchain() -> Command {
-    Command::cargo_bin("ldchain").unwrap()
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ldchain"));
+    c.stdin(Stdio::null()).env_remove("RUST_LOG");
+    c
+}
+
+fn run(cmd: &mut Command) -> Run {
+    cmd.output().expect("run ldchain").into()
+}
+
+fn json(out: &str) -> serde_json::Value {
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
 }
 
 #[test]
 fn install_prints_what_it_did_and_is_idempotent() {
     let jail = tempfile::tempdir().unwrap();
-    let out = ldchain().arg("install").arg(jail.path()).output().unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    let text = String::from_utf8(out.stdout).unwrap();
+    let r = run(ldchain().arg("install").arg(jail.path())).ok();
     let target = jail.path().join("chainloader");
-    assert!(text.starts_with(&format!("installed {} (", target.display())), "{text}");
-    assert!(text.contains(ldchain::embed::NATIVE.sha256));
+    assert!(
+        r.stdout.starts_with(&format!("installed {} (", target.display())),
+        "{r:#?}"
+    );
+    assert!(r.stdout.contains(ldchain::embed::NATIVE.sha256));
     assert_eq!(fs::read(&target).unwrap(), ldchain::embed::NATIVE.bytes);
-    let out = ldchain().arg("install").arg(jail.path()).output().unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8(out.stdout).unwrap().starts_with("unchanged "));
+    let r = run(ldchain().arg("install").arg(jail.path())).ok();
+    assert!(r.stdout.starts_with("unchanged "), "{r:#?}");
 }
 
 #[test]
 fn install_failure_exits_125_with_a_message() {
     let jail = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink("/etc/passwd", jail.path().join("chainloader")).unwrap();
-    let out = ldchain().arg("install").arg(jail.path()).output().unwrap();
-    assert_eq!(out.status.code(), Some(125));
-    let err = String::from_utf8(out.stderr).unwrap();
+    let r = run(ldchain().arg("install").arg(jail.path()));
+    assert_eq!(r.code, Some(125));
     assert!(
-        err.starts_with("ldchain: install: ") && err.contains("symbolic link"),
-        "{err}"
+        r.stderr.starts_with("ldchain: install: ") && r.stderr.contains("symbolic link"),
+        "{r:#?}"
     );
-    let out = ldchain().args(["install", "/nonexistent/dir"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(125));
+    assert_eq!(run(ldchain().args(["install", "/nonexistent/dir"])).code, Some(125));
 }
 
 #[test]
-fn help_shows_examples() {
-    let out = ldchain().arg("--help").output().unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("install") && text.contains("Examples:"), "{text}");
+fn help_for_every_command_has_examples() {
+    let r = run(ldchain().arg("--help")).ok();
+    for word in ["install", "resolve", "run", "Examples:", "Exit status", "RUST_LOG"] {
+        assert!(r.stdout.contains(word), "--help lacks {word}: {}", r.stdout);
+    }
+    for sub in ["install", "resolve", "run"] {
+        let r = run(ldchain().args([sub, "--help"])).ok();
+        assert!(r.stdout.contains("Example"), "{sub} --help: {}", r.stdout);
+    }
+    let r = run(ldchain().arg("--version")).ok();
+    assert!(r.stdout.starts_with("ldchain "));
+    // A usage error is clap's status 2, with a message.
+    let r = run(ldchain().arg("frobnicate"));
+    assert_eq!(r.code, Some(2));
+    assert!(r.stderr.contains("frobnicate"));
+}
+
+#[test]
+fn resolve_prints_the_plan_and_is_quiet_on_stderr() {
+    let r = run(ldchain().args(["resolve", "--", "/bin/echo", "hi there"])).ok();
+    assert!(r.stderr.is_empty(), "quiet by default: {r:#?}");
+    assert!(
+        r.stdout.contains("program:  /bin/echo (dynamic, x86_64)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("ld.so:    /") && r.stdout.contains("found by rule"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("argv:     /chainloader <fd:ld.so> /bin/echo --argv0 /bin/echo /bin/echo 'hi there'"),
+        "{}",
+        r.stdout
+    );
+    // -v shows the decisions on stderr.
+    let r = run(ldchain().args(["-v", "resolve", "--", "/bin/echo"])).ok();
+    assert!(r.stderr.contains("dynamic program"), "{r:#?}");
+    // A bare name is looked up in PATH inside the namespace.
+    let r = run(ldchain().args(["resolve", "-i", "--env", "PATH=/usr/bin", "--", "echo"])).ok();
+    assert!(r.stdout.contains("program:  /usr/bin/echo"), "{}", r.stdout);
+}
+
+fn rules_tree() -> Option<tempfile::TempDir> {
+    let probe = glibc_probe()?;
+    let t = tempfile::tempdir().unwrap();
+    let put = |inside: &str, bytes: &[u8], mode: u32| {
+        let p = t.path().join(inside);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, bytes).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+    };
+    put("bin/probe", &fs::read(probe).unwrap(), 0o755);
+    put("bad/ld-linux-x86-64.so.2", b"not an elf", 0o755);
+    put("good/ld-linux-x86-64.so.2", &fs::read(glibc_ldso()).unwrap(), 0o755);
+    put("bin/script", b"#!/bin/probe args\n", 0o755);
+    put("bin/noexec", b"#!/bin/probe\n", 0o644);
+    Some(t)
+}
+
+#[test]
+fn resolve_json_shape_with_skipped_candidates() {
+    let Some(t) = rules_tree() else { return };
+    let r = run(ldchain().args(["resolve", "--json", "--root"]).arg(t.path()).args([
+        "--env",
+        "LDSO_PATH=/bad:/good",
+        "--",
+        "/bin/script",
+        "x",
+    ]))
+    .ok();
+    let v = json(&r.stdout);
+    assert_eq!(v["kind"], "dynamic");
+    assert_eq!(v["program"], "/bin/probe");
+    assert_eq!(v["ldso"], "/good/ld-linux-x86-64.so.2");
+    assert_eq!(v["rule"], "ldso-path");
+    assert_eq!(v["skipped"][0]["path"], "/bad/ld-linux-x86-64.so.2");
+    assert_eq!(v["skipped"][0]["reason"], "not an ELF file");
+    assert_eq!(v["scripts"][0]["interpreter"], "/bin/probe");
+    let argv: Vec<&str> = v["argv"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        argv,
+        [
+            "/chainloader",
+            "<fd:ld.so>",
+            "/bin/probe",
+            "--argv0",
+            "/bin/probe",
+            "/bin/probe",
+            "args",
+            "/bin/script",
+            "x"
+        ]
+    );
+    // --secure ignores the environment's LDSO_PATH.
+    let r = run(ldchain()
+        .args(["resolve", "--json", "--secure", "--root"])
+        .arg(t.path())
+        .args(["--env", "LDSO_PATH=/good", "--", "/bin/probe"]));
+    let v = json(&r.stdout);
+    assert_eq!((r.code, v["error"].as_str()), (Some(127), Some("ENOENT")), "{r:#?}");
+    // --ldso-path is the sandbox's default.
+    let r = run(ldchain()
+        .args(["resolve", "--json", "--secure", "--ldso-path", "/good", "--root"])
+        .arg(t.path())
+        .args(["--", "/bin/probe"]))
+    .ok();
+    assert_eq!(json(&r.stdout)["rule"], "ldso-path");
+    // --ldso uses a host file; static programs have no ld.so.
+    let r = run(ldchain()
+        .args(["resolve", "--json", "--ldso"])
+        .arg(glibc_ldso())
+        .arg("--root")
+        .arg(t.path())
+        .args(["--", "/bin/probe"]))
+    .ok();
+    assert_eq!(json(&r.stdout)["rule"], "configured");
+}
+
+#[test]
+fn resolve_failures_are_json_with_an_errno_and_the_right_status() {
+    let Some(t) = rules_tree() else { return };
+    for (path, errno, status) in [
+        ("/bin/missing", "ENOENT", 127),
+        ("/bin/noexec", "EACCES", 126),
+        ("/bin", "EACCES", 126),
+    ] {
+        let r = run(ldchain()
+            .args(["resolve", "--json", "--root"])
+            .arg(t.path())
+            .args(["--", path]));
+        assert_eq!(r.code, Some(status), "{path}: {r:#?}");
+        let v = json(&r.stdout);
+        assert_eq!(v["error"], errno, "{path}");
+        assert!(v["message"].as_str().unwrap().contains(path));
+    }
+    let r = run(ldchain().args(["resolve", "--root", "/nonexistent/root", "--", "/bin/true"]));
+    assert_eq!(r.code, Some(125), "{r:#?}");
+    let r = run(ldchain().args(["resolve", "--env", "NOEQUALS", "--", "/bin/true"]));
+    assert_eq!(r.code, Some(125), "{r:#?}");
+}
+
+#[test]
+fn run_in_a_throwaway_jail_where_the_kernel_cannot_exec_the_same_program() {
+    let r = run(ldchain().args(["run", "--", "/bin/echo", "hello"])).ok();
+    assert_eq!(r.stdout, "hello\n");
+    assert!(r.stderr.is_empty(), "{r:#?}");
+    // Inside the same kind of jail a plain execve of /bin/echo fails: there is
+    // no /lib64, so its PT_INTERP does not exist.
+    let r = run(ldchain().args([
+        "run",
+        "--",
+        "/bin/sh",
+        "-c",
+        "[ -e /lib64 ] && echo has-lib64; exec /bin/echo direct",
+    ]));
+    assert_eq!(r.code, Some(127), "{r:#?}");
+    assert!(
+        !r.stdout.contains("has-lib64") && !r.stdout.contains("direct"),
+        "{r:#?}"
+    );
+    assert!(r.stderr.contains("not found"), "{r:#?}");
+    // The execveat strategy needs no /chainloader at all.
+    let r = run(ldchain().args(["run", "--strategy", "execveat", "--", "/bin/echo", "via", "execveat"])).ok();
+    assert_eq!(r.stdout, "via execveat\n");
+    // stdin passes through.
+    let mut cmd = ldchain();
+    cmd.args(["run", "--", "/bin/sh", "-c", "read line; echo got $line"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"input\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "got input\n");
+}
+
+#[test]
+fn run_exit_statuses() {
+    let Some(probe) = glibc_probe() else { return };
+    let jail = Jail::new();
+    jail.add_glibc_program(&probe, "/bin/probe");
+    jail.write("/bin/noexec", b"#!/bin/probe\n", 0o644);
+    jail.write("/bin/data", b"data", 0o755);
+    let base = |args: &[&str]| {
+        let mut c = ldchain();
+        c.args(["run", "--ldso"])
+            .arg(glibc_ldso())
+            .arg("--root")
+            .arg(jail.path())
+            .arg("--")
+            .args(args);
+        run(&mut c)
+    };
+    assert_eq!(base(&["/bin/probe", "exit", "0"]).code, Some(0));
+    assert_eq!(base(&["/bin/probe", "exit", "7"]).code, Some(7));
+    assert_eq!(base(&["/bin/probe", "kill", "9"]).code, Some(128 + 9));
+    assert_eq!(base(&["/bin/probe", "kill", "15"]).code, Some(128 + 15));
+    let r = base(&["/bin/missing"]);
+    assert_eq!(r.code, Some(127), "{r:#?}");
+    assert!(r.stderr.contains("not found"), "{r:#?}");
+    let r = base(&["/bin/noexec"]);
+    assert_eq!(r.code, Some(126), "{r:#?}");
+    assert!(r.stderr.contains("permission denied"), "{r:#?}");
+    assert_eq!(base(&["/bin/data"]).code, Some(126));
+    let r = run(ldchain().args(["run", "--root", "/nonexistent/jail", "--", "/bin/true"]));
+    assert_eq!(r.code, Some(125), "{r:#?}");
+    assert!(r.stderr.starts_with("ldchain: run: "), "{r:#?}");
+}
+
+#[test]
+fn run_with_root_glibc_musl_static_and_script_in_one_jail() {
+    let (Some(probe), Some(mprobe), Some(musl)) = (glibc_probe(), musl_probe(), musl_ldso()) else {
+        return;
+    };
+    let Some(sprobe) = compile("probe-static", "gcc", &["-static"], "probe.c") else {
+        return;
+    };
+    let jail = Jail::new();
+    fs::remove_file(jail.path().join("chainloader")).unwrap(); // run installs it on demand
+    jail.add_glibc_program(&probe, "/bin/probe");
+    jail.add(&mprobe, "/bin/mprobe");
+    jail.add(&sprobe, "/bin/sprobe");
+    jail.write("/bin/script", b"#!/bin/probe args\n", 0o755);
+    // musl's ld.so lives in the jail but away from its PT_INTERP path; the
+    // sandbox's LDSO_PATH finds it. glibc's comes from the host (--ldso).
+    jail.add(&musl, "/opt/musl/ld-musl-x86_64.so.1");
+    let go = |extra: &[&str], args: &[&str]| {
+        let mut c = ldchain();
+        c.args(["run", "--root"])
+            .arg(jail.path())
+            .args(extra)
+            .arg("--")
+            .args(args);
+        run(&mut c)
+    };
+    let ldso = glibc_ldso();
+    let ldso = ldso.to_str().unwrap();
+    assert_eq!(
+        go(&["--ldso", ldso], &["/bin/probe", "args", "g"]).ok().stdout,
+        "argc=3\nargv[0]=/bin/probe\nargv[1]=args\nargv[2]=g\n"
+    );
+    assert!(jail.path().join("chainloader").exists(), "installed on demand");
+    assert_eq!(
+        go(&["--ldso-path", "/opt/musl"], &["/bin/mprobe", "args", "m"])
+            .ok()
+            .stdout,
+        "argc=3\nargv[0]=/bin/mprobe\nargv[1]=args\nargv[2]=m\n"
+    );
+    assert_eq!(
+        go(&[], &["/bin/sprobe", "args", "s"]).ok().stdout,
+        "argc=3\nargv[0]=/bin/sprobe\nargv[1]=args\nargv[2]=s\n"
+    );
+    assert_eq!(
+        go(&["--ldso", ldso], &["/bin/script", "z"]).ok().stdout,
+        "argc=4\nargv[0]=/bin/probe\nargv[1]=args\nargv[2]=/bin/script\nargv[3]=z\n"
+    );
+    // --env reaches the program; -i starts empty.
+    let r = go(&["--ldso", ldso, "-i", "--env", "A=1"], &["/bin/probe", "env"]).ok();
+    assert_eq!(r.stdout, "env=A=1\nenvc=1\n");
+}
+
+/// Run `ldchain` as user nobody (65534), from a copy of the binary every
+/// user can read, if this machine allows unprivileged user namespaces.
+fn as_nobody(args: &[&str], dir: &Path) -> Option<Run> {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("*** SKIP unprivileged run: the test itself is not root (cannot switch to nobody) ***");
+        return None;
+    }
+    if !require("setpriv", "switching to an unprivileged user") {
+        return None;
+    }
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = dir.join("ldchain");
+    if !bin.exists() {
+        fs::copy(env!("CARGO_BIN_EXE_ldchain"), &bin).unwrap();
+        fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let probe = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "unshare",
+            "-Ur",
+            "true",
+        ])
+        .status()
+        .unwrap();
+    if !probe.success() {
+        let msg = "unprivileged user namespaces are disabled on this machine";
+        if strict() {
+            panic!("{msg}");
+        }
+        eprintln!("*** SKIP unprivileged run: {msg} ***");
+        return None;
+    }
+    Some(
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&bin)
+            .args(args)
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+            .into(),
+    )
+}
+
+#[test]
+fn run_as_an_unprivileged_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(r) = as_nobody(&["run", "--", "/bin/echo", "hello from nobody"], dir.path()) else {
+        return;
+    };
+    assert_eq!(r.ok().stdout, "hello from nobody\n");
+    // And with a jail directory the user owns.
+    let Some(probe) = glibc_probe() else { return };
+    let jail = dir.path().join("jail");
+    fs::create_dir(&jail).unwrap();
+    fs::create_dir(jail.join("bin")).unwrap();
+    fs::copy(&probe, jail.join("bin/probe")).unwrap();
+    let out = Command::new("ldd").arg(&probe).output().unwrap();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        if let Some((_, rest)) = line.split_once("=> ") {
+            let lib = rest.split_whitespace().next().unwrap();
+            let to = jail.join(lib.trim_start_matches('/'));
+            fs::create_dir_all(to.parent().unwrap()).unwrap();
+            fs::copy(lib, to).unwrap();
+        }
+    }
+    Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(&jail)
+        .status()
+        .unwrap();
+    let ldso = glibc_ldso();
+    let r = as_nobody(
+        &[
+            "run",
+            "--ldso",
+            ldso.to_str().unwrap(),
+            "--root",
+            jail.to_str().unwrap(),
+            "--",
+            "/bin/probe",
+            "args",
+            "u",
+        ],
+        dir.path(),
+    )
+    .unwrap();
+    assert_eq!(r.ok().stdout, "argc=3\nargv[0]=/bin/probe\nargv[1]=args\nargv[2]=u\n");
+}
+
+#[test]
+fn readme_quick_start_runs_exactly_as_written() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = fs::read_to_string(root.join("README.md")).unwrap();
+    let section = readme.split("## Quick start").nth(1).expect("a Quick start section");
+    let block = section.split("```").nth(1).expect("a code block");
+    let first = block
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with("sh"))
+        .expect("a command");
+    let command = first.split(" #").next().unwrap().trim();
+    assert!(
+        command.starts_with("cargo run --release -- run"),
+        "main job line changed: {command}"
+    );
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let r: Run = out.into();
+    assert_eq!(r.code, Some(0), "{command}: {r:#?}");
+    assert_eq!(r.stdout, "hello\n", "{command}");
 }

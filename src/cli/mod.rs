@@ -1,0 +1,229 @@
+//! Command-line parsing and dispatch.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use ldchain::resolver::{Config, ExecError, Strategy};
+
+mod resolve;
+mod run;
+
+/// Exit status for ldchain's own failures (as coreutils `chroot` and `env`).
+pub const EXIT_LDCHAIN: u8 = 125;
+/// Exit status when the program was found but cannot be executed.
+pub const EXIT_CANNOT_EXEC: u8 = 126;
+/// Exit status when the program (or its interpreter) was not found.
+pub const EXIT_NOT_FOUND: u8 = 127;
+
+const EXAMPLES: &str = "\
+Examples:
+  ldchain run -- /bin/echo hello              run a host program in a throwaway jail without /lib64
+  ldchain run --root /srv/jail -- /bin/sh -c 'echo hi'
+                                              run inside an existing jail (installs /chainloader)
+  ldchain run --ldso /usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 -- /bin/true
+                                              always use this host ld.so (Plash's fixed-ld.so mode)
+  ldchain resolve --json -- /bin/ls           show the exec plan for /bin/ls on /, as JSON
+  ldchain install /srv/jail                   write /srv/jail/chainloader (idempotent)
+
+Exit status: the program's own; 128+N if it was killed by signal N; 125 if ldchain
+itself failed; 126 if the program cannot be executed; 127 if it was not found.
+Diagnostics: -v (info), -vv (debug), -vvv (trace), or RUST_LOG (e.g. RUST_LOG=ldchain=debug).";
+
+#[derive(Parser)]
+#[command(
+    name = "ldchain",
+    version,
+    about = "Run dynamically linked programs in a chroot jail that holds no dynamic linker",
+    after_help = EXAMPLES
+)]
+struct Cli {
+    /// More diagnostics on stderr (repeat for more); RUST_LOG overrides.
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write the embedded chainloader into JAIL_DIR as `chainloader`, mode 0755.
+    ///
+    /// Atomic (a temporary file is renamed into place), idempotent (an
+    /// identical file is left alone), durable (fsync), and it refuses to
+    /// follow a symbolic link planted at the target.
+    #[command(after_help = "Example:\n  ldchain install /srv/jail")]
+    Install {
+        /// The jail's root directory.
+        jail_dir: PathBuf,
+    },
+    /// Show what an exec of PROGRAM inside a namespace would do, without running anything.
+    ///
+    /// Prints the kind of program (dynamic, static, #! chain), the ld.so chosen and
+    /// the rule that found it, every candidate skipped and why, and the final program
+    /// path and argv (descriptor placeholders shown as <fd:...>).
+    #[command(
+        after_help = "Examples:\n  ldchain resolve -- /bin/echo hi\n  ldchain resolve --root /srv/jail --env LD_LIBRARY_PATH=/opt/lib --json -- /bin/app"
+    )]
+    Resolve(ResolveArgs),
+    /// Run PROGRAM in a chroot jail through the resolver and the chainloader.
+    ///
+    /// Without --root, a throwaway jail is built and torn down: a private mount
+    /// namespace (inside a user namespace when not root) with a tmpfs root holding
+    /// /chainloader, read-only binds of /usr and /etc, the host's top-level
+    /// symlinks, a minimal /dev, /proc and /tmp, and no /lib64.
+    #[command(
+        after_help = "Examples:\n  ldchain run -- /bin/echo hello\n  ldchain run --root /srv/jail --strategy execveat -- /bin/true"
+    )]
+    Run(RunArgs),
+}
+
+/// Options shared by `resolve` and `run`.
+#[derive(Args, Clone)]
+struct Common {
+    /// Use this dynamic linker from the host (opened outside the jail) instead of searching.
+    #[arg(long, value_name = "FILE")]
+    ldso: Option<PathBuf>,
+    /// The sandbox's default LDSO_PATH: ':'-separated directories inside the jail.
+    #[arg(long, value_name = "DIRS")]
+    ldso_path: Option<OsString>,
+    /// Set NAME=VALUE in the program's environment (repeatable).
+    #[arg(long = "env", short = 'e', value_name = "NAME=VALUE")]
+    env: Vec<OsString>,
+    /// Start from an empty environment instead of ldchain's own.
+    #[arg(long, short = 'i')]
+    ignore_environment: bool,
+    /// Secure mode: ignore LDSO_PATH and LD_LIBRARY_PATH from the environment.
+    #[arg(long)]
+    secure: bool,
+    /// How to exec: through /chainloader, or execveat() of the ld.so descriptor.
+    #[arg(long, value_enum, default_value_t = StrategyArg::Chainloader)]
+    strategy: StrategyArg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum StrategyArg {
+    Chainloader,
+    Execveat,
+}
+
+#[derive(Args)]
+struct ResolveArgs {
+    /// The namespace's root directory.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    root: PathBuf,
+    /// The current directory inside the namespace.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    cwd: OsString,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    common: Common,
+    /// The program (a bare name is looked up in PATH inside the namespace) and its arguments.
+    #[arg(required = true, trailing_var_arg = true, value_name = "PROGRAM [ARGS...]")]
+    command: Vec<OsString>,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Use DIR as the jail (and namespace) instead of a throwaway one.
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+    #[command(flatten)]
+    common: Common,
+    /// The program (a bare name is looked up in PATH inside the jail) and its arguments.
+    #[arg(required = true, trailing_var_arg = true, value_name = "PROGRAM [ARGS...]")]
+    command: Vec<OsString>,
+}
+
+impl Common {
+    fn config(&self) -> Config {
+        Config {
+            default_ldso_path: self.ldso_path.as_ref().map(|p| p.as_bytes().to_vec()),
+            host_ldso: self.ldso.clone(),
+            secure: self.secure,
+            strategy: match self.strategy {
+                StrategyArg::Chainloader => Strategy::Chainloader,
+                StrategyArg::Execveat => Strategy::Execveat,
+            },
+            ..Config::default()
+        }
+    }
+
+    /// The new program's environment: ldchain's own (unless -i), with each
+    /// --env NAME=VALUE replacing or adding its NAME.
+    fn envp(&self) -> Result<Vec<Vec<u8>>, String> {
+        let mut env: Vec<Vec<u8>> = if self.ignore_environment {
+            Vec::new()
+        } else {
+            std::env::vars_os().map(|(k, v)| pair(k, v)).collect()
+        };
+        for e in &self.env {
+            let e = e.as_bytes();
+            let Some(eq) = e.iter().position(|&c| c == b'=').filter(|&n| n > 0) else {
+                return Err(format!("--env {}: expected NAME=VALUE", String::from_utf8_lossy(e)));
+            };
+            let name = &e[..=eq];
+            env.retain(|x| !x.starts_with(name));
+            env.push(e.to_vec());
+        }
+        Ok(env)
+    }
+}
+
+fn pair(k: OsString, v: OsString) -> Vec<u8> {
+    let mut e = k.into_vec();
+    e.push(b'=');
+    e.extend(v.into_vec());
+    e
+}
+
+/// The exit status for an exec that could not happen.
+pub fn exec_failure_status(e: &ExecError) -> u8 {
+    if e.errno_name() == "ENOENT" {
+        EXIT_NOT_FOUND
+    } else {
+        EXIT_CANNOT_EXEC
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.is_empty() => EnvFilter::new(v),
+        _ => EnvFilter::new(match verbose {
+            0 => "warn",
+            1 => "info",
+            2 => "debug",
+            _ => "trace",
+        }),
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Entry point.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    match cli.command {
+        Command::Install { jail_dir } => match ldchain::embed::install(&jail_dir) {
+            Ok(done) => {
+                println!("{done}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ldchain: install: {e}");
+                ExitCode::from(EXIT_LDCHAIN)
+            }
+        },
+        Command::Resolve(args) => resolve::main(args),
+        Command::Run(args) => run::main(args),
+    }
+}

@@ -1,0 +1,251 @@
+//! A throwaway jail for `ldchain run`: a private mount namespace (inside a
+//! new user namespace when not root) with a tmpfs root holding
+//! `/chainloader`, read-only binds of the host's `/usr` and `/etc`, the
+//! host's top-level symlinks (`/bin`, `/lib`, …) recreated — but **no
+//! `/lib64`** — a minimal `/dev`, `/proc` and `/tmp`.
+//!
+//! Without `/lib64`, the `PT_INTERP` of the host's x86-64 programs
+//! (`/lib64/ld-linux-x86-64.so.2`) does not exist inside: the kernel cannot
+//! run them there, and ldchain can.
+//!
+//! [`ThrowawayJail::create`] changes the namespaces of the *calling process*
+//! (which must be single-threaded for a user namespace); everything it mounts
+//! is private to that process and its children, and disappears with them.
+//!
+//! # Safety
+//!
+//! `unshare(CLONE_NEWUSER | CLONE_NEWNS)` is called while the process has a
+//! single thread (the CLI calls this before starting any), and never with
+//! `CLONE_FILES`, the flag that makes rustix mark `unshare` unsafe.
+#![allow(unsafe_code)]
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::StatVfsMountFlags as St;
+use rustix::mount::{self, MountFlags, MountPropagationFlags, UnmountFlags};
+use rustix::thread::UnshareFlags;
+
+/// Why the throwaway jail could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum JailError {
+    /// No user namespace for an unprivileged user.
+    #[error(
+        "cannot create a user namespace ({0}): run as root, or enable unprivileged user namespaces \
+         (sysctl user.max_user_namespaces > 0, kernel.unprivileged_userns_clone = 1 where that exists, \
+         and no AppArmor or seccomp policy forbidding them)"
+    )]
+    UserNamespace(io::Error),
+    /// Any other step.
+    #[error("{what}: {source}")]
+    Step {
+        /// What was being done.
+        what: String,
+        /// The cause.
+        source: io::Error,
+    },
+}
+
+fn step<T>(what: impl FnOnce() -> String, r: Result<T, impl Into<io::Error>>) -> Result<T, JailError> {
+    r.map_err(|e| JailError::Step {
+        what: what(),
+        source: e.into(),
+    })
+}
+
+/// The jail; unmounted when dropped.
+#[derive(Debug)]
+pub struct ThrowawayJail {
+    dir: Option<tempfile::TempDir>,
+    root: PathBuf,
+}
+
+/// The top-level host entries a throwaway jail never gets: the directory of
+/// the x86-64 `PT_INTERP` path.
+const WITHHELD: &[&str] = &["lib64"];
+/// Top-level directories bound read-only when they are real directories
+/// (on systems without a merged `/usr`).
+const BIND_IF_DIR: &[&str] = &["bin", "sbin", "lib", "lib32", "libx32"];
+/// Device nodes bound into `/dev`.
+const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+
+impl ThrowawayJail {
+    /// Build it (see the module docs). The calling process must be
+    /// single-threaded.
+    pub fn create() -> Result<ThrowawayJail, JailError> {
+        let uid = rustix::process::getuid();
+        let gid = rustix::process::getgid();
+        let privileged = uid.is_root();
+        if privileged {
+            // SAFETY: see the module docs (no CLONE_FILES).
+            step(|| "unshare(CLONE_NEWNS)".into(), unsafe {
+                rustix::thread::unshare_unsafe(UnshareFlags::NEWNS)
+            })?;
+        } else {
+            // SAFETY: single-threaded caller, no CLONE_FILES (module docs).
+            unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWUSER | UnshareFlags::NEWNS) }
+                .map_err(|e| JailError::UserNamespace(e.into()))?;
+            step(
+                || "/proc/self/setgroups".into(),
+                fs::write("/proc/self/setgroups", "deny"),
+            )?;
+            step(
+                || "/proc/self/uid_map".into(),
+                fs::write("/proc/self/uid_map", format!("0 {} 1\n", uid.as_raw())),
+            )?;
+            step(
+                || "/proc/self/gid_map".into(),
+                fs::write("/proc/self/gid_map", format!("0 {} 1\n", gid.as_raw())),
+            )?;
+        }
+        step(
+            || "making / private".into(),
+            mount::mount_change("/", MountPropagationFlags::PRIVATE | MountPropagationFlags::REC),
+        )?;
+        let dir = step(
+            || "creating the jail directory".into(),
+            tempfile::Builder::new().prefix("ldchain-jail-").tempdir(),
+        )?;
+        let root = dir.path().to_owned();
+        step(
+            || format!("mounting a tmpfs at {}", root.display()),
+            mount::mount("tmpfs", &root, "tmpfs", MountFlags::NOSUID, c"mode=0755"),
+        )?;
+        let jail = ThrowawayJail { dir: Some(dir), root };
+        jail.populate(privileged)?;
+        Ok(jail)
+    }
+
+    /// The jail's root directory (valid in this process's mount namespace).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn populate(&self, privileged: bool) -> Result<(), JailError> {
+        let r = &self.root;
+        for dir in ["usr", "etc"] {
+            bind_read_only(&Path::new("/").join(dir), &r.join(dir))?;
+        }
+        for entry in step(|| "reading /".into(), fs::read_dir("/"))? {
+            let entry = step(|| "reading /".into(), entry)?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if WITHHELD.contains(&name.as_ref()) {
+                continue;
+            }
+            let ty = step(|| format!("/{name}"), entry.file_type())?;
+            if ty.is_symlink() {
+                let target = step(|| format!("reading /{name}"), fs::read_link(entry.path()))?;
+                step(
+                    || format!("symlink /{name}"),
+                    std::os::unix::fs::symlink(&target, r.join(&*name)),
+                )?;
+            } else if ty.is_dir() && BIND_IF_DIR.contains(&name.as_ref()) {
+                bind_read_only(&entry.path(), &r.join(&*name))?;
+            }
+        }
+        // A minimal /dev: the usual character devices, bound from the host.
+        let dev = r.join("dev");
+        step(|| "mkdir /dev".into(), fs::create_dir(&dev))?;
+        for d in DEVICES {
+            let (host, inside) = (Path::new("/dev").join(d), dev.join(d));
+            if !host.exists() {
+                continue;
+            }
+            step(|| format!("/dev/{d}"), fs::write(&inside, b""))?;
+            step(|| format!("binding /dev/{d}"), mount::mount_bind(&host, &inside))?;
+        }
+        for (link, target) in [
+            ("fd", "/proc/self/fd"),
+            ("stdin", "/proc/self/fd/0"),
+            ("stdout", "/proc/self/fd/1"),
+            ("stderr", "/proc/self/fd/2"),
+        ] {
+            step(
+                || format!("/dev/{link}"),
+                std::os::unix::fs::symlink(target, dev.join(link)),
+            )?;
+        }
+        // /proc: a fresh one as root; a user namespace may only bind the host's.
+        let proc_ = r.join("proc");
+        step(|| "mkdir /proc".into(), fs::create_dir(&proc_))?;
+        if privileged {
+            step(
+                || "mounting /proc".into(),
+                mount::mount(
+                    "proc",
+                    &proc_,
+                    "proc",
+                    MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+                    None,
+                ),
+            )?;
+        } else {
+            step(|| "binding /proc".into(), mount::mount_bind_recursive("/proc", &proc_))?;
+        }
+        let tmp = r.join("tmp");
+        step(|| "mkdir /tmp".into(), fs::create_dir(&tmp))?;
+        step(
+            || "mounting /tmp".into(),
+            mount::mount(
+                "tmpfs",
+                &tmp,
+                "tmpfs",
+                MountFlags::NOSUID | MountFlags::NODEV,
+                c"mode=1777",
+            ),
+        )?;
+        step(
+            || "installing /chainloader".into(),
+            ldchain_embed::install(r).map_err(|e| io::Error::other(e.to_string())),
+        )?;
+        Ok(())
+    }
+}
+
+/// Recursive bind of `from` at `to` (created), then remounted read-only,
+/// keeping the source's own flags (a user namespace may not drop them).
+fn bind_read_only(from: &Path, to: &Path) -> Result<(), JailError> {
+    step(|| format!("mkdir {}", to.display()), fs::create_dir_all(to))?;
+    step(
+        || format!("binding {}", from.display()),
+        mount::mount_bind_recursive(from, to),
+    )?;
+    let st = step(|| format!("statvfs {}", from.display()), rustix::fs::statvfs(from))?;
+    let mut flags = MountFlags::BIND | MountFlags::RDONLY;
+    for (s, m) in [
+        (St::NOSUID, MountFlags::NOSUID),
+        (St::NODEV, MountFlags::NODEV),
+        (St::NOEXEC, MountFlags::NOEXEC),
+        (St::NOATIME, MountFlags::NOATIME),
+        (St::NODIRATIME, MountFlags::NODIRATIME),
+        (St::RELATIME, MountFlags::RELATIME),
+    ] {
+        if st.f_flag.contains(s) {
+            flags |= m;
+        }
+    }
+    step(
+        || format!("making {} read-only", to.display()),
+        mount::mount_remount(to, flags, ""),
+    )
+}
+
+impl Drop for ThrowawayJail {
+    fn drop(&mut self) {
+        let _ = mount::unmount(&self.root, UnmountFlags::DETACH);
+        drop(self.dir.take());
+    }
+}
+
+/// Ignore SIGINT and SIGQUIT in this process (as `system(3)` does while it
+/// waits): a terminal's ^C goes to the child, whose status we then report.
+pub fn ignore_interactive_signals() {
+    // SAFETY: setting a signal disposition to SIG_IGN installs no handler
+    // code; the call has no memory-safety preconditions.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGQUIT, libc::SIG_IGN);
+    }
+}
