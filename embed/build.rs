@@ -18,18 +18,37 @@ use sha2::{Digest, Sha256};
 /// binary") for what each buys.
 const RUSTFLAGS: &[&str] = &[
     "-Crelocation-model=pie",
-    "-Ctarget-feature=+crt-static",
     "-Cforce-unwind-tables=no",
     "-Clink-arg=-nostartfiles",
     "-Clink-arg=-nostdlib",
     "-Clink-arg=-Wl,-z,noexecstack",
     "-Clink-arg=-Wl,-z,noseparate-code",
     "-Clink-arg=-Wl,-z,norelro",
-    "-Clink-arg=-Wl,-z,max-page-size=4096",
     "-Clink-arg=-Wl,--build-id=none",
     "-Clink-arg=-Wl,--no-eh-frame-hdr",
     "-Clink-arg=-Wl,--gc-sections",
     "-Clink-arg=-Wl,--hash-style=gnu",
+];
+
+/// The architectures the chainloader is built for: (target triple, name
+/// used in file names, ELF e_machine, linker, max page size).
+const TARGETS: &[(&str, &str, u16, &[&str], u32)] = &[
+    ("x86_64-unknown-linux-gnu", "x86_64", 62, &[], 4096),
+    (
+        "i686-unknown-linux-gnu",
+        "i386",
+        3,
+        &["i686-linux-gnu-gcc-12", "i686-linux-gnu-gcc"],
+        4096,
+    ),
+    // AArch64 kernels run with 4, 16 or 64 KiB pages: align for the largest.
+    (
+        "aarch64-unknown-linux-gnu",
+        "aarch64",
+        183,
+        &["aarch64-linux-gnu-gcc-12", "aarch64-linux-gnu-gcc"],
+        65536,
+    ),
 ];
 
 fn main() {
@@ -42,10 +61,11 @@ fn main() {
         "cargo:rerun-if-changed={}",
         manifest_dir.join("../Cargo.toml").display()
     );
+    println!("cargo:rerun-if-env-changed=CI");
+    println!("cargo:rerun-if-env-changed=PATH");
 
-    let target = env::var("TARGET").unwrap();
+    let host = env::var("TARGET").unwrap();
     let out = PathBuf::from(env::var_os("OUT_DIR").unwrap());
-    let arch = target.split('-').next().unwrap().to_owned();
     // Unwind tables are useless without an unwinder, but LTO merges core's
     // "uwtable" module flag into ours; drop .eh_frame at link time instead.
     let script = out.join("discard-eh-frame.ld");
@@ -54,24 +74,103 @@ fn main() {
         "SECTIONS { /DISCARD/ : { *(.eh_frame) *(.eh_frame_hdr) } } INSERT AFTER .text;\n",
     )
     .unwrap();
-    let bytes = build(&chainloader, &target, &out.join("chainloader-build"), &script);
-    let bytes = strip_section_headers(bytes);
-    let blob = out.join(format!("chainloader-{arch}"));
-    fs::write(&blob, &bytes).unwrap();
 
-    let digest = Sha256::digest(&bytes);
-    let mut hex = String::new();
-    for b in digest {
-        write!(hex, "{b:02x}").unwrap();
+    // The host's own architecture first: it is `NATIVE`, installed as
+    // /chainloader; every other one is /chainloader-ARCH.
+    let mut order: Vec<_> = TARGETS.iter().filter(|t| t.0 == host).collect();
+    order.extend(TARGETS.iter().filter(|t| t.0 != host));
+    if order.first().map(|t| t.0) != Some(host.as_str()) {
+        panic!("ldchain-embed: unsupported host target {host} (supported: x86_64, i686, aarch64 linux-gnu)");
     }
-    let facts = format!(
-        "/// Target triple the chainloader was built for.\npub const TRIPLE: &str = {target:?};\n\
-         /// SHA-256 of the chainloader, lowercase hex.\npub const SHA256: &str = {hex:?};\n"
-    );
-    fs::write(out.join("chainloader-facts.rs"), facts).unwrap();
+    let strict = env::var_os("CI").is_some();
+    let mut entries = String::new();
+    for (i, &&(triple, arch, machine, linkers, page)) in order.iter().enumerate() {
+        let native = i == 0;
+        let wanted = env::var_os(format!("CARGO_FEATURE_{}", arch.to_uppercase())).is_some();
+        let linker = if native {
+            None
+        } else {
+            linkers.iter().copied().find(|l| on_path(l))
+        };
+        if !native {
+            let missing = match (has_rust_target(triple), linker) {
+                (false, _) => Some(format!(
+                    "the Rust standard library for {triple} (rustup target add {triple})"
+                )),
+                (true, None) => Some(format!("a linker for {triple} ({})", linkers.join(" or "))),
+                _ => None,
+            };
+            if let Some(missing) = missing {
+                if wanted || strict {
+                    panic!(
+                        "ldchain-embed: cannot build the {arch} chainloader: missing {missing}. \
+                         .ci/run installs it; without CI=true or the `{arch}` feature it would be skipped."
+                    );
+                }
+                println!("cargo:warning=ldchain: no {arch} chainloader: missing {missing}");
+                continue;
+            }
+        }
+        let bytes = build(
+            &chainloader,
+            triple,
+            linker,
+            page,
+            &out.join(format!("chainloader-build-{arch}")),
+            &script,
+        );
+        let bytes = strip_section_headers(bytes);
+        let blob = out.join(format!("chainloader-{arch}"));
+        fs::write(&blob, &bytes).unwrap();
+        let mut hex = String::new();
+        for b in Sha256::digest(&bytes) {
+            write!(hex, "{b:02x}").unwrap();
+        }
+        let file_name = if native {
+            "chainloader".to_owned()
+        } else {
+            format!("chainloader-{arch}")
+        };
+        writeln!(
+            entries,
+            "    Chainloader {{ arch: {arch:?}, triple: {triple:?}, machine: {machine}, \
+             bytes: include_bytes_aligned::include_bytes_aligned!(8, concat!(env!(\"OUT_DIR\"), \"/chainloader-{arch}\")), \
+             sha256: {hex:?}, file_name: {file_name:?} }},"
+        )
+        .unwrap();
+    }
+    fs::write(
+        out.join("chainloaders.rs"),
+        format!("/// Every chainloader this build embeds, the host's own first.\npub static ALL: &[Chainloader] = &[\n{entries}];\n"),
+    )
+    .unwrap();
 }
 
-fn build(chainloader: &Path, target: &str, target_dir: &Path, script: &Path) -> Vec<u8> {
+fn on_path(tool: &str) -> bool {
+    env::var_os("PATH").is_some_and(|p| env::split_paths(&p).any(|d| d.join(tool).is_file()))
+}
+
+fn has_rust_target(triple: &str) -> bool {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let Ok(out) = Command::new(rustc).args(["--print", "sysroot"]).output() else {
+        return false;
+    };
+    let sysroot = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    Path::new(&sysroot)
+        .join("lib/rustlib")
+        .join(triple)
+        .join("lib")
+        .is_dir()
+}
+
+fn build(
+    chainloader: &Path,
+    target: &str,
+    linker: Option<&str>,
+    page: u32,
+    target_dir: &Path,
+    script: &Path,
+) -> Vec<u8> {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.arg("build")
@@ -109,7 +208,20 @@ fn build(chainloader: &Path, target: &str, target_dir: &Path, script: &Path) -> 
         }
     }
     let mut flags: Vec<String> = RUSTFLAGS.iter().map(|f| f.to_string()).collect();
+    flags.push(format!("-Clink-arg=-Wl,-z,max-page-size={page}"));
+    if target.starts_with("x86_64") {
+        // rustc links a crt-static PIE as -static-pie on this target.
+        flags.push("-Ctarget-feature=+crt-static".into());
+    } else {
+        // Elsewhere (i686) crt-static means a fixed-address executable: link
+        // a dynamic-style PIE and make it static ourselves.
+        flags.push("-Clink-arg=-static-pie".into());
+    }
     flags.push(format!("-Clink-arg=-Wl,-T,{}", script.display()));
+    if let Some(linker) = linker {
+        let var = format!("CARGO_TARGET_{}_LINKER", target.to_uppercase().replace('-', "_"));
+        cmd.env(var, linker);
+    }
     cmd.env("CARGO_ENCODED_RUSTFLAGS", flags.join("\x1f"));
     let output = cmd.output().expect("cannot run cargo to build the chainloader");
     if !output.status.success() {

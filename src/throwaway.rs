@@ -198,7 +198,7 @@ impl ThrowawayJail {
         )?;
         step(
             || "installing /chainloader".into(),
-            ldchain_embed::install(r).map_err(|e| io::Error::other(e.to_string())),
+            ldchain_embed::install_all(r).map_err(|e| io::Error::other(e.to_string())),
         )?;
         Ok(())
     }

@@ -281,7 +281,7 @@ fn no_mapping_is_ever_writable_and_executable() {
         .args([fd.as_str(), "ld.so"])
         .arg(&probe)
         .arg("maps");
-    let run: Run = keep_fds(cmd, &[&ld]).output().unwrap().into();
+    let run = run_with_fds(&mut cmd, &[&ld]);
     let run = run.ok();
     assert_eq!(run.stdout, "stack=rw-p\n");
     let calls: Vec<&str> = run
@@ -296,21 +296,6 @@ fn no_mapping_is_ever_writable_and_executable() {
             "W+X mapping: {call}"
         );
     }
-}
-
-fn keep_fds(mut cmd: std::process::Command, keep: &[&File]) -> std::process::Command {
-    use std::os::unix::process::CommandExt;
-    let fds: Vec<i32> = keep.iter().map(|f| std::os::fd::AsRawFd::as_raw_fd(*f)).collect();
-    // SAFETY: fcntl is async-signal-safe; the files outlive the spawn.
-    unsafe {
-        cmd.pre_exec(move || {
-            for &fd in &fds {
-                rustix::io::fcntl_setfd(std::os::fd::BorrowedFd::borrow_raw(fd), rustix::io::FdFlags::empty())?;
-            }
-            Ok(())
-        });
-    }
-    cmd
 }
 
 #[test]
@@ -660,7 +645,7 @@ fn et_exec_over_an_existing_mapping_is_refused() {
     cmd.args(["x86_64", "-R"])
         .arg(&cl)
         .args([fdnum(&image).as_str(), "probe", "mapsall"]);
-    let run: Run = keep_fds(cmd, &[&image]).output().unwrap().into();
+    let run = run_with_fds(&mut cmd, &[&image]);
     let run = run.ok();
     let cl_name = cl.to_string_lossy().into_owned();
     let line = run
@@ -690,7 +675,7 @@ fn et_exec_over_an_existing_mapping_is_refused() {
     cmd.args(["x86_64", "-R"])
         .arg(&cl)
         .args([fdnum(&f).as_str(), "probe", "args"]);
-    let run: Run = keep_fds(cmd, &[&f]).output().unwrap().into();
+    let run = run_with_fds(&mut cmd, &[&f]);
     assert_refused(&run, "image: ET_EXEC addresses already in use");
 }
 

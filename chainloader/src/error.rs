@@ -224,8 +224,8 @@ impl<'a> Line<'a> {
     }
 
     /// Append a number in decimal.
-    pub fn num(&mut self, n: u64) -> &mut Self {
-        let mut digits = [0u8; 20];
+    pub fn num(&mut self, n: u32) -> &mut Self {
+        let mut digits = [0u8; 10];
         let mut i = digits.len();
         let mut n = n;
         loop {
@@ -264,7 +264,7 @@ pub fn render<'a>(err: &Error, fd_arg: &[u8], buf: &'a mut [u8]) -> &'a [u8] {
     };
     line.push(label);
     if num >= 0 {
-        line.num(num as u64);
+        line.num(num as u32);
     }
     if err.subject() == Subject::FdArg {
         line.push(b"'").push(&fd_arg[..fd_arg.len().min(ECHO_MAX)]);
@@ -278,7 +278,7 @@ pub fn render<'a>(err: &Error, fd_arg: &[u8], buf: &'a mut [u8]) -> &'a [u8] {
     if errno != 0 {
         line.push(b": ");
         match errno_name(errno) {
-            b"" => line.push(b"errno ").num(errno as u64),
+            b"" => line.push(b"errno ").num(errno as u32),
             text => line.push(text),
         };
     }
@@ -383,7 +383,7 @@ mod tests {
     fn numbers() {
         let mut buf = [0u8; 32];
         let mut l = Line::new(&mut buf);
-        l.num(0).push(b" ").num(u64::MAX);
-        assert_eq!(l.as_bytes(), b"0 18446744073709551615");
+        l.num(0).push(b" ").num(u32::MAX);
+        assert_eq!(l.as_bytes(), b"0 4294967295");
     }
 }

@@ -180,7 +180,7 @@ pub fn plan<A: Arch>(ehdr: &Ehdr, table: &[u8], file_size: u64, page: u64) -> Re
         if ph.p_filesz > ph.p_memsz {
             return Err(ph_err(i, Reason::FileszMemsz));
         }
-        if ph.p_offset % page != ph.p_vaddr % page {
+        if ph.p_offset & (page - 1) != ph.p_vaddr & (page - 1) {
             return Err(ph_err(i, Reason::Congruence));
         }
         match ph.p_offset.checked_add(ph.p_filesz) {

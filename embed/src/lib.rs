@@ -1,5 +1,9 @@
-//! The chainloader, built from source by `build.rs` and embedded, and an
+//! The chainloader, built from source by `build.rs` for the host and, where
+//! the toolchains are installed, for i386 and AArch64 too, embedded; and an
 //! atomic, idempotent installer that writes it into a jail.
+//!
+//! Features `i386` and `aarch64` make a missing cross toolchain a build
+//! error instead of a warning (so does `CI` in the environment).
 //!
 //! ```no_run
 //! let done = ldchain_embed::install(std::path::Path::new("/srv/jail"))?;
@@ -16,45 +20,33 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use rustix::fs::{self as rfs, Mode, OFlags};
 
-mod facts {
-    include!(concat!(env!("OUT_DIR"), "/chainloader-facts.rs"));
-}
-
 /// One embedded chainloader build.
 #[derive(Debug, Clone, Copy)]
 pub struct Chainloader {
-    /// Architecture name as in the target triple (`x86_64`, ...).
+    /// Architecture name used in file names (`x86_64`, `i386`, `aarch64`).
     pub arch: &'static str,
     /// The target triple it was built for.
     pub triple: &'static str,
-    /// The ELF `e_machine` it runs images of.
+    /// The ELF `e_machine` of the images it runs.
     pub machine: u16,
     /// The file's bytes.
     pub bytes: &'static [u8],
     /// SHA-256 of `bytes`, lowercase hex.
     pub sha256: &'static str,
-    /// The file name in the jail's root directory.
+    /// Its file name in the jail's root directory: `chainloader` for the
+    /// host's own architecture, `chainloader-ARCH` for the others.
     pub file_name: &'static str,
 }
 
-#[cfg(target_arch = "x86_64")]
-static NATIVE_BYTES: &[u8] =
-    include_bytes_aligned::include_bytes_aligned!(8, concat!(env!("OUT_DIR"), "/chainloader-x86_64"));
-#[cfg(target_arch = "x86_64")]
-const NATIVE_ARCH: (&str, u16) = ("x86_64", 62);
-
-#[cfg(not(target_arch = "x86_64"))]
-compile_error!("ldchain-embed: only x86_64 hosts are supported so far");
+include!(concat!(env!("OUT_DIR"), "/chainloaders.rs"));
 
 /// The chainloader for the architecture this library was compiled for.
-pub static NATIVE: Chainloader = Chainloader {
-    arch: NATIVE_ARCH.0,
-    triple: facts::TRIPLE,
-    machine: NATIVE_ARCH.1,
-    bytes: NATIVE_BYTES,
-    sha256: facts::SHA256,
-    file_name: "chainloader",
-};
+pub static NATIVE: &Chainloader = &ALL[0];
+
+/// The embedded chainloader that runs images for ELF machine `machine`.
+pub fn for_machine(machine: u16) -> Option<&'static Chainloader> {
+    ALL.iter().find(|c| c.machine == machine)
+}
 
 /// What [`install`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,7 +135,14 @@ fn io_err<'a>(path: &'a Path, what: &'static str) -> impl FnOnce(rustix::io::Err
 
 /// Install [`NATIVE`] into `jail` as `jail/chainloader`, mode 0755.
 pub fn install(jail: &Path) -> Result<Installed, InstallError> {
-    install_blob(jail, &NATIVE)
+    install_blob(jail, NATIVE)
+}
+
+/// Install every embedded chainloader into `jail` ([`NATIVE`] as
+/// `chainloader`, the others as `chainloader-ARCH`), stopping at the first
+/// failure.
+pub fn install_all(jail: &Path) -> Result<Vec<Installed>, InstallError> {
+    ALL.iter().map(|c| install_blob(jail, c)).collect()
 }
 
 /// Install one chainloader build into the root of `jail`.

@@ -49,7 +49,9 @@ pub struct Config {
     /// Always use this dynamic linker, opened on the host outside the
     /// namespace, instead of searching (Plash's fixed-ld.so mode).
     pub host_ldso: Option<PathBuf>,
-    /// Where the chainloader is inside the jail.
+    /// Where the native chainloader is inside the jail; the chainloader for
+    /// another architecture is this path with `-ARCH` appended
+    /// (`/chainloader-i386`, `/chainloader-aarch64`).
     pub chainloader: Vec<u8>,
     /// How the exec is carried out.
     pub strategy: Strategy,
@@ -416,17 +418,12 @@ impl Resolver {
                 (Kind::Dynamic, ldso_file.fd, body, Some(choice), skipped)
             }
         };
-        if info.machine != Machine::native() && strategy == Strategy::Chainloader {
-            return Err(ExecError::ExecFormat {
-                path: os_path(&program),
-                reason: format!("no chainloader for {} programs", info.machine.name()),
-            });
-        }
         let (target, argv, fds) = match strategy {
             Strategy::Chainloader => {
-                let mut argv = vec![Arg::Str(self.config.chainloader.clone()), Arg::Fd];
+                let chainloader = self.chainloader_for(info.machine);
+                let mut argv = vec![Arg::Str(chainloader.clone()), Arg::Fd];
                 argv.extend(body.into_iter().map(Arg::Str));
-                (Target::Path(self.config.chainloader.clone()), argv, vec![(1, image_fd)])
+                (Target::Path(chainloader), argv, vec![(1, image_fd)])
             }
             Strategy::Execveat => (
                 Target::Fd(image_fd),
@@ -447,6 +444,18 @@ impl Resolver {
             secure,
             strategy,
         })
+    }
+
+    /// The chainloader for programs of `machine`: the configured path for
+    /// the native architecture, `PATH-ARCH` (`/chainloader-i386`, …) for the
+    /// others — the names `ldchain install` gives them.
+    pub fn chainloader_for(&self, machine: Machine) -> Vec<u8> {
+        let mut path = self.config.chainloader.clone();
+        if machine != Machine::native() {
+            path.push(b'-');
+            path.extend_from_slice(machine.name().as_bytes());
+        }
+        path
     }
 
     fn check_executable(&self, path: &[u8], file: &Opened) -> Result<(), ExecError> {

@@ -49,8 +49,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Write the embedded chainloader into JAIL_DIR as `chainloader`, mode 0755.
+    /// Write the embedded chainloaders into JAIL_DIR, mode 0755.
     ///
+    /// The host's own is `chainloader`; those for other architectures (when
+    /// this build embeds them) are `chainloader-i386`, `chainloader-aarch64`.
     /// Atomic (a temporary file is renamed into place), idempotent (an
     /// identical file is left alone), durable (fsync), and it refuses to
     /// follow a symbolic link planted at the target.
@@ -213,9 +215,9 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
     match cli.command {
-        Command::Install { jail_dir } => match ldchain::embed::install(&jail_dir) {
+        Command::Install { jail_dir } => match ldchain::embed::install_all(&jail_dir) {
             Ok(done) => {
-                println!("{done}");
+                done.iter().for_each(|d| println!("{d}"));
                 ExitCode::SUCCESS
             }
             Err(e) => {

@@ -27,8 +27,8 @@ pub fn main(args: RunArgs) -> ExitCode {
     let throwaway;
     let root: &Path = match &args.root {
         Some(dir) => {
-            match ldchain::embed::install(dir) {
-                Ok(done) => info!("{done}"),
+            match ldchain::embed::install_all(dir) {
+                Ok(done) => done.iter().for_each(|d| info!("{d}")),
                 Err(e) => return own(e),
             }
             dir

@@ -139,13 +139,14 @@ pub struct Jail {
 }
 
 impl Jail {
-    /// A fresh jail with `/chainloader`, `/proc` (a mount point), `/tmp`.
+    /// A fresh jail with `/chainloader` (and `/chainloader-ARCH` for every
+    /// other embedded architecture), `/proc` (a mount point), `/tmp`.
     pub fn new() -> Jail {
         let dir = tempfile::Builder::new().prefix("ldchain-jail-").tempdir().unwrap();
         for d in ["proc", "tmp", "bin"] {
             fs::create_dir(dir.path().join(d)).unwrap();
         }
-        ldchain::embed::install(dir.path()).unwrap();
+        ldchain::embed::install_all(dir.path()).unwrap();
         Jail { dir }
     }
 
@@ -263,23 +264,47 @@ pub fn temp_image(bytes: &[u8]) -> (tempfile::NamedTempFile, File) {
     (t, f)
 }
 
-/// The installed chainloader on the host (for running without a jail).
-pub fn host_chainloader() -> PathBuf {
+/// The installed chainloaders on the host (for running without a jail).
+fn host_bin_dir() -> PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
         let dir = build_dir().join(format!("bin-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
-        ldchain::embed::install(&dir).unwrap();
-        dir.join("chainloader")
+        ldchain::embed::install_all(&dir).unwrap();
+        dir
     })
     .clone()
 }
 
+/// The native chainloader, installed on the host.
+pub fn host_chainloader() -> PathBuf {
+    host_bin_dir().join("chainloader")
+}
+
+/// The chainloader for `arch` (`i386`, `aarch64`), installed on the host;
+/// None (after a loud skip, or a panic in CI) if this build lacks it.
+pub fn host_chainloader_for(arch: &str) -> Option<PathBuf> {
+    let p = host_bin_dir().join(format!("chainloader-{arch}"));
+    if p.exists() {
+        return Some(p);
+    }
+    let msg = format!("this build embeds no {arch} chainloader (install the cross toolchain; .ci/run does)");
+    if strict() {
+        panic!("{msg}");
+    }
+    eprintln!("\n*** SKIP: {msg} ***\n");
+    None
+}
+
 /// Run the host chainloader with `args`, passing on `keep`.
 pub fn run_chainloader(args: &[&str], keep: &[&File]) -> Run {
+    run_with_fds(Command::new(host_chainloader()).args(args), keep)
+}
+
+/// Run `cmd` with `keep` inherited (close-on-exec cleared in the child).
+pub fn run_with_fds(cmd: &mut Command, keep: &[&File]) -> Run {
     use std::os::unix::process::CommandExt;
-    let mut cmd = Command::new(host_chainloader());
-    cmd.args(args).stdin(Stdio::null());
+    cmd.stdin(Stdio::null());
     let fds: Vec<i32> = keep.iter().map(|f| std::os::fd::AsRawFd::as_raw_fd(*f)).collect();
     // SAFETY: fcntl is async-signal-safe; the fds stay open until spawn returns.
     unsafe {

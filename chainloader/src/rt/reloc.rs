@@ -31,12 +31,16 @@ const DT_REL: usize = 17;
 const DT_RELSZ: usize = 18;
 const DT_RELR: usize = 36;
 
+/// `ELF64_R_TYPE`: the low 32 bits of `r_info`.
+#[cfg(target_pointer_width = "64")]
 fn reloc_type(info: usize) -> usize {
-    if usize::BITS == 64 {
-        info & 0xffff_ffff
-    } else {
-        info & 0xff
-    }
+    info & 0xffff_ffff
+}
+
+/// `ELF32_R_TYPE`: the low 8 bits of `r_info`.
+#[cfg(target_pointer_width = "32")]
+fn reloc_type(info: usize) -> usize {
+    info & 0xff
 }
 
 fn fail() -> ! {

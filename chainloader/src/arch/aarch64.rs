@@ -1,0 +1,162 @@
+//! AArch64: entry stub, system calls, final jump.
+//!
+//! # Safety
+//!
+//! Assembly against the AArch64 ELF ABI for Linux (process entry: `sp`
+//! 16-byte aligned pointing at argc, `x0` a function to register with atexit
+//! or 0) and the `svc #0` convention (number in `x8`, arguments in `x0`–`x5`,
+//! result in `x0`, -4095..-1 meaning -errno).
+#![allow(unsafe_code)]
+
+use core::arch::{asm, global_asm};
+
+/// Relocation type of `R_AARCH64_RELATIVE`.
+pub const R_RELATIVE: usize = 1027;
+/// AArch64 uses `DT_RELA`.
+pub const RELA: bool = true;
+/// Stack alignment the ABI requires (always, not only at entry).
+pub const STACK_ALIGN: usize = 16;
+
+pub const SYS_PREAD: usize = 67;
+pub const SYS_WRITE: usize = 64;
+pub const SYS_CLOSE: usize = 57;
+pub const SYS_MMAP: usize = 222;
+pub const SYS_MPROTECT: usize = 226;
+pub const SYS_MUNMAP: usize = 215;
+pub const SYS_PRCTL: usize = 167;
+pub const SYS_EXIT_GROUP: usize = 94;
+pub const SYS_STATX: usize = 291;
+
+global_asm!(
+    ".globl _start",
+    ".type _start,%function",
+    "_start:",
+    "mov x29, #0",                                  // outermost frame
+    "mov x30, #0",                                  // no return address
+    "mov x0, sp",                                   // arg 1: the kernel's stack
+    "adrp x1, __ehdr_start",                        // arg 2: our load base
+    "add x1, x1, :lo12:__ehdr_start",
+    "adrp x2, _DYNAMIC",                            // arg 3: our dynamic section
+    "add x2, x2, :lo12:_DYNAMIC",
+    "sub x3, x0, #64",                              // room under the kernel's block
+    "and sp, x3, #-16",
+    "bl {start}",
+    "brk #0",
+    start = sym crate::rt::start::start,
+);
+
+/// Raw system call with up to six arguments; returns the kernel's value.
+///
+/// # Safety
+/// The caller must pass arguments valid for system call `nr`.
+#[inline(always)]
+pub unsafe fn syscall6(nr: usize, a: usize, b: usize, c: usize, d: usize, e: usize, f: usize) -> isize {
+    let ret: isize;
+    // SAFETY: the Linux AArch64 system-call convention; the caller vouches
+    // for the arguments.
+    unsafe {
+        asm!(
+            "svc #0",
+            in("x8") nr,
+            inlateout("x0") a as isize => ret,
+            in("x1") b, in("x2") c, in("x3") d, in("x4") e, in("x5") f,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+/// `mmap(2)`; the offset is in bytes.
+///
+/// # Safety
+/// As for [`syscall6`]; with `MAP_FIXED` the caller must own the range.
+#[inline(always)]
+pub unsafe fn mmap(addr: usize, len: usize, prot: usize, flags: usize, fd: usize, offset: u64) -> isize {
+    // SAFETY: forwarded contract.
+    unsafe { syscall6(SYS_MMAP, addr, len, prot, flags, fd, offset as usize) }
+}
+
+/// `pread64(2)`.
+///
+/// # Safety
+/// `buf` must be valid for `len` bytes of writes.
+#[inline(always)]
+pub unsafe fn pread(fd: usize, buf: *mut u8, len: usize, offset: u64) -> isize {
+    // SAFETY: forwarded contract.
+    unsafe { syscall6(SYS_PREAD, fd, buf as usize, len, offset as usize, 0, 0) }
+}
+
+/// Hand the process to the loaded image: switch to `sp`, clear every
+/// general register (`x0` = 0: no atexit function) and branch to `entry`.
+///
+/// # Safety
+/// `sp` is a well-formed, aligned initial stack and `entry` the entry point
+/// of the image it describes.
+pub unsafe fn jump(entry: usize, sp: usize) -> ! {
+    // SAFETY: the caller guarantees the new stack and the image are ready.
+    unsafe {
+        asm!(
+            "mov sp, {sp}",
+            "mov x0, #0", "mov x1, #0", "mov x2, #0", "mov x3, #0", "mov x4, #0", "mov x5, #0",
+            "mov x6, #0", "mov x7, #0", "mov x8, #0", "mov x9, #0", "mov x10, #0", "mov x11, #0",
+            "mov x12, #0", "mov x13, #0", "mov x14, #0", "mov x15, #0", "mov x17, #0",
+            "mov x18, #0", "mov x19, #0", "mov x20, #0", "mov x21, #0", "mov x22, #0", "mov x23, #0",
+            "mov x24, #0", "mov x25, #0", "mov x26, #0", "mov x27, #0", "mov x28, #0", "mov x29, #0",
+            "mov x30, #0",
+            "br x16",
+            sp = in(reg) sp,
+            in("x16") entry,
+            options(noreturn),
+        )
+    }
+}
+
+/// Fill `len` bytes at `dst` with `byte` (a volatile loop, so the compiler
+/// cannot turn it into a call to `memset`, which is us).
+///
+/// # Safety
+/// `dst` must be valid for `len` bytes of writes.
+#[inline(always)]
+pub unsafe fn fill(dst: *mut u8, byte: u8, len: usize) {
+    let mut i = 0;
+    while i < len {
+        // SAFETY: i < len, inside the caller's range.
+        unsafe { dst.add(i).write_volatile(byte) };
+        i += 1;
+    }
+}
+
+/// Zero `len` bytes at `dst`, eight at a time where it can.
+///
+/// # Safety
+/// `dst` must be valid for `len` bytes of writes.
+#[inline(always)]
+pub unsafe fn zero(dst: *mut u8, len: usize) {
+    let head = dst.align_offset(8).min(len);
+    // SAFETY (all three): the pieces add up to len bytes from dst.
+    unsafe {
+        fill(dst, 0, head);
+        let words = (len - head) / 8;
+        let w = dst.add(head) as *mut u64;
+        let mut i = 0;
+        while i < words {
+            w.add(i).write_volatile(0);
+            i += 1;
+        }
+        fill(dst.add(head + words * 8), 0, len - head - words * 8);
+    }
+}
+
+/// Copy `len` bytes from `src` to `dst`, front to back.
+///
+/// # Safety
+/// Both ranges must be valid; if they overlap, `dst` must not be above `src`.
+#[inline(always)]
+pub unsafe fn copy_forward(dst: *mut u8, src: *const u8, len: usize) {
+    let mut i = 0;
+    while i < len {
+        // SAFETY: i < len, within both ranges.
+        unsafe { dst.add(i).write_volatile(src.add(i).read_volatile()) };
+        i += 1;
+    }
+}

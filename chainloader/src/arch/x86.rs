@@ -1,0 +1,205 @@
+//! i386: entry stub, system calls, final jump.
+//!
+//! # Safety
+//!
+//! Assembly against the i386 System V ABI (process entry: `%esp` 16-byte
+//! aligned pointing at argc, `%edx` an atexit function or 0) and the Linux
+//! `int $0x80` convention (number in `%eax`, arguments in `%ebx %ecx %edx
+//! %esi %edi %ebp`, result in `%eax`, -4095..-1 meaning -errno). `%ebx` and
+//! `%esi` cannot be inline-asm operands on i386 (LLVM reserves them), so
+//! system calls go through a small `global_asm!` function that saves and
+//! loads them itself.
+#![allow(unsafe_code)]
+
+use core::arch::{asm, global_asm};
+
+/// Relocation type of `R_386_RELATIVE`.
+pub const R_RELATIVE: usize = 8;
+/// i386 uses `DT_REL` (addends in place).
+pub const RELA: bool = false;
+/// Stack alignment the ABI requires at process entry (the kernel gives 16;
+/// glibc's i386 code relies on it for SSE).
+pub const STACK_ALIGN: usize = 16;
+
+pub const SYS_PREAD: usize = 180;
+pub const SYS_WRITE: usize = 4;
+pub const SYS_CLOSE: usize = 6;
+pub const SYS_MMAP2: usize = 192;
+pub const SYS_MPROTECT: usize = 125;
+pub const SYS_MUNMAP: usize = 91;
+pub const SYS_PRCTL: usize = 172;
+pub const SYS_EXIT_GROUP: usize = 252;
+pub const SYS_STATX: usize = 383;
+
+// No PC-relative data addressing on i386: take the address of a label with
+// call/pop, and compute our base and _DYNAMIC from it (the assembler turns
+// `sym - 1b` into a link-time constant). Then call start(sp, base, dynamic)
+// with cdecl arguments on a 16-byte aligned stack, 64 bytes below the
+// kernel's block.
+global_asm!(
+    ".globl _start",
+    ".type _start,@function",
+    "_start:",
+    "xorl %ebp, %ebp",                              // outermost frame
+    "movl %esp, %eax",                              // the kernel's stack
+    "call 2f",                                      // push the address of 2:
+    "2:",
+    "popl %ecx",                                    // ecx = address of 2:
+    "leal (__ehdr_start - 2b)(%ecx), %edx",         // our load base
+    "leal (_DYNAMIC - 2b)(%ecx), %ecx",             // our dynamic section
+    "subl $64, %esp",                               // room under the kernel's block
+    "andl $-16, %esp",
+    "subl $4, %esp",                                // 3 args + 4 = 16: aligned at the call
+    "pushl %ecx",                                   // arg 3: dynamic
+    "pushl %edx",                                   // arg 2: base
+    "pushl %eax",                                   // arg 1: sp
+    "call {start}",
+    "ud2",
+    "",
+    // isize __chainloader_syscall(nr, a, b, c, d, e, f), cdecl.
+    ".globl __chainloader_syscall",
+    ".hidden __chainloader_syscall",
+    ".type __chainloader_syscall,@function",
+    "__chainloader_syscall:",
+    "pushl %ebp",
+    "pushl %edi",
+    "pushl %esi",
+    "pushl %ebx",
+    "movl 20(%esp), %eax",                          // nr
+    "movl 24(%esp), %ebx",                          // a
+    "movl 28(%esp), %ecx",                          // b
+    "movl 32(%esp), %edx",                          // c
+    "movl 36(%esp), %esi",                          // d
+    "movl 40(%esp), %edi",                          // e
+    "movl 44(%esp), %ebp",                          // f
+    "int $0x80",
+    "popl %ebx",
+    "popl %esi",
+    "popl %edi",
+    "popl %ebp",
+    "ret",
+    start = sym crate::rt::start::start,
+    options(att_syntax),
+);
+
+extern "C" {
+    fn __chainloader_syscall(nr: usize, a: usize, b: usize, c: usize, d: usize, e: usize, f: usize) -> isize;
+}
+
+/// Raw system call with up to six arguments; returns the kernel's value.
+///
+/// # Safety
+/// The caller must pass arguments valid for system call `nr`.
+#[inline(always)]
+pub unsafe fn syscall6(nr: usize, a: usize, b: usize, c: usize, d: usize, e: usize, f: usize) -> isize {
+    // SAFETY: the stub implements the int $0x80 convention; the caller
+    // vouches for the arguments.
+    unsafe { __chainloader_syscall(nr, a, b, c, d, e, f) }
+}
+
+/// `mmap2(2)`: the offset, in bytes here, must be page-aligned (the kernel
+/// takes it in 4096-byte units).
+///
+/// # Safety
+/// As for [`syscall6`]; with `MAP_FIXED` the caller must own the range.
+#[inline(always)]
+pub unsafe fn mmap(addr: usize, len: usize, prot: usize, flags: usize, fd: usize, offset: u64) -> isize {
+    // SAFETY: forwarded contract.
+    unsafe { syscall6(SYS_MMAP2, addr, len, prot, flags, fd, (offset >> 12) as usize) }
+}
+
+/// `pread64(2)`: the 64-bit offset goes in two registers, low word first.
+///
+/// # Safety
+/// `buf` must be valid for `len` bytes of writes.
+#[inline(always)]
+pub unsafe fn pread(fd: usize, buf: *mut u8, len: usize, offset: u64) -> isize {
+    // SAFETY: forwarded contract.
+    unsafe {
+        syscall6(
+            SYS_PREAD,
+            fd,
+            buf as usize,
+            len,
+            offset as u32 as usize,
+            (offset >> 32) as usize,
+            0,
+        )
+    }
+}
+
+/// Hand the process to the loaded image: switch to `sp`, clear the
+/// registers (`%edx` = 0: no atexit function) and jump to `entry`.
+///
+/// # Safety
+/// As for the x86-64 version: `sp` is a well-formed, aligned initial stack
+/// and `entry` the entry point of the image it describes.
+pub unsafe fn jump(entry: usize, sp: usize) -> ! {
+    // SAFETY: the caller guarantees the new stack and the image are ready.
+    unsafe {
+        asm!(
+            "mov esp, {sp}",
+            "xor ebx, ebx", "xor ecx, ecx", "xor edx, edx",
+            "xor esi, esi", "xor edi, edi", "xor ebp, ebp",
+            "jmp eax",
+            sp = in(reg) sp,
+            in("eax") entry,
+            options(noreturn),
+        )
+    }
+}
+
+/// Fill `len` bytes at `dst` with `byte`.
+///
+/// # Safety
+/// `dst` must be valid for `len` bytes of writes.
+#[inline(always)]
+pub unsafe fn fill(dst: *mut u8, byte: u8, len: usize) {
+    // SAFETY: the caller vouches for the range; DF is clear per ABI.
+    unsafe {
+        asm!("rep stosb", inout("edi") dst => _, inout("ecx") len => _, in("al") byte, options(nostack));
+    }
+}
+
+/// Zero `len` bytes at `dst`, four at a time where it can.
+///
+/// # Safety
+/// `dst` must be valid for `len` bytes of writes.
+#[inline(always)]
+pub unsafe fn zero(dst: *mut u8, len: usize) {
+    let head = dst.align_offset(4).min(len);
+    let words = (len - head) / 4;
+    let tail = len - head - words * 4;
+    // SAFETY: head + 4 * words + tail == len bytes from dst; DF clear.
+    unsafe {
+        asm!(
+            "rep stosb",
+            "mov ecx, {words}",
+            "rep stosd",
+            "mov ecx, {tail}",
+            "rep stosb",
+            words = in(reg) words,
+            tail = in(reg) tail,
+            inout("edi") dst => _,
+            inout("ecx") head => _,
+            in("eax") 0usize,
+            options(nostack),
+        );
+    }
+}
+
+/// Copy `len` bytes from `src` to `dst`, front to back (a byte loop: `%esi`
+/// is not available to inline assembly here).
+///
+/// # Safety
+/// Both ranges must be valid; if they overlap, `dst` must not be above `src`.
+#[inline(always)]
+pub unsafe fn copy_forward(dst: *mut u8, src: *const u8, len: usize) {
+    let mut i = 0;
+    while i < len {
+        // SAFETY: i < len, within both ranges; volatile keeps the compiler
+        // from turning this loop into a call to memcpy (that is us).
+        unsafe { dst.add(i).write_volatile(src.add(i).read_volatile()) };
+        i += 1;
+    }
+}
