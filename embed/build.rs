@@ -19,6 +19,10 @@ use sha2::{Digest, Sha256};
 const RUSTFLAGS: &[&str] = &[
     "-Crelocation-model=pie",
     "-Cforce-unwind-tables=no",
+    // Keep byte loops loops: a memcpy/memset call would go through the GOT,
+    // i.e. need a dynamic relocation, and the program has no relocator.
+    "-Cllvm-args=-disable-loop-idiom-memcpy",
+    "-Cllvm-args=-disable-loop-idiom-memset",
     "-Clink-arg=-nostartfiles",
     "-Clink-arg=-nostdlib",
     "-Clink-arg=-Wl,-z,noexecstack",
@@ -120,6 +124,13 @@ fn main() {
             &script,
         );
         let bytes = strip_section_headers(bytes);
+        if let Err(why) = check_no_relocations(&bytes) {
+            panic!(
+                "ldchain-embed: the {arch} chainloader {why}. It runs before anything could relocate it, \
+                 so it must have none: avoid pointers in static data (tables of &str, function pointers) \
+                 and variable-length copies (memcpy through the GOT). See DESIGN.md."
+            );
+        }
         let blob = out.join(format!("chainloader-{arch}"));
         fs::write(&blob, &bytes).unwrap();
         let mut hex = String::new();
@@ -233,6 +244,42 @@ fn build(
     }
     let path = target_dir.join(target).join("chainloader/chainloader");
     fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The program is started by the kernel and never relocated: refuse one
+/// whose dynamic section asks for relocations.
+fn check_no_relocations(bytes: &[u8]) -> Result<(), String> {
+    let class64 = bytes[4] == 2;
+    let w = if class64 { 8 } else { 4 };
+    let (phoff, phentsize, phnum) = if class64 {
+        (le(bytes, 32, 8), le(bytes, 54, 2), le(bytes, 56, 2))
+    } else {
+        (le(bytes, 28, 4), le(bytes, 42, 2), le(bytes, 44, 2))
+    };
+    for i in 0..phnum {
+        let p = (phoff + i * phentsize) as usize;
+        if le(bytes, p, 4) != 2 {
+            continue; // not PT_DYNAMIC
+        }
+        let (off, size) = if class64 {
+            (le(bytes, p + 8, 8), le(bytes, p + 32, 8))
+        } else {
+            (le(bytes, p + 4, 4), le(bytes, p + 16, 4))
+        };
+        let mut d = off as usize;
+        while d + 2 * w <= (off + size) as usize {
+            let (tag, val) = (le(bytes, d, w), le(bytes, d + w, w));
+            // DT_RELASZ, DT_RELSZ, DT_PLTRELSZ, DT_RELRSZ
+            if matches!(tag, 8 | 18 | 2 | 35) && val != 0 {
+                return Err(format!("has dynamic relocations (tag {tag}, {val} bytes)"));
+            }
+            if tag == 0 {
+                break;
+            }
+            d += 2 * w;
+        }
+    }
+    Ok(())
 }
 
 fn le(bytes: &[u8], off: usize, len: usize) -> u64 {

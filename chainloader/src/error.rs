@@ -217,9 +217,16 @@ impl<'a> Line<'a> {
 
     /// Append bytes, dropping whatever does not fit.
     pub fn push(&mut self, bytes: &[u8]) -> &mut Self {
-        let n = bytes.len().min(self.buf.len() - self.len);
-        self.buf[self.len..self.len + n].copy_from_slice(&bytes[..n]);
-        self.len += n;
+        // A plain loop, not copy_from_slice: a variable-length memcpy would
+        // be a call through the GOT, i.e. a dynamic relocation (the program
+        // is built with loop-idiom recognition off so this stays a loop).
+        for &b in bytes {
+            match self.buf.get_mut(self.len) {
+                Some(slot) => *slot = b,
+                None => break,
+            }
+            self.len += 1;
+        }
         self
     }
 

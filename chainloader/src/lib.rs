@@ -7,7 +7,7 @@
 //!   ELF loader would follow ([`plan`]), command-line parsing ([`args`]) and
 //!   error messages ([`error`]). It is `no_std`, contains no `unsafe`, and is
 //!   unit-tested on the host with an ordinary `cargo test`;
-//! * the runtime (`src/rt/`, `src/arch/`) — the entry stub, self-relocation,
+//! * the runtime (`src/rt/`, `src/arch/`) — the entry stub,
 //!   system calls, the stack rewrite and the final jump. Small, architecture
 //!   specific, and the only place with `unsafe`.
 //!

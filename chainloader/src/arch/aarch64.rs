@@ -10,10 +10,6 @@
 
 use core::arch::{asm, global_asm};
 
-/// Relocation type of `R_AARCH64_RELATIVE`.
-pub const R_RELATIVE: usize = 1027;
-/// AArch64 uses `DT_RELA`.
-pub const RELA: bool = true;
 /// Stack alignment the ABI requires (always, not only at entry).
 pub const STACK_ALIGN: usize = 16;
 
@@ -34,10 +30,6 @@ global_asm!(
     "mov x29, #0",                                  // outermost frame
     "mov x30, #0",                                  // no return address
     "mov x0, sp",                                   // arg 1: the kernel's stack
-    "adrp x1, __ehdr_start",                        // arg 2: our load base
-    "add x1, x1, :lo12:__ehdr_start",
-    "adrp x2, _DYNAMIC",                            // arg 3: our dynamic section
-    "add x2, x2, :lo12:_DYNAMIC",
     "sub x3, x0, #64",                              // room under the kernel's block
     "and sp, x3, #-16",
     "bl {start}",

@@ -13,10 +13,6 @@
 
 use core::arch::{asm, global_asm};
 
-/// Relocation type of `R_386_RELATIVE`.
-pub const R_RELATIVE: usize = 8;
-/// i386 uses `DT_REL` (addends in place).
-pub const RELA: bool = false;
 /// Stack alignment the ABI requires at process entry (the kernel gives 16;
 /// glibc's i386 code relies on it for SSE).
 pub const STACK_ALIGN: usize = 16;
@@ -31,27 +27,19 @@ pub const SYS_PRCTL: usize = 172;
 pub const SYS_EXIT_GROUP: usize = 252;
 pub const SYS_STATX: usize = 383;
 
-// No PC-relative data addressing on i386: take the address of a label with
-// call/pop, and compute our base and _DYNAMIC from it (the assembler turns
-// `sym - 1b` into a link-time constant). Then call start(sp, base, dynamic)
-// with cdecl arguments on a 16-byte aligned stack, 64 bytes below the
-// kernel's block.
+// Call start(sp) with a cdecl argument on a 16-byte aligned stack, 64 bytes
+// below the kernel's block. (i386 has no PC-relative data addressing; the
+// compiler's own code reaches data through a call/pop thunk and GOTOFF
+// offsets, which need no run-time relocation.)
 global_asm!(
     ".globl _start",
     ".type _start,@function",
     "_start:",
     "xorl %ebp, %ebp",                              // outermost frame
     "movl %esp, %eax",                              // the kernel's stack
-    "call 2f",                                      // push the address of 2:
-    "2:",
-    "popl %ecx",                                    // ecx = address of 2:
-    "leal (__ehdr_start - 2b)(%ecx), %edx",         // our load base
-    "leal (_DYNAMIC - 2b)(%ecx), %ecx",             // our dynamic section
     "subl $64, %esp",                               // room under the kernel's block
     "andl $-16, %esp",
-    "subl $4, %esp",                                // 3 args + 4 = 16: aligned at the call
-    "pushl %ecx",                                   // arg 3: dynamic
-    "pushl %edx",                                   // arg 2: base
+    "subl $12, %esp",                               // 1 arg + 12 = 16: aligned at the call
     "pushl %eax",                                   // arg 1: sp
     "call {start}",
     "ud2",

@@ -11,10 +11,6 @@
 
 use core::arch::{asm, global_asm};
 
-/// Relocation type of `R_X86_64_RELATIVE`.
-pub const R_RELATIVE: usize = 8;
-/// Whether relocations carry explicit addends (`DT_RELA`) or not (`DT_REL`).
-pub const RELA: bool = true;
 /// Stack alignment the ABI requires at process entry.
 pub const STACK_ALIGN: usize = 16;
 
@@ -29,20 +25,16 @@ pub const SYS_EXIT_GROUP: usize = 231;
 pub const SYS_STATX: usize = 332;
 
 // The kernel enters here with %rsp -> argc. We hand the Rust side the
-// original stack pointer, the run-time address of our own ELF header (the
-// load base, since we are linked at 0) and of our _DYNAMIC, all computed
-// PC-relative so they are right before self-relocation. The 64 bytes left
-// free below the original %rsp let the stack rewrite slide argv/envp/auxv
-// down for alignment without touching a live frame (not needed on x86-64,
-// where dropping two words keeps 16-byte alignment, but kept uniform).
+// original stack pointer. The 64 bytes left free below it let the stack
+// rewrite slide argv/envp/auxv down for alignment without touching a live
+// frame (not needed on x86-64, where dropping two words keeps 16-byte
+// alignment, but kept uniform across architectures).
 global_asm!(
     ".globl _start",
     ".type _start,@function",
     "_start:",
     "xor ebp, ebp",                     // outermost frame: no frame pointer chain
     "mov rdi, rsp",                     // arg 1: the kernel's stack (argc, argv, ...)
-    "lea rsi, [rip + __ehdr_start]",    // arg 2: our load base
-    "lea rdx, [rip + _DYNAMIC]",        // arg 3: our dynamic section
     "sub rsp, 64",                      // keep a gap under the original stack
     "and rsp, -16",                     // ABI alignment before the call
     "call {start}",                     // never returns

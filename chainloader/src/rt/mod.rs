@@ -3,7 +3,6 @@
 
 pub mod load;
 pub mod mem;
-pub mod reloc;
 pub mod stack;
 pub mod start;
 pub mod sys;

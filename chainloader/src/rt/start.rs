@@ -1,14 +1,14 @@
 //! The program: from the kernel's stack to the loaded image's entry point.
 //!
 //! ```text
-//! relocate ourselves -> parse FD -> statx -> pread headers -> check + plan
+//! parse FD -> statx -> pread headers -> check + plan
 //! -> map segments -> close FD -> set comm -> patch auxv -> drop 2 args -> jump
 //! ```
 //!
 //! # Safety
 //!
 //! [`start`] is called exactly once, by the entry stub, with the kernel's
-//! stack pointer and our own base and dynamic-section addresses.
+//! stack pointer.
 #![allow(unsafe_code)]
 
 use chainloader::args::{basename, parse_fd, USAGE};
@@ -24,13 +24,13 @@ use crate::rt::sys::{self, MAP_ANONYMOUS, MAP_PRIVATE, S_IFDIR, S_IFMT, S_IFREG}
 /// program headers too (glibc's ld.so needs 64 + 9 * 56 = 568).
 const HEAD: usize = 1024;
 
-/// Entered from the architecture's entry stub.
+/// Entered from the architecture's entry stub. The program has no dynamic
+/// relocations (embed/build.rs refuses to embed one that has), so nothing
+/// needs fixing up before Rust code runs.
 ///
 /// # Safety
 /// See the module docs.
-pub unsafe extern "C" fn start(sp: *mut usize, base: usize, dynamic: *const usize) -> ! {
-    // SAFETY: first thing, with the stub's addresses (see reloc.rs).
-    unsafe { crate::rt::reloc::relocate(base, dynamic) };
+pub unsafe extern "C" fn start(sp: *mut usize) -> ! {
     // SAFETY: sp is the kernel's initial stack pointer.
     let mut stack = unsafe { Stack::new(sp) };
     if stack.argc() < 3 {
@@ -45,7 +45,9 @@ pub unsafe extern "C" fn start(sp: *mut usize, base: usize, dynamic: *const usiz
             unsafe { crate::arch::jump(entry, sp) }
         }
         Err(err) => {
-            let mut buf = [0u8; 256];
+            // 128 bytes hold the longest line (a 40-byte FD echo and the
+            // longest reason), and are cleared inline, without a memset call.
+            let mut buf = [0u8; 128];
             sys::write_all(2, render(&err, stack.arg(1), &mut buf));
             sys::exit(EXIT_FAILURE)
         }

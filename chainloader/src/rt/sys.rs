@@ -86,8 +86,9 @@ pub fn fstat(fd: i32) -> Result<FileInfo, Errno> {
     const AT_EMPTY_PATH: usize = 0x1000;
     const STATX_TYPE: usize = 0x1;
     const STATX_SIZE: usize = 0x200;
-    // struct statx is 256 bytes; u64 elements keep it 8-byte aligned.
-    let mut buf = [0u64; 32];
+    // struct statx is 256 bytes; u64 elements keep it 8-byte aligned. Left
+    // uninitialised: the kernel fills it (clearing it would cost 32 stores).
+    let mut buf = core::mem::MaybeUninit::<[u64; 32]>::uninit();
     let empty = b"\0";
     // SAFETY: `empty` is a NUL-terminated string and `buf` is 256 writable bytes.
     retry(|| unsafe {
@@ -101,9 +102,15 @@ pub fn fstat(fd: i32) -> Result<FileInfo, Errno> {
             0,
         )
     })?;
-    // stx_mode is the u16 at byte 0x1c, stx_size the u64 at byte 0x28.
-    let mode = ((buf[3] >> 32) & 0xffff) as u32;
-    Ok(FileInfo { mode, size: buf[5] })
+    // SAFETY: statx succeeded, so it wrote the basic fields we asked for
+    // (STATX_TYPE, STATX_SIZE): stx_mode (the u16 at byte 0x1c) and stx_size
+    // (the u64 at byte 0x28). Only those words are read.
+    let (w3, w5) = unsafe {
+        let p = buf.as_ptr() as *const u64;
+        (p.add(3).read(), p.add(5).read())
+    };
+    let mode = ((w3 >> 32) & 0xffff) as u32;
+    Ok(FileInfo { mode, size: w5 })
 }
 
 /// `close(fd)`; see the module docs for `EINTR`.
