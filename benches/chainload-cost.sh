@@ -5,13 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 program=${1:-/bin/true}
-ldso=$(readlink -f /lib64/ld-linux-x86-64.so.2)
+ldso=/lib64/ld-linux-x86-64.so.2   # the PT_INTERP path: same argv[0] both ways
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 cargo run -q --release -- install "$tmp" >/dev/null
 cl=$tmp/chainloader
 
-syscalls() { strace -f -c -o "$tmp/s" "$@" >/dev/null 2>&1 || true; awk '/total$/ {print $(NF-2)}' "$tmp/s"; }
-instrs() { valgrind --tool=callgrind --callgrind-out-file="$tmp/cg" "$@" 2>&1 >/dev/null | awk '/Collected/ {print $4}'; }
+syscalls() { env -i strace -f -c -o "$tmp/s" "$@" >/dev/null 2>&1 || true; awk '/total$/ {print $(NF-2)}' "$tmp/s"; }
+instrs() { env -i valgrind --tool=callgrind --callgrind-out-file="$tmp/cg" "$@" 2>&1 >/dev/null | awk '/Collected/ {print $4}'; }
 
 s_direct=$(syscalls "$ldso" "$program")
 s_chain=$(syscalls "$cl" 3 "$ldso" "$program" 3<"$ldso")

@@ -289,9 +289,17 @@ pub fn parse_ehdr<A: Arch>(bytes: &[u8], file_size: u64) -> Result<Ehdr, Error> 
     }
 }
 
+/// The `p_type` of program header `index` (0 if out of range): a cheap
+/// look before decoding the whole header.
+#[inline(always)]
+pub fn phdr_type<A: Arch>(table: &[u8], index: u16) -> u32 {
+    u32_at(table, usize::from(index) * A::TARGET.phdr_size())
+}
+
 /// Decode program header `index` from the program header table `table`.
 /// Out-of-range reads decode as zero (the caller sized `table` from the
 /// validated header, so this never happens in practice).
+#[inline(always)]
 pub fn phdr<A: Arch>(table: &[u8], index: u16) -> Phdr {
     let target = A::TARGET;
     let size = target.phdr_size();

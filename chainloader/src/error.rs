@@ -116,7 +116,6 @@ macro_rules! reasons {
 reasons! {
         FdNotNumber => "not a file descriptor number",
         FdRange => "file descriptor number out of range",
-        Stat => "cannot stat",
         IsDirectory => "is a directory",
         NotRegular => "not a regular file",
         Read => "cannot read",
@@ -150,6 +149,7 @@ reasons! {
         ProtectGap => "cannot protect gap",
         ProtectSegment => "cannot protect segment",
         MapBss => "cannot map bss",
+        ReadTail => "cannot read the segment's last page",
         PageSize => "bad AT_PAGESZ",
         NoLoad => "no PT_LOAD segment",
         PageZero => "ET_EXEC image at address 0",
@@ -312,8 +312,8 @@ mod tests {
             "chainloader: FD 'abc': not a file descriptor number\n"
         );
         assert_eq!(
-            text(Error::sys(Subject::Fd(7), Reason::Stat, 9), b"7"),
-            "chainloader: fd 7: cannot stat: EBADF\n"
+            text(Error::sys(Subject::Fd(7), Reason::Read, 9), b"7"),
+            "chainloader: fd 7: cannot read: EBADF\n"
         );
         assert_eq!(
             text(Error::new(Subject::ProgramHeader(12), Reason::FileszMemsz), b"3"),

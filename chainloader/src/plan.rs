@@ -51,6 +51,10 @@ pub struct Plan {
     pub first_offset: u64,
     /// Protection the first mapping is made with.
     pub first_prot: u32,
+    /// How long the file must be: the end of the last byte any `PT_LOAD`
+    /// maps from it. Checked against `file_size` when that is known, else by
+    /// the loader after mapping (before anything runs).
+    pub file_extent: u64,
     /// Entry point.
     pub entry: u64,
     /// Address of the program header table in memory (for `AT_PHDR`).
@@ -61,47 +65,43 @@ pub struct Plan {
     pub phent: u16,
 }
 
-/// The mappings for one `PT_LOAD`, page-aligned except the zeroing range.
+/// The mappings for one `PT_LOAD`.
+///
+/// File pages are mapped from the file; the rest of the segment is
+/// anonymous (zero) memory. The bss of a segment usually begins inside its
+/// last file page: that page is *not* mapped from the file (whose bytes past
+/// `p_filesz` are whatever follows in the file) but made anonymous, and its
+/// `tail` bytes of file data are read into it with `pread`. The kernel maps
+/// the page and clears the rest instead; reading is cheaper than clearing in
+/// user space, and leaves the rest of the page zero as glibc's ld.so expects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Segment {
     /// First page of the segment.
     pub start: u64,
-    /// End of the file-backed pages (`start` when the segment has no file data).
+    /// End of the file-backed pages (`start` when there are none).
     pub file_end: u64,
     /// Page-aligned file offset mapped at `start`.
     pub offset: u64,
-    /// Bytes to clear after the file data: from the end of `p_filesz` to the
-    /// end of that page (empty when nothing needs clearing).
-    pub zero_start: u64,
-    /// End of the clearing range (page-aligned, or equal to `zero_start`).
-    pub zero_end: u64,
+    /// Bytes of file data to read into the first anonymous page (at
+    /// `file_end`, from file offset `offset + (file_end - start)`); 0: none.
+    pub tail: u64,
     /// End of the segment: anonymous zero pages fill `file_end..end`.
     pub end: u64,
     /// Final protection (`PROT_*`).
     pub prot: u32,
-    /// Protection to map the file pages with: `prot`, plus `PROT_WRITE` and
-    /// minus `PROT_EXEC` when clearing needs a write to a read-only page
-    /// (`mprotect` to `prot` afterwards). Never writable and executable.
-    pub map_prot: u32,
+    /// Protection for the anonymous pages while `tail` is read in: `prot`,
+    /// or read-write without exec for a read-only or executable segment
+    /// (then `mprotect`ed to `prot`). Never writable and executable.
+    pub anon_prot: u32,
 }
 
 fn ph_err(i: u16, reason: Reason) -> Error {
     Error::new(Subject::ProgramHeader(i), reason)
 }
 
-/// `PF_*` to `PROT_*`.
+/// `PF_*` to `PROT_*` (R 4→1, W 2→2, X 1→4), without branches.
 pub fn prot_of(flags: u32) -> u32 {
-    let mut prot = 0;
-    if flags & PF_R != 0 {
-        prot |= PROT_READ;
-    }
-    if flags & PF_W != 0 {
-        prot |= PROT_WRITE;
-    }
-    if flags & PF_X != 0 {
-        prot |= PROT_EXEC;
-    }
-    prot
+    ((flags & PF_R) >> 2) | (flags & PF_W) | ((flags & PF_X) << 2)
 }
 
 fn page_down(x: u64, page: u64) -> u64 {
@@ -112,26 +112,28 @@ fn page_up(x: u64, page: u64) -> Option<u64> {
     Some(x.checked_add(page - 1)? & !(page - 1))
 }
 
-/// The mappings for one `PT_LOAD` that [`plan`] has accepted.
+/// The mappings for one `PT_LOAD` that [`plan`] has accepted (it checked
+/// that none of these sums overflows, so they wrap nowhere).
+#[inline(always)]
 pub fn segment(ph: &Phdr, page: u64) -> Segment {
-    let start = page_down(ph.p_vaddr, page);
-    let offset = page_down(ph.p_offset, page);
-    let data_end = ph.p_vaddr + ph.p_filesz;
-    let file_end = if ph.p_filesz == 0 {
-        start
+    let mask = !(page - 1);
+    let start = ph.p_vaddr & mask;
+    let offset = ph.p_offset & mask;
+    let data_end = ph.p_vaddr.wrapping_add(ph.p_filesz);
+    let end = ph.p_vaddr.wrapping_add(ph.p_memsz).wrapping_add(page - 1) & mask;
+    let (file_end, tail) = if ph.p_filesz == 0 {
+        (start, 0)
+    } else if ph.p_memsz > ph.p_filesz && data_end & !mask != 0 {
+        // bss starts inside the last file page: read that page's data in.
+        let full = data_end & mask;
+        (full, data_end - full)
     } else {
-        page_up(data_end, page).unwrap_or(start)
-    };
-    let end = page_up(ph.p_vaddr + ph.p_memsz, page).unwrap_or(file_end);
-    // The kernel clears the tail of the last file page only when there is bss;
-    // it clears to the end of the page (glibc's ld.so relies on that).
-    let (zero_start, zero_end) = if ph.p_memsz > ph.p_filesz && ph.p_filesz != 0 {
-        (data_end, file_end)
-    } else {
-        (file_end, file_end)
+        // No bss (the last page keeps the file's bytes, as with the kernel),
+        // or it starts on a page boundary.
+        (data_end.wrapping_add(page - 1) & mask, 0)
     };
     let prot = prot_of(ph.p_flags);
-    let map_prot = if zero_end > zero_start && prot & PROT_WRITE == 0 {
+    let anon_prot = if tail != 0 && prot & PROT_WRITE == 0 {
         (prot | PROT_WRITE) & !PROT_EXEC
     } else {
         prot
@@ -140,17 +142,16 @@ pub fn segment(ph: &Phdr, page: u64) -> Segment {
         start,
         file_end,
         offset,
-        zero_start,
-        zero_end,
+        tail,
         end,
         prot,
-        map_prot,
+        anon_prot,
     }
 }
 
 /// Validate the program headers in `table` (for the already-checked `ehdr`,
-/// in a file of `file_size` bytes, with `page`-byte pages, for architecture
-/// `A`) and plan the load.
+/// in a file of `file_size` bytes — `u64::MAX` if not known yet — with
+/// `page`-byte pages, for architecture `A`) and plan the load.
 pub fn plan<A: Arch>(ehdr: &Ehdr, table: &[u8], file_size: u64, page: u64) -> Result<Plan, Error> {
     let target = A::TARGET;
     if page == 0 || !page.is_power_of_two() {
@@ -161,22 +162,23 @@ pub fn plan<A: Arch>(ehdr: &Ehdr, table: &[u8], file_size: u64, page: u64) -> Re
     let mut prev_end = 0; // page-aligned end of the previous PT_LOAD
     let mut align = page;
     let mut first: Option<Phdr> = None;
+    let mut file_extent = 0;
     let mut pt_phdr: Option<u64> = None;
     let mut mapped_phdr: Option<u64> = None;
     let mut entry_ok = false;
     let table_len = ehdr.phdr_table_len();
 
     for i in 0..ehdr.phnum {
-        let ph = elf::phdr::<A>(table, i);
-        match ph.p_type {
-            PT_INTERP => return Err(ph_err(i, Reason::Interp)),
-            PT_PHDR => pt_phdr = Some(ph.p_vaddr),
+        match elf::phdr_type::<A>(table, i) {
             PT_LOAD => {}
+            PT_INTERP => return Err(ph_err(i, Reason::Interp)),
+            PT_PHDR => {
+                pt_phdr = Some(elf::phdr::<A>(table, i).p_vaddr);
+                continue;
+            }
             _ => continue,
         }
-        if ph.p_type != PT_LOAD {
-            continue;
-        }
+        let ph = elf::phdr::<A>(table, i);
         if ph.p_filesz > ph.p_memsz {
             return Err(ph_err(i, Reason::FileszMemsz));
         }
@@ -184,7 +186,7 @@ pub fn plan<A: Arch>(ehdr: &Ehdr, table: &[u8], file_size: u64, page: u64) -> Re
             return Err(ph_err(i, Reason::Congruence));
         }
         match ph.p_offset.checked_add(ph.p_filesz) {
-            Some(end) if end <= file_size => {}
+            Some(end) if end <= file_size => file_extent = file_extent.max(end),
             Some(_) => return Err(ph_err(i, Reason::PastEof)),
             None => return Err(ph_err(i, Reason::OffsetOverflow)),
         }
@@ -244,7 +246,7 @@ pub fn plan<A: Arch>(ehdr: &Ehdr, table: &[u8], file_size: u64, page: u64) -> Re
     }
 
     let first_seg = segment(&first, page);
-    let reserve = if first.p_filesz != 0 && (fixed || align == page) {
+    let reserve = if first_seg.file_end > first_seg.start && (fixed || align == page) {
         Reserve::FirstSegment
     } else {
         Reserve::Aligned
@@ -256,7 +258,8 @@ pub fn plan<A: Arch>(ehdr: &Ehdr, table: &[u8], file_size: u64, page: u64) -> Re
         span_len,
         align,
         first_offset: first_seg.offset,
-        first_prot: first_seg.map_prot,
+        first_prot: first_seg.prot,
+        file_extent,
         entry: ehdr.entry,
         phdr,
         phnum: ehdr.phnum,

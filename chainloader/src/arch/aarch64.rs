@@ -21,7 +21,6 @@ pub const SYS_MPROTECT: usize = 226;
 pub const SYS_MUNMAP: usize = 215;
 pub const SYS_PRCTL: usize = 167;
 pub const SYS_EXIT_GROUP: usize = 94;
-pub const SYS_STATX: usize = 291;
 
 global_asm!(
     ".globl _start",
@@ -115,27 +114,6 @@ pub unsafe fn fill(dst: *mut u8, byte: u8, len: usize) {
         // SAFETY: i < len, inside the caller's range.
         unsafe { dst.add(i).write_volatile(byte) };
         i += 1;
-    }
-}
-
-/// Zero `len` bytes at `dst`, eight at a time where it can.
-///
-/// # Safety
-/// `dst` must be valid for `len` bytes of writes.
-#[inline(always)]
-pub unsafe fn zero(dst: *mut u8, len: usize) {
-    let head = dst.align_offset(8).min(len);
-    // SAFETY (all three): the pieces add up to len bytes from dst.
-    unsafe {
-        fill(dst, 0, head);
-        let words = (len - head) / 8;
-        let w = dst.add(head) as *mut u64;
-        let mut i = 0;
-        while i < words {
-            w.add(i).write_volatile(0);
-            i += 1;
-        }
-        fill(dst.add(head + words * 8), 0, len - head - words * 8);
     }
 }
 

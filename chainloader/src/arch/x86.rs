@@ -25,7 +25,6 @@ pub const SYS_MPROTECT: usize = 125;
 pub const SYS_MUNMAP: usize = 91;
 pub const SYS_PRCTL: usize = 172;
 pub const SYS_EXIT_GROUP: usize = 252;
-pub const SYS_STATX: usize = 383;
 
 // Call start(sp) with a cdecl argument on a 16-byte aligned stack, 64 bytes
 // below the kernel's block. (i386 has no PC-relative data addressing; the
@@ -146,33 +145,6 @@ pub unsafe fn fill(dst: *mut u8, byte: u8, len: usize) {
     // SAFETY: the caller vouches for the range; DF is clear per ABI.
     unsafe {
         asm!("rep stosb", inout("edi") dst => _, inout("ecx") len => _, in("al") byte, options(nostack));
-    }
-}
-
-/// Zero `len` bytes at `dst`, four at a time where it can.
-///
-/// # Safety
-/// `dst` must be valid for `len` bytes of writes.
-#[inline(always)]
-pub unsafe fn zero(dst: *mut u8, len: usize) {
-    let head = dst.align_offset(4).min(len);
-    let words = (len - head) / 4;
-    let tail = len - head - words * 4;
-    // SAFETY: head + 4 * words + tail == len bytes from dst; DF clear.
-    unsafe {
-        asm!(
-            "rep stosb",
-            "mov ecx, {words}",
-            "rep stosd",
-            "mov ecx, {tail}",
-            "rep stosb",
-            words = in(reg) words,
-            tail = in(reg) tail,
-            inout("edi") dst => _,
-            inout("ecx") head => _,
-            in("eax") 0usize,
-            options(nostack),
-        );
     }
 }
 

@@ -22,7 +22,6 @@ pub const SYS_MPROTECT: usize = 10;
 pub const SYS_MUNMAP: usize = 11;
 pub const SYS_PRCTL: usize = 157;
 pub const SYS_EXIT_GROUP: usize = 231;
-pub const SYS_STATX: usize = 332;
 
 // The kernel enters here with %rsp -> argc. We hand the Rust side the
 // original stack pointer. The 64 bytes left free below it let the stack
@@ -119,35 +118,6 @@ pub unsafe fn fill(dst: *mut u8, byte: u8, len: usize) {
     // SAFETY: the caller vouches for the destination range; DF is clear per ABI.
     unsafe {
         asm!("rep stosb", inout("rdi") dst => _, inout("rcx") len => _, in("al") byte, options(nostack));
-    }
-}
-
-/// Zero `len` bytes at `dst`, eight at a time where it can (`rep stosq`):
-/// clearing the tail of a bss page is the loader's only bulk work.
-///
-/// # Safety
-/// `dst` must be valid for `len` bytes of writes.
-#[inline(always)]
-pub unsafe fn zero(dst: *mut u8, len: usize) {
-    let head = dst.align_offset(8).min(len);
-    let words = (len - head) / 8;
-    let tail = len - head - words * 8;
-    // SAFETY: head + 8 * words + tail == len bytes from dst, all writable
-    // per the caller; DF is clear per ABI.
-    unsafe {
-        asm!(
-            "rep stosb",
-            "mov rcx, {words}",
-            "rep stosq",
-            "mov rcx, {tail}",
-            "rep stosb",
-            words = in(reg) words,
-            tail = in(reg) tail,
-            inout("rdi") dst => _,
-            inout("rcx") head => _,
-            in("rax") 0usize,
-            options(nostack),
-        );
     }
 }
 

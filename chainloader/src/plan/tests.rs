@@ -84,48 +84,52 @@ fn plans_an_ldso_layout_like_the_kernel() {
     assert_eq!((p.span_start, p.span_len, p.align), (0, 0x35000, PAGE));
     assert_eq!((p.entry, p.phdr, p.phnum, p.phent), (0x1ab70, 64, 5, 56));
     assert_eq!((p.first_offset, p.first_prot), (0, PROT_READ));
+    assert_eq!(p.file_extent, 0x34110);
+    // The data segment: three file pages, then its last page is anonymous
+    // with the 0x110 bytes of file data read in (the rest stays zero, to
+    // the end of the page, as glibc's ld.so relies on).
     let data = segment(&ldso_like()[3], PAGE);
-    assert_eq!(data.start, 0x31000);
-    assert_eq!(data.offset, 0x31000);
-    assert_eq!(data.file_end, 0x35000);
-    // bss is cleared to the end of the page, not just to p_memsz.
-    assert_eq!((data.zero_start, data.zero_end), (0x34110, 0x35000));
-    assert_eq!(data.end, 0x35000);
-    assert_eq!(data.prot, PROT_READ | PROT_WRITE);
-    assert_eq!(data.map_prot, data.prot);
+    assert_eq!((data.start, data.offset, data.file_end), (0x31000, 0x31000, 0x34000));
+    assert_eq!((data.tail, data.end), (0x110, 0x35000));
+    assert_eq!(
+        (data.prot, data.anon_prot),
+        (PROT_READ | PROT_WRITE, PROT_READ | PROT_WRITE)
+    );
+    // Text: no bss, the last partial page stays mapped from the file.
     let text = segment(&ldso_like()[1], PAGE);
     assert_eq!(
-        (text.prot, text.zero_start, text.zero_end),
-        (PROT_READ | PROT_EXEC, 0x27000, 0x27000)
+        (text.prot, text.file_end, text.tail, text.end),
+        (PROT_READ | PROT_EXEC, 0x27000, 0, 0x27000)
     );
 }
 
 #[test]
-fn bss_beyond_the_last_file_page_is_anonymous_and_relative_to_the_segment() {
+fn bss_is_relative_to_its_own_segment() {
     // A data segment at a high, unaligned address with a large bss: the
-    // anonymous part starts after *this segment's* file pages.
+    // anonymous part starts at *this segment's* last file page.
     let ph = load(PF_R | PF_W, 0x2e10, 0x203e10, 0x100, 0x10_0000);
     let s = segment(&ph, PAGE);
     assert_eq!((s.start, s.offset), (0x203000, 0x2000));
-    assert_eq!(s.file_end, 0x204000);
-    assert_eq!((s.zero_start, s.zero_end), (0x203f10, 0x204000));
+    assert_eq!((s.file_end, s.tail), (0x203000, 0xf10));
     assert_eq!(s.end, 0x304000);
+    // bss starting on a page boundary: no page to read in.
+    let s = segment(&load(PF_R | PF_W, 0x1000, 0x1000, 0x1000, 0x3000), PAGE);
+    assert_eq!((s.file_end, s.tail, s.end), (0x2000, 0, 0x4000));
     // No file data at all: the whole segment is anonymous.
     let s = segment(&load(PF_R | PF_W, 0, 0x5000, 0, 0x2000), PAGE);
-    assert_eq!(
-        (s.start, s.file_end, s.zero_start, s.zero_end, s.end),
-        (0x5000, 0x5000, 0x5000, 0x5000, 0x7000)
-    );
+    assert_eq!((s.start, s.file_end, s.tail, s.end), (0x5000, 0x5000, 0, 0x7000));
 }
 
 #[test]
-fn clearing_a_read_only_or_executable_page_never_makes_it_writable_and_executable() {
+fn reading_into_a_read_only_or_executable_page_never_makes_it_writable_and_executable() {
     let s = segment(&load(PF_R | PF_X, 0x1000, 0x1000, 0x10, 0x2000), PAGE);
     assert_eq!(s.prot, PROT_READ | PROT_EXEC);
-    assert_eq!(s.map_prot, PROT_READ | PROT_WRITE);
+    assert_eq!((s.tail, s.anon_prot), (0x10, PROT_READ | PROT_WRITE));
     let s = segment(&load(PF_R, 0x1000, 0x1000, 0x10, 0x20), PAGE);
-    assert_eq!(s.map_prot, PROT_READ | PROT_WRITE);
-    assert_eq!(s.prot, PROT_READ);
+    assert_eq!((s.tail, s.anon_prot, s.prot), (0x10, PROT_READ | PROT_WRITE, PROT_READ));
+    // Without bss the partial page stays file-backed and nothing is read.
+    let s = segment(&load(PF_R | PF_X, 0x1000, 0x1000, 0x10, 0x10), PAGE);
+    assert_eq!((s.file_end, s.tail, s.anon_prot), (0x2000, 0, PROT_READ | PROT_EXEC));
 }
 
 #[test]

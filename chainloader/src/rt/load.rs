@@ -59,19 +59,23 @@ fn reserve(fd: i32, plan: &Plan, page: u64) -> Result<usize, Error> {
 }
 
 /// Map the image on `fd` as `plan` says; returns the load bias (0 for
-/// `ET_EXEC`).
-pub fn load(fd: i32, plan: &Plan, table: &[u8], page: u64) -> Result<usize, Error> {
+/// `ET_EXEC`). `known_size` is the file's size when the header read showed
+/// it (a short file), else `u64::MAX`: then the file is proven long enough
+/// for every segment before this returns (by the tail reads, or one more
+/// one-byte `pread`), so no page of the image can fault with SIGBUS later.
+pub fn load(fd: i32, plan: &Plan, table: &[u8], page: u64, known_size: u64) -> Result<usize, Error> {
     let base = reserve(fd, plan, page)?;
     let bias = base.wrapping_sub(plan.span_start as usize);
-    let mut first = true;
+    let at = |a: u64| bias.wrapping_add(a as usize);
     let mut prev_end = plan.span_start;
+    // How much of the file is known to exist: all of what the image maps if
+    // the size was known (plan() checked it), else what the reads show.
+    let mut proven = if known_size == u64::MAX { 0 } else { plan.file_extent };
     for i in 0..plan.phnum {
-        let ph = elf::phdr::<Native>(table, i);
-        if ph.p_type != PT_LOAD {
+        if elf::phdr_type::<Native>(table, i) != PT_LOAD {
             continue;
         }
-        let seg = segment(&ph, page);
-        let at = |a: u64| bias.wrapping_add(a as usize);
+        let seg = segment(&elf::phdr::<Native>(table, i), page);
         let fail = |reason, e| Error::sys(Subject::ProgramHeader(i), reason, e);
         // SAFETY (whole block): every range below lies inside the span
         // reserved above: plan() checked the segments are ordered, inside
@@ -83,39 +87,59 @@ pub fn load(fd: i32, plan: &Plan, table: &[u8], page: u64) -> Result<usize, Erro
                 sys::mprotect(at(prev_end), (seg.start - prev_end) as usize, 0)
                     .map_err(|e| fail(Reason::ProtectGap, e))?;
             }
-            let already_mapped = first && plan.reserve == Reserve::FirstSegment;
+            // The first mapping already maps the file over the whole span,
+            // with the first segment's protection: any segment at the same
+            // file-to-memory distance with that protection (ld.so's second
+            // read-only segment, typically) needs no mapping of its own.
+            let already_mapped = plan.reserve == Reserve::FirstSegment
+                && seg.prot == plan.first_prot
+                && seg.offset.wrapping_sub(seg.start) == plan.first_offset.wrapping_sub(plan.span_start);
             if seg.file_end > seg.start && !already_mapped {
                 sys::mmap(
                     at(seg.start),
                     (seg.file_end - seg.start) as usize,
-                    seg.map_prot,
+                    seg.prot,
                     MAP_PRIVATE | MAP_FIXED,
                     fd,
                     seg.offset,
                 )
                 .map_err(|e| fail(Reason::MapSegment, e))?;
             }
-            if seg.zero_end > seg.zero_start {
-                crate::arch::zero(at(seg.zero_start) as *mut u8, (seg.zero_end - seg.zero_start) as usize);
-            }
-            if seg.map_prot != seg.prot {
-                sys::mprotect(at(seg.start), (seg.file_end - seg.start) as usize, seg.prot)
-                    .map_err(|e| fail(Reason::ProtectSegment, e))?;
-            }
             if seg.end > seg.file_end {
+                let anon = (seg.end - seg.file_end) as usize;
                 sys::mmap(
                     at(seg.file_end),
-                    (seg.end - seg.file_end) as usize,
-                    seg.prot,
+                    anon,
+                    seg.anon_prot,
                     MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS,
                     -1,
                     0,
                 )
                 .map_err(|e| fail(Reason::MapBss, e))?;
+                if seg.tail != 0 {
+                    let from = seg.offset + (seg.file_end - seg.start);
+                    let got = sys::pread_raw(fd, at(seg.file_end) as *mut u8, seg.tail as usize, from)
+                        .map_err(|e| fail(Reason::ReadTail, e))?;
+                    if got as u64 != seg.tail {
+                        return Err(fail(Reason::PastEof, 0));
+                    }
+                    proven = proven.max(from + seg.tail);
+                }
+                if seg.anon_prot != seg.prot {
+                    sys::mprotect(at(seg.file_end), anon, seg.prot).map_err(|e| fail(Reason::ProtectSegment, e))?;
+                }
             }
         }
         prev_end = seg.end;
-        first = false;
+    }
+    if proven < plan.file_extent {
+        // Nothing read the last byte the image maps: check it exists.
+        let mut byte = [0u8; 1];
+        let got = sys::pread_full(fd, &mut byte, plan.file_extent - 1)
+            .map_err(|e| Error::sys(Subject::Image, Reason::Read, e))?;
+        if got != 1 {
+            return Err(Error::new(Subject::Image, Reason::PastEof));
+        }
     }
     Ok(bias)
 }

@@ -28,8 +28,8 @@ const _: () = assert!(core::mem::size_of::<usize>() <= arch::STACK_ALIGN);
 pub struct Stack {
     sp: *mut usize,
     argc: usize,
-    /// One past the AT_NULL pair.
-    end: *mut usize,
+    /// The first auxv pair.
+    auxv: *mut usize,
     /// `AT_PAGESZ`, if the kernel gave it.
     page_size: Option<usize>,
     /// The value slots of `AT_PHDR`, `AT_PHENT`, `AT_PHNUM`, `AT_ENTRY`,
@@ -52,10 +52,14 @@ impl Stack {
             while *p != 0 {
                 p = p.add(1);
             }
-            let mut a = p.add(1);
+            let auxv = p.add(1);
+            let mut a = auxv;
             let mut page_size = None;
             let mut slots = [core::ptr::null_mut(); 5];
-            loop {
+            // Stop at AT_NULL, or as soon as all six are found (they come
+            // early in the kernel's auxv, before uid, random bytes, ...).
+            let mut missing = 6;
+            while missing > 0 {
                 let value = a.add(1);
                 match *a {
                     AT_NULL => break,
@@ -65,14 +69,15 @@ impl Stack {
                     AT_PHNUM => slots[2] = value,
                     AT_ENTRY => slots[3] = value,
                     AT_BASE => slots[4] = value,
-                    _ => {}
+                    _ => missing += 1,
                 }
+                missing -= 1;
                 a = a.add(2);
             }
             Stack {
                 sp,
                 argc,
-                end: a.add(2),
+                auxv,
                 page_size,
                 slots,
             }
@@ -98,6 +103,31 @@ impl Stack {
                 n += 1;
             }
             core::slice::from_raw_parts(s, n)
+        }
+    }
+
+    /// Where the basename of argument `i` (< argc) starts inside the
+    /// argument itself, found in one pass; None if the argument ends in `/`
+    /// (its basename is then not a suffix of it).
+    pub fn basename_of(&self, i: usize) -> Option<*const u8> {
+        // SAFETY: argv[i] for i < argc is a NUL-terminated string the kernel
+        // copied above the arrays (the caller checked argc).
+        unsafe {
+            let mut p = *self.sp.add(1 + i) as *const u8;
+            let mut base = p;
+            let mut last = 0;
+            loop {
+                let c = p.read_volatile();
+                if c == 0 {
+                    break;
+                }
+                p = p.add(1);
+                if c == b'/' {
+                    base = p;
+                }
+                last = c;
+            }
+            (last != b'/').then_some(base)
         }
     }
 
@@ -134,7 +164,12 @@ impl Stack {
             let addr = new_sp as usize;
             let aligned = addr & !(arch::STACK_ALIGN - 1);
             if aligned != addr {
-                let len = self.end as usize - addr;
+                // The block ends after the AT_NULL pair.
+                let mut a = self.auxv;
+                while *a != AT_NULL {
+                    a = a.add(2);
+                }
+                let len = a.add(2) as usize - addr;
                 arch::copy_forward(aligned as *mut u8, addr as *const u8, len);
             }
             aligned

@@ -1,7 +1,7 @@
 //! The program: from the kernel's stack to the loaded image's entry point.
 //!
 //! ```text
-//! parse FD -> statx -> pread headers -> check + plan
+//! parse FD -> pread headers -> check + plan
 //! -> map segments -> close FD -> set comm -> patch auxv -> drop 2 args -> jump
 //! ```
 //!
@@ -18,7 +18,10 @@ use chainloader::plan::plan;
 use chainloader::{Error, Reason, Subject};
 
 use crate::rt::stack::Stack;
-use crate::rt::sys::{self, MAP_ANONYMOUS, MAP_PRIVATE, S_IFDIR, S_IFMT, S_IFREG};
+use crate::rt::sys::{self, MAP_ANONYMOUS, MAP_PRIVATE};
+
+const EISDIR: i32 = 21;
+const ESPIPE: i32 = 29;
 
 /// Bytes read at offset 0: the file header and, for any ordinary image, the
 /// program headers too (glibc's ld.so needs 64 + 9 * 56 = 568).
@@ -58,19 +61,22 @@ fn run(stack: &mut Stack) -> Result<usize, Error> {
     let fd = parse_fd(stack.arg(1))?;
     let at_fd = |reason, e| Error::sys(Subject::Fd(fd), reason, e);
 
-    let info = sys::fstat(fd).map_err(|e| at_fd(Reason::Stat, e))?;
-    match info.mode & S_IFMT {
-        S_IFREG => {}
-        S_IFDIR => return Err(Error::new(Subject::Fd(fd), Reason::IsDirectory)),
-        _ => return Err(Error::new(Subject::Fd(fd), Reason::NotRegular)),
-    }
+    // No fstat: pread says all we need. A directory fails with EISDIR, a
+    // pipe or socket with ESPIPE, a device like /dev/zero yields no ELF
+    // header; a read shorter than asked gives the file's size, and a longer
+    // file is proven long enough by the loader's reads.
     // Not zero-initialised: only the `n` bytes pread fills are ever read.
     let mut buf = core::mem::MaybeUninit::<[u8; HEAD]>::uninit();
     // SAFETY: buf is HEAD writable bytes.
-    let n = unsafe { sys::pread_raw(fd, buf.as_mut_ptr().cast(), HEAD, 0) }.map_err(|e| at_fd(Reason::Read, e))?;
+    let n = unsafe { sys::pread_raw(fd, buf.as_mut_ptr().cast(), HEAD, 0) }.map_err(|e| match e {
+        EISDIR => Error::new(Subject::Fd(fd), Reason::IsDirectory),
+        ESPIPE => Error::new(Subject::Fd(fd), Reason::NotRegular),
+        e => at_fd(Reason::Read, e),
+    })?;
     // SAFETY: pread_raw initialised the first n <= HEAD bytes.
     let head: &[u8] = unsafe { core::slice::from_raw_parts(buf.as_ptr().cast(), n) };
-    let ehdr = parse_ehdr::<Native>(head, info.size)?;
+    let size = if n < HEAD { n as u64 } else { u64::MAX };
+    let ehdr = parse_ehdr::<Native>(head, size)?;
 
     let page = stack.page_size().unwrap_or(4096) as u64;
     let table_len = ehdr.phdr_table_len() as usize;
@@ -94,20 +100,30 @@ fn run(stack: &mut Stack) -> Result<usize, Error> {
         big = Some((addr, table_len));
         buf
     };
-    let plan = plan::<Native>(&ehdr, table, info.size, page)?;
-    let bias = crate::rt::load::load(fd, &plan, table, page)?;
+    let plan = plan::<Native>(&ehdr, table, size, page)?;
+    let bias = crate::rt::load::load(fd, &plan, table, page, size)?;
     if let Some((addr, len)) = big {
         // SAFETY: `table` (the only reference into it) is not used again.
         let _ = unsafe { sys::munmap(addr, len) };
     }
     sys::close(fd).map_err(|e| at_fd(Reason::Close, e))?;
 
-    // comm: the basename of ARG0, as the kernel would have set it.
-    let mut name = [0u8; 16];
-    for (slot, &c) in name.iter_mut().zip(basename(stack.arg(2)).iter().take(15)) {
-        *slot = c;
-    }
-    sys::set_name(&name).map_err(|e| Error::sys(Subject::Image, Reason::SetName, e))?;
+    // comm: the basename of ARG0, as the kernel would have set it. The
+    // kernel copies at most 15 bytes from the pointer, up to the NUL, so the
+    // basename inside argv[2] itself will do; only an ARG0 ending in '/'
+    // needs its basename copied out first.
+    let mut copy = [0u8; 16];
+    let name = match stack.basename_of(2) {
+        Some(ptr) => ptr,
+        None => {
+            for (slot, &c) in copy.iter_mut().zip(basename(stack.arg(2)).iter().take(15)) {
+                *slot = c;
+            }
+            copy.as_ptr()
+        }
+    };
+    // SAFETY: name points at a NUL-terminated string (inside argv[2], or copy).
+    unsafe { sys::set_name(name) }.map_err(|e| Error::sys(Subject::Image, Reason::SetName, e))?;
 
     // Describe the image as the kernel would have had it been exec'd directly.
     let entry = bias.wrapping_add(plan.entry as usize);

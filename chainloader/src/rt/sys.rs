@@ -65,54 +65,6 @@ pub unsafe fn pread_raw(fd: i32, buf: *mut u8, len: usize, offset: u64) -> Resul
     Ok(done)
 }
 
-/// What `statx` tells the loader about the file on FD.
-pub struct FileInfo {
-    /// `st_mode`.
-    pub mode: u32,
-    /// `st_size`.
-    pub size: u64,
-}
-
-/// `S_IFMT`.
-pub const S_IFMT: u32 = 0o170000;
-/// `S_IFREG`.
-pub const S_IFREG: u32 = 0o100000;
-/// `S_IFDIR`.
-pub const S_IFDIR: u32 = 0o040000;
-
-/// `statx(fd, "", AT_EMPTY_PATH, STATX_TYPE | STATX_SIZE)`: the same layout
-/// on every architecture, unlike `struct stat`.
-pub fn fstat(fd: i32) -> Result<FileInfo, Errno> {
-    const AT_EMPTY_PATH: usize = 0x1000;
-    const STATX_TYPE: usize = 0x1;
-    const STATX_SIZE: usize = 0x200;
-    // struct statx is 256 bytes; u64 elements keep it 8-byte aligned. Left
-    // uninitialised: the kernel fills it (clearing it would cost 32 stores).
-    let mut buf = core::mem::MaybeUninit::<[u64; 32]>::uninit();
-    let empty = b"\0";
-    // SAFETY: `empty` is a NUL-terminated string and `buf` is 256 writable bytes.
-    retry(|| unsafe {
-        syscall6(
-            arch::SYS_STATX,
-            fd as usize,
-            empty.as_ptr() as usize,
-            AT_EMPTY_PATH,
-            STATX_TYPE | STATX_SIZE,
-            buf.as_mut_ptr() as usize,
-            0,
-        )
-    })?;
-    // SAFETY: statx succeeded, so it wrote the basic fields we asked for
-    // (STATX_TYPE, STATX_SIZE): stx_mode (the u16 at byte 0x1c) and stx_size
-    // (the u64 at byte 0x28). Only those words are read.
-    let (w3, w5) = unsafe {
-        let p = buf.as_ptr() as *const u64;
-        (p.add(3).read(), p.add(5).read())
-    };
-    let mode = ((w3 >> 32) & 0xffff) as u32;
-    Ok(FileInfo { mode, size: w5 })
-}
-
 /// `close(fd)`; see the module docs for `EINTR`.
 pub fn close(fd: i32) -> Result<(), Errno> {
     // SAFETY: closing a descriptor touches no memory.
@@ -145,12 +97,15 @@ pub fn write_all(fd: i32, bytes: &[u8]) {
     }
 }
 
-/// `prctl(PR_SET_NAME, name)`: `name` must be NUL-terminated; the kernel
-/// keeps at most 15 bytes.
-pub fn set_name(name: &[u8; 16]) -> Result<(), Errno> {
+/// `prctl(PR_SET_NAME, name)`: the kernel copies at most 15 bytes, up to
+/// the first NUL.
+///
+/// # Safety
+/// `name` must point at a NUL-terminated string, or at 16 readable bytes.
+pub unsafe fn set_name(name: *const u8) -> Result<(), Errno> {
     const PR_SET_NAME: usize = 15;
-    // SAFETY: `name` is 16 readable bytes ending in NUL.
-    retry(|| unsafe { syscall6(arch::SYS_PRCTL, PR_SET_NAME, name.as_ptr() as usize, 0, 0, 0, 0) }).map(drop)
+    // SAFETY: the caller vouches for name.
+    retry(|| unsafe { syscall6(arch::SYS_PRCTL, PR_SET_NAME, name as usize, 0, 0, 0, 0) }).map(drop)
 }
 
 /// `exit_group(status)`.
