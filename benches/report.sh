@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# The cost of chain-loading, side by side, in one run (markdown).
+#
+#   benches/report.sh                 everything: deterministic figures and wall clock
+#   benches/report.sh --deterministic instructions, system calls, sizes, memory (no timing)
+#   benches/report.sh --check         the deterministic part, then fail if a budget in
+#                                     benches/budgets.toml is exceeded (what CI runs)
+#
+# Instructions: valgrind --tool=callgrind (user space, whole process). System
+# calls: strace -f -c (whole process, the exec included). Both run with an
+# empty environment, so they are repeatable.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-full}
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+
+cargo build -q --release
+target/release/ldchain install "$tmp" >/dev/null
+cl=$tmp/chainloader
+ldso=/lib64/ld-linux-x86-64.so.2
+bash=$(command -v bash)
+gcc -static -O2 -o "$tmp/static-true" -x c - <<<'int main(void) { return 0; }'
+gcc -static -nostdlib -nostartfiles -fno-pie -no-pie -O1 -o "$tmp/execveat" benches/helpers/execveat.c
+
+# The "calls" column of strace -c's total line (the 4th field; "errors" may be empty).
+calls() { awk '$NF == "total" { print $4 }' "$1"; }
+syscalls() { env -i strace -f -c -o "$tmp/s" "$@" >/dev/null 2>&1 || true; calls "$tmp/s"; }
+instrs() { env -i valgrind --tool=callgrind --callgrind-out-file="$tmp/cg" "$@" 2>&1 >/dev/null | awk '/Collected/ {print $4}'; }
+row() { # label, scenario, base-syscalls, base-instrs, command...
+    local label=$1 scen=$2 bs=$3 bi=$4; shift 4
+    local s i; s=$(syscalls "$@"); i=$(instrs "$@")
+    if [ -n "$i" ]; then
+        echo "| $label | $scen | $s | $((s - bs)) | $i | $((i - bi)) |"
+    else
+        echo "| $label | $scen | $s | $((s - bs)) | n/a (valgrind cannot follow execveat) | |"
+    fi
+    last_s=$s; last_i=${i:-0}
+}
+
+echo "## Deterministic figures"
+echo
+echo "System calls and user-space instructions per exec, whole process; \"added\" is against (2), running ld.so directly."
+echo
+echo "| program | scenario | system calls | added | instructions | added |"
+echo "|---|---|---|---|---|---|"
+for prog in "/bin/true" "$bash -c true"; do
+    # shellcheck disable=SC2086
+    set -- $prog
+    s2=$(syscalls "$ldso" "$@"); i2=$(instrs "$ldso" "$@")
+    row "${prog/$bash/bash}" "(1) kernel execs it" "$s2" "$i2" "$@"
+    echo "| ${prog/$bash/bash} | (2) exec ld.so PROGRAM | $s2 | 0 | $i2 | 0 |"
+    row "${prog/$bash/bash}" "(3) /chainloader FD ld.so PROGRAM" "$s2" "$i2" "$cl" 3 "$ldso" "$@" 3<"$ldso"
+    if [ "$prog" = /bin/true ]; then added_s=$((last_s - s2)); added_i=$((last_i - i2)); fi
+    row "${prog/$bash/bash}" "(4) execveat(ld.so fd)" "$s2" "$i2" "$tmp/execveat" "$ldso" "$@" 3<"$ldso"
+done
+s5=$(syscalls "$tmp/static-true"); i5=$(instrs "$tmp/static-true")
+echo "| static true | (5a) kernel execs it | $s5 | 0 | $i5 | 0 |"
+row "static true" "(5b) /chainloader FD it" "$s5" "$i5" "$cl" 3 static-true 3<"$tmp/static-true"
+
+echo
+echo "## Sizes and memory"
+echo
+echo "| figure | value |"
+echo "|---|---|"
+declare -A size
+for f in "$tmp"/chainloader*; do
+    arch=$(basename "$f"); arch=${arch#chainloader}; arch=${arch#-}; arch=${arch:-x86_64}
+    size[$arch]=$(stat -c %s "$f")
+    echo "| chainloader size, $arch (bytes) | ${size[$arch]} |"
+done
+left=0
+while read -r range _ _ _ _ path; do
+    [ "$path" = "$cl" ] || continue
+    left=$(( left + (16#${range#*-} - 16#${range%-*}) / 1024 ))
+done < <(env -i "$cl" 3 "$ldso" /bin/cat /proc/self/maps 3<"$ldso")
+echo "| memory still mapped from the chainloader after ld.so runs (KiB) | $left |"
+
+cargo build -q --release -p ldchain-resolver --example plan
+PLAN_REPEAT=0 strace -f -c -o "$tmp/p0" target/release/examples/plan / /bin/true >/dev/null
+PLAN_REPEAT=100 strace -f -c -o "$tmp/p100" target/release/examples/plan / /bin/true >/dev/null
+p0=$(calls "$tmp/p0"); p100=$(calls "$tmp/p100")
+warm=$(( (p100 - p0) / 100 ))
+echo "| system calls per warm plan_exec (/bin/true on /) | $warm |"
+
+if [ "$mode" = full ]; then
+    echo
+    echo "## Wall clock"
+    echo
+    cargo bench -q --bench exec 2>/dev/null | sed -n '/^Wall clock/,$p'
+    echo
+    cargo bench -q --bench resolver 2>/dev/null | sed -n '/^plan_exec/,$p'
+fi
+
+if [ "$mode" = --check ]; then
+    budget() { awk -F'=' -v k="$1" '$1 ~ "^"k"[ ]*$" { gsub(/[ \t]|#.*/, "", $2); print $2 }' benches/budgets.toml; }
+    fail=0
+    check() { # name, value, budget
+        if [ "$2" -gt "$3" ]; then echo "BUDGET EXCEEDED: $1 = $2 > $3"; fail=1; else echo "budget ok: $1 = $2 <= $3"; fi
+    }
+    echo
+    check chainloader_added_instructions "$added_i" "$(budget chainloader_added_instructions)"
+    check chainloader_added_syscalls "$added_s" "$(budget chainloader_added_syscalls)"
+    for arch in "${!size[@]}"; do
+        check "chainloader_size_$arch" "${size[$arch]}" "$(budget "chainloader_size_$arch")"
+    done
+    check plan_exec_warm_syscalls "$warm" "$(budget plan_exec_warm_syscalls)"
+    exit $fail
+fi
