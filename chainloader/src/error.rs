@@ -147,7 +147,6 @@ reasons! {
         Overlap => "segments overlap or are out of order",
         MapSegment => "cannot map segment",
         ProtectGap => "cannot protect gap",
-        ProtectSegment => "cannot protect segment",
         MapBss => "cannot map bss",
         ReadTail => "cannot read the segment's last page",
         PageSize => "bad AT_PAGESZ",

@@ -87,12 +87,9 @@ pub struct Segment {
     pub tail: u64,
     /// End of the segment: anonymous zero pages fill `file_end..end`.
     pub end: u64,
-    /// Final protection (`PROT_*`).
+    /// Protection (`PROT_*`), of the file and the anonymous pages alike
+    /// (a segment with a tail to read in is writable).
     pub prot: u32,
-    /// Protection for the anonymous pages while `tail` is read in: `prot`,
-    /// or read-write without exec for a read-only or executable segment
-    /// (then `mprotect`ed to `prot`). Never writable and executable.
-    pub anon_prot: u32,
 }
 
 fn ph_err(i: u16, reason: Reason) -> Error {
@@ -123,8 +120,10 @@ pub fn segment(ph: &Phdr, page: u64) -> Segment {
     let end = ph.p_vaddr.wrapping_add(ph.p_memsz).wrapping_add(page - 1) & mask;
     let (file_end, tail) = if ph.p_filesz == 0 {
         (start, 0)
-    } else if ph.p_memsz > ph.p_filesz && data_end & !mask != 0 {
+    } else if ph.p_memsz > ph.p_filesz && data_end & !mask != 0 && ph.p_flags & PF_W != 0 {
         // bss starts inside the last file page: read that page's data in.
+        // (Only for writable segments: the kernel's padzero() fails, and is
+        // ignored, on a read-only page, which keeps the file's bytes.)
         let full = data_end & mask;
         (full, data_end - full)
     } else {
@@ -132,20 +131,13 @@ pub fn segment(ph: &Phdr, page: u64) -> Segment {
         // or it starts on a page boundary.
         (data_end.wrapping_add(page - 1) & mask, 0)
     };
-    let prot = prot_of(ph.p_flags);
-    let anon_prot = if tail != 0 && prot & PROT_WRITE == 0 {
-        (prot | PROT_WRITE) & !PROT_EXEC
-    } else {
-        prot
-    };
     Segment {
         start,
         file_end,
         offset,
         tail,
         end,
-        prot,
-        anon_prot,
+        prot: prot_of(ph.p_flags),
     }
 }
 

@@ -110,7 +110,7 @@ pub fn load(fd: i32, plan: &Plan, table: &[u8], page: u64, known_size: u64) -> R
                 sys::mmap(
                     at(seg.file_end),
                     anon,
-                    seg.anon_prot,
+                    seg.prot,
                     MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS,
                     -1,
                     0,
@@ -124,9 +124,6 @@ pub fn load(fd: i32, plan: &Plan, table: &[u8], page: u64, known_size: u64) -> R
                         return Err(fail(Reason::PastEof, 0));
                     }
                     proven = proven.max(from + seg.tail);
-                }
-                if seg.anon_prot != seg.prot {
-                    sys::mprotect(at(seg.file_end), anon, seg.prot).map_err(|e| fail(Reason::ProtectSegment, e))?;
                 }
             }
         }
