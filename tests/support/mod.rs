@@ -303,8 +303,20 @@ pub fn run_chainloader(args: &[&str], keep: &[&File]) -> Run {
 
 /// Run `cmd` with `keep` inherited (close-on-exec cleared in the child).
 pub fn run_with_fds(cmd: &mut Command, keep: &[&File]) -> Run {
-    use std::os::unix::process::CommandExt;
     cmd.stdin(Stdio::null());
+    keep_fds(cmd, keep);
+    cmd.output().expect("spawn chainloader").into()
+}
+
+/// Spawn `cmd` with `keep` inherited and stdout/stderr piped.
+pub fn spawn_with_fds(cmd: &mut Command, keep: &[&File]) -> std::process::Child {
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    keep_fds(cmd, keep);
+    cmd.spawn().expect("spawn")
+}
+
+fn keep_fds(cmd: &mut Command, keep: &[&File]) {
+    use std::os::unix::process::CommandExt;
     let fds: Vec<i32> = keep.iter().map(|f| std::os::fd::AsRawFd::as_raw_fd(*f)).collect();
     // SAFETY: fcntl is async-signal-safe; the fds stay open until spawn returns.
     unsafe {
@@ -316,5 +328,4 @@ pub fn run_with_fds(cmd: &mut Command, keep: &[&File]) -> Run {
             Ok(())
         });
     }
-    cmd.output().expect("spawn chainloader").into()
 }
