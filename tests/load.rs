@@ -99,7 +99,7 @@ fn sixteen_threads_plan_while_the_namespace_changes() {
             }
         });
         for t in 0..16 {
-            let (ns, resolver, plans, stop, good_len) = (&ns, &resolver, &plans, &stop, good.len());
+            let (ns, resolver, plans, good_len) = (&ns, &resolver, &plans, good.len());
             s.spawn(move || {
                 let mut n = 0usize;
                 while Instant::now() < deadline {
