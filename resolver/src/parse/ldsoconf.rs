@@ -43,8 +43,9 @@ pub fn parse(bytes: &[u8]) -> Vec<Directive> {
         if line.len() > 7 && line.starts_with(b"include") && is_blank(line[7]) {
             let patterns: Vec<Vec<u8>> = line[8..]
                 .split(|&c| is_blank(c))
+                .map(trim_end)
                 .filter(|p| !p.is_empty())
-                .map(|p| trim_end(p).to_vec())
+                .map(<[u8]>::to_vec)
                 .collect();
             if !patterns.is_empty() {
                 out.push(Directive::Include(patterns));
@@ -110,6 +111,16 @@ mod tests {
         assert_eq!(parse(b"include/x\n"), [dir("include/x")]);
         assert_eq!(parse(b"include\n"), [dir("include")]);
         assert_eq!(parse(b"include   \n"), []);
+    }
+
+    #[test]
+    fn include_patterns_are_never_empty_after_trimming() {
+        // Found by fuzzing (ldsoconf): a vertical tab is whitespace but not a
+        // separator, so "\x0b" was a pattern that trimmed to nothing.
+        assert_eq!(
+            parse(b"include /etc/*.conf\x0b  \x0b  /x\n"),
+            [Directive::Include(vec![b"/etc/*.conf".to_vec(), b"/x".to_vec()])]
+        );
     }
 
     #[test]
