@@ -104,11 +104,87 @@ impl Target {
     }
 }
 
+/// An unsigned address-sized integer: `u32` for ELF32, `u64` for ELF64.
+/// The plan computes in the image's own width, so 32-bit code does no
+/// 64-bit arithmetic (and its overflow checks are the 32-bit ones).
+pub trait Word:
+    Copy
+    + Eq
+    + Ord
+    + Default
+    + core::fmt::Debug
+    + Into<u64>
+    + core::ops::Add<Output = Self>
+    + core::ops::Sub<Output = Self>
+    + core::ops::BitAnd<Output = Self>
+    + core::ops::Not<Output = Self>
+{
+    /// 0.
+    const ZERO: Self;
+    /// 1.
+    const ONE: Self;
+    /// The low bits of `v` (callers pass values that fit).
+    fn from_u64(v: u64) -> Self;
+    /// `checked_add`.
+    fn checked_add(self, other: Self) -> Option<Self>;
+    /// `wrapping_add`.
+    fn wrapping_add(self, other: Self) -> Self;
+    /// `wrapping_sub`.
+    fn wrapping_sub(self, other: Self) -> Self;
+    /// `is_power_of_two`.
+    fn is_power_of_two(self) -> bool;
+    /// As a `usize` (the loader's own width equals the image's).
+    fn to_usize(self) -> usize;
+    /// As a `u64`.
+    fn to_u64(self) -> u64;
+}
+
+macro_rules! word {
+    ($t:ty) => {
+        impl Word for $t {
+            const ZERO: Self = 0;
+            const ONE: Self = 1;
+            #[inline(always)]
+            fn from_u64(v: u64) -> Self {
+                v as $t
+            }
+            #[inline(always)]
+            fn checked_add(self, other: Self) -> Option<Self> {
+                <$t>::checked_add(self, other)
+            }
+            #[inline(always)]
+            fn wrapping_add(self, other: Self) -> Self {
+                <$t>::wrapping_add(self, other)
+            }
+            #[inline(always)]
+            fn wrapping_sub(self, other: Self) -> Self {
+                <$t>::wrapping_sub(self, other)
+            }
+            #[inline(always)]
+            fn is_power_of_two(self) -> bool {
+                <$t>::is_power_of_two(self)
+            }
+            #[inline(always)]
+            fn to_usize(self) -> usize {
+                self as usize
+            }
+            #[inline(always)]
+            fn to_u64(self) -> u64 {
+                self as u64
+            }
+        }
+    };
+}
+word!(u32);
+word!(u64);
+
 /// An architecture as a type, so that the checks and decoders are
 /// specialised at compile time: the 64-bit program carries no 32-bit decoder.
 pub trait Arch {
     /// The architecture's facts.
     const TARGET: Target;
+    /// Its address width.
+    type Word: Word;
 }
 
 /// x86-64 as a type.
@@ -116,6 +192,7 @@ pub trait Arch {
 pub struct X86_64;
 impl Arch for X86_64 {
     const TARGET: Target = Target::X86_64;
+    type Word = u64;
 }
 
 /// i386 as a type.
@@ -123,6 +200,7 @@ impl Arch for X86_64 {
 pub struct I386;
 impl Arch for I386 {
     const TARGET: Target = Target::I386;
+    type Word = u32;
 }
 
 /// AArch64 as a type.
@@ -130,6 +208,7 @@ impl Arch for I386 {
 pub struct Aarch64;
 impl Arch for Aarch64 {
     const TARGET: Target = Target::AARCH64;
+    type Word = u64;
 }
 
 /// The architecture this crate is compiled for, as a type.
@@ -164,23 +243,23 @@ impl Ehdr {
     }
 }
 
-/// One program header, widened to 64 bits.
+/// One program header, in the image's address width `W`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Phdr {
+pub struct Phdr<W = u64> {
     /// Segment type (`PT_*`).
     pub p_type: u32,
     /// Permissions (`PF_*`).
     pub p_flags: u32,
     /// File offset of the segment's data.
-    pub p_offset: u64,
+    pub p_offset: W,
     /// Virtual address (unrelocated).
-    pub p_vaddr: u64,
+    pub p_vaddr: W,
     /// Bytes of the segment present in the file.
-    pub p_filesz: u64,
+    pub p_filesz: W,
     /// Bytes of the segment in memory.
-    pub p_memsz: u64,
+    pub p_memsz: W,
     /// Alignment.
-    pub p_align: u64,
+    pub p_align: W,
 }
 
 /// Little-endian field readers. Out-of-range reads give 0; callers bound
@@ -300,7 +379,7 @@ pub fn phdr_type<A: Arch>(table: &[u8], index: u16) -> u32 {
 /// Out-of-range reads decode as zero (the caller sized `table` from the
 /// validated header, so this never happens in practice).
 #[inline(always)]
-pub fn phdr<A: Arch>(table: &[u8], index: u16) -> Phdr {
+pub fn phdr<A: Arch>(table: &[u8], index: u16) -> Phdr<A::Word> {
     let target = A::TARGET;
     let size = target.phdr_size();
     let off = usize::from(index) * size;
@@ -309,25 +388,26 @@ pub fn phdr<A: Arch>(table: &[u8], index: u16) -> Phdr {
     let Some(e) = table.get(off..off + size) else {
         return Phdr::default();
     };
+    let w = |x: u64| A::Word::from_u64(x);
     if target.class64 {
         Phdr {
             p_type: u32_at(e, 0),
             p_flags: u32_at(e, 4),
-            p_offset: u64_at(e, 8),
-            p_vaddr: u64_at(e, 16),
-            p_filesz: u64_at(e, 32),
-            p_memsz: u64_at(e, 40),
-            p_align: u64_at(e, 48),
+            p_offset: w(u64_at(e, 8)),
+            p_vaddr: w(u64_at(e, 16)),
+            p_filesz: w(u64_at(e, 32)),
+            p_memsz: w(u64_at(e, 40)),
+            p_align: w(u64_at(e, 48)),
         }
     } else {
         Phdr {
             p_type: u32_at(e, 0),
-            p_offset: u64::from(u32_at(e, 4)),
-            p_vaddr: u64::from(u32_at(e, 8)),
-            p_filesz: u64::from(u32_at(e, 16)),
-            p_memsz: u64::from(u32_at(e, 20)),
+            p_offset: w(u32_at(e, 4).into()),
+            p_vaddr: w(u32_at(e, 8).into()),
+            p_filesz: w(u32_at(e, 16).into()),
+            p_memsz: w(u32_at(e, 20).into()),
             p_flags: u32_at(e, 24),
-            p_align: u64::from(u32_at(e, 28)),
+            p_align: w(u32_at(e, 28).into()),
         }
     }
 }

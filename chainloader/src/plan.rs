@@ -9,7 +9,7 @@
 //! Addresses here are *unbiased* (as in the file); the runtime adds the load
 //! bias (0 for `ET_EXEC`).
 
-use crate::elf::{self, Arch, Ehdr, Phdr, PF_R, PF_W, PF_X, PT_INTERP, PT_LOAD, PT_PHDR};
+use crate::elf::{self, Arch, Ehdr, Phdr, Word, PF_R, PF_W, PF_X, PT_INTERP, PT_LOAD, PT_PHDR};
 use crate::error::{Error, Reason, Subject};
 
 /// `PROT_READ`.
@@ -36,19 +36,19 @@ pub enum Reserve {
 
 /// Facts about the whole image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Plan {
+pub struct Plan<W = u64> {
     /// `ET_EXEC`: load at the addresses in the file.
     pub fixed: bool,
     /// How to claim the span.
     pub reserve: Reserve,
     /// Page-aligned lowest address of any `PT_LOAD`.
-    pub span_start: u64,
+    pub span_start: W,
     /// Page-aligned length from `span_start` to the end of the last `PT_LOAD`.
-    pub span_len: u64,
+    pub span_len: W,
     /// Alignment of the load address (a power of two, at least a page).
-    pub align: u64,
+    pub align: W,
     /// File offset (page-aligned) and protection of the first `PT_LOAD`.
-    pub first_offset: u64,
+    pub first_offset: W,
     /// Protection the first mapping is made with.
     pub first_prot: u32,
     /// How long the file must be: the end of the last byte any `PT_LOAD`
@@ -56,9 +56,9 @@ pub struct Plan {
     /// the loader after mapping (before anything runs).
     pub file_extent: u64,
     /// Entry point.
-    pub entry: u64,
+    pub entry: W,
     /// Address of the program header table in memory (for `AT_PHDR`).
-    pub phdr: u64,
+    pub phdr: W,
     /// Number of program headers (for `AT_PHNUM`).
     pub phnum: u16,
     /// Size of a program header (for `AT_PHENT`).
@@ -75,18 +75,18 @@ pub struct Plan {
 /// the page and clears the rest instead; reading is cheaper than clearing in
 /// user space, and leaves the rest of the page zero as glibc's ld.so expects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Segment {
+pub struct Segment<W = u64> {
     /// First page of the segment.
-    pub start: u64,
+    pub start: W,
     /// End of the file-backed pages (`start` when there are none).
-    pub file_end: u64,
+    pub file_end: W,
     /// Page-aligned file offset mapped at `start`.
-    pub offset: u64,
+    pub offset: W,
     /// Bytes of file data to read into the first anonymous page (at
     /// `file_end`, from file offset `offset + (file_end - start)`); 0: none.
-    pub tail: u64,
+    pub tail: W,
     /// End of the segment: anonymous zero pages fill `file_end..end`.
-    pub end: u64,
+    pub end: W,
     /// Protection (`PROT_*`), of the file and the anonymous pages alike
     /// (a segment with a tail to read in is writable).
     pub prot: u32,
@@ -101,26 +101,26 @@ pub fn prot_of(flags: u32) -> u32 {
     ((flags & PF_R) >> 2) | (flags & PF_W) | ((flags & PF_X) << 2)
 }
 
-fn page_down(x: u64, page: u64) -> u64 {
-    x & !(page - 1)
+fn page_down<W: Word>(x: W, page: W) -> W {
+    x & !(page - W::ONE)
 }
 
-fn page_up(x: u64, page: u64) -> Option<u64> {
-    Some(x.checked_add(page - 1)? & !(page - 1))
+fn page_up<W: Word>(x: W, page: W) -> Option<W> {
+    Some(x.checked_add(page - W::ONE)? & !(page - W::ONE))
 }
 
 /// The mappings for one `PT_LOAD` that [`plan`] has accepted (it checked
 /// that none of these sums overflows, so they wrap nowhere).
 #[inline(always)]
-pub fn segment(ph: &Phdr, page: u64) -> Segment {
-    let mask = !(page - 1);
+pub fn segment<W: Word>(ph: &Phdr<W>, page: W) -> Segment<W> {
+    let mask = !(page - W::ONE);
     let start = ph.p_vaddr & mask;
     let offset = ph.p_offset & mask;
     let data_end = ph.p_vaddr.wrapping_add(ph.p_filesz);
-    let end = ph.p_vaddr.wrapping_add(ph.p_memsz).wrapping_add(page - 1) & mask;
-    let (file_end, tail) = if ph.p_filesz == 0 {
-        (start, 0)
-    } else if ph.p_memsz > ph.p_filesz && data_end & !mask != 0 && ph.p_flags & PF_W != 0 {
+    let end = ph.p_vaddr.wrapping_add(ph.p_memsz).wrapping_add(page - W::ONE) & mask;
+    let (file_end, tail) = if ph.p_filesz == W::ZERO {
+        (start, W::ZERO)
+    } else if ph.p_memsz > ph.p_filesz && data_end & !mask != W::ZERO && ph.p_flags & PF_W != 0 {
         // bss starts inside the last file page: read that page's data in.
         // (Only for writable segments: the kernel's padzero() fails, and is
         // ignored, on a read-only page, which keeps the file's bytes.)
@@ -129,7 +129,7 @@ pub fn segment(ph: &Phdr, page: u64) -> Segment {
     } else {
         // No bss (the last page keeps the file's bytes, as with the kernel),
         // or it starts on a page boundary.
-        (data_end.wrapping_add(page - 1) & mask, 0)
+        (data_end.wrapping_add(page - W::ONE) & mask, W::ZERO)
     };
     Segment {
         start,
@@ -144,19 +144,21 @@ pub fn segment(ph: &Phdr, page: u64) -> Segment {
 /// Validate the program headers in `table` (for the already-checked `ehdr`,
 /// in a file of `file_size` bytes — `u64::MAX` if not known yet — with
 /// `page`-byte pages, for architecture `A`) and plan the load.
-pub fn plan<A: Arch>(ehdr: &Ehdr, table: &[u8], file_size: u64, page: u64) -> Result<Plan, Error> {
+pub fn plan<A: Arch>(ehdr: &Ehdr, table: &[u8], file_size: u64, page: u64) -> Result<Plan<A::Word>, Error> {
     let target = A::TARGET;
-    if page == 0 || !page.is_power_of_two() {
+    if page == 0 || !page.is_power_of_two() || page > 1 << 30 {
         return Err(Error::new(Subject::Image, Reason::PageSize));
     }
+    let page = A::Word::from_u64(page);
+    let limit = A::Word::from_u64(target.addr_limit);
     let mut loads = 0u32;
-    let mut span_start = 0;
-    let mut prev_end = 0; // page-aligned end of the previous PT_LOAD
+    let mut span_start = A::Word::ZERO;
+    let mut prev_end = A::Word::ZERO; // page-aligned end of the previous PT_LOAD
     let mut align = page;
-    let mut first: Option<Phdr> = None;
-    let mut file_extent = 0;
-    let mut pt_phdr: Option<u64> = None;
-    let mut mapped_phdr: Option<u64> = None;
+    let mut first: Option<Phdr<A::Word>> = None;
+    let mut file_extent = 0u64;
+    let mut pt_phdr: Option<A::Word> = None;
+    let mut mapped_phdr: Option<A::Word> = None;
     let mut entry_ok = false;
     let table_len = ehdr.phdr_table_len();
 
@@ -174,16 +176,16 @@ pub fn plan<A: Arch>(ehdr: &Ehdr, table: &[u8], file_size: u64, page: u64) -> Re
         if ph.p_filesz > ph.p_memsz {
             return Err(ph_err(i, Reason::FileszMemsz));
         }
-        if ph.p_offset & (page - 1) != ph.p_vaddr & (page - 1) {
+        if ph.p_offset & (page - A::Word::ONE) != ph.p_vaddr & (page - A::Word::ONE) {
             return Err(ph_err(i, Reason::Congruence));
         }
-        match ph.p_offset.checked_add(ph.p_filesz) {
+        match ph.p_offset.checked_add(ph.p_filesz).map(Word::to_u64) {
             Some(end) if end <= file_size => file_extent = file_extent.max(end),
             Some(_) => return Err(ph_err(i, Reason::PastEof)),
             None => return Err(ph_err(i, Reason::OffsetOverflow)),
         }
         let end = match ph.p_vaddr.checked_add(ph.p_memsz).and_then(|e| page_up(e, page)) {
-            Some(end) if end <= target.addr_limit => end,
+            Some(end) if end <= limit => end,
             _ => return Err(ph_err(i, Reason::AddrOverflow)),
         };
         if ph.p_flags & PF_W != 0 && ph.p_flags & PF_X != 0 {
@@ -202,10 +204,11 @@ pub fn plan<A: Arch>(ehdr: &Ehdr, table: &[u8], file_size: u64, page: u64) -> Re
         }
         // The PT_LOAD whose file data holds the program header table maps
         // it (unless PT_PHDR says where, which wins whatever its position).
-        if mapped_phdr.is_none() && ph.p_offset <= ehdr.phoff && ehdr.phoff + table_len <= ph.p_offset + ph.p_filesz {
-            mapped_phdr = Some(ph.p_vaddr + (ehdr.phoff - ph.p_offset));
+        let (offset, vaddr) = (ph.p_offset.to_u64(), ph.p_vaddr.to_u64());
+        if mapped_phdr.is_none() && offset <= ehdr.phoff && ehdr.phoff + table_len <= offset + ph.p_filesz.to_u64() {
+            mapped_phdr = Some(A::Word::from_u64(vaddr + (ehdr.phoff - offset)));
         }
-        if ph.p_flags & PF_X != 0 && ph.p_vaddr <= ehdr.entry && ehdr.entry < ph.p_vaddr + ph.p_memsz {
+        if ph.p_flags & PF_X != 0 && vaddr <= ehdr.entry && ehdr.entry < vaddr + ph.p_memsz.to_u64() {
             entry_ok = true;
         }
         prev_end = end;
@@ -221,10 +224,10 @@ pub fn plan<A: Arch>(ehdr: &Ehdr, table: &[u8], file_size: u64, page: u64) -> Re
         align = page;
     }
     let span_len = prev_end - span_start;
-    if fixed && span_start == 0 {
+    if fixed && span_start == A::Word::ZERO {
         return Err(Error::new(Subject::Image, Reason::PageZero));
     }
-    if !fixed && span_len.checked_add(align).is_none_or(|n| n > target.addr_limit) {
+    if !fixed && span_len.checked_add(align).is_none_or(|n| n > limit) {
         return Err(Error::new(Subject::Image, Reason::SpanTooBig));
     }
 
@@ -252,7 +255,7 @@ pub fn plan<A: Arch>(ehdr: &Ehdr, table: &[u8], file_size: u64, page: u64) -> Re
         first_offset: first_seg.offset,
         first_prot: first_seg.prot,
         file_extent,
-        entry: ehdr.entry,
+        entry: A::Word::from_u64(ehdr.entry),
         phdr,
         phnum: ehdr.phnum,
         phent: ehdr.phentsize,

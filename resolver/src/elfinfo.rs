@@ -3,7 +3,7 @@
 //! dynamic linker it is. Header checks reuse the chainloader's own code, so a
 //! candidate the resolver accepts is one the chainloader will load.
 
-use chainloader::elf::{self, Aarch64, Arch, Ehdr, I386, X86_64};
+use chainloader::elf::{self, Aarch64, Arch, Ehdr, Word, I386, X86_64};
 
 use crate::ns::Opened;
 
@@ -137,13 +137,14 @@ fn inspect_as<A: Arch>(file: &Opened, head: &[u8], machine: Machine) -> Result<E
     for i in 0..ehdr.phnum {
         let ph = elf::phdr::<A>(&table, i);
         if ph.p_type == elf::PT_INTERP {
-            if ph.p_filesz == 0 || ph.p_filesz > 4096 {
+            let (p_offset, p_filesz) = (ph.p_offset.to_u64(), ph.p_filesz.to_u64());
+            if p_filesz == 0 || p_filesz > 4096 {
                 return Err("PT_INTERP of unreasonable size".into());
             }
             let mut path = file
-                .read_at(ph.p_offset, ph.p_filesz as usize)
+                .read_at(p_offset, p_filesz as usize)
                 .map_err(|e| format!("cannot read PT_INTERP: {e}"))?;
-            if path.len() != ph.p_filesz as usize {
+            if path.len() != p_filesz as usize {
                 return Err("PT_INTERP beyond the end of the file".into());
             }
             if let Some(n) = path.iter().position(|&c| c == 0) {

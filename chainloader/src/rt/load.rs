@@ -9,7 +9,7 @@
 //! code, stack, the header buffer — is ever replaced.
 #![allow(unsafe_code)]
 
-use chainloader::elf::{self, Native, PT_LOAD};
+use chainloader::elf::{self, Arch, Native, Word, PT_LOAD};
 use chainloader::plan::{segment, Plan, Reserve};
 use chainloader::{Error, Reason, Subject};
 
@@ -17,20 +17,23 @@ use crate::rt::sys::{self, MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_PR
 
 const EEXIST: i32 = 17;
 
+/// The image's (and our own) address width.
+pub type W = <Native as Arch>::Word;
+
 /// Claim the span; returns where `plan.span_start` landed.
-fn reserve(fd: i32, plan: &Plan, page: u64) -> Result<usize, Error> {
-    let span = plan.span_len as usize;
+fn reserve(fd: i32, plan: &Plan<W>, page: W) -> Result<usize, Error> {
+    let span = plan.span_len.to_usize();
     // ET_EXEC: exactly at its addresses, never over an existing mapping.
     // ET_DYN: wherever the kernel likes, with room to align.
     let (hint, flags, len) = if plan.fixed {
-        (plan.span_start as usize, MAP_PRIVATE | MAP_FIXED_NOREPLACE, span)
+        (plan.span_start.to_usize(), MAP_PRIVATE | MAP_FIXED_NOREPLACE, span)
     } else {
-        (0, MAP_PRIVATE, span + (plan.align - page) as usize)
+        (0, MAP_PRIVATE, span + (plan.align - page).to_usize())
     };
     // SAFETY: no MAP_FIXED: the kernel picks free space, or refuses.
     let got = unsafe {
         match plan.reserve {
-            Reserve::FirstSegment => sys::mmap(hint, len, plan.first_prot, flags, fd, plan.first_offset),
+            Reserve::FirstSegment => sys::mmap(hint, len, plan.first_prot, flags, fd, plan.first_offset.to_u64()),
             Reserve::Aligned => sys::mmap(hint, len, 0, flags | MAP_ANONYMOUS, -1, 0),
         }
     }
@@ -44,7 +47,7 @@ fn reserve(fd: i32, plan: &Plan, page: u64) -> Result<usize, Error> {
         let _ = unsafe { sys::munmap(got, len) };
         return Err(Error::new(Subject::Image, Reason::AddressesTaken));
     }
-    let start = (got + plan.align as usize - 1) & !(plan.align as usize - 1);
+    let start = (got + plan.align.to_usize() - 1) & !(plan.align.to_usize() - 1);
     // SAFETY: head and tail are the parts of our own fresh reservation
     // outside the aligned span (both empty unless align > page).
     unsafe {
@@ -63,10 +66,10 @@ fn reserve(fd: i32, plan: &Plan, page: u64) -> Result<usize, Error> {
 /// it (a short file), else `u64::MAX`: then the file is proven long enough
 /// for every segment before this returns (by the tail reads, or one more
 /// one-byte `pread`), so no page of the image can fault with SIGBUS later.
-pub fn load(fd: i32, plan: &Plan, table: &[u8], page: u64, known_size: u64) -> Result<usize, Error> {
+pub fn load(fd: i32, plan: &Plan<W>, table: &[u8], page: W, known_size: u64) -> Result<usize, Error> {
     let base = reserve(fd, plan, page)?;
-    let bias = base.wrapping_sub(plan.span_start as usize);
-    let at = |a: u64| bias.wrapping_add(a as usize);
+    let bias = base.wrapping_sub(plan.span_start.to_usize());
+    let at = |a: W| bias.wrapping_add(a.to_usize());
     let mut prev_end = plan.span_start;
     // How much of the file is known to exist: all of what the image maps if
     // the size was known (plan() checked it), else what the reads show.
@@ -84,7 +87,7 @@ pub fn load(fd: i32, plan: &Plan, table: &[u8], page: u64, known_size: u64) -> R
             if plan.reserve == Reserve::FirstSegment && prev_end < seg.start {
                 // A hole between segments: still mapped from the file by the
                 // first mapping; make it inaccessible (and keep it reserved).
-                sys::mprotect(at(prev_end), (seg.start - prev_end) as usize, 0)
+                sys::mprotect(at(prev_end), (seg.start - prev_end).to_usize(), 0)
                     .map_err(|e| fail(Reason::ProtectGap, e))?;
             }
             // The first mapping already maps the file over the whole span,
@@ -97,16 +100,16 @@ pub fn load(fd: i32, plan: &Plan, table: &[u8], page: u64, known_size: u64) -> R
             if seg.file_end > seg.start && !already_mapped {
                 sys::mmap(
                     at(seg.start),
-                    (seg.file_end - seg.start) as usize,
+                    (seg.file_end - seg.start).to_usize(),
                     seg.prot,
                     MAP_PRIVATE | MAP_FIXED,
                     fd,
-                    seg.offset,
+                    seg.offset.to_u64(),
                 )
                 .map_err(|e| fail(Reason::MapSegment, e))?;
             }
             if seg.end > seg.file_end {
-                let anon = (seg.end - seg.file_end) as usize;
+                let anon = (seg.end - seg.file_end).to_usize();
                 sys::mmap(
                     at(seg.file_end),
                     anon,
@@ -118,12 +121,12 @@ pub fn load(fd: i32, plan: &Plan, table: &[u8], page: u64, known_size: u64) -> R
                 .map_err(|e| fail(Reason::MapBss, e))?;
                 if seg.tail != 0 {
                     let from = seg.offset + (seg.file_end - seg.start);
-                    let got = sys::pread_raw(fd, at(seg.file_end) as *mut u8, seg.tail as usize, from)
+                    let got = sys::pread_raw(fd, at(seg.file_end) as *mut u8, seg.tail.to_usize(), from.to_u64())
                         .map_err(|e| fail(Reason::ReadTail, e))?;
-                    if got as u64 != seg.tail {
+                    if got != seg.tail.to_usize() {
                         return Err(fail(Reason::PastEof, 0));
                     }
-                    proven = proven.max(from + seg.tail);
+                    proven = proven.max(from.to_u64() + seg.tail.to_u64());
                 }
             }
         }

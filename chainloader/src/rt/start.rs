@@ -12,7 +12,9 @@
 #![allow(unsafe_code)]
 
 use chainloader::args::{basename, parse_fd, USAGE};
-use chainloader::elf::{parse_ehdr, Native};
+use chainloader::elf::{parse_ehdr, Native, Word};
+
+use crate::rt::load::W;
 use chainloader::error::{render, EXIT_FAILURE};
 use chainloader::plan::plan;
 use chainloader::{Error, Reason, Subject};
@@ -101,7 +103,7 @@ fn run(stack: &mut Stack) -> Result<usize, Error> {
         buf
     };
     let plan = plan::<Native>(&ehdr, table, size, page)?;
-    let bias = crate::rt::load::load(fd, &plan, table, page, size)?;
+    let bias = crate::rt::load::load(fd, &plan, table, W::from_u64(page), size)?;
     if let Some((addr, len)) = big {
         // SAFETY: `table` (the only reference into it) is not used again.
         let _ = unsafe { sys::munmap(addr, len) };
@@ -126,9 +128,9 @@ fn run(stack: &mut Stack) -> Result<usize, Error> {
     unsafe { sys::set_name(name) }.map_err(|e| Error::sys(Subject::Image, Reason::SetName, e))?;
 
     // Describe the image as the kernel would have had it been exec'd directly.
-    let entry = bias.wrapping_add(plan.entry as usize);
+    let entry = bias.wrapping_add(plan.entry.to_usize());
     stack.describe_image(
-        bias.wrapping_add(plan.phdr as usize),
+        bias.wrapping_add(plan.phdr.to_usize()),
         usize::from(plan.phent),
         usize::from(plan.phnum),
         entry,
