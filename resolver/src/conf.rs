@@ -6,6 +6,7 @@ use std::collections::HashSet;
 
 use tracing::debug;
 
+use crate::bytepath::{dirname, join};
 use crate::ns::{FileId, Namespace};
 use crate::parse::{glob, ldsoconf};
 
@@ -58,23 +59,6 @@ pub fn load(ns: &Namespace, path: &[u8]) -> LdSoConf {
     };
     l.file(path, 0);
     l.out
-}
-
-fn dirname(path: &[u8]) -> &[u8] {
-    match path.iter().rposition(|&c| c == b'/') {
-        Some(0) => b"/",
-        Some(n) => &path[..n],
-        None => b".",
-    }
-}
-
-fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
-    let mut p = dir.to_vec();
-    if !p.ends_with(b"/") {
-        p.push(b'/');
-    }
-    p.extend_from_slice(name);
-    p
 }
 
 impl Loader<'_> {
@@ -189,19 +173,5 @@ impl Loader<'_> {
             prefixes = next;
         }
         prefixes
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dirnames() {
-        assert_eq!(dirname(b"/etc/ld.so.conf"), b"/etc");
-        assert_eq!(dirname(b"/x"), b"/");
-        assert_eq!(dirname(b"x"), b".");
-        assert_eq!(join(b"/", b"a"), b"/a");
-        assert_eq!(join(b"/etc", b"a"), b"/etc/a");
     }
 }

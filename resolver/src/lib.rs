@@ -26,6 +26,7 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
+mod bytepath;
 mod conf;
 mod elfinfo;
 mod error;

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use tracing::{debug, info, info_span, trace};
 
+use crate::bytepath::{basename, dirname, join};
 use crate::conf::{self, LdSoConf};
 use crate::elfinfo::{self, ElfInfo, Flavor, Machine};
 use crate::error::ExecError;
@@ -273,30 +274,6 @@ impl fmt::Debug for Resolver {
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
-}
-
-fn basename(path: &[u8]) -> &[u8] {
-    match path.iter().rposition(|&c| c == b'/') {
-        Some(n) => &path[n + 1..],
-        None => path,
-    }
-}
-
-fn dirname(path: &[u8]) -> &[u8] {
-    match path.iter().rposition(|&c| c == b'/') {
-        Some(0) => b"/",
-        Some(n) => &path[..n],
-        None => b".",
-    }
-}
-
-fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
-    let mut p = dir.to_vec();
-    if !p.ends_with(b"/") {
-        p.push(b'/');
-    }
-    p.extend_from_slice(name);
-    p
 }
 
 fn lossy(b: &[u8]) -> String {
