@@ -11,6 +11,10 @@
 
 use core::arch::{asm, global_asm};
 
+#[path = "lp64.rs"]
+mod lp64;
+pub use lp64::{mmap, pread};
+
 /// Stack alignment the ABI requires at process entry.
 pub const STACK_ALIGN: usize = 16;
 
@@ -61,26 +65,6 @@ pub unsafe fn syscall6(nr: usize, a: usize, b: usize, c: usize, d: usize, e: usi
         );
     }
     ret
-}
-
-/// `mmap(2)`; the offset is in bytes.
-///
-/// # Safety
-/// As for [`syscall6`]; with `MAP_FIXED` the caller must own the range.
-#[inline(always)]
-pub unsafe fn mmap(addr: usize, len: usize, prot: usize, flags: usize, fd: usize, offset: u64) -> isize {
-    // SAFETY: forwarded contract.
-    unsafe { syscall6(SYS_MMAP, addr, len, prot, flags, fd, offset as usize) }
-}
-
-/// `pread64(2)`.
-///
-/// # Safety
-/// `buf` must be valid for `len` bytes of writes.
-#[inline(always)]
-pub unsafe fn pread(fd: usize, buf: *mut u8, len: usize, offset: u64) -> isize {
-    // SAFETY: forwarded contract.
-    unsafe { syscall6(SYS_PREAD, fd, buf as usize, len, offset as usize, 0, 0) }
 }
 
 /// Hand the process to the loaded image: switch to `sp`, clear every other

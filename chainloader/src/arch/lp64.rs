@@ -1,0 +1,31 @@
+//! File-offset system calls as every 64-bit Linux ABI passes them: the
+//! offset in one register, `mmap`'s in bytes. (i386 differs: `mmap2` takes
+//! pages and `pread64` splits the offset in two; see `x86.rs`.)
+//!
+//! # Safety
+//!
+//! Thin forwarders to the architecture's [`syscall6`]; the contracts are the
+//! callers'.
+#![allow(unsafe_code)]
+
+use super::{syscall6, SYS_MMAP, SYS_PREAD};
+
+/// `mmap(2)`; the offset is in bytes.
+///
+/// # Safety
+/// As for [`syscall6`]; with `MAP_FIXED` the caller must own the range.
+#[inline(always)]
+pub unsafe fn mmap(addr: usize, len: usize, prot: usize, flags: usize, fd: usize, offset: u64) -> isize {
+    // SAFETY: forwarded contract.
+    unsafe { syscall6(SYS_MMAP, addr, len, prot, flags, fd, offset as usize) }
+}
+
+/// `pread64(2)`.
+///
+/// # Safety
+/// `buf` must be valid for `len` bytes of writes.
+#[inline(always)]
+pub unsafe fn pread(fd: usize, buf: *mut u8, len: usize, offset: u64) -> isize {
+    // SAFETY: forwarded contract.
+    unsafe { syscall6(SYS_PREAD, fd, buf as usize, len, offset as usize, 0, 0) }
+}
