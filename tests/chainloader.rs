@@ -404,19 +404,19 @@ struct Elf(Vec<u8>);
 
 impl Elf {
     fn u16(&self, off: usize) -> u16 {
-        u16::from_le_bytes(self.0[off..off + 2].try_into().unwrap())
+        le_get(&self.0, off, 2) as u16
     }
     fn u64(&self, off: usize) -> u64 {
-        u64::from_le_bytes(self.0[off..off + 8].try_into().unwrap())
+        le_get(&self.0, off, 8)
     }
     fn set16(&mut self, off: usize, v: u16) {
-        self.0[off..off + 2].copy_from_slice(&v.to_le_bytes());
+        le_set(&mut self.0, off, 2, v.into())
     }
     fn set32(&mut self, off: usize, v: u32) {
-        self.0[off..off + 4].copy_from_slice(&v.to_le_bytes());
+        le_set(&mut self.0, off, 4, v.into())
     }
     fn set64(&mut self, off: usize, v: u64) {
-        self.0[off..off + 8].copy_from_slice(&v.to_le_bytes());
+        le_set(&mut self.0, off, 8, v)
     }
     /// Offset of program header `i`.
     fn ph(&self, i: usize) -> usize {

@@ -100,16 +100,6 @@ fn phdr_fields(c: Class) -> Vec<(&'static str, usize, usize)> {
     }
 }
 
-fn get(b: &[u8], off: usize, w: usize) -> u64 {
-    b[off..off + w].iter().rev().fold(0, |a, &x| (a << 8) | u64::from(x))
-}
-
-fn set(b: &mut [u8], off: usize, w: usize, v: u64) {
-    for i in 0..w {
-        b[off + i] = (v >> (8 * i)) as u8;
-    }
-}
-
 /// Edge values for a field of `w` bytes currently holding `cur`.
 fn edges(w: usize, cur: u64) -> Vec<u64> {
     let max = if w == 8 { u64::MAX } else { (1u64 << (8 * w)) - 1 };
@@ -137,35 +127,35 @@ fn mutants(base: &[u8]) -> Vec<(String, Vec<u8>)> {
     let c = if base[4] == 2 { Class::C64 } else { Class::C32 };
     let (phoff, phentsize, phnum) = match c {
         Class::C64 => (
-            get(base, 32, 8) as usize,
-            get(base, 54, 2) as usize,
-            get(base, 56, 2) as usize,
+            le_get(base, 32, 8) as usize,
+            le_get(base, 54, 2) as usize,
+            le_get(base, 56, 2) as usize,
         ),
         Class::C32 => (
-            get(base, 28, 4) as usize,
-            get(base, 42, 2) as usize,
-            get(base, 44, 2) as usize,
+            le_get(base, 28, 4) as usize,
+            le_get(base, 42, 2) as usize,
+            le_get(base, 44, 2) as usize,
         ),
     };
     let mut out = Vec::new();
     for (name, off, w) in ehdr_fields(c) {
-        let cur = get(base, off, w);
+        let cur = le_get(base, off, w);
         for v in edges(w, cur) {
             let mut b = base.to_vec();
-            set(&mut b, off, w, v);
+            le_set(&mut b, off, w, v);
             out.push((format!("{name}={v:#x}"), b));
         }
     }
     let loads: Vec<usize> = (0..phnum)
-        .filter(|&i| get(base, phoff + i * phentsize, 4) == 1)
+        .filter(|&i| le_get(base, phoff + i * phentsize, 4) == 1)
         .collect();
     for i in 0..phnum {
         let p = phoff + i * phentsize;
         for (name, off, w) in phdr_fields(c) {
-            let cur = get(base, p + off, w);
+            let cur = le_get(base, p + off, w);
             for v in edges(w, cur) {
                 let mut b = base.to_vec();
-                set(&mut b, p + off, w, v);
+                le_set(&mut b, p + off, w, v);
                 out.push((format!("phdr[{i}].{name}={v:#x}"), b));
             }
         }
@@ -178,8 +168,8 @@ fn mutants(base: &[u8]) -> Vec<(String, Vec<u8>)> {
     for &i in &loads {
         let p = phoff + i * phentsize;
         let (o, f) = match c {
-            Class::C64 => (get(base, p + 8, 8) as usize, get(base, p + 32, 8) as usize),
-            Class::C32 => (get(base, p + 4, 4) as usize, get(base, p + 16, 4) as usize),
+            Class::C64 => (le_get(base, p + 8, 8) as usize, le_get(base, p + 32, 8) as usize),
+            Class::C32 => (le_get(base, p + 4, 4) as usize, le_get(base, p + 16, 4) as usize),
         };
         cuts.extend([o, o + f / 2, (o + f).saturating_sub(1)]);
     }
@@ -196,26 +186,26 @@ fn mutants(base: &[u8]) -> Vec<(String, Vec<u8>)> {
     if loads.len() >= 2 {
         let (a, z) = (phoff + loads[0] * phentsize, phoff + loads[loads.len() - 1] * phentsize);
         let mut b = base.to_vec();
-        let v = get(&b, a + vo, w);
-        set(&mut b, z + vo, w, v);
+        let v = le_get(&b, a + vo, w);
+        le_set(&mut b, z + vo, w, v);
         out.push(("last PT_LOAD overlaps the first".into(), b));
         let mut b = base.to_vec();
-        set(&mut b, z + mo, w, if w == 8 { u64::MAX - 0x10 } else { 0xffff_fff0 });
+        le_set(&mut b, z + mo, w, if w == 8 { u64::MAX - 0x10 } else { 0xffff_fff0 });
         out.push(("last PT_LOAD wraps the address space".into(), b));
         let mut b = base.to_vec();
-        set(&mut b, z + mo, w, 1 << (if w == 8 { 46 } else { 31 }));
+        le_set(&mut b, z + mo, w, 1 << (if w == 8 { 46 } else { 31 }));
         out.push(("huge p_memsz".into(), b));
         let mut b = base.to_vec();
-        let f = get(&b, z + fo, w);
-        set(&mut b, z + fo, w, f + (1 << 20));
-        set(&mut b, z + mo, w, f + (2 << 20));
+        let f = le_get(&b, z + fo, w);
+        le_set(&mut b, z + fo, w, f + (1 << 20));
+        le_set(&mut b, z + mo, w, f + (2 << 20));
         out.push(("segment data past the end of the file".into(), b));
         let mut b = base.to_vec();
-        set(&mut b, a, 4, 3);
+        le_set(&mut b, a, 4, 3);
         out.push(("PT_INTERP added".into(), b));
         let mut b = base.to_vec();
         for &i in &loads {
-            set(&mut b, phoff + i * phentsize, 4, 0);
+            le_set(&mut b, phoff + i * phentsize, 4, 0);
         }
         out.push(("PT_LOAD removed".into(), b));
     }
@@ -224,7 +214,7 @@ fn mutants(base: &[u8]) -> Vec<(String, Vec<u8>)> {
         Class::C64 => (32, 8),
         Class::C32 => (28, 4),
     };
-    set(&mut b, phoff_field.0, phoff_field.1, (base.len() - 8) as u64);
+    le_set(&mut b, phoff_field.0, phoff_field.1, (base.len() - 8) as u64);
     out.push(("program headers beyond the file".into(), b));
     out
 }

@@ -213,37 +213,34 @@ fn aarch64_static_program() {
 /// Little-endian ELF field editing for either class.
 struct Elf {
     b: Vec<u8>,
-    c64: bool,
 }
 
 impl Elf {
+    fn c64(&self) -> bool {
+        self.b[4] == 2
+    }
     fn get(&self, off: usize, n: usize) -> u64 {
-        self.b[off..off + n]
-            .iter()
-            .rev()
-            .fold(0, |a, &x| (a << 8) | u64::from(x))
+        le_get(&self.b, off, n)
     }
     fn set(&mut self, off: usize, n: usize, v: u64) {
-        for i in 0..n {
-            self.b[off + i] = (v >> (8 * i)) as u8;
-        }
+        le_set(&mut self.b, off, n, v)
     }
     fn w(&self) -> usize {
-        if self.c64 {
+        if self.c64() {
             8
         } else {
             4
         }
     }
     fn phoff(&self) -> usize {
-        if self.c64 {
+        if self.c64() {
             self.get(32, 8) as usize
         } else {
             self.get(28, 4) as usize
         }
     }
     fn phentsize_off(&self) -> usize {
-        if self.c64 {
+        if self.c64() {
             54
         } else {
             42
@@ -257,7 +254,7 @@ impl Elf {
     }
     /// (offset of p_flags, p_offset, p_vaddr, p_filesz, p_memsz) in a header.
     fn fields(&self, p: usize) -> (usize, usize, usize, usize, usize) {
-        if self.c64 {
+        if self.c64() {
             (p + 4, p + 8, p + 16, p + 32, p + 40)
         } else {
             (p + 24, p + 4, p + 8, p + 16, p + 20)
@@ -424,10 +421,7 @@ fn bad_inputs(port: Port) {
         ("truncated", |e| e.b.truncate(e.b.len() / 2), "past end of file"),
     ];
     for (what, mutate, want) in cases {
-        let mut elf = Elf {
-            c64: ldso[4] == 2,
-            b: ldso.clone(),
-        };
+        let mut elf = Elf { b: ldso.clone() };
         mutate(&mut elf);
         let (_t, f) = temp_image(&elf.b);
         refused(&port.run(&jail, &[&fdnum(&f), "x"], &[&f]), want, what);
@@ -506,10 +500,7 @@ fn every_embedded_chainloader_is_a_static_pie_of_its_architecture() {
         assert_eq!(&b[..4], b"\x7fELF", "{}", c.arch);
         assert_eq!(u16::from_le_bytes([b[16], b[17]]), 3, "{}: ET_DYN", c.arch);
         assert_eq!(u16::from_le_bytes([b[18], b[19]]), c.machine, "{}", c.arch);
-        let elf = Elf {
-            c64: b[4] == 2,
-            b: b.to_vec(),
-        };
+        let elf = Elf { b: b.to_vec() };
         let mut stack = None;
         for i in 0..elf.phnum() {
             let p = elf.ph(i);

@@ -329,3 +329,19 @@ fn keep_fds(cmd: &mut Command, keep: &[&File]) {
         });
     }
 }
+
+/// The little-endian unsigned field of `width` bytes at `off` (every test
+/// image is little-endian: x86_64, i386, aarch64).
+pub fn le_get(b: &[u8], off: usize, width: usize) -> u64 {
+    b[off..off + width]
+        .iter()
+        .rev()
+        .fold(0, |a, &x| (a << 8) | u64::from(x))
+}
+
+/// Store `v` as the little-endian field of `width` bytes at `off`.
+pub fn le_set(b: &mut [u8], off: usize, width: usize, v: u64) {
+    for i in 0..width {
+        b[off + i] = (v >> (8 * i)) as u8;
+    }
+}
