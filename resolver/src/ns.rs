@@ -73,6 +73,13 @@ impl Opened {
         self.mode & 0o170000 == 0o040000
     }
 
+    /// Whether it lives on a `noexec` mount (where the kernel refuses to
+    /// exec or map it executable). A file system that cannot say counts as
+    /// exec-able.
+    pub fn on_noexec_mount(&self) -> bool {
+        rustix::fs::fstatvfs(&self.fd).is_ok_and(|vfs| vfs.f_flag.contains(rustix::fs::StatVfsMountFlags::NOEXEC))
+    }
+
     /// A short name for its type, for messages.
     pub fn kind(&self) -> &'static str {
         match self.mode & 0o170000 {

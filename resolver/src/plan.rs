@@ -451,10 +451,8 @@ impl Resolver {
         if file.mode & 0o111 == 0 {
             return denied("no execute permission");
         }
-        if let Ok(vfs) = rustix::fs::fstatvfs(&file.fd) {
-            if vfs.f_flag.contains(rustix::fs::StatVfsMountFlags::NOEXEC) {
-                return denied("on a noexec mount");
-            }
+        if file.on_noexec_mount() {
+            return denied("on a noexec mount");
         }
         Ok(())
     }
@@ -632,10 +630,8 @@ impl Resolver {
     }
 
     fn check_ldso(&self, file: &Opened, machine: Machine) -> Result<(), String> {
-        if let Ok(vfs) = rustix::fs::fstatvfs(&file.fd) {
-            if vfs.f_flag.contains(rustix::fs::StatVfsMountFlags::NOEXEC) {
-                return Err("on a noexec mount".into());
-            }
+        if file.on_noexec_mount() {
+            return Err("on a noexec mount".into());
         }
         cached(&self.caches.ldso, (file.id, machine), || {
             elfinfo::check_ldso(file, machine)
