@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use tracing::{debug, info, info_span, trace};
 
@@ -246,16 +246,27 @@ struct Caches {
     flavor: Mutex<HashMap<FileId, Flavor>>,
 }
 
-fn cached<K: std::hash::Hash + Eq, V: Clone>(map: &Mutex<HashMap<K, V>>, key: K, make: impl FnOnce() -> V) -> V {
-    if let Some(v) = map.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
-        return v.clone();
-    }
-    let v = make();
-    let mut m = map.lock().unwrap_or_else(|e| e.into_inner());
+/// A cache's map; a panic elsewhere while it was held leaves it usable (every
+/// entry is complete when inserted).
+fn lock<T>(map: &Mutex<T>) -> MutexGuard<'_, T> {
+    map.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Insert into a cache, emptying it first when it is full.
+fn insert_bounded<K: std::hash::Hash + Eq, V>(map: &Mutex<HashMap<K, V>>, key: K, value: V) {
+    let mut m = lock(map);
     if m.len() >= MAX_CACHE_ENTRIES {
         m.clear();
     }
-    m.insert(key, v.clone());
+    m.insert(key, value);
+}
+
+fn cached<K: std::hash::Hash + Eq, V: Clone>(map: &Mutex<HashMap<K, V>>, key: K, make: impl FnOnce() -> V) -> V {
+    if let Some(v) = lock(map).get(&key) {
+        return v.clone();
+    }
+    let v = make();
+    insert_bounded(map, key, v.clone());
     v
 }
 
@@ -488,18 +499,14 @@ impl Resolver {
     fn ld_so_conf(&self, ns: &Namespace) -> Arc<LdSoConf> {
         let root = ns.root_key();
         let key = (root.0, root.1, self.config.ld_so_conf.clone());
-        if let Some(c) = self.caches.conf.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        if let Some(c) = lock(&self.caches.conf).get(&key) {
             if c.is_fresh(ns) {
                 return c.clone();
             }
             debug!("ld.so.conf changed: re-reading");
         }
         let c = Arc::new(conf::load(ns, &self.config.ld_so_conf));
-        let mut m = self.caches.conf.lock().unwrap_or_else(|e| e.into_inner());
-        if m.len() >= MAX_CACHE_ENTRIES {
-            m.clear();
-        }
-        m.insert(key, c.clone());
+        insert_bounded(&self.caches.conf, key, c.clone());
         c
     }
 
