@@ -18,7 +18,7 @@ use crate::arch::{self, syscall6};
 /// An errno value.
 pub type Errno = i32;
 
-const EINTR: isize = 4;
+const EINTR: Errno = 4;
 const MAX_ERRNO: isize = 4095;
 
 fn result(ret: isize) -> Result<usize, Errno> {
@@ -34,7 +34,7 @@ fn result(ret: isize) -> Result<usize, Errno> {
 fn retry(mut f: impl FnMut() -> isize) -> Result<usize, Errno> {
     loop {
         let ret = f();
-        if ret != -EINTR {
+        if ret != -(EINTR as isize) {
             return result(ret);
         }
     }
@@ -69,7 +69,7 @@ pub unsafe fn pread_raw(fd: i32, buf: *mut u8, len: usize, offset: u64) -> Resul
 pub fn close(fd: i32) -> Result<(), Errno> {
     // SAFETY: closing a descriptor touches no memory.
     match result(unsafe { syscall6(arch::SYS_CLOSE, fd as usize, 0, 0, 0, 0, 0) }) {
-        Ok(_) | Err(4) => Ok(()),
+        Ok(_) | Err(EINTR) => Ok(()),
         Err(e) => Err(e),
     }
 }
