@@ -111,12 +111,17 @@ impl Opened {
     /// Build an [`Opened`] from a descriptor opened elsewhere (the host ld.so).
     pub fn from_fd(fd: OwnedFd) -> io::Result<Opened> {
         let st = rfs::fstat(&fd)?;
-        Ok(Opened {
+        Ok(Opened::with_stat(fd, &st))
+    }
+
+    /// The descriptor with what `fstat` said of it.
+    fn with_stat(fd: OwnedFd, st: &rfs::Stat) -> Opened {
+        Opened {
             mode: st.st_mode,
             size: st.st_size as u64,
-            id: FileId::of(&st),
+            id: FileId::of(st),
             fd,
-        })
+        }
     }
 }
 
@@ -210,12 +215,7 @@ impl Namespace {
             OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
         )?;
         let st = rfs::fstat(&fd).map_err(|e| io_err(path, e))?;
-        Ok(Opened {
-            mode: st.st_mode,
-            size: st.st_size as u64,
-            id: FileId::of(&st),
-            fd,
-        })
+        Ok(Opened::with_stat(fd, &st))
     }
 
     /// Open a directory inside the namespace and list its entry names
