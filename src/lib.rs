@@ -6,4 +6,5 @@ pub use ldchain_embed as embed;
 pub use ldchain_resolver as resolver;
 
 pub mod jail;
+pub mod nested;
 pub mod throwaway;

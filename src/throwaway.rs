@@ -74,35 +74,7 @@ impl ThrowawayJail {
     /// Build it (see the module docs). The calling process must be
     /// single-threaded.
     pub fn create() -> Result<ThrowawayJail, JailError> {
-        let uid = rustix::process::getuid();
-        let gid = rustix::process::getgid();
-        let privileged = uid.is_root();
-        if privileged {
-            // SAFETY: see the module docs (no CLONE_FILES).
-            step(|| "unshare(CLONE_NEWNS)".into(), unsafe {
-                rustix::thread::unshare_unsafe(UnshareFlags::NEWNS)
-            })?;
-        } else {
-            // SAFETY: single-threaded caller, no CLONE_FILES (module docs).
-            unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWUSER | UnshareFlags::NEWNS) }
-                .map_err(|e| JailError::UserNamespace(e.into()))?;
-            step(
-                || "/proc/self/setgroups".into(),
-                fs::write("/proc/self/setgroups", "deny"),
-            )?;
-            step(
-                || "/proc/self/uid_map".into(),
-                fs::write("/proc/self/uid_map", format!("0 {} 1\n", uid.as_raw())),
-            )?;
-            step(
-                || "/proc/self/gid_map".into(),
-                fs::write("/proc/self/gid_map", format!("0 {} 1\n", gid.as_raw())),
-            )?;
-        }
-        step(
-            || "making / private".into(),
-            mount::mount_change("/", MountPropagationFlags::PRIVATE | MountPropagationFlags::REC),
-        )?;
+        let privileged = enter_private_namespace()?;
         let dir = step(
             || "creating the jail directory".into(),
             tempfile::Builder::new().prefix("ldchain-jail-").tempdir(),
@@ -248,4 +220,41 @@ pub fn ignore_interactive_signals() {
         libc::signal(libc::SIGINT, libc::SIG_IGN);
         libc::signal(libc::SIGQUIT, libc::SIG_IGN);
     }
+}
+
+/// Move the calling process into a private mount namespace (inside a new
+/// user namespace, mapping it to root there, when it is not root), with `/`
+/// made private so that nothing mounted afterwards is seen outside. Returns
+/// whether the process was privileged. The process must be single-threaded.
+pub fn enter_private_namespace() -> Result<bool, JailError> {
+    let uid = rustix::process::getuid();
+    let gid = rustix::process::getgid();
+    let privileged = uid.is_root();
+    if privileged {
+        // SAFETY: see the module docs (no CLONE_FILES).
+        step(|| "unshare(CLONE_NEWNS)".into(), unsafe {
+            rustix::thread::unshare_unsafe(UnshareFlags::NEWNS)
+        })?;
+    } else {
+        // SAFETY: single-threaded caller, no CLONE_FILES (module docs).
+        unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWUSER | UnshareFlags::NEWNS) }
+            .map_err(|e| JailError::UserNamespace(e.into()))?;
+        step(
+            || "/proc/self/setgroups".into(),
+            fs::write("/proc/self/setgroups", "deny"),
+        )?;
+        step(
+            || "/proc/self/uid_map".into(),
+            fs::write("/proc/self/uid_map", format!("0 {} 1\n", uid.as_raw())),
+        )?;
+        step(
+            || "/proc/self/gid_map".into(),
+            fs::write("/proc/self/gid_map", format!("0 {} 1\n", gid.as_raw())),
+        )?;
+    }
+    step(
+        || "making / private".into(),
+        mount::mount_change("/", MountPropagationFlags::PRIVATE | MountPropagationFlags::REC),
+    )?;
+    Ok(privileged)
 }

@@ -18,6 +18,8 @@ pub enum Subject {
     ProgramHeader(u16),
     /// The image as a whole.
     Image,
+    /// The exec service (interp mode).
+    Service,
 }
 
 /// A reason the image cannot be run: what it is about, why, and the errno
@@ -44,6 +46,7 @@ impl Error {
             Subject::ElfHeader => (2, 0),
             Subject::ProgramHeader(i) => (3, i as u64),
             Subject::Image => (4, 0),
+            Subject::Service => (5, 0),
         };
         Error(reason as u64 | kind << 8 | num << 16 | (errno as u16 as u64) << 48)
     }
@@ -56,7 +59,8 @@ impl Error {
             1 => Subject::Fd(num as i32),
             2 => Subject::ElfHeader,
             3 => Subject::ProgramHeader(num as u16),
-            _ => Subject::Image,
+            4 => Subject::Image,
+            _ => Subject::Service,
         }
     }
 
@@ -158,6 +162,11 @@ reasons! {
         AddressesTaken => "ET_EXEC addresses already in use",
         Reserve => "cannot reserve address space",
         SetName => "cannot set process name",
+        NoInterp => "no usable PT_INTERP in the program",
+        Connect => "cannot connect",
+        Send => "cannot send the request",
+        Receive => "no answer",
+        BadReply => "malformed answer",
 }
 
 impl Reason {
@@ -267,6 +276,7 @@ pub fn render<'a>(err: &Error, fd_arg: &[u8], buf: &'a mut [u8]) -> &'a [u8] {
         Subject::ElfHeader => (b"ELF header", -1),
         Subject::ProgramHeader(i) => (b"program header ", i64::from(i)),
         Subject::Image => (b"image", -1),
+        Subject::Service => (b"exec service", -1),
     };
     line.push(label);
     if num >= 0 {
@@ -346,7 +356,7 @@ mod tests {
     fn every_reason_has_its_own_text() {
         let all: std::vec::Vec<&str> = REASON_TEXTS.split('\0').filter(|t| !t.is_empty()).collect();
         assert_eq!(
-            Reason::SetName as usize + 1,
+            Reason::BadReply as usize + 1,
             all.len(),
             "a reason without text, or a text without reason"
         );
@@ -367,8 +377,9 @@ mod tests {
             Subject::ElfHeader,
             Subject::ProgramHeader(65535),
             Subject::Image,
+            Subject::Service,
         ] {
-            for (reason, errno) in [(Reason::FdNotNumber, 0), (Reason::SetName, 4095), (Reason::Interp, 12)] {
+            for (reason, errno) in [(Reason::FdNotNumber, 0), (Reason::BadReply, 4095), (Reason::Interp, 12)] {
                 let e = Error::sys(subject, reason, errno);
                 assert_eq!((e.subject(), e.reason(), e.errno()), (subject, reason, errno));
             }

@@ -21,6 +21,8 @@
 pub mod args;
 pub mod elf;
 pub mod error;
+pub mod interp;
 pub mod plan;
+pub mod proto;
 
 pub use error::{Error, Reason, Subject};

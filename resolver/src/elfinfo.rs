@@ -29,6 +29,15 @@ impl Machine {
         }
     }
 
+    /// (ELF class, `e_machine`): the inverse of [`Machine::from_ident`].
+    pub fn ident(self) -> (u8, u16) {
+        match self {
+            Machine::X86_64 => (2, elf::EM_X86_64),
+            Machine::I386 => (1, elf::EM_386),
+            Machine::Aarch64 => (2, elf::EM_AARCH64),
+        }
+    }
+
     /// The architecture this library was compiled for.
     pub fn native() -> Machine {
         #[cfg(target_arch = "x86_64")]
@@ -203,6 +212,17 @@ fn plan_ok<A: Arch>(file: &Opened, head: &[u8]) -> Result<(), String> {
     chainloader::plan::plan::<A>(&ehdr, &table, file.size, 4096)
         .map(drop)
         .map_err(|e| e.reason().text().to_owned())
+}
+
+/// Whether `file` is an ldchain chainloader (its usage line is in every
+/// build; real dynamic linkers are far larger than it).
+pub fn is_chainloader(file: &Opened) -> bool {
+    const MAX_SIZE: u64 = 64 * 1024;
+    let marker = chainloader::args::USAGE.as_bytes();
+    file.id.size <= MAX_SIZE
+        && file
+            .read_at(0, MAX_SIZE as usize)
+            .is_ok_and(|bytes| find(&bytes, marker).is_some())
 }
 
 /// Which libc a dynamic linker belongs to, as far as its `--argv0` and `--`

@@ -30,10 +30,12 @@ mod bytepath;
 mod conf;
 mod elfinfo;
 mod error;
+pub mod escape;
 mod exec;
 mod ns;
 pub mod parse;
 mod plan;
+pub mod service;
 
 pub use conf::LdSoConf;
 pub use elfinfo::{Flavor, Machine};

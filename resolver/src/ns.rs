@@ -143,9 +143,9 @@ pub fn read_at(fd: impl AsFd, offset: u64, cap: usize) -> io::Result<Vec<u8>> {
 
 /// A sandbox's namespace: its root directory on the host and its current
 /// directory inside it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Namespace {
-    root: OwnedFd,
+    root: std::sync::Arc<OwnedFd>,
     root_key: (u64, u64),
     root_path: PathBuf,
     cwd: Vec<u8>,
@@ -157,7 +157,7 @@ impl Namespace {
         let fd = rfs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
         let st = rfs::fstat(&fd)?;
         Ok(Namespace {
-            root: fd,
+            root: std::sync::Arc::new(fd),
             root_key: (st.st_dev, st.st_ino),
             root_path: root.to_owned(),
             cwd: b"/".to_vec(),

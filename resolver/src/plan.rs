@@ -374,12 +374,7 @@ impl Resolver {
                 drop(file);
                 let (ldso_file, path_found, rule, skipped) =
                     self.find_ldso(ns, interp, &program, info.machine, envp, secure)?;
-                let flavor = cached(&self.caches.flavor, ldso_file.id, || {
-                    match ldso_file.read_at(0, elfinfo::FLAVOR_SCAN_MAX) {
-                        Ok(bytes) => elfinfo::flavor(&bytes),
-                        Err(_) => Flavor::Unknown,
-                    }
-                });
+                let flavor = self.flavor_of(&ldso_file);
                 info!(ldso = %lossy(&path_found), %rule, %flavor, "dynamic program");
                 // ld.so's own argv[0]: the program's path, so that comm and
                 // ps name the program; a trailing "/" keeps musl out of its
@@ -444,6 +439,50 @@ impl Resolver {
             path.extend_from_slice(machine.name().as_bytes());
         }
         path
+    }
+
+    /// The dynamic linker for a program the kernel has already loaded (the
+    /// exec service's question): the same search as [`plan_exec`](Self::plan_exec),
+    /// with the facts the chainloader reported instead of a file to open.
+    pub fn ldso_for(
+        &self,
+        ns: &Namespace,
+        request: &crate::service::InterpRequest,
+    ) -> Result<(OwnedFd, LdsoChoice), ExecError> {
+        let _span = info_span!("ldso_for", interp = %lossy(&request.interp)).entered();
+        let cwd: &[u8] = if request.cwd.starts_with(b"/") {
+            &request.cwd
+        } else {
+            b"/"
+        };
+        let program = join(cwd, &request.execfn);
+        let program = if request.execfn.starts_with(b"/") {
+            request.execfn.clone()
+        } else {
+            program
+        };
+        let mut envp: Vec<Vec<u8>> = Vec::new();
+        for (name, value) in [
+            (&b"LDSO_PATH="[..], &request.ldso_path),
+            (b"LD_LIBRARY_PATH=", &request.ld_library_path),
+        ] {
+            if let Some(v) = value {
+                envp.push([name, v].concat());
+            }
+        }
+        let secure = self.config.secure || request.secure;
+        let ns = ns.clone().with_cwd(cwd);
+        let (file, path, rule, _skipped) =
+            self.find_ldso(&ns, &request.interp, &program, request.machine, &envp, secure)?;
+        let flavor = self.flavor_of(&file);
+        info!(ldso = %lossy(&path), %rule, %flavor, "exec service");
+        let choice = LdsoChoice {
+            path,
+            rule,
+            flavor,
+            interp: request.interp.clone(),
+        };
+        Ok((file.fd, choice))
     }
 
     fn check_executable(&self, path: &[u8], file: &Opened) -> Result<(), ExecError> {
@@ -641,7 +680,23 @@ impl Resolver {
             return Err("on a noexec mount".into());
         }
         cached(&self.caches.ldso, (file.id, machine), || {
-            elfinfo::check_ldso(file, machine)
+            elfinfo::check_ldso(file, machine)?;
+            // The chainloader passes every check of a dynamic linker; at a
+            // PT_INTERP path in a jail it is the stub that asked, never an answer.
+            if elfinfo::is_chainloader(file) {
+                return Err("the ldchain chainloader, not a dynamic linker".into());
+            }
+            Ok(())
+        })
+    }
+
+    /// Which libc `file` (a dynamic linker) belongs to, cached by identity.
+    fn flavor_of(&self, file: &Opened) -> Flavor {
+        cached(&self.caches.flavor, file.id, || {
+            match file.read_at(0, elfinfo::FLAVOR_SCAN_MAX) {
+                Ok(bytes) => elfinfo::flavor(&bytes),
+                Err(_) => Flavor::Unknown,
+            }
         })
     }
 }

@@ -21,6 +21,7 @@ pub const EXIT_NOT_FOUND: u8 = 127;
 const EXAMPLES: &str = "\
 Examples:
   ldchain run -- /bin/echo hello              run a host program in a throwaway jail without /lib64
+  ldchain run -- /bin/sh -c 'ls / | head -3'  programs in the jail start other programs
   ldchain run --root /srv/jail -- /bin/sh -c 'echo hi'
                                               run inside an existing jail (installs /chainloader)
   ldchain run --ldso /usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 -- /bin/true
@@ -100,15 +101,47 @@ struct Common {
     /// Secure mode: ignore LDSO_PATH and LD_LIBRARY_PATH from the environment.
     #[arg(long)]
     secure: bool,
-    /// How to exec: through /chainloader, or execveat() of the ld.so descriptor.
-    #[arg(long, value_enum, default_value_t = StrategyArg::Chainloader)]
-    strategy: StrategyArg,
 }
 
+/// How `resolve` plans the exec.
 #[derive(Clone, Copy, ValueEnum)]
 enum StrategyArg {
+    /// execve("/chainloader", [.., FD, ..]).
     Chainloader,
+    /// execveat() of the ld.so descriptor.
     Execveat,
+}
+
+impl StrategyArg {
+    fn strategy(self) -> Strategy {
+        match self {
+            StrategyArg::Chainloader => Strategy::Chainloader,
+            StrategyArg::Execveat => Strategy::Execveat,
+        }
+    }
+}
+
+/// How `run` starts programs.
+#[derive(Clone, Copy, ValueEnum)]
+enum RunStrategy {
+    /// The chainloader at the jail's PT_INTERP paths asks the exec service
+    /// for each program's ld.so: every program in the jail can start others.
+    Interp,
+    /// Plan the one exec outside and run /chainloader FD ld.so PROGRAM:
+    /// nothing at any PT_INTERP path, but programs cannot start dynamic ones.
+    Chainloader,
+    /// As chainloader, with execveat() of the ld.so descriptor instead.
+    Execveat,
+}
+
+impl RunStrategy {
+    /// The plan strategy for the first exec (interp mode plans none).
+    fn plan_strategy(self) -> Strategy {
+        match self {
+            RunStrategy::Execveat => Strategy::Execveat,
+            RunStrategy::Interp | RunStrategy::Chainloader => Strategy::Chainloader,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -122,6 +155,9 @@ struct ResolveArgs {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+    /// How to exec: through /chainloader, or execveat() of the ld.so descriptor.
+    #[arg(long, value_enum, default_value_t = StrategyArg::Chainloader)]
+    strategy: StrategyArg,
     #[command(flatten)]
     common: Common,
     /// The program (a bare name is looked up in PATH inside the namespace) and its arguments.
@@ -134,6 +170,10 @@ struct RunArgs {
     /// Use DIR as the jail (and namespace) instead of a throwaway one.
     #[arg(long, value_name = "DIR")]
     root: Option<PathBuf>,
+    /// How to start programs: interp (every program in the jail can start
+    /// others, through the exec service), or one planned exec.
+    #[arg(long, value_enum, default_value_t = RunStrategy::Interp)]
+    strategy: RunStrategy,
     #[command(flatten)]
     common: Common,
     /// The program (a bare name is looked up in PATH inside the jail) and its arguments.
@@ -142,15 +182,12 @@ struct RunArgs {
 }
 
 impl Common {
-    fn config(&self) -> Config {
+    fn config(&self, strategy: Strategy) -> Config {
         Config {
             default_ldso_path: self.ldso_path.as_ref().map(|p| p.as_bytes().to_vec()),
             host_ldso: self.ldso.clone(),
             secure: self.secure,
-            strategy: match self.strategy {
-                StrategyArg::Chainloader => Strategy::Chainloader,
-                StrategyArg::Execveat => Strategy::Execveat,
-            },
+            strategy,
             ..Config::default()
         }
     }

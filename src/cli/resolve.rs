@@ -21,7 +21,7 @@ pub fn main(args: ResolveArgs) -> ExitCode {
         Ok(ns) => ns.with_cwd(args.cwd.as_bytes()),
         Err(e) => return fail_own(args.json, &format!("{}: {e}", args.root.display())),
     };
-    let resolver = Resolver::new(args.common.config());
+    let resolver = Resolver::new(args.common.config(args.strategy.strategy()));
     let argv: Vec<&[u8]> = args.command.iter().map(|a| a.as_bytes()).collect();
     let result = find_program(&ns, argv[0], &envp).and_then(|path| resolver.plan_exec(&ns, path, &argv, &envp));
     match result {

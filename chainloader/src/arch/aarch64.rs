@@ -25,6 +25,11 @@ pub const SYS_MPROTECT: usize = 226;
 pub const SYS_MUNMAP: usize = 215;
 pub const SYS_PRCTL: usize = 167;
 pub const SYS_EXIT_GROUP: usize = 94;
+pub const SYS_SOCKET: usize = 198;
+pub const SYS_CONNECT: usize = 203;
+pub const SYS_SENDMSG: usize = 211;
+pub const SYS_RECVMSG: usize = 212;
+pub const SYS_GETCWD: usize = 17;
 
 global_asm!(
     ".globl _start",

@@ -25,6 +25,11 @@ pub const SYS_MPROTECT: usize = 125;
 pub const SYS_MUNMAP: usize = 91;
 pub const SYS_PRCTL: usize = 172;
 pub const SYS_EXIT_GROUP: usize = 252;
+pub const SYS_SOCKET: usize = 359;
+pub const SYS_CONNECT: usize = 362;
+pub const SYS_SENDMSG: usize = 370;
+pub const SYS_RECVMSG: usize = 372;
+pub const SYS_GETCWD: usize = 183;
 
 // Call start(sp) with a cdecl argument on a 16-byte aligned stack, 64 bytes
 // below the kernel's block. (i386 has no PC-relative data addressing; the

@@ -26,6 +26,11 @@ pub const SYS_MPROTECT: usize = 10;
 pub const SYS_MUNMAP: usize = 11;
 pub const SYS_PRCTL: usize = 157;
 pub const SYS_EXIT_GROUP: usize = 231;
+pub const SYS_SOCKET: usize = 41;
+pub const SYS_CONNECT: usize = 42;
+pub const SYS_SENDMSG: usize = 46;
+pub const SYS_RECVMSG: usize = 47;
+pub const SYS_GETCWD: usize = 79;
 
 // The kernel enters here with %rsp -> argc. We hand the Rust side the
 // original stack pointer. The 64 bytes left free below it let the stack

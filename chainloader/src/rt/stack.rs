@@ -21,6 +21,8 @@ pub const AT_PHNUM: usize = 5;
 pub const AT_PAGESZ: usize = 6;
 pub const AT_BASE: usize = 7;
 pub const AT_ENTRY: usize = 9;
+pub const AT_SECURE: usize = 23;
+pub const AT_EXECFN: usize = 31;
 
 const _: () = assert!(core::mem::size_of::<usize>() <= arch::STACK_ALIGN);
 
@@ -96,14 +98,7 @@ impl Stack {
         }
         // SAFETY: argv[i] for i < argc is a NUL-terminated string the kernel
         // copied above the arrays; we never modify the strings.
-        unsafe {
-            let s = *self.sp.add(1 + i) as *const u8;
-            let mut n = 0;
-            while s.add(n).read_volatile() != 0 {
-                n += 1;
-            }
-            core::slice::from_raw_parts(s, n)
-        }
+        unsafe { c_str(*self.sp.add(1 + i) as *const u8) }
     }
 
     /// Where the basename of argument `i` (< argc) starts inside the
@@ -131,9 +126,60 @@ impl Stack {
         }
     }
 
+    /// Auxv value `i` of the five found by `new` (`AT_PHDR`, `AT_PHENT`,
+    /// `AT_PHNUM`, `AT_ENTRY`, `AT_BASE`), 0 where absent.
+    pub fn slot(&self, i: usize) -> usize {
+        match self.slots.get(i) {
+            // SAFETY: a non-null slot points at an auxv value word found in `new`.
+            Some(p) if !p.is_null() => unsafe { **p },
+            _ => 0,
+        }
+    }
+
+    /// The value of auxv entry `kind` (0 where absent), by a walk of the
+    /// whole vector (interp mode only: command mode needs none).
+    pub fn aux(&self, kind: usize) -> usize {
+        // SAFETY: auxv pairs up to AT_NULL (measured in `new`).
+        unsafe {
+            let mut a = self.auxv;
+            while *a != AT_NULL {
+                if *a == kind {
+                    return *a.add(1);
+                }
+                a = a.add(2);
+            }
+        }
+        0
+    }
+
+    /// The value of the first environment entry `NAME=value`, if any.
+    pub fn env(&self, name: &[u8]) -> Option<&'static [u8]> {
+        // SAFETY: envp starts after argv's NULL and ends with a NULL; each
+        // entry is a NUL-terminated string the kernel copied.
+        unsafe {
+            let mut p = self.sp.add(self.argc + 2);
+            while *p != 0 {
+                let entry = c_str(*p as *const u8);
+                if entry.len() > name.len() && entry.starts_with(name) && entry[name.len()] == b'=' {
+                    return Some(&entry[name.len() + 1..]);
+                }
+                p = p.add(1);
+            }
+        }
+        None
+    }
+
     /// `AT_PAGESZ`, if present.
     pub fn page_size(&self) -> Option<usize> {
         self.page_size
+    }
+
+    /// Point `AT_BASE` at the interpreter loaded at `base` (interp mode).
+    pub fn set_base(&mut self, base: usize) {
+        if !self.slots[4].is_null() {
+            // SAFETY: a non-null slot points at an auxv value word found in `new`.
+            unsafe { *self.slots[4] = base };
+        }
     }
 
     /// Describe the loaded image in auxv: `AT_PHDR`, `AT_PHENT`, `AT_PHNUM`,
@@ -174,5 +220,20 @@ impl Stack {
             }
             aligned
         }
+    }
+}
+
+/// The bytes of the NUL-terminated string at `s`, without the NUL.
+///
+/// # Safety
+/// `s` must point at a NUL-terminated string that outlives the program.
+pub unsafe fn c_str(s: *const u8) -> &'static [u8] {
+    // SAFETY: the caller vouches for the string.
+    unsafe {
+        let mut n = 0;
+        while s.add(n).read_volatile() != 0 {
+            n += 1;
+        }
+        core::slice::from_raw_parts(s, n)
     }
 }

@@ -16,7 +16,7 @@ use chainloader::elf::{parse_ehdr, Native, Word};
 
 use crate::rt::load::W;
 use chainloader::error::{render, EXIT_FAILURE};
-use chainloader::plan::plan;
+use chainloader::plan::{plan, Plan};
 use chainloader::{Error, Reason, Subject};
 
 use crate::rt::stack::Stack;
@@ -38,6 +38,15 @@ const HEAD: usize = 1024;
 pub unsafe extern "C" fn start(sp: *mut usize) -> ! {
     // SAFETY: sp is the kernel's initial stack pointer.
     let mut stack = unsafe { Stack::new(sp) };
+    // The kernel ran us as a program's PT_INTERP: it gave us our own base.
+    if stack.slot(4) != 0 {
+        match crate::rt::interp::run(&mut stack) {
+            // SAFETY: ld.so is mapped and AT_BASE points at it; the stack is
+            // the kernel's, untouched but for that value.
+            Ok(entry) => unsafe { crate::arch::jump(entry, sp as usize) },
+            Err(err) => fail(&err, b""),
+        }
+    }
     if stack.argc() < 3 {
         sys::write_all(2, USAGE.as_bytes());
         sys::exit(EXIT_FAILURE);
@@ -49,18 +58,55 @@ pub unsafe extern "C" fn start(sp: *mut usize) -> ! {
             // the kernel's stack minus our two arguments, ABI-aligned.
             unsafe { crate::arch::jump(entry, sp) }
         }
-        Err(err) => {
-            // 128 bytes hold the longest line (a 40-byte FD echo and the
-            // longest reason), and are cleared inline, without a memset call.
-            let mut buf = [0u8; 128];
-            sys::write_all(2, render(&err, stack.arg(1), &mut buf));
-            sys::exit(EXIT_FAILURE)
-        }
+        Err(err) => fail(&err, stack.arg(1)),
     }
+}
+
+/// Print the one line for `err` and exit 127.
+pub fn fail(err: &Error, fd_arg: &[u8]) -> ! {
+    // 128 bytes hold the longest line (a 40-byte FD echo and the longest
+    // reason), and are cleared inline, without a memset call.
+    let mut buf = [0u8; 128];
+    sys::write_all(2, render(err, fd_arg, &mut buf));
+    sys::exit(EXIT_FAILURE)
 }
 
 fn run(stack: &mut Stack) -> Result<usize, Error> {
     let fd = parse_fd(stack.arg(1))?;
+    let (bias, plan) = map_fd(fd, stack)?;
+
+    // comm: the basename of ARG0, as the kernel would have set it. The
+    // kernel copies at most 15 bytes from the pointer, up to the NUL, so the
+    // basename inside argv[2] itself will do; only an ARG0 ending in '/'
+    // needs its basename copied out first.
+    let mut copy = [0u8; 16];
+    let name = match stack.basename_of(2) {
+        Some(ptr) => ptr,
+        None => {
+            for (slot, &c) in copy.iter_mut().zip(basename(stack.arg(2)).iter().take(15)) {
+                *slot = c;
+            }
+            copy.as_ptr()
+        }
+    };
+    // SAFETY: name points at a NUL-terminated string (inside argv[2], or copy).
+    unsafe { sys::set_name(name) }.map_err(|e| Error::sys(Subject::Image, Reason::SetName, e))?;
+
+    // Describe the image as the kernel would have had it been exec'd directly.
+    let entry = bias.wrapping_add(plan.entry.to_usize());
+    stack.describe_image(
+        bias.wrapping_add(plan.phdr.to_usize()),
+        usize::from(plan.phent),
+        usize::from(plan.phnum),
+        entry,
+    );
+    Ok(entry)
+}
+
+/// Map the image open on `fd` as the kernel would, then close `fd`:
+/// returns the load bias and the plan it followed.
+#[inline(never)]
+pub fn map_fd(fd: i32, stack: &Stack) -> Result<(usize, Plan<W>), Error> {
     let at_fd = |reason, e| Error::sys(Subject::Fd(fd), reason, e);
 
     // No fstat: pread says all we need. A directory fails with EISDIR, a
@@ -109,31 +155,5 @@ fn run(stack: &mut Stack) -> Result<usize, Error> {
         let _ = unsafe { sys::munmap(addr, len) };
     }
     sys::close(fd).map_err(|e| at_fd(Reason::Close, e))?;
-
-    // comm: the basename of ARG0, as the kernel would have set it. The
-    // kernel copies at most 15 bytes from the pointer, up to the NUL, so the
-    // basename inside argv[2] itself will do; only an ARG0 ending in '/'
-    // needs its basename copied out first.
-    let mut copy = [0u8; 16];
-    let name = match stack.basename_of(2) {
-        Some(ptr) => ptr,
-        None => {
-            for (slot, &c) in copy.iter_mut().zip(basename(stack.arg(2)).iter().take(15)) {
-                *slot = c;
-            }
-            copy.as_ptr()
-        }
-    };
-    // SAFETY: name points at a NUL-terminated string (inside argv[2], or copy).
-    unsafe { sys::set_name(name) }.map_err(|e| Error::sys(Subject::Image, Reason::SetName, e))?;
-
-    // Describe the image as the kernel would have had it been exec'd directly.
-    let entry = bias.wrapping_add(plan.entry.to_usize());
-    stack.describe_image(
-        bias.wrapping_add(plan.phdr.to_usize()),
-        usize::from(plan.phent),
-        usize::from(plan.phnum),
-        entry,
-    );
-    Ok(entry)
+    Ok((bias, plan))
 }

@@ -147,3 +147,153 @@ pub unsafe fn munmap(addr: usize, len: usize) -> Result<(), Errno> {
     // SAFETY: forwarded contract.
     result(unsafe { syscall6(arch::SYS_MUNMAP, addr, len, 0, 0, 0, 0) }).map(drop)
 }
+
+/// `socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)`.
+pub fn unix_socket() -> Result<i32, Errno> {
+    const AF_UNIX: usize = 1;
+    const SOCK_STREAM_CLOEXEC: usize = 1 | 0o2_000_000;
+    // SAFETY: socket touches no memory.
+    retry(|| unsafe { syscall6(arch::SYS_SOCKET, AF_UNIX, SOCK_STREAM_CLOEXEC, 0, 0, 0, 0) }).map(|fd| fd as i32)
+}
+
+/// `connect(fd, {AF_UNIX, path})`; `path` has no NUL and is shorter than
+/// `sun_path`.
+pub fn connect_unix(fd: i32, path: &[u8]) -> Result<(), Errno> {
+    // sockaddr_un: sa_family_t (u16) then 108 bytes of path.
+    let mut addr = [0u8; 110];
+    addr[0] = 1; // AF_UNIX, little-endian u16 on every supported target
+    for (slot, &b) in addr[2..109].iter_mut().zip(path) {
+        *slot = b;
+    }
+    // SAFETY: addr is a live sockaddr_un of the length passed.
+    retry(|| unsafe {
+        syscall6(
+            arch::SYS_CONNECT,
+            fd as usize,
+            addr.as_ptr() as usize,
+            addr.len(),
+            0,
+            0,
+            0,
+        )
+    })
+    .map(drop)
+}
+
+/// `struct iovec`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct IoVec {
+    pub base: usize,
+    pub len: usize,
+}
+
+/// `struct msghdr` (the kernel's `user_msghdr`: lengths are `size_t`).
+#[repr(C)]
+struct MsgHdr {
+    name: usize,
+    namelen: u32,
+    iov: usize,
+    iovlen: usize,
+    control: usize,
+    controllen: usize,
+    flags: i32,
+}
+
+/// `sendmsg(fd, iov, MSG_NOSIGNAL)`: the number of bytes sent.
+///
+/// # Safety
+/// Every `IoVec` must describe live, readable memory.
+pub unsafe fn sendmsg(fd: i32, iov: &[IoVec]) -> Result<usize, Errno> {
+    const MSG_NOSIGNAL: usize = 0x4000;
+    let msg = MsgHdr {
+        name: 0,
+        namelen: 0,
+        iov: iov.as_ptr() as usize,
+        iovlen: iov.len(),
+        control: 0,
+        controllen: 0,
+        flags: 0,
+    };
+    // SAFETY: msg and the iovecs it points at are live; the caller vouches
+    // for the buffers.
+    retry(|| unsafe {
+        syscall6(
+            arch::SYS_SENDMSG,
+            fd as usize,
+            &msg as *const MsgHdr as usize,
+            MSG_NOSIGNAL,
+            0,
+            0,
+            0,
+        )
+    })
+}
+
+/// `recvmsg(fd, buf, MSG_CMSG_CLOEXEC)` with room for one `SCM_RIGHTS`
+/// descriptor: the bytes received and the descriptor, if one came.
+pub fn recv_fd(fd: i32, buf: &mut [u8]) -> Result<(usize, Option<i32>), Errno> {
+    const MSG_CMSG_CLOEXEC: usize = 0x4000_0000;
+    const SOL_SOCKET: u32 = 1;
+    const SCM_RIGHTS: u32 = 1;
+    const W: usize = core::mem::size_of::<usize>();
+    // cmsghdr (len: size_t, level: i32, type: i32) then the int: 16 or 24
+    // bytes, word-aligned.
+    let mut control = [0usize; 4];
+    let iov = IoVec {
+        base: buf.as_mut_ptr() as usize,
+        len: buf.len(),
+    };
+    let mut msg = MsgHdr {
+        name: 0,
+        namelen: 0,
+        iov: &iov as *const IoVec as usize,
+        iovlen: 1,
+        control: control.as_mut_ptr() as usize,
+        controllen: core::mem::size_of_val(&control),
+        flags: 0,
+    };
+    // SAFETY: msg, iov, buf and control are live and writable for the
+    // lengths given.
+    let n = retry(|| unsafe {
+        syscall6(
+            arch::SYS_RECVMSG,
+            fd as usize,
+            &mut msg as *mut MsgHdr as usize,
+            MSG_CMSG_CLOEXEC,
+            0,
+            0,
+            0,
+        )
+    })?;
+    let header = W + 8;
+    let level_type = (control[1] as u64 & 0xffff_ffff, control[1] as u64 >> 32);
+    let (len, level, kind, data) = if W == 8 {
+        (
+            control[0],
+            level_type.0 as u32,
+            level_type.1 as u32,
+            control[2] as u32 as i32,
+        )
+    } else {
+        (
+            control[0],
+            control[1] as u32,
+            control[2] as u32,
+            control[3] as u32 as i32,
+        )
+    };
+    let got = (msg.controllen >= header + 4 && len >= header + 4 && level == SOL_SOCKET && kind == SCM_RIGHTS)
+        .then_some(data);
+    Ok((n, got))
+}
+
+/// `getcwd(buf, len)`: the length of the path, without its NUL.
+///
+/// # Safety
+/// `buf` must be valid for `len` bytes of writes.
+pub unsafe fn getcwd(buf: *mut u8, len: usize) -> Result<usize, Errno> {
+    // SAFETY: the caller vouches for buf.
+    let n = retry(|| unsafe { syscall6(arch::SYS_GETCWD, buf as usize, len, 0, 0, 0, 0) })?;
+    Ok(n.saturating_sub(1))
+}

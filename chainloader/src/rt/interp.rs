@@ -1,0 +1,175 @@
+//! Interp mode: the kernel ran the chainloader as a program's `PT_INTERP`.
+//!
+//! ```text
+//! find PT_INTERP in the program the kernel mapped -> getcwd
+//! -> connect to the exec service -> send what the resolver needs
+//! -> receive one ld.so descriptor -> map it -> AT_BASE = its base -> jump
+//! ```
+//!
+//! Nothing on the stack moves: argv, envp, `AT_PHDR`, `AT_ENTRY`,
+//! `AT_EXECFN` and `AT_SECURE` stay the kernel's, so ld.so runs the program
+//! as the interpreter the kernel would have started.
+//!
+//! # Safety
+//!
+//! The program header table and the `PT_INTERP` string are read from the
+//! memory the kernel mapped for the program (`AT_PHDR`); [`interp::locate`]
+//! checks that the string lies inside a file-backed `PT_LOAD`.
+#![allow(unsafe_code)]
+
+use chainloader::elf::{Arch, Native, Word};
+use chainloader::error::EXIT_FAILURE;
+use chainloader::interp;
+use chainloader::proto::{self, RequestHeader, FLAG_LDSO_PATH, FLAG_LD_LIBRARY_PATH, FLAG_SECURE};
+use chainloader::{Error, Reason, Subject};
+
+use crate::rt::stack::{c_str, Stack, AT_EXECFN, AT_SECURE};
+use crate::rt::sys::{self, IoVec};
+
+/// Ask the exec service for the program's ld.so and map it; returns its
+/// entry point (AT_BASE already points at it).
+pub fn run(stack: &mut Stack) -> Result<usize, Error> {
+    let (phdr, phent, phnum) = (stack.slot(0), stack.slot(1), stack.slot(2));
+    if phent != Native::TARGET.phdr_size() || phnum == 0 || phnum > 0xffff {
+        return Err(Error::new(Subject::Image, Reason::NoInterp));
+    }
+    // SAFETY: the kernel mapped the program's header table at AT_PHDR, with
+    // AT_PHNUM entries of AT_PHENT bytes (checked just above).
+    let table = unsafe { core::slice::from_raw_parts(phdr as *const u8, phent * phnum) };
+    let (at, len) = interp::locate::<Native>(table, phnum as u16, phdr)?;
+    // SAFETY: locate checked that the string lies in a file-backed PT_LOAD.
+    let interp = interp::path(unsafe { core::slice::from_raw_parts(at as *const u8, len) });
+    let execfn = match stack.aux(AT_EXECFN) {
+        0 => &b""[..],
+        // SAFETY: AT_EXECFN points at the NUL-terminated path the kernel
+        // copied onto the stack.
+        p => unsafe { c_str(p as *const u8) },
+    };
+    // Not zero-initialised: only the bytes getcwd fills are read.
+    let mut cwd_buf = core::mem::MaybeUninit::<[u8; proto::MAX_PATH as usize]>::uninit();
+    // SAFETY: cwd_buf is MAX_PATH writable bytes; getcwd initialises the
+    // first `len + 1` (the path and its NUL) on success.
+    let cwd = unsafe {
+        let len = sys::getcwd(cwd_buf.as_mut_ptr().cast(), proto::MAX_PATH as usize).unwrap_or(0);
+        core::slice::from_raw_parts(cwd_buf.as_ptr().cast::<u8>(), len)
+    };
+    // A cwd that cannot be named (deleted, or outside the root) is sent empty.
+    let cwd = if cwd.first() == Some(&b'/') { cwd } else { b"" };
+    let ldso_path = stack.env(b"LDSO_PATH");
+    let ld_library_path = stack.env(b"LD_LIBRARY_PATH");
+    let mut flags = 0;
+    if stack.aux(AT_SECURE) != 0 {
+        flags |= FLAG_SECURE;
+    }
+    if ldso_path.is_some() {
+        flags |= FLAG_LDSO_PATH;
+    }
+    if ld_library_path.is_some() {
+        flags |= FLAG_LD_LIBRARY_PATH;
+    }
+    let parts: [&[u8]; 5] = [
+        interp,
+        execfn,
+        cwd,
+        ldso_path.unwrap_or(b""),
+        ld_library_path.unwrap_or(b""),
+    ];
+    let mut lengths = [0u32; 5];
+    for (slot, (part, max)) in lengths.iter_mut().zip(parts.iter().zip(proto::MAX_LENGTHS)) {
+        if part.len() > max as usize {
+            // Longer than execve itself would have accepted.
+            return Err(Error::sys(Subject::Service, Reason::Send, E2BIG));
+        }
+        *slot = part.len() as u32;
+    }
+    let header = RequestHeader {
+        machine: Native::TARGET.machine,
+        class: if Native::TARGET.class64 { 2 } else { 1 },
+        flags,
+        lengths,
+    }
+    .encode();
+    let fd = ask(&header, &parts)?;
+    let (bias, plan) = crate::rt::start::map_fd(fd, stack)?;
+    stack.set_base(bias);
+    Ok(bias.wrapping_add(plan.entry.to_usize()))
+}
+
+const E2BIG: i32 = 7;
+
+/// One round trip to the service: the ld.so descriptor, or the exit with
+/// the service's own message.
+fn ask(header: &[u8], parts: &[&[u8]; 5]) -> Result<i32, Error> {
+    let err = |reason, e| Error::sys(Subject::Service, reason, e);
+    let sock = sys::unix_socket().map_err(|e| err(Reason::Connect, e))?;
+    sys::connect_unix(sock, proto::SERVICE_PATH).map_err(|e| err(Reason::Connect, e))?;
+    send_all(sock, header, parts).map_err(|e| err(Reason::Send, e))?;
+    let mut reply = [0u8; proto::REPLY_HEADER + proto::MAX_MESSAGE];
+    let mut got = 0;
+    let mut fd = None;
+    let answer = loop {
+        let (n, passed) = sys::recv_fd(sock, &mut reply[got..]).map_err(|e| err(Reason::Receive, e))?;
+        if let Some(passed) = passed {
+            match fd {
+                None => fd = Some(passed),
+                Some(_) => drop(sys::close(passed)),
+            }
+        }
+        got += n;
+        if let Some((errno, len)) = proto::decode_reply_header(&reply[..got]) {
+            if got >= proto::REPLY_HEADER + len {
+                break (errno, len);
+            }
+        }
+        if n == 0 || got == reply.len() {
+            return Err(err(Reason::BadReply, 0));
+        }
+    };
+    let _ = sys::close(sock);
+    match (answer, fd) {
+        ((0, _), Some(fd)) => Ok(fd),
+        ((0, _), None) => Err(err(Reason::BadReply, 0)),
+        ((_, len), passed) => {
+            if let Some(passed) = passed {
+                let _ = sys::close(passed);
+            }
+            refused(&reply[proto::REPLY_HEADER..proto::REPLY_HEADER + len])
+        }
+    }
+}
+
+/// The service refused: its message is the one line.
+fn refused(message: &[u8]) -> ! {
+    sys::write_all(2, b"chainloader: ");
+    sys::write_all(2, message);
+    sys::write_all(2, b"\n");
+    sys::exit(EXIT_FAILURE)
+}
+
+/// Send the header and the five strings, however many calls it takes.
+fn send_all(sock: i32, header: &[u8], parts: &[&[u8]; 5]) -> Result<(), sys::Errno> {
+    let all = [header, parts[0], parts[1], parts[2], parts[3], parts[4]];
+    let mut done = 0usize;
+    loop {
+        let mut iov = [IoVec { base: 0, len: 0 }; 6];
+        let mut n = 0;
+        let mut skip = done;
+        for part in all {
+            if skip >= part.len() {
+                skip -= part.len();
+                continue;
+            }
+            iov[n] = IoVec {
+                base: part.as_ptr() as usize + skip,
+                len: part.len() - skip,
+            };
+            skip = 0;
+            n += 1;
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        // SAFETY: every iovec lies inside one of the live slices in `all`.
+        done += unsafe { sys::sendmsg(sock, &iov[..n]) }?;
+    }
+}

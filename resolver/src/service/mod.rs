@@ -1,0 +1,171 @@
+//! The exec service: how programs *inside* a jail start other programs.
+//!
+//! The chainloader sits at the jail's `PT_INTERP` paths
+//! (`/lib64/ld-linux-x86-64.so.2`, …). When the kernel runs it as a
+//! program's interpreter, it connects to [`SERVICE_PATH`] inside the jail,
+//! sends what the resolver needs — the program's machine and `PT_INTERP`,
+//! `AT_EXECFN`, `AT_SECURE`, its working directory, its `LDSO_PATH` and
+//! `LD_LIBRARY_PATH` — and receives one descriptor: the dynamic linker the
+//! [`Resolver`](crate::Resolver) chose inside the sandbox's namespace, by the
+//! same rules and limits as [`plan_exec`](crate::Resolver::plan_exec). The
+//! wire format is `chainloader::proto` (one definition for both sides).
+//!
+//! [`ExecService::start`] serves one listening socket with one I/O thread
+//! (non-blocking, `epoll`: a slow or hostile client holds up no one) and a
+//! few worker threads that run the resolver. Every connection has a deadline
+//! and a size limit; a client that dies mid-request costs nothing more.
+
+mod server;
+
+use std::os::fd::OwnedFd;
+
+pub use chainloader::proto::{ProtoError, RequestHeader, MAX_MESSAGE, SERVICE_PATH};
+pub use server::{ExecService, Limits, Stats};
+
+use crate::elfinfo::Machine;
+use crate::error::ExecError;
+use crate::ns::Namespace;
+use crate::plan::Resolver;
+
+/// One request from a chainloader in interp mode, decoded and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterpRequest {
+    /// The program's architecture.
+    pub machine: Machine,
+    /// Its `PT_INTERP` path.
+    pub interp: Vec<u8>,
+    /// `AT_EXECFN`: the path the program was exec'd by (maybe relative).
+    pub execfn: Vec<u8>,
+    /// The process's working directory inside the jail (empty if unknown).
+    pub cwd: Vec<u8>,
+    /// `LDSO_PATH` from its environment, if set.
+    pub ldso_path: Option<Vec<u8>>,
+    /// `LD_LIBRARY_PATH` from its environment, if set.
+    pub ld_library_path: Option<Vec<u8>>,
+    /// `AT_SECURE`: the kernel runs it in secure-execution mode.
+    pub secure: bool,
+}
+
+/// Why a request is refused before the resolver sees it; each maps to an errno.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// The header is not this protocol's.
+    #[error("malformed request: {0:?}")]
+    Header(ProtoError),
+    /// A string holds a NUL byte.
+    #[error("malformed request: NUL byte in string {0}")]
+    Nul(usize),
+    /// No such architecture.
+    #[error("unsupported architecture (e_machine {machine}, class {class})")]
+    Machine {
+        /// `e_machine`.
+        machine: u16,
+        /// ELF class.
+        class: u8,
+    },
+    /// An empty `PT_INTERP`.
+    #[error("malformed request: empty PT_INTERP")]
+    NoInterp,
+}
+
+impl RequestError {
+    /// The errno the chainloader reports: `EPROTO` for a malformed request,
+    /// `E2BIG` for an oversized one, `ENOEXEC` for an unknown architecture.
+    pub fn errno(&self) -> i32 {
+        match self {
+            RequestError::Header(ProtoError::TooLong(_)) => libc::E2BIG,
+            RequestError::Machine { .. } => libc::ENOEXEC,
+            _ => libc::EPROTO,
+        }
+    }
+}
+
+impl InterpRequest {
+    /// Decode a request whose header has been checked: `body` is exactly
+    /// [`RequestHeader::body_len`] bytes.
+    pub fn decode(header: &RequestHeader, body: &[u8]) -> Result<InterpRequest, RequestError> {
+        let machine = Machine::from_ident(header.class, header.machine).ok_or(RequestError::Machine {
+            machine: header.machine,
+            class: header.class,
+        })?;
+        let mut strings = Vec::with_capacity(5);
+        let mut rest = body;
+        for (i, &len) in header.lengths.iter().enumerate() {
+            let (s, tail) = rest.split_at((len as usize).min(rest.len()));
+            if s.contains(&0) {
+                return Err(RequestError::Nul(i));
+            }
+            strings.push(s.to_vec());
+            rest = tail;
+        }
+        let [interp, execfn, cwd, ldso_path, ld_library_path]: [Vec<u8>; 5] =
+            strings.try_into().map_err(|_| RequestError::NoInterp)?;
+        if interp.is_empty() {
+            return Err(RequestError::NoInterp);
+        }
+        let flag = |bit: u8| header.flags & bit != 0;
+        Ok(InterpRequest {
+            machine,
+            interp,
+            execfn,
+            cwd,
+            ldso_path: flag(chainloader::proto::FLAG_LDSO_PATH).then_some(ldso_path),
+            ld_library_path: flag(chainloader::proto::FLAG_LD_LIBRARY_PATH).then_some(ld_library_path),
+            secure: flag(chainloader::proto::FLAG_SECURE),
+        })
+    }
+
+    /// The request's bytes, as a chainloader sends them (for tests and
+    /// other clients).
+    pub fn encode(&self) -> Vec<u8> {
+        let (class, machine) = self.machine.ident();
+        let strings: [&[u8]; 5] = [
+            &self.interp,
+            &self.execfn,
+            &self.cwd,
+            self.ldso_path.as_deref().unwrap_or_default(),
+            self.ld_library_path.as_deref().unwrap_or_default(),
+        ];
+        let mut flags = 0;
+        for (set, bit) in [
+            (self.secure, chainloader::proto::FLAG_SECURE),
+            (self.ldso_path.is_some(), chainloader::proto::FLAG_LDSO_PATH),
+            (self.ld_library_path.is_some(), chainloader::proto::FLAG_LD_LIBRARY_PATH),
+        ] {
+            if set {
+                flags |= bit;
+            }
+        }
+        let header = RequestHeader {
+            machine,
+            class,
+            flags,
+            lengths: strings.map(|s| s.len() as u32),
+        };
+        let mut out = header.encode().to_vec();
+        strings.iter().for_each(|s| out.extend_from_slice(s));
+        out
+    }
+}
+
+/// What answers requests: the resolver over one namespace, or anything else
+/// an FsOp server wants to put there.
+pub trait LdsoSource: Send + Sync {
+    /// The dynamic linker for this request, opened for reading.
+    fn ldso(&self, request: &InterpRequest) -> Result<OwnedFd, ExecError>;
+}
+
+/// The resolver over one sandbox's namespace: what `ldchain run` serves.
+#[derive(Debug)]
+pub struct NamespaceSource {
+    /// The resolver (its configuration and caches).
+    pub resolver: Resolver,
+    /// The sandbox's root.
+    pub ns: Namespace,
+}
+
+impl LdsoSource for NamespaceSource {
+    fn ldso(&self, request: &InterpRequest) -> Result<OwnedFd, ExecError> {
+        self.resolver.ldso_for(&self.ns, request).map(|(fd, _)| fd)
+    }
+}

@@ -1,0 +1,397 @@
+//! The service's threads: one I/O thread reading requests without ever
+//! blocking on a client, and workers that run the resolver and answer.
+
+use std::collections::HashMap;
+use std::io::{self, IoSlice, Read};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use chainloader::proto::{encode_reply_header, RequestHeader, MAX_MESSAGE, REQUEST_HEADER};
+use rustix::event::epoll;
+use rustix::event::{eventfd, EventfdFlags};
+use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+use tracing::{debug, warn};
+
+use super::{InterpRequest, LdsoSource, RequestError};
+use crate::error::ExecError;
+
+/// Bounds on what clients may cost the server.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Connections being read at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// How long a client may take to send its request.
+    pub request_timeout: Duration,
+    /// Worker threads running the resolver.
+    pub workers: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 1024,
+            request_timeout: Duration::from_secs(5),
+            workers: 2,
+        }
+    }
+}
+
+/// Counters, for tests and diagnostics.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Requests answered with a descriptor.
+    pub served: AtomicU64,
+    /// Requests answered with an errno.
+    pub refused: AtomicU64,
+    /// Connections closed without an answer (malformed beyond reply, client
+    /// gone, deadline passed).
+    pub dropped: AtomicU64,
+    /// Connections being read right now.
+    pub open: AtomicUsize,
+}
+
+/// A running exec service; stopped (threads joined) when dropped.
+pub struct ExecService {
+    stop: Arc<OwnedFd>,
+    stats: Arc<Stats>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for ExecService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecService").field("stats", &self.stats).finish()
+    }
+}
+
+const LISTENER: u64 = u64::MAX;
+const STOP: u64 = u64::MAX - 1;
+
+impl ExecService {
+    /// Serve `listener` with `source` until dropped.
+    pub fn start(listener: UnixListener, source: Arc<dyn LdsoSource>, limits: Limits) -> io::Result<ExecService> {
+        listener.set_nonblocking(true)?;
+        let stop = Arc::new(eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?);
+        let stats = Arc::new(Stats::default());
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        let mut threads = Vec::new();
+        for i in 0..limits.workers.max(1) {
+            let (queue, source, stats) = (queue.clone(), source.clone(), stats.clone());
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("ldchain-exec-{i}"))
+                    .spawn(move || worker(&queue, &*source, &stats))?,
+            );
+        }
+        let io = IoLoop::new(listener, &stop, stats.clone(), jobs, limits)?;
+        threads.push(
+            std::thread::Builder::new()
+                .name("ldchain-exec-io".into())
+                .spawn(move || io.run())?,
+        );
+        Ok(ExecService { stop, stats, threads })
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+}
+
+impl Drop for ExecService {
+    fn drop(&mut self) {
+        let _ = rustix::io::write(&*self.stop, &1u64.to_ne_bytes());
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A complete request, handed to a worker with its connection.
+struct Job {
+    stream: UnixStream,
+    request: InterpRequest,
+}
+
+/// A connection being read.
+struct Conn {
+    stream: UnixStream,
+    buf: Vec<u8>,
+    header: Option<RequestHeader>,
+    deadline: Instant,
+}
+
+enum Progress {
+    More,
+    Done(InterpRequest),
+    Refuse(RequestError),
+    Gone,
+}
+
+impl Conn {
+    /// Read what the client has sent so far, never blocking.
+    fn read(&mut self) -> Progress {
+        loop {
+            let want = match &self.header {
+                None => REQUEST_HEADER,
+                Some(h) => REQUEST_HEADER + h.body_len(),
+            };
+            if self.buf.len() == want {
+                match self.header {
+                    None => match RequestHeader::decode(self.buf[..].try_into().expect("header length")) {
+                        Ok(h) => {
+                            // Only what has arrived is ever held: a slow client
+                            // announcing 400 KiB costs what it sent.
+                            self.header = Some(h);
+                            continue;
+                        }
+                        Err(e) => return Progress::Refuse(RequestError::Header(e)),
+                    },
+                    Some(h) => {
+                        return match InterpRequest::decode(&h, &self.buf[REQUEST_HEADER..]) {
+                            Ok(r) => Progress::Done(r),
+                            Err(e) => Progress::Refuse(e),
+                        }
+                    }
+                }
+            }
+            let mut chunk = [0u8; 16384];
+            let room = (want - self.buf.len()).min(chunk.len());
+            match self.stream.read(&mut chunk[..room]) {
+                Ok(0) => return Progress::Gone,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Progress::More,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Progress::Gone,
+            }
+        }
+    }
+}
+
+struct IoLoop {
+    epoll: OwnedFd,
+    listener: UnixListener,
+    stats: Arc<Stats>,
+    jobs: Sender<Job>,
+    limits: Limits,
+    conns: HashMap<u64, Conn>,
+    next: u64,
+    listening: bool,
+}
+
+impl IoLoop {
+    fn new(
+        listener: UnixListener,
+        stop: &OwnedFd,
+        stats: Arc<Stats>,
+        jobs: Sender<Job>,
+        limits: Limits,
+    ) -> io::Result<IoLoop> {
+        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+        epoll::add(
+            &epoll,
+            &listener,
+            epoll::EventData::new_u64(LISTENER),
+            epoll::EventFlags::IN,
+        )?;
+        epoll::add(&epoll, stop, epoll::EventData::new_u64(STOP), epoll::EventFlags::IN)?;
+        Ok(IoLoop {
+            epoll,
+            listener,
+            stats,
+            jobs,
+            limits,
+            conns: HashMap::new(),
+            next: 0,
+            listening: true,
+        })
+    }
+
+    fn run(mut self) {
+        let mut events = Vec::with_capacity(256);
+        let tick = rustix::time::Timespec {
+            tv_sec: 0,
+            tv_nsec: 200_000_000,
+        };
+        loop {
+            events.clear();
+            let timeout = (!self.conns.is_empty()).then_some(&tick);
+            match epoll::wait(&self.epoll, rustix::buffer::spare_capacity(&mut events), timeout) {
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) => {
+                    warn!(error = %e, "exec service: epoll_wait failed; stopping");
+                    return;
+                }
+            }
+            for ev in &events {
+                match ev.data.u64() {
+                    STOP => return,
+                    LISTENER => self.accept(),
+                    token => self.readable(token),
+                }
+            }
+            self.expire();
+            self.update_listening();
+        }
+    }
+
+    fn accept(&mut self) {
+        while self.conns.len() < self.limits.max_connections {
+            let stream = match self.listener.accept() {
+                Ok((s, _)) => s,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    debug!(error = %e, "exec service: accept failed");
+                    return;
+                }
+            };
+            if stream.set_nonblocking(true).is_err() {
+                continue;
+            }
+            let token = self.next;
+            self.next += 1;
+            if epoll::add(
+                &self.epoll,
+                &stream,
+                epoll::EventData::new_u64(token),
+                epoll::EventFlags::IN,
+            )
+            .is_err()
+            {
+                continue;
+            }
+            let deadline = Instant::now() + self.limits.request_timeout;
+            let conn = Conn {
+                stream,
+                buf: Vec::new(),
+                header: None,
+                deadline,
+            };
+            self.conns.insert(token, conn);
+            self.stats.open.store(self.conns.len(), Ordering::Relaxed);
+            // A client that sent everything before we looked: read it now.
+            self.readable(token);
+        }
+    }
+
+    fn readable(&mut self, token: u64) {
+        let Some(conn) = self.conns.get_mut(&token) else { return };
+        let progress = conn.read();
+        if matches!(progress, Progress::More) {
+            return;
+        }
+        let conn = self.conns.remove(&token).expect("present");
+        let _ = epoll::delete(&self.epoll, &conn.stream);
+        self.stats.open.store(self.conns.len(), Ordering::Relaxed);
+        match progress {
+            Progress::Done(request) => {
+                let _ = self.jobs.send(Job {
+                    stream: conn.stream,
+                    request,
+                });
+            }
+            Progress::Refuse(e) => {
+                debug!(error = %e, "exec service: request refused");
+                reply_error(&conn.stream, e.errno(), &e.to_string(), &self.stats);
+            }
+            Progress::Gone | Progress::More => {
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Drop connections past their deadline.
+    fn expire(&mut self) {
+        let now = Instant::now();
+        let late: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.deadline <= now)
+            .map(|(&t, _)| t)
+            .collect();
+        for token in late {
+            if let Some(conn) = self.conns.remove(&token) {
+                let _ = epoll::delete(&self.epoll, &conn.stream);
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.stats.open.store(self.conns.len(), Ordering::Relaxed);
+    }
+
+    /// Stop watching the listener while at the connection limit (it is
+    /// level-triggered), and watch it again below.
+    fn update_listening(&mut self) {
+        let room = self.conns.len() < self.limits.max_connections;
+        if room != self.listening {
+            let flags = if room {
+                epoll::EventFlags::IN
+            } else {
+                epoll::EventFlags::empty()
+            };
+            if epoll::modify(&self.epoll, &self.listener, epoll::EventData::new_u64(LISTENER), flags).is_ok() {
+                self.listening = room;
+            }
+        }
+    }
+}
+
+fn worker(queue: &Mutex<Receiver<Job>>, source: &dyn LdsoSource, stats: &Stats) {
+    loop {
+        let job = match queue.lock().unwrap_or_else(|e| e.into_inner()).recv() {
+            Ok(job) => job,
+            Err(_) => return,
+        };
+        match source.ldso(&job.request) {
+            Ok(fd) => reply_fd(&job.stream, &fd, stats),
+            Err(e) => reply_exec_error(&job.stream, &job.request, &e, stats),
+        }
+    }
+}
+
+/// Send the answer with the descriptor; a client that cannot take it at
+/// once (it must be waiting for exactly this) is dropped.
+fn reply_fd(stream: &UnixStream, fd: &OwnedFd, stats: &Stats) {
+    let header = encode_reply_header(0, 0);
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    let fds = [fd.as_fd()];
+    control.push(SendAncillaryMessage::ScmRights(&fds));
+    let flags = SendFlags::DONTWAIT | SendFlags::NOSIGNAL;
+    match rustix::net::sendmsg(stream, &[IoSlice::new(&header)], &mut control, flags) {
+        Ok(n) if n == header.len() => {
+            stats.served.fetch_add(1, Ordering::Relaxed);
+        }
+        _ => {
+            stats.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn reply_exec_error(stream: &UnixStream, request: &InterpRequest, e: &ExecError, stats: &Stats) {
+    debug!(error = %e, interp = %String::from_utf8_lossy(&request.interp), "exec service: no ld.so");
+    reply_error(stream, e.errno(), &e.to_string(), stats);
+}
+
+/// Send an errno and a one-line message (control bytes escaped, cut to
+/// [`MAX_MESSAGE`] bytes on a character boundary).
+fn reply_error(stream: &UnixStream, errno: i32, message: &str, stats: &Stats) {
+    let text = crate::escape::for_terminal(message.as_bytes());
+    let mut cut = text.len().min(MAX_MESSAGE);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let header = encode_reply_header(errno as u16, cut);
+    let mut control = SendAncillaryBuffer::default();
+    let iov = [IoSlice::new(&header), IoSlice::new(&text.as_bytes()[..cut])];
+    let flags = SendFlags::DONTWAIT | SendFlags::NOSIGNAL;
+    match rustix::net::sendmsg(stream, &iov, &mut control, flags) {
+        Ok(_) => stats.refused.fetch_add(1, Ordering::Relaxed),
+        Err(_) => stats.dropped.fetch_add(1, Ordering::Relaxed),
+    };
+}

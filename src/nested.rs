@@ -1,0 +1,201 @@
+//! Nested exec: the chainloader placed at the jail's `PT_INTERP` paths, and
+//! the exec service's socket, in the jail's private view.
+//!
+//! Everything here happens in ldchain's own private mount namespace (see
+//! [`crate::throwaway`] and `ldchain run --root`): the jail directory on disk
+//! is never written. Where a stub or the socket needs a directory entry the
+//! jail does not have, the directory that would hold it is *mirrored*: a
+//! tmpfs with a bind of each of its entries is mounted over it, and the new
+//! entry is created in the tmpfs. Entries already there are left alone — a
+//! jail that brings a real `ld.so` at a `PT_INTERP` path keeps it.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::net::UnixListener;
+use std::path::{Component, Path, PathBuf};
+
+use rustix::mount::{self, MountFlags};
+use tracing::debug;
+
+use crate::resolver::service::SERVICE_PATH;
+use crate::resolver::Machine;
+
+/// The conventional `PT_INTERP` paths the stubs are placed at, and the
+/// architecture of the programs that name them.
+pub const STUB_PATHS: &[(&str, Machine)] = &[
+    ("/lib64/ld-linux-x86-64.so.2", Machine::X86_64),
+    ("/lib/ld-linux.so.2", Machine::I386),
+    ("/lib/ld-linux-aarch64.so.1", Machine::Aarch64),
+    ("/lib/ld-musl-x86_64.so.1", Machine::X86_64),
+    ("/lib/ld-musl-i386.so.1", Machine::I386),
+    ("/lib/ld-musl-aarch64.so.1", Machine::Aarch64),
+];
+
+/// A jail's view being prepared: which of its directories are already
+/// ldchain's own tmpfs (writable without touching the disk).
+#[derive(Debug)]
+pub struct View {
+    root: PathBuf,
+    ours: HashSet<PathBuf>,
+}
+
+/// What [`View::place_stubs`] did with one path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placed {
+    /// A stub was written.
+    Stub(PathBuf),
+    /// The jail already has something there (kept).
+    Kept(PathBuf),
+    /// A component is a symbolic link or not a directory: left alone.
+    Skipped(PathBuf, String),
+    /// No chainloader for that architecture in this build.
+    NoChainloader(PathBuf),
+}
+
+impl View {
+    /// The view of `root`, in the calling process's private mount namespace.
+    /// `root_is_ours`: `root` itself is a tmpfs ldchain made (the throwaway
+    /// jail), so entries can be created in it directly.
+    pub fn new(root: &Path, root_is_ours: bool) -> View {
+        let mut ours = HashSet::new();
+        if root_is_ours {
+            ours.insert(root.to_owned());
+        }
+        View {
+            root: root.to_owned(),
+            ours,
+        }
+    }
+
+    /// Place the architecture's chainloader at every conventional
+    /// `PT_INTERP` path that does not exist in the jail.
+    pub fn place_stubs(&mut self) -> Vec<Placed> {
+        STUB_PATHS
+            .iter()
+            .map(|&(path, machine)| {
+                let (_, e_machine) = machine.ident();
+                let host = self.host_path(path);
+                match ldchain_embed::for_machine(e_machine) {
+                    None => Placed::NoChainloader(host),
+                    Some(blob) => self.place_file(path, blob.bytes),
+                }
+            })
+            .collect()
+    }
+
+    /// Bind the exec service's socket at [`SERVICE_PATH`] in a fresh tmpfs
+    /// directory of its own.
+    pub fn bind_service(&mut self) -> io::Result<UnixListener> {
+        let path = std::str::from_utf8(SERVICE_PATH).expect("ASCII path");
+        let dir = Path::new(path).parent().expect("has a parent");
+        let host_dir = self.ensure_dir(dir)?;
+        if !self.ours.contains(&host_dir) {
+            mount::mount(
+                "tmpfs",
+                &host_dir,
+                "tmpfs",
+                MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+                c"mode=0755",
+            )?;
+            self.ours.insert(host_dir.clone());
+        }
+        let sock = self.host_path(path);
+        let _ = fs::remove_file(&sock);
+        UnixListener::bind(&sock)
+    }
+
+    fn host_path(&self, inside: &str) -> PathBuf {
+        self.root.join(inside.trim_start_matches('/'))
+    }
+
+    fn place_file(&mut self, inside: &str, bytes: &[u8]) -> Placed {
+        let host = self.host_path(inside);
+        if host.symlink_metadata().is_ok() {
+            return Placed::Kept(host);
+        }
+        let parent = Path::new(inside).parent().unwrap_or(Path::new("/"));
+        let result = self.ensure_dir(parent).and_then(|dir| {
+            let file = dir.join(Path::new(inside).file_name().expect("a file name"));
+            write_new(&file, bytes).map(|()| file)
+        });
+        match result {
+            Ok(file) => Placed::Stub(file),
+            Err(e) => Placed::Skipped(host, e.to_string()),
+        }
+    }
+
+    /// The host path of directory `inside`, created (in a tmpfs of ours) if
+    /// missing. A component that is a symbolic link, or not a directory, is
+    /// an error: following it could lead anywhere in the jail.
+    fn ensure_dir(&mut self, inside: &Path) -> io::Result<PathBuf> {
+        let mut cur = self.root.clone();
+        for comp in inside.components() {
+            let Component::Normal(name) = comp else { continue };
+            let next = cur.join(name);
+            match next.symlink_metadata() {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => {
+                    return Err(io::Error::other(format!(
+                        "{} is not a directory (or is a symbolic link)",
+                        next.display()
+                    )))
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    self.make_ours(&cur)?;
+                    fs::DirBuilder::new().mode(0o755).create(&next)?;
+                    self.ours.insert(next.clone());
+                }
+                Err(e) => return Err(e),
+            }
+            cur = next;
+        }
+        Ok(cur)
+    }
+
+    /// Make directory `dir` writable without touching what is under it:
+    /// mirror it into a tmpfs (a bind of each entry, symbolic links copied)
+    /// mounted over it.
+    fn make_ours(&mut self, dir: &Path) -> io::Result<()> {
+        if self.ours.contains(dir) {
+            return Ok(());
+        }
+        let scratch = tempfile::Builder::new().prefix("ldchain-mirror-").tempdir()?;
+        let s = scratch.path();
+        mount::mount("tmpfs", s, "tmpfs", MountFlags::NOSUID, c"mode=0755")?;
+        let meta = dir.metadata()?;
+        fs::set_permissions(s, meta.permissions())?;
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            let (from, to) = (entry.path(), s.join(entry.file_name()));
+            let ty = entry.file_type()?;
+            if ty.is_symlink() {
+                std::os::unix::fs::symlink(fs::read_link(&from)?, &to)?;
+                continue;
+            }
+            if ty.is_dir() {
+                fs::create_dir(&to)?;
+            } else {
+                fs::File::create(&to)?;
+            }
+            mount::mount_bind_recursive(&from, &to)?;
+        }
+        debug!(dir = %dir.display(), "mirrored into a tmpfs");
+        mount::mount_move(s, dir)?;
+        self.ours.insert(dir.to_owned());
+        Ok(())
+    }
+}
+
+/// Write a new file, mode 0755, failing if anything is there.
+fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write as _;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o755)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    f.write_all(bytes)
+}
