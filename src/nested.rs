@@ -12,7 +12,7 @@
 use std::collections::HashSet;
 use std::fs;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::UnixListener;
 use std::path::{Component, Path, PathBuf};
 
@@ -103,7 +103,10 @@ impl View {
         }
         let sock = self.host_path(path);
         let _ = fs::remove_file(&sock);
-        UnixListener::bind(&sock)
+        let listener = UnixListener::bind(&sock)?;
+        // Every process of the jail execs through it, whatever its uid.
+        fs::set_permissions(&sock, fs::Permissions::from_mode(0o666))?;
+        Ok(listener)
     }
 
     fn host_path(&self, inside: &str) -> PathBuf {
@@ -117,6 +120,8 @@ impl View {
         }
         let parent = Path::new(inside).parent().unwrap_or(Path::new("/"));
         let result = self.ensure_dir(parent).and_then(|dir| {
+            // Never a write to the jail on disk: the directory becomes ours first.
+            self.make_ours(&dir)?;
             let file = dir.join(Path::new(inside).file_name().expect("a file name"));
             write_new(&file, bytes).map(|()| file)
         });

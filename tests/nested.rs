@@ -1,0 +1,362 @@
+//! Nested exec: programs inside a jail start other programs through the
+//! chainloader at the `PT_INTERP` paths and the exec service (`ldchain run`'s
+//! default strategy). Real jails, real glibc and musl, real interpreters.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use support::*;
+
+fn ldchain() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ldchain"));
+    c.stdin(Stdio::null()).env_remove("RUST_LOG");
+    c
+}
+
+fn run(cmd: &mut Command) -> Run {
+    cmd.output().expect("run ldchain").into()
+}
+
+/// `ldchain run -- sh -c SCRIPT` in a throwaway jail, with PATH set.
+fn sh(script: &str) -> Run {
+    run(ldchain().args([
+        "run",
+        "--env",
+        "PATH=/usr/local/bin:/usr/bin:/bin",
+        "--",
+        "/bin/sh",
+        "-c",
+        script,
+    ]))
+}
+
+#[test]
+fn throwaway_jail_shell_pipelines_and_tools_start_programs() {
+    let r = sh(
+        "ls /usr | head -3 | wc -l; env -i PATH=/usr/bin:/bin sh -c 'echo envi'; \
+                find /etc -maxdepth 1 -name hostname -exec echo found {} \\; ; \
+                echo a b | xargs -n1 echo x",
+    )
+    .ok();
+    assert_eq!(r.stdout, "3\nenvi\nfound /etc/hostname\nx a\nx b\n", "{r:#?}");
+    assert_eq!(r.stderr, "");
+    // The kernel loaded the program: /proc/self/exe and cmdline are its own.
+    let r = sh("readlink /proc/self/exe; cat /proc/self/cmdline | tr '\\0' '|'").ok();
+    assert_eq!(r.stdout, "/usr/bin/readlink\ncat|/proc/self/cmdline|", "{r:#?}");
+    // What sits at PT_INTERP is ldchain's stub, not a libc's ld.so.
+    let r = sh("cmp /lib64/ld-linux-x86-64.so.2 /chainloader && echo stub").ok();
+    assert_eq!(r.stdout, "stub\n");
+}
+
+#[test]
+fn throwaway_jail_interpreters_rerun_themselves() {
+    let r = run(ldchain().args([
+        "run",
+        "--",
+        "/usr/bin/perl",
+        "-e",
+        r#"print "$^X\n"; print `echo backticks`; system($^X, "-e", "print qq(child\n)") == 0 or die"#,
+    ]))
+    .ok();
+    assert_eq!(r.stdout, "/usr/bin/perl\nbackticks\nchild\n", "{r:#?}");
+    if require("/usr/bin/python3", "python3 in /usr/bin, for subprocess.run") {
+        let r = run(ldchain().args([
+            "run",
+            "--",
+            "/usr/bin/python3",
+            "-c",
+            "import subprocess,sys; print(sys.executable); \
+             print(subprocess.run(['/bin/echo','sub'],capture_output=True,check=True).stdout.decode(),end='')",
+        ]))
+        .ok();
+        assert_eq!(r.stdout, "/usr/bin/python3\nsub\n", "{r:#?}");
+    }
+    if require("/usr/bin/node", "node, for child_process re-running process.execPath") {
+        let r = run(ldchain().args([
+            "run",
+            "--",
+            "/usr/bin/node",
+            "-e",
+            "console.log(process.execPath); require('child_process').execFileSync(process.execPath, \
+             ['-e','console.log(40+2)'], {stdio:'inherit'})",
+        ]))
+        .ok();
+        assert_eq!(r.stdout, "/usr/bin/node\n42\n", "{r:#?}");
+    }
+}
+
+#[test]
+fn throwaway_jail_gcc_builds_a_program_that_runs_and_make_runs_recipes() {
+    if !require("gcc", "compiling inside the jail") || !require("make", "running recipes inside the jail") {
+        return;
+    }
+    let r = sh(
+        "cd /tmp && printf '#include <stdio.h>\\nint main(void){puts(\"built\");return 0;}\\n' > h.c \
+                && gcc -o h h.c && ./h && \
+                printf 'all: a b\\na:\\n\\t@echo recipe-a\\nb:\\n\\t@sh -c \"echo recipe-b\"\\n' > Makefile && make -s",
+    );
+    assert_eq!(r.stdout, "built\nrecipe-a\nrecipe-b\n", "{r:#?}");
+    assert_eq!(r.code, Some(0), "{r:#?}");
+}
+
+/// A `--root` jail that holds ld.so files only at non-conventional paths:
+/// glibc's in /opt/glibc, musl's in /opt/musl (found with --ldso-path).
+struct RootJail {
+    jail: Jail,
+}
+
+const LDSO_PATH: &str = "/opt/glibc:/opt/musl:/opt/i386";
+
+impl RootJail {
+    fn new() -> Option<RootJail> {
+        let (probe, mprobe, musl) = (glibc_probe()?, musl_probe()?, musl_ldso()?);
+        let jail = Jail::new();
+        jail.add_glibc_program(&probe, "/bin/probe");
+        jail.add(&mprobe, "/bin/mprobe");
+        jail.add(&glibc_ldso(), "/opt/glibc/ld-linux-x86-64.so.2");
+        jail.add(&musl, "/opt/musl/ld-musl-x86_64.so.1");
+        jail.add(&compile("spawn-static", "gcc", &["-static"], "spawn.c")?, "/bin/spawn");
+        jail.add(&compile("spawn-glibc", "gcc", &[], "spawn.c")?, "/bin/gspawn");
+        jail.add(&compile("spawn-musl", "musl-gcc", &[], "spawn.c")?, "/bin/mspawn");
+        Some(RootJail { jail })
+    }
+
+    fn ldchain(&self, extra: &[&str], argv: &[&str]) -> Run {
+        let mut c = ldchain();
+        c.args(["run", "--root"])
+            .arg(self.jail.path())
+            .args(["--ldso-path", LDSO_PATH]);
+        c.args(extra).arg("--").args(argv);
+        run(&mut c)
+    }
+
+    /// Every path in the jail directory, with size and mode: what the host sees.
+    fn snapshot(&self) -> BTreeSet<(PathBuf, u64, u32)> {
+        let mut out = BTreeSet::new();
+        let mut stack = vec![self.jail.path().to_owned()];
+        while let Some(dir) = stack.pop() {
+            for e in fs::read_dir(&dir).unwrap() {
+                let e = e.unwrap();
+                let m = e.path().symlink_metadata().unwrap();
+                if m.is_dir() {
+                    stack.push(e.path());
+                }
+                out.insert((e.path(), m.len(), m.mode()));
+            }
+        }
+        out
+    }
+}
+
+fn no_conventional_ldso(jail: &Path) {
+    for (path, _) in ldchain::nested::STUB_PATHS {
+        let p = jail.join(path.trim_start_matches('/'));
+        assert!(p.symlink_metadata().is_err(), "{} exists on disk", p.display());
+    }
+}
+
+#[test]
+fn root_jail_static_parent_starts_dynamic_children_by_libc_and_raw_execve() {
+    let Some(rj) = RootJail::new() else { return };
+    no_conventional_ldso(rj.jail.path());
+    let before = rj.snapshot();
+    for mode in ["libc", "raw"] {
+        let r = rj.ldchain(&[], &["/bin/spawn", mode, "/bin/probe", "args", mode]).ok();
+        assert_eq!(
+            r.stdout,
+            format!("argc=3\nargv[0]=/bin/probe\nargv[1]=args\nargv[2]={mode}\nspawn: status 0\n"),
+            "{r:#?}"
+        );
+        assert_eq!(r.stderr, "");
+    }
+    // The jail on disk is exactly as it was: stubs and socket live only in
+    // ldchain's private view.
+    assert_eq!(rj.snapshot(), before);
+    no_conventional_ldso(rj.jail.path());
+}
+
+#[test]
+fn root_jail_glibc_starts_musl_and_musl_starts_glibc() {
+    let Some(rj) = RootJail::new() else { return };
+    let r = rj
+        .ldchain(&[], &["/bin/gspawn", "libc", "/bin/mprobe", "args", "m"])
+        .ok();
+    assert_eq!(
+        r.stdout,
+        "argc=3\nargv[0]=/bin/mprobe\nargv[1]=args\nargv[2]=m\nspawn: status 0\n"
+    );
+    let r = rj
+        .ldchain(&[], &["/bin/mspawn", "libc", "/bin/probe", "args", "g"])
+        .ok();
+    assert_eq!(
+        r.stdout,
+        "argc=3\nargv[0]=/bin/probe\nargv[1]=args\nargv[2]=g\nspawn: status 0\n"
+    );
+}
+
+#[test]
+fn root_jail_x86_64_starts_i386() {
+    let Some(rj) = RootJail::new() else { return };
+    if !require("i686-linux-gnu-gcc-12", "building i386 test programs")
+        || !require("/lib/ld-linux.so.2", "glibc's i386 ld.so (Debian libc6-i386)")
+    {
+        return;
+    }
+    let Some(probe32) = compile("probe-i386", "i686-linux-gnu-gcc-12", &[], "probe.c") else {
+        return;
+    };
+    rj.jail.add(&probe32, "/bin/probe32");
+    rj.jail.add(
+        &fs::canonicalize("/lib/ld-linux.so.2").unwrap(),
+        "/opt/i386/ld-linux.so.2",
+    );
+    rj.jail
+        .add(&fs::canonicalize("/lib32/libc.so.6").unwrap(), "/lib32/libc.so.6");
+    let r = rj
+        .ldchain(&[], &["/bin/spawn", "libc", "/bin/probe32", "args", "32"])
+        .ok();
+    assert_eq!(
+        r.stdout,
+        "argc=3\nargv[0]=/bin/probe32\nargv[1]=args\nargv[2]=32\nspawn: status 0\n"
+    );
+}
+
+/// The ld.so the exec service handed out, from ldchain's -v log.
+fn chosen(r: &Run) -> Vec<String> {
+    r.stderr
+        .lines()
+        .filter(|l| l.contains("exec service"))
+        .filter_map(|l| l.split("ldso=").nth(1))
+        .map(|s| s.split_whitespace().next().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn root_jail_children_own_search_paths_are_respected_and_ignored_in_secure_mode() {
+    let Some(rj) = RootJail::new() else { return };
+    rj.jail.add(&glibc_ldso(), "/opt/alt/ld-linux-x86-64.so.2");
+    rj.jail.add(&glibc_ldso(), "/opt/llp/ld-linux-x86-64.so.2");
+    let spawn_env = |env: &[&str]| {
+        let argv: Vec<&str> = ["/bin/spawn", "env"]
+            .iter()
+            .chain(env)
+            .chain(&["--", "/bin/probe", "args"])
+            .copied()
+            .collect();
+        rj.ldchain(&["-v"], &argv)
+    };
+    let r = spawn_env(&["LDSO_PATH=/opt/alt"]);
+    assert!(r.stdout.ends_with("spawn: status 0\n"), "{r:#?}");
+    assert_eq!(chosen(&r), ["/opt/alt/ld-linux-x86-64.so.2"], "{r:#?}");
+    // LDSO_PATH (the sandbox's default here) comes first; an empty one in
+    // the child's environment lets LD_LIBRARY_PATH decide.
+    let r = spawn_env(&["LDSO_PATH=", "LD_LIBRARY_PATH=/nowhere:/opt/llp"]);
+    assert!(r.stdout.ends_with("spawn: status 0\n"), "{r:#?}");
+    assert_eq!(chosen(&r), ["/opt/llp/ld-linux-x86-64.so.2"], "{r:#?}");
+    // Without either, the sandbox's default (--ldso-path) applies.
+    let r = spawn_env(&["X=1"]);
+    assert_eq!(chosen(&r), ["/opt/glibc/ld-linux-x86-64.so.2"], "{r:#?}");
+}
+
+#[test]
+fn root_jail_setuid_child_runs_in_secure_mode() {
+    if !rustix::process::getuid().is_root() {
+        // Needs a real setuid-root file and a parent that drops to nobody.
+        assert!(!strict(), "CI runs as root");
+        eprintln!("\n*** SKIP: setuid test needs root ***\n");
+        return;
+    }
+    let Some(rj) = RootJail::new() else { return };
+    rj.jail.add(&glibc_ldso(), "/opt/alt/ld-linux-x86-64.so.2");
+    let su = rj.jail.host("/bin/suprobe");
+    fs::copy(rj.jail.host("/bin/probe"), &su).unwrap();
+    fs::set_permissions(&su, fs::Permissions::from_mode(0o4755)).unwrap();
+    for d in [
+        "/",
+        "/bin",
+        "/opt",
+        "/opt/glibc",
+        "/opt/alt",
+        "/lib",
+        "/lib/x86_64-linux-gnu",
+    ] {
+        let p = rj.jail.host(d);
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    // Parent drops to uid 65534, child is setuid root: AT_SECURE, so the
+    // child's LDSO_PATH is ignored and the sandbox default is used.
+    let r = rj.ldchain(
+        &["-v", "--env", "LDSO_PATH=/opt/alt"],
+        &["/bin/spawn", "drop", "/bin/suprobe", "args", "secure"],
+    );
+    assert!(r.stdout.ends_with("argv[2]=secure\nspawn: status 0\n"), "{r:#?}");
+    assert_eq!(chosen(&r), ["/opt/glibc/ld-linux-x86-64.so.2"], "{r:#?}");
+    // The same child without setuid honours it.
+    let r = rj.ldchain(
+        &["-v", "--env", "LDSO_PATH=/opt/alt"],
+        &["/bin/spawn", "drop", "/bin/probe", "args", "plain"],
+    );
+    assert!(r.stdout.ends_with("argv[2]=plain\nspawn: status 0\n"), "{r:#?}");
+    assert_eq!(chosen(&r), ["/opt/alt/ld-linux-x86-64.so.2"], "{r:#?}");
+}
+
+#[test]
+fn a_program_reached_through_a_symlink_finds_its_origin_libraries() {
+    if !require("gcc", "compiling inside the jail") {
+        return;
+    }
+    // Built and run inside the throwaway jail (glibc takes $ORIGIN of a
+    // kernel-loaded program from /proc/self/exe, which resolves the link).
+    let r = sh("set -e; mkdir -p /tmp/app/lib /tmp/app/bin /tmp/links && cd /tmp/app; \
+                echo 'const char *f(void){return \"origin ok\";}' > lib.c; \
+                printf '#include <stdio.h>\\nconst char *f(void);\\nint main(void){puts(f());return 0;}\\n' > m.c; \
+                gcc -shared -fPIC -o lib/liborigin.so lib.c; \
+                gcc -o bin/app m.c -Llib -lorigin -Wl,-rpath,'$ORIGIN/../lib' -Wl,--enable-new-dtags; \
+                ln -s /tmp/app/bin/app /tmp/links/app; /tmp/links/app");
+    assert_eq!(r.stdout, "origin ok\n", "{r:#?}");
+    assert_eq!(r.code, Some(0), "{r:#?}");
+}
+
+#[test]
+fn when_the_service_refuses_the_program_fails_like_a_missing_ldso() {
+    let Some(rj) = RootJail::new() else { return };
+    fs::remove_file(rj.jail.host("/opt/glibc/ld-linux-x86-64.so.2")).unwrap();
+    let r = rj.ldchain(&[], &["/bin/spawn", "libc", "/bin/probe", "args"]).ok();
+    assert_eq!(r.stdout, "spawn: status 127\n", "{r:#?}");
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{r:#?}");
+    assert!(
+        lines[0].starts_with("chainloader: /bin/probe: no usable dynamic linker /lib64/ld-linux-x86-64.so.2"),
+        "{r:#?}"
+    );
+}
+
+#[test]
+fn without_the_service_the_stub_fails_with_one_line_and_127() {
+    let Some(probe) = glibc_probe() else { return };
+    let jail = Jail::new();
+    jail.add_glibc_program(&probe, "/bin/probe");
+    jail.add(&host_chainloader(), "/lib64/ld-linux-x86-64.so.2");
+    let r = jail.run(&["/bin/probe", "args"], &[]);
+    assert_eq!(r.code, Some(127), "{r:#?}");
+    assert_eq!(r.stdout, "");
+    assert_eq!(
+        r.stderr, "chainloader: exec service: cannot connect: ENOENT\n",
+        "{r:#?}"
+    );
+    // A socket nobody listens on any more: refused, same shape.
+    let dir = jail.host("/run/ldchain");
+    fs::create_dir_all(&dir).unwrap();
+    drop(std::os::unix::net::UnixListener::bind(dir.join("exec.sock")).unwrap());
+    let r = jail.run(&["/bin/probe", "args"], &[]);
+    assert_eq!(r.code, Some(127), "{r:#?}");
+    assert_eq!(
+        r.stderr, "chainloader: exec service: cannot connect: errno 111\n",
+        "{r:#?}"
+    );
+}
