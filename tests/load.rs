@@ -106,7 +106,7 @@ fn sixteen_threads_plan_while_the_namespace_changes() {
                     let path = ["/bin/probe", "/bin/static", "/bin/script", "/bin/missing"][(t + n) % 4];
                     n += 1;
                     match resolver.plan_exec(ns, path, &[path, "x"], &[] as &[&str]) {
-                        Err(e) => assert_eq!((path, e.errno_name()), ("/bin/missing", "ENOENT"), "{e}"),
+                        Err(e) => assert_eq!((path, &*e.errno_name()), ("/bin/missing", "ENOENT"), "{e}"),
                         Ok(plan) => {
                             if path == "/bin/static" {
                                 assert!(plan.ldso.is_none());

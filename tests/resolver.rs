@@ -732,7 +732,7 @@ fn many_threads_share_one_resolver() {
                     let path = ["/bin/probe", "/bin/nested", "/bin/missing"][(i + j) % 3];
                     match r.plan_exec(ns, path, &[path], &[] as &[&str]) {
                         Ok(p) => assert_eq!(p.ldso.unwrap().path, format!("/conf-dir/{LDSO}").into_bytes()),
-                        Err(e) => assert_eq!((path, e.errno_name()), ("/bin/missing", "ENOENT")),
+                        Err(e) => assert_eq!((path, &*e.errno_name()), ("/bin/missing", "ENOENT")),
                     }
                 }
             });

@@ -17,7 +17,7 @@ use std::ffi::{c_char, CString};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
-use crate::error::{libc_errno, ExecError};
+use crate::error::ExecError;
 use crate::plan::{Arg, ExecPlan, Target};
 
 /// A plan turned into what `execve` takes. See the module docs.
@@ -53,7 +53,7 @@ fn cstring(bytes: Vec<u8>, what: &str) -> Result<CString, ExecError> {
     CString::new(bytes).map_err(|_| ExecError::InvalidArgument {
         what: what.to_owned(),
         reason: "contains a NUL byte",
-        errno: libc_errno::EINVAL,
+        errno: libc::EINVAL,
     })
 }
 

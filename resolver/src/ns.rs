@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{self as rfs, Mode, OFlags, ResolveFlags};
 
-use crate::error::{libc_errno, ExecError};
+use crate::error::ExecError;
 
 /// How often an open is retried when `openat2` reports `EAGAIN` (a rename
 /// raced the lookup).
@@ -252,14 +252,14 @@ impl Namespace {
             return Err(ExecError::InvalidArgument {
                 what: String::from_utf8_lossy(&path[..64]).into_owned() + "...",
                 reason: "path too long",
-                errno: libc_errno::ENAMETOOLONG,
+                errno: libc::ENAMETOOLONG,
             });
         }
         if path.contains(&0) {
             return Err(ExecError::InvalidArgument {
                 what: String::from_utf8_lossy(path).into_owned(),
                 reason: "path contains a NUL byte",
-                errno: libc_errno::EINVAL,
+                errno: libc::EINVAL,
             });
         }
         let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;

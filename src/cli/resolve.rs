@@ -3,7 +3,7 @@
 use std::os::unix::ffi::OsStrExt;
 use std::process::ExitCode;
 
-use ldchain::resolver::{find_program, ExecError, ExecPlan, Kind, Namespace, Resolver};
+use ldchain::resolver::{errno_name, find_program, ExecError, ExecPlan, Kind, Namespace, Resolver};
 use serde_json::json;
 
 use super::{exec_failure_status, ResolveArgs, EXIT_LDCHAIN};
@@ -123,7 +123,7 @@ fn fail_exec(json: bool, e: &ExecError) -> ExitCode {
 
 fn fail_own(json: bool, msg: &str) -> ExitCode {
     if json {
-        println!("{}", json!({"error": "EINVAL", "message": msg}));
+        println!("{}", json!({"error": errno_name(libc::EINVAL), "message": msg}));
     } else {
         eprintln!("ldchain: resolve: {msg}");
     }
