@@ -68,9 +68,6 @@ pub enum ExecError {
         /// The errno `execve` gives for it (E2BIG, ENAMETOOLONG or EINVAL).
         errno: i32,
     },
-    /// A plan whose placeholders and descriptors do not match.
-    #[error("malformed exec plan: {0}")]
-    BadPlan(&'static str),
     /// Any other system error while looking at a file.
     #[error("{}: {source}", path.display())]
     Io {
@@ -90,7 +87,6 @@ impl ExecError {
             ExecError::ExecFormat { .. } | ExecError::BadHostLdso { .. } => libc::ENOEXEC,
             ExecError::TooManyLevels { .. } => libc::ELOOP,
             ExecError::InvalidArgument { errno, .. } => *errno,
-            ExecError::BadPlan(_) => libc::EIO,
             ExecError::Io { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
         }
     }

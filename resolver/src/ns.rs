@@ -56,13 +56,16 @@ pub struct Opened {
     pub fd: OwnedFd,
     /// File type and permission bits.
     pub mode: u32,
-    /// Size in bytes.
-    pub size: u64,
-    /// Identity, for caches.
+    /// Identity, for caches (its `size` is the file's size).
     pub id: FileId,
 }
 
 impl Opened {
+    /// Size in bytes, when it was opened.
+    pub fn size(&self) -> u64 {
+        self.id.size
+    }
+
     /// Whether it is a regular file.
     pub fn is_regular(&self) -> bool {
         self.mode & 0o170000 == 0o100000
@@ -100,7 +103,7 @@ impl Opened {
         // Never allocate more than the file holds (plus one byte, to notice
         // growth): callers pass generous caps.
         let cap = cap.min(
-            self.size
+            self.size()
                 .saturating_sub(offset)
                 .saturating_add(1)
                 .min(usize::MAX as u64) as usize,
@@ -118,7 +121,6 @@ impl Opened {
     fn with_stat(fd: OwnedFd, st: &rfs::Stat) -> Opened {
         Opened {
             mode: st.st_mode,
-            size: st.st_size as u64,
             id: FileId::of(st),
             fd,
         }
@@ -147,7 +149,7 @@ pub fn read_at(fd: impl AsFd, offset: u64, cap: usize) -> io::Result<Vec<u8>> {
 pub struct Namespace {
     root: OwnedFd,
     root_key: (u64, u64),
-    root_path: PathBuf,
+    /// The current directory inside the namespace, absolute.
     cwd: Vec<u8>,
 }
 
@@ -159,7 +161,6 @@ impl Namespace {
         Ok(Namespace {
             root: fd,
             root_key: (st.st_dev, st.st_ino),
-            root_path: root.to_owned(),
             cwd: b"/".to_vec(),
         })
     }
@@ -179,16 +180,6 @@ impl Namespace {
     /// (device, inode) of the root directory: a key for per-namespace caches.
     pub fn root_key(&self) -> (u64, u64) {
         self.root_key
-    }
-
-    /// The host path of the root (for messages).
-    pub fn root_path(&self) -> &Path {
-        &self.root_path
-    }
-
-    /// The current directory inside the namespace.
-    pub fn cwd(&self) -> &[u8] {
-        &self.cwd
     }
 
     /// `path` made absolute inside the namespace (relative paths are joined
