@@ -180,8 +180,8 @@ fn inspect_as<A: Arch>(file: &Opened, head: &[u8], machine: Machine) -> Result<H
 /// Whether `file` can serve as the dynamic linker for a `machine` program:
 /// a regular file holding an ELF of the same class and machine, `ET_DYN`,
 /// without `PT_INTERP`, that the chainloader's checks and plan accept with
-/// pages of `page_size` bytes. The headers are read and parsed once. `Err`
-/// is the reason it is skipped.
+/// pages of `page_size` bytes (the running kernel's `AT_PAGESZ`). The
+/// headers are read and parsed once. `Err` is the reason it is skipped.
 pub fn check_ldso(file: &Opened, machine: Machine, page_size: u64) -> Result<(), String> {
     if !file.is_regular() {
         return Err(format!("not a regular file ({})", file.kind()));

@@ -89,6 +89,9 @@ impl Default for Config {
 pub struct Resolver {
     config: Config,
     caches: Caches,
+    /// The running kernel's page size: the chainloader maps with
+    /// `AT_PAGESZ`, so candidates are checked against the same value.
+    page_size: u64,
 }
 
 impl Default for Resolver {
@@ -127,6 +130,7 @@ impl Resolver {
         Resolver {
             config,
             caches: Caches::default(),
+            page_size: rustix::param::page_size() as u64,
         }
     }
 

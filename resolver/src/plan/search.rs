@@ -220,7 +220,7 @@ impl Resolver {
             return Err("on a noexec mount".into());
         }
         cached(&self.caches.ldso, (file.id, machine), || {
-            elfinfo::check_ldso(file, machine, 4096)
+            elfinfo::check_ldso(file, machine, self.page_size)
         })
     }
 
