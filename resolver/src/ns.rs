@@ -132,11 +132,9 @@ pub fn read_at(fd: impl AsFd, offset: u64, cap: usize) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; cap];
     let mut done = 0;
     while done < cap {
-        match rustix::io::pread(fd.as_fd(), &mut buf[done..], offset + done as u64) {
-            Ok(0) => break,
-            Ok(n) => done += n,
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e.into()),
+        match rustix::io::retry_on_intr(|| rustix::io::pread(fd.as_fd(), &mut buf[done..], offset + done as u64))? {
+            0 => break,
+            n => done += n,
         }
     }
     buf.truncate(done);
