@@ -42,9 +42,9 @@ pub enum ExecError {
     /// says ENOENT when `PT_INTERP` does not exist).
     #[error("{}: no usable dynamic linker {} found ({} candidates rejected)", program.display(), interp.display(), skipped)]
     NoLdso {
-        /// The program.
+        /// The program (after any `#!` chain), inside the namespace.
         program: PathBuf,
-        /// Its `PT_INTERP`.
+        /// Its `PT_INTERP`, whose basename was searched for.
         interp: PathBuf,
         /// How many existing candidates were rejected.
         skipped: usize,
@@ -52,7 +52,7 @@ pub enum ExecError {
     /// The configured host ld.so cannot run this program.
     #[error("{}: configured dynamic linker cannot be used: {reason}", path.display())]
     BadHostLdso {
-        /// The host path.
+        /// Its path on the host ([`Config::host_ldso`](crate::Config::host_ldso)).
         path: PathBuf,
         /// Why it cannot serve this program (cannot be opened, wrong
         /// architecture, refused by the chainloader's checks, ...).
@@ -147,7 +147,10 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for n in (1..=133).filter(|n| ![41, 58].contains(n)) {
             let name = errno_name(n);
-            assert!(name.chars().skip(1).any(|c| c.is_ascii_alphabetic()), "{n} has no name: {name}");
+            assert!(
+                name.chars().skip(1).any(|c| c.is_ascii_alphabetic()),
+                "{n} has no name: {name}"
+            );
             assert!(seen.insert(name.clone()), "{n}: {name} named twice");
         }
         assert_eq!(errno_name(libc::ENOENT), "ENOENT");

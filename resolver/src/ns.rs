@@ -25,15 +25,17 @@ pub const PATH_MAX: usize = 4096;
 /// Identity of a file version: a cached parse is valid while it is equal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FileId {
-    /// Device.
+    /// The device holding it (`st_dev`): with `ino`, which file it is.
     pub dev: u64,
-    /// Inode.
+    /// Its inode number on that device (`st_ino`).
     pub ino: u64,
-    /// Size in bytes.
+    /// Size in bytes (`st_size`); with the modification time, what tells a
+    /// file rewritten in place from the version a cache saw.
     pub size: u64,
-    /// Modification time, seconds.
+    /// Modification time, seconds (`st_mtime`).
     pub mtime: i64,
-    /// Modification time, nanoseconds.
+    /// Modification time, nanoseconds (`st_mtime_nsec`): two writes within
+    /// one second differ here.
     pub mtime_nsec: i64,
 }
 

@@ -211,7 +211,8 @@ fn init_tracing(verbose: u8) {
         .try_init();
 }
 
-/// Entry point.
+/// Parse the command line, run the subcommand, and return its exit status
+/// (see [`EXIT_LDCHAIN`] and the others).
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);

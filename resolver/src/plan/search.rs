@@ -197,12 +197,8 @@ impl Resolver {
             path: host.to_owned(),
             reason,
         };
-        let fd = rustix::fs::open(
-            host,
-            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| bad(e.to_string()))?;
+        let fd = rustix::fs::open(host, OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| bad(e.to_string()))?;
         let file = Opened::from_fd(fd).map_err(|e| bad(e.to_string()))?;
         self.accept_ldso(&file, machine).map_err(bad)?;
         Ok(Found {
