@@ -163,29 +163,20 @@ impl<'a, E: AsRef<[u8]>> Search<'a, E> {
         if self.tried.len() >= MAX_CANDIDATES || !self.tried.insert(path.clone()) {
             return None;
         }
-        let checked = self
-            .ns
-            .open_file(&path)
-            .map_err(|e| match e {
-                ExecError::NotFound { .. } => None,
-                e => Some(e.to_string()),
-            })
-            .and_then(|file| match self.resolver.accept_ldso(&file, self.machine) {
-                Ok(()) => Ok(file),
-                Err(reason) => Err(Some(reason)),
-            });
-        match checked {
-            Ok(file) => Some(Found { file, path, rule }),
-            Err(None) => {
+        let reason = match self.ns.open_file(&path) {
+            Err(ExecError::NotFound { .. }) => {
                 trace!(candidate = %lossy(&path), %rule, "not there");
-                None
+                return None;
             }
-            Err(Some(reason)) => {
-                debug!(candidate = %lossy(&path), %rule, %reason, "skipped");
-                self.skipped.push(Skipped { path, reason });
-                None
-            }
-        }
+            Err(e) => e.to_string(),
+            Ok(file) => match self.resolver.accept_ldso(&file, self.machine) {
+                Ok(()) => return Some(Found { file, path, rule }),
+                Err(reason) => reason,
+            },
+        };
+        debug!(candidate = %lossy(&path), %rule, %reason, "skipped");
+        self.skipped.push(Skipped { path, reason });
+        None
     }
 }
 
