@@ -1,12 +1,13 @@
 //! Entering a chroot jail from a child process, as root or, where user
 //! namespaces allow it, as an ordinary user.
 //!
-//! [`Confinement::apply`] installs a `pre_exec` hook on a [`Command`]: after
-//! `fork`, the child gets a private mount namespace (inside a new user
-//! namespace when it is not root), optionally a recursive bind of the host's
-//! `/proc` at `ROOT/proc`, then `chroot(ROOT)` and `chdir("/")`; finally the
-//! descriptors to pass on have their close-on-exec flag cleared. The program
-//! named on the command is then resolved *inside* the jail.
+//! [`Confinement::apply`] (or [`Confinement::spawn`]) installs a `pre_exec`
+//! hook on a [`Command`]: after `fork`, the child gets a private mount
+//! namespace (inside a new user namespace when it is not root), optionally a
+//! recursive bind of the host's `/proc` at `ROOT/proc`, then `chroot(ROOT)`
+//! and `chdir("/")`; finally the descriptors to pass on have their
+//! close-on-exec flag cleared. The program named on the command is then
+//! resolved *inside* the jail.
 //!
 //! # Safety
 //!
@@ -14,29 +15,62 @@
 //! multi-threaded process: they must be async-signal-safe. The hook below
 //! only makes system calls through rustix on data prepared before the fork
 //! (`CString`s and byte buffers): it allocates nothing and takes no locks.
+//! The descriptors it passes on are borrowed by the [`Confinement`] for
+//! `'fd`, and a confinement that borrows any can only spawn through
+//! [`Confinement::spawn`], which uses them before it returns.
 #![allow(unsafe_code)]
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Child, Command};
 
 use rustix::fs::{Mode, OFlags};
-use rustix::io::FdFlags;
 use rustix::mount::MountPropagationFlags;
 use rustix::thread::UnshareFlags;
 
 /// How a child process is put into a jail. See the module docs.
+///
+/// `'fd` is how long the descriptors it passes on ([`keep_fd`](Self::keep_fd))
+/// are borrowed; a confinement that passes none is `Confinement<'static>`.
 #[derive(Debug, Clone)]
-pub struct Confinement {
+pub struct Confinement<'fd> {
     root: CString,
     proc_target: Option<CString>,
-    keep: Vec<RawFd>,
-    /// `Some((uid_map, gid_map))` when a user namespace is needed.
-    userns: Option<(Vec<u8>, Vec<u8>)>,
+    keep: Vec<BorrowedFd<'fd>>,
+    /// The id maps of the user namespace, when one is needed.
+    userns: Option<IdMaps>,
+}
+
+/// The uid and gid maps that make the caller root inside a new user
+/// namespace, written out before a fork (so writing them allocates nothing).
+#[derive(Debug, Clone)]
+pub(crate) struct IdMaps {
+    uid_map: Vec<u8>,
+    gid_map: Vec<u8>,
+}
+
+impl IdMaps {
+    /// Map root inside to the calling process's uid and gid.
+    pub(crate) fn for_caller() -> IdMaps {
+        let (uid, gid) = (rustix::process::getuid(), rustix::process::getgid());
+        IdMaps {
+            uid_map: format!("0 {} 1\n", uid.as_raw()).into_bytes(),
+            gid_map: format!("0 {} 1\n", gid.as_raw()).into_bytes(),
+        }
+    }
+
+    /// Write them for the calling process, which has just entered its new
+    /// user namespace (`setgroups` is denied first, as an unprivileged map
+    /// requires). Async-signal-safe.
+    pub(crate) fn write(&self) -> rustix::io::Result<()> {
+        write_file(c"/proc/self/setgroups", b"deny")?;
+        write_file(c"/proc/self/uid_map", &self.uid_map)?;
+        write_file(c"/proc/self/gid_map", &self.gid_map)
+    }
 }
 
 fn cstring(path: &Path) -> io::Result<CString> {
@@ -44,20 +78,11 @@ fn cstring(path: &Path) -> io::Result<CString> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
 }
 
-impl Confinement {
+impl Confinement<'static> {
     /// Confine to `root` (a directory on the host).
     pub fn new(root: &Path) -> io::Result<Self> {
         let root = root.canonicalize()?;
-        let uid = rustix::process::getuid();
-        let userns = if uid.is_root() {
-            None
-        } else {
-            let gid = rustix::process::getgid();
-            Some((
-                format!("0 {} 1\n", uid.as_raw()).into_bytes(),
-                format!("0 {} 1\n", gid.as_raw()).into_bytes(),
-            ))
-        };
+        let userns = (!rustix::process::getuid().is_root()).then(IdMaps::for_caller);
         Ok(Confinement {
             root: cstring(&root)?,
             proc_target: None,
@@ -66,6 +91,15 @@ impl Confinement {
         })
     }
 
+    /// Install the hook on `cmd`, to run at each later spawn. Only for a
+    /// confinement that borrows no descriptors (see
+    /// [`spawn`](Confinement::spawn) for one that does).
+    pub fn apply(&self, cmd: &mut Command) {
+        self.install(cmd);
+    }
+}
+
+impl<'fd> Confinement<'fd> {
     /// Bind the host's `/proc` at `ROOT/proc` (which must exist) inside the
     /// child's private mount namespace.
     pub fn with_proc(mut self) -> io::Result<Self> {
@@ -75,9 +109,10 @@ impl Confinement {
     }
 
     /// Let the child inherit `fd` (its close-on-exec flag is cleared in the
-    /// child only; the number stays the same).
-    pub fn keep_fd(mut self, fd: BorrowedFd<'_>) -> Self {
-        self.keep.push(fd.as_raw_fd());
+    /// child only; the number stays the same). The confinement borrows it,
+    /// so it stays open until the child has been spawned.
+    pub fn keep_fd(mut self, fd: BorrowedFd<'fd>) -> Self {
+        self.keep.push(fd);
         self
     }
 
@@ -86,27 +121,57 @@ impl Confinement {
         self.userns.is_some()
     }
 
-    /// Install the hook on `cmd`.
-    pub fn apply(&self, cmd: &mut Command) {
-        let this = self.clone();
-        // SAFETY: the hook is async-signal-safe (module docs): system calls
-        // only, on data owned by `this`, prepared before the fork.
-        unsafe {
-            cmd.pre_exec(move || this.enter().map_err(io::Error::from));
-        }
+    /// Spawn `cmd` confined. `cmd` is consumed, so the hook, which uses the
+    /// borrowed descriptors, runs only here, while they are still borrowed
+    /// (`spawn` returns once the child has exec'd or failed to).
+    ///
+    /// ```no_run
+    /// # use std::os::fd::AsFd;
+    /// let ldso = std::fs::File::open("/lib64/ld-linux-x86-64.so.2")?;
+    /// let confinement = ldchain::jail::Confinement::new("/srv/jail".as_ref())?.keep_fd(ldso.as_fd());
+    /// let child = confinement.spawn(std::process::Command::new("/bin/true"))?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn spawn(&self, mut cmd: Command) -> io::Result<Child> {
+        self.install(&mut cmd);
+        cmd.spawn()
     }
 
+    fn install(&self, cmd: &mut Command) {
+        let hook = Hook {
+            root: self.root.clone(),
+            proc_target: self.proc_target.clone(),
+            keep: self.keep.iter().map(|fd| fd.as_raw_fd()).collect(),
+            userns: self.userns.clone(),
+        };
+        // SAFETY: the hook is async-signal-safe (module docs): system calls
+        // only, on data owned by `hook`, prepared before the fork.
+        unsafe {
+            cmd.pre_exec(move || hook.enter().map_err(io::Error::from));
+        }
+    }
+}
+
+/// What the child needs, owned by the `pre_exec` closure. The descriptors
+/// are numbers here: the closure must be `'static`; [`Confinement`]'s
+/// lifetime is what keeps them open (module docs).
+struct Hook {
+    root: CString,
+    proc_target: Option<CString>,
+    keep: Vec<RawFd>,
+    userns: Option<IdMaps>,
+}
+
+impl Hook {
     /// Runs in the child, between fork and exec.
     fn enter(&self) -> rustix::io::Result<()> {
         // SAFETY (both unshare calls): CLONE_NEWNS and CLONE_NEWUSER do not
         // unshare the file table, which is what makes unshare unsafe in rustix.
         match &self.userns {
             None => unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWNS)? },
-            Some((uid_map, gid_map)) => {
+            Some(maps) => {
                 unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWUSER | UnshareFlags::NEWNS)? };
-                write_file(c"/proc/self/setgroups", b"deny")?;
-                write_file(c"/proc/self/uid_map", uid_map)?;
-                write_file(c"/proc/self/gid_map", gid_map)?;
+                maps.write()?;
             }
         }
         rustix::mount::mount_change(c"/", MountPropagationFlags::PRIVATE | MountPropagationFlags::REC)?;
@@ -115,25 +180,19 @@ impl Confinement {
         }
         rustix::process::chroot(self.root.as_c_str())?;
         rustix::process::chdir(c"/")?;
-        for &fd in &self.keep {
-            // SAFETY: the fd was open in the parent when the command was
-            // configured and the caller keeps it open until spawn returns.
-            let fd = unsafe { BorrowedFd::borrow_raw(fd) };
-            rustix::io::fcntl_setfd(fd, FdFlags::empty())?;
-        }
-        Ok(())
+        // SAFETY: each fd was borrowed by the Confinement that installed
+        // this hook, and is open until the spawn that runs it returns.
+        ldchain_resolver::inherit_fds(self.keep.iter().map(|&fd| unsafe { BorrowedFd::borrow_raw(fd) }))
     }
 }
 
-fn write_file(path: &std::ffi::CStr, bytes: &[u8]) -> rustix::io::Result<()> {
+/// Write all of `bytes` to the file at `path`. Async-signal-safe.
+fn write_file(path: &CStr, bytes: &[u8]) -> rustix::io::Result<()> {
     let fd = rustix::fs::open(path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())?;
     let mut rest = bytes;
     while !rest.is_empty() {
-        match rustix::io::write(&fd, rest) {
-            Ok(n) => rest = &rest[n..],
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e),
-        }
+        let n = rustix::io::retry_on_intr(|| rustix::io::write(&fd, rest))?;
+        rest = &rest[n..];
     }
     Ok(())
 }

@@ -27,6 +27,8 @@ use rustix::fs::StatVfsMountFlags as St;
 use rustix::mount::{self, MountFlags, MountPropagationFlags, UnmountFlags};
 use rustix::thread::UnshareFlags;
 
+use crate::jail::IdMaps;
+
 /// Why the throwaway jail could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum JailError {
@@ -40,9 +42,9 @@ pub enum JailError {
     /// Any other step.
     #[error("{what}: {source}")]
     Step {
-        /// What was being done.
+        /// The step that failed ("mounting /proc", ...).
         what: String,
-        /// The cause.
+        /// Its system call's error.
         source: io::Error,
     },
 }
@@ -227,30 +229,18 @@ pub fn ignore_interactive_signals() {
 /// made private so that nothing mounted afterwards is seen outside. Returns
 /// whether the process was privileged. The process must be single-threaded.
 pub fn enter_private_namespace() -> Result<bool, JailError> {
-    let uid = rustix::process::getuid();
-    let gid = rustix::process::getgid();
-    let privileged = uid.is_root();
+    let privileged = rustix::process::getuid().is_root();
     if privileged {
         // SAFETY: see the module docs (no CLONE_FILES).
         step(|| "unshare(CLONE_NEWNS)".into(), unsafe {
             rustix::thread::unshare_unsafe(UnshareFlags::NEWNS)
         })?;
     } else {
+        let maps = IdMaps::for_caller();
         // SAFETY: single-threaded caller, no CLONE_FILES (module docs).
         unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWUSER | UnshareFlags::NEWNS) }
             .map_err(|e| JailError::UserNamespace(e.into()))?;
-        step(
-            || "/proc/self/setgroups".into(),
-            fs::write("/proc/self/setgroups", "deny"),
-        )?;
-        step(
-            || "/proc/self/uid_map".into(),
-            fs::write("/proc/self/uid_map", format!("0 {} 1\n", uid.as_raw())),
-        )?;
-        step(
-            || "/proc/self/gid_map".into(),
-            fs::write("/proc/self/gid_map", format!("0 {} 1\n", gid.as_raw())),
-        )?;
+        step(|| "writing the user namespace's id maps".into(), maps.write())?;
     }
     step(
         || "making / private".into(),

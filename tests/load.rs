@@ -106,7 +106,7 @@ fn sixteen_threads_plan_while_the_namespace_changes() {
                     let path = ["/bin/probe", "/bin/static", "/bin/script", "/bin/missing"][(t + n) % 4];
                     n += 1;
                     match resolver.plan_exec(ns, path, &[path, "x"], &[] as &[&str]) {
-                        Err(e) => assert_eq!((path, e.errno_name()), ("/bin/missing", "ENOENT"), "{e}"),
+                        Err(e) => assert_eq!((path, &*e.errno_name()), ("/bin/missing", "ENOENT"), "{e}"),
                         Ok(plan) => {
                             if path == "/bin/static" {
                                 assert!(plan.ldso.is_none());
@@ -118,7 +118,7 @@ fn sixteen_threads_plan_while_the_namespace_changes() {
                             assert!(matches!(l.rule, Rule::LdSoConf | Rule::Interp), "{:?}", l.rule);
                             // The descriptor handed out is a good ld.so,
                             // whatever the writer did since.
-                            let st = rustix::fs::fstat(&plan.fds[0].1).unwrap();
+                            let st = rustix::fs::fstat(plan.fd_pairs().next().unwrap().1).unwrap();
                             assert_eq!(st.st_size as usize, good_len, "a bad candidate got through: {l:?}");
                         }
                     }

@@ -58,7 +58,7 @@ fn no_descriptor_leaks() {
         ..Config::default()
     });
     let plan = r.plan_exec(&ns, "/bin/probe", &["probe"], &[] as &[&str]).unwrap();
-    let fd = plan.fds[0].1.as_raw_fd();
+    let fd = plan.fd_pairs().next().unwrap().1.as_raw_fd();
     assert!(open_fds().contains(&fd));
     let err = plan.exec(&[] as &[&str]);
     assert_eq!(err.errno_name(), "ENOENT", "{err}");

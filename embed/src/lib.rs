@@ -216,11 +216,9 @@ pub fn install_blob(jail: &Path, blob: &Chainloader) -> Result<Installed, Instal
         .map_err(io_err(&tmp_path, "cannot create temporary file"))?;
         let mut rest = blob.bytes;
         while !rest.is_empty() {
-            match rustix::io::write(&fd, rest) {
-                Ok(n) => rest = &rest[n..],
-                Err(rustix::io::Errno::INTR) => {}
-                Err(e) => return Err(io_err(&tmp_path, "cannot write temporary file")(e)),
-            }
+            let n = rustix::io::retry_on_intr(|| rustix::io::write(&fd, rest))
+                .map_err(io_err(&tmp_path, "cannot write temporary file"))?;
+            rest = &rest[n..];
         }
         // fchmod, not the creation mode, so the umask cannot change it.
         rfs::fchmod(&fd, Mode::from_raw_mode(0o755)).map_err(io_err(&tmp_path, "cannot set mode"))?;
@@ -240,11 +238,9 @@ fn same_contents(fd: &rustix::fd::OwnedFd, want: &[u8]) -> bool {
     let mut buf = vec![0u8; want.len()];
     let mut done = 0;
     while done < buf.len() {
-        match rustix::io::pread(fd, &mut buf[done..], done as u64) {
-            Ok(0) => return false,
+        match rustix::io::retry_on_intr(|| rustix::io::pread(fd, &mut buf[done..], done as u64)) {
+            Ok(0) | Err(_) => return false,
             Ok(n) => done += n,
-            Err(rustix::io::Errno::INTR) => {}
-            Err(_) => return false,
         }
     }
     buf == want

@@ -190,9 +190,9 @@ fuzz_target!(|data: &[u8]| {
         let Ok(plan) = resolver.plan_exec(&ns, path, &[path], &envp) else {
             continue;
         };
-        let mut fds: Vec<&std::os::fd::OwnedFd> = plan.fds.iter().map(|(_, fd)| fd).collect();
-        if let Target::Fd(fd) = &plan.target {
-            fds.push(fd);
+        let mut fds: Vec<std::os::fd::BorrowedFd<'_>> = plan.fd_pairs().map(|(_, fd)| fd).collect();
+        if let Target::Fd(fd) = plan.target() {
+            fds.push(std::os::fd::AsFd::as_fd(fd));
         }
         for fd in fds {
             let st = rustix::fs::fstat(fd).unwrap();

@@ -104,7 +104,7 @@ impl Loader<'_> {
                 return;
             }
         };
-        if opened.size > MAX_FILE_BYTES as u64 {
+        if opened.size() > MAX_FILE_BYTES as u64 {
             self.note(format!("{shown}: only the first {MAX_FILE_BYTES} bytes are read"));
         }
         drop(opened.fd);

@@ -113,6 +113,18 @@ const HEAD: usize = 4096;
 /// Read and check the headers of `file` (already known to start with the
 /// ELF magic). `Err` is the reason it is not a runnable ELF for us.
 pub fn inspect(file: &Opened, head: &[u8]) -> Result<ElfInfo, String> {
+    headers(file, head).map(|h| h.info)
+}
+
+/// An ELF file's facts with the checked file header and program-header
+/// table they were read from, so that a later check need not parse again.
+struct Headers {
+    info: ElfInfo,
+    ehdr: Ehdr,
+    table: Vec<u8>,
+}
+
+fn headers(file: &Opened, head: &[u8]) -> Result<Headers, String> {
     let class = *head.get(4).ok_or("truncated ELF header")?;
     let machine_raw = head.get(18..20).map(|b| u16::from_le_bytes([b[0], b[1]])).unwrap_or(0);
     let machine = Machine::from_ident(class, machine_raw)
@@ -139,8 +151,8 @@ fn table(file: &Opened, head: &[u8], ehdr: &Ehdr) -> Result<Vec<u8>, String> {
     Ok(t)
 }
 
-fn inspect_as<A: Arch>(file: &Opened, head: &[u8], machine: Machine) -> Result<ElfInfo, String> {
-    let ehdr = elf::parse_ehdr::<A>(head, file.size).map_err(|e| e.reason().text().to_owned())?;
+fn inspect_as<A: Arch>(file: &Opened, head: &[u8], machine: Machine) -> Result<Headers, String> {
+    let ehdr = elf::parse_ehdr::<A>(head, file.size()).map_err(|e| e.reason().text().to_owned())?;
     let table = table(file, head, &ehdr)?;
     let mut interp = None;
     for i in 0..ehdr.phnum {
@@ -166,18 +178,20 @@ fn inspect_as<A: Arch>(file: &Opened, head: &[u8], machine: Machine) -> Result<E
             break;
         }
     }
-    Ok(ElfInfo {
+    let info = ElfInfo {
         machine,
         e_type: ehdr.e_type,
         interp,
-    })
+    };
+    Ok(Headers { info, ehdr, table })
 }
 
 /// Whether `file` can serve as the dynamic linker for a `machine` program:
 /// a regular file holding an ELF of the same class and machine, `ET_DYN`,
-/// without `PT_INTERP`, that the chainloader's checks accept. `Err` is the
-/// reason it is skipped.
-pub fn check_ldso(file: &Opened, machine: Machine) -> Result<(), String> {
+/// without `PT_INTERP`, that the chainloader's checks and plan accept with
+/// pages of `page_size` bytes (the running kernel's `AT_PAGESZ`). The
+/// headers are read and parsed once. `Err` is the reason it is skipped.
+pub fn check_ldso(file: &Opened, machine: Machine, page_size: u64) -> Result<(), String> {
     if !file.is_regular() {
         return Err(format!("not a regular file ({})", file.kind()));
     }
@@ -185,7 +199,7 @@ pub fn check_ldso(file: &Opened, machine: Machine) -> Result<(), String> {
     if !head.starts_with(b"\x7fELF") {
         return Err("not an ELF file".into());
     }
-    let info = inspect(file, &head)?;
+    let Headers { info, ehdr, table } = headers(file, &head)?;
     if info.machine != machine {
         return Err(format!(
             "wrong architecture ({}, program is {})",
@@ -199,19 +213,13 @@ pub fn check_ldso(file: &Opened, machine: Machine) -> Result<(), String> {
     if info.interp.is_some() {
         return Err("has a PT_INTERP (a program, not a dynamic linker)".into());
     }
-    match machine {
-        Machine::X86_64 => plan_ok::<X86_64>(file, &head),
-        Machine::I386 => plan_ok::<I386>(file, &head),
-        Machine::Aarch64 => plan_ok::<Aarch64>(file, &head),
-    }
-}
-
-fn plan_ok<A: Arch>(file: &Opened, head: &[u8]) -> Result<(), String> {
-    let ehdr = elf::parse_ehdr::<A>(head, file.size).map_err(|e| e.reason().text().to_owned())?;
-    let table = table(file, head, &ehdr)?;
-    chainloader::plan::plan::<A>(&ehdr, &table, file.size, 4096)
-        .map(drop)
-        .map_err(|e| e.reason().text().to_owned())
+    let size = file.size();
+    let planned = match machine {
+        Machine::X86_64 => chainloader::plan::plan::<X86_64>(&ehdr, &table, size, page_size).map(drop),
+        Machine::I386 => chainloader::plan::plan::<I386>(&ehdr, &table, size, page_size).map(drop),
+        Machine::Aarch64 => chainloader::plan::plan::<Aarch64>(&ehdr, &table, size, page_size).map(drop),
+    };
+    planned.map_err(|e| e.reason().text().to_owned())
 }
 
 /// Whether `file` is an ldchain chainloader (its usage line is in every

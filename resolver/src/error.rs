@@ -1,5 +1,6 @@
 //! What can go wrong, as the errno an `execve` would have returned.
 
+use std::borrow::Cow;
 use std::io;
 use std::path::PathBuf;
 
@@ -19,7 +20,7 @@ pub enum ExecError {
     PermissionDenied {
         /// The path inside the namespace.
         path: PathBuf,
-        /// Why.
+        /// Which of those it is ("is a directory", "on a noexec mount", ...).
         reason: &'static str,
     },
     /// Not a format the kernel would run (bad `#!` line, not ELF, an
@@ -28,7 +29,7 @@ pub enum ExecError {
     ExecFormat {
         /// The path inside the namespace.
         path: PathBuf,
-        /// Why.
+        /// What the kernel would have found wrong with it.
         reason: String,
     },
     /// `#!` interpreters nested deeper than the kernel allows.
@@ -41,9 +42,9 @@ pub enum ExecError {
     /// says ENOENT when `PT_INTERP` does not exist).
     #[error("{}: no usable dynamic linker {} found ({} candidates rejected)", program.display(), interp.display(), skipped)]
     NoLdso {
-        /// The program.
+        /// The program (after any `#!` chain), inside the namespace.
         program: PathBuf,
-        /// Its `PT_INTERP`.
+        /// Its `PT_INTERP`, whose basename was searched for.
         interp: PathBuf,
         /// How many existing candidates were rejected.
         skipped: usize,
@@ -51,30 +52,28 @@ pub enum ExecError {
     /// The configured host ld.so cannot run this program.
     #[error("{}: configured dynamic linker cannot be used: {reason}", path.display())]
     BadHostLdso {
-        /// The host path.
+        /// Its path on the host ([`Config::host_ldso`](crate::Config::host_ldso)).
         path: PathBuf,
-        /// Why.
+        /// Why it cannot serve this program (cannot be opened, wrong
+        /// architecture, refused by the chainloader's checks, ...).
         reason: String,
     },
     /// A path or argument is too long, or contains a NUL byte.
     #[error("{what}: {reason}")]
     InvalidArgument {
-        /// What.
+        /// The path or argument concerned (a long path is shortened).
         what: String,
-        /// Why.
+        /// What is wrong with it.
         reason: &'static str,
-        /// The errno (E2BIG, ENAMETOOLONG or EINVAL).
+        /// The errno `execve` gives for it (E2BIG, ENAMETOOLONG or EINVAL).
         errno: i32,
     },
-    /// A plan whose placeholders and descriptors do not match.
-    #[error("malformed exec plan: {0}")]
-    BadPlan(&'static str),
     /// Any other system error while looking at a file.
     #[error("{}: {source}", path.display())]
     Io {
         /// The path concerned.
         path: PathBuf,
-        /// The cause.
+        /// The system call's error.
         source: io::Error,
     },
 }
@@ -83,61 +82,86 @@ impl ExecError {
     /// The errno an `execve` of the same program would have returned.
     pub fn errno(&self) -> i32 {
         match self {
-            ExecError::NotFound { .. } | ExecError::NoLdso { .. } => libc_errno::ENOENT,
-            ExecError::PermissionDenied { .. } => libc_errno::EACCES,
-            ExecError::ExecFormat { .. } | ExecError::BadHostLdso { .. } => libc_errno::ENOEXEC,
-            ExecError::TooManyLevels { .. } => libc_errno::ELOOP,
+            ExecError::NotFound { .. } | ExecError::NoLdso { .. } => libc::ENOENT,
+            ExecError::PermissionDenied { .. } => libc::EACCES,
+            ExecError::ExecFormat { .. } | ExecError::BadHostLdso { .. } => libc::ENOEXEC,
+            ExecError::TooManyLevels { .. } => libc::ELOOP,
             ExecError::InvalidArgument { errno, .. } => *errno,
-            ExecError::BadPlan(_) => libc_errno::EIO,
-            ExecError::Io { source, .. } => source.raw_os_error().unwrap_or(libc_errno::EIO),
+            ExecError::Io { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
         }
     }
 
-    /// The symbolic name of [`errno`](Self::errno) (`ENOENT`, ...).
-    pub fn errno_name(&self) -> &'static str {
+    /// The symbolic name of [`errno`](Self::errno) (`ENOENT`, ...; see
+    /// [`errno_name`]).
+    pub fn errno_name(&self) -> Cow<'static, str> {
         errno_name(self.errno())
     }
 }
 
-/// Symbolic name of an errno value.
-pub fn errno_name(errno: i32) -> &'static str {
-    use libc_errno::*;
-    match errno {
-        ENOENT => "ENOENT",
-        EACCES => "EACCES",
-        ENOEXEC => "ENOEXEC",
-        ELOOP => "ELOOP",
-        EIO => "EIO",
-        E2BIG => "E2BIG",
-        ENAMETOOLONG => "ENAMETOOLONG",
-        EINVAL => "EINVAL",
-        ENOTDIR => "ENOTDIR",
-        EPERM => "EPERM",
-        EXDEV => "EXDEV",
-        ENOSYS => "ENOSYS",
-        EMFILE => "EMFILE",
-        ENOMEM => "ENOMEM",
-        ETXTBSY => "ETXTBSY",
-        _ => "EIO",
-    }
+/// Defines [`errno_name`]'s table from `libc`'s constants, so a name can
+/// never be paired with the wrong number.
+macro_rules! errno_table {
+    ($($name:ident)*) => {
+        /// The `<errno.h>` name of every errno value Linux defines on the
+        /// architectures we support (the generic numbering: x86-64, i386,
+        /// AArch64); `E<number>` for any other value (`E0`, `E4000`), never
+        /// a real name that would misreport it.
+        pub fn errno_name(errno: i32) -> Cow<'static, str> {
+            match errno {
+                $(libc::$name => Cow::Borrowed(stringify!($name)),)*
+                n => Cow::Owned(format!("E{n}")),
+            }
+        }
+    };
 }
 
-/// The errno values used here (Linux, every architecture we support).
-pub mod libc_errno {
-    #![allow(missing_docs)]
-    pub const EPERM: i32 = 1;
-    pub const ENOENT: i32 = 2;
-    pub const EIO: i32 = 5;
-    pub const E2BIG: i32 = 7;
-    pub const ENOEXEC: i32 = 8;
-    pub const ENOMEM: i32 = 12;
-    pub const EACCES: i32 = 13;
-    pub const EXDEV: i32 = 18;
-    pub const ENOTDIR: i32 = 20;
-    pub const EINVAL: i32 = 22;
-    pub const EMFILE: i32 = 24;
-    pub const ETXTBSY: i32 = 26;
-    pub const ENAMETOOLONG: i32 = 36;
-    pub const ENOSYS: i32 = 38;
-    pub const ELOOP: i32 = 40;
+// Aliases (EWOULDBLOCK = EAGAIN, EDEADLOCK = EDEADLK, ENOTSUP = EOPNOTSUPP)
+// are left out: each value has one name, the one glibc's strerrorname_np
+// gives.
+errno_table! {
+    EPERM ENOENT ESRCH EINTR EIO ENXIO E2BIG ENOEXEC EBADF ECHILD EAGAIN ENOMEM
+    EACCES EFAULT ENOTBLK EBUSY EEXIST EXDEV ENODEV ENOTDIR EISDIR EINVAL ENFILE
+    EMFILE ENOTTY ETXTBSY EFBIG ENOSPC ESPIPE EROFS EMLINK EPIPE EDOM ERANGE
+    EDEADLK ENAMETOOLONG ENOLCK ENOSYS ENOTEMPTY ELOOP ENOMSG EIDRM ECHRNG
+    EL2NSYNC EL3HLT EL3RST ELNRNG EUNATCH ENOCSI EL2HLT EBADE EBADR EXFULL ENOANO
+    EBADRQC EBADSLT EBFONT ENOSTR ENODATA ETIME ENOSR ENONET ENOPKG EREMOTE
+    ENOLINK EADV ESRMNT ECOMM EPROTO EMULTIHOP EDOTDOT EBADMSG EOVERFLOW ENOTUNIQ
+    EBADFD EREMCHG ELIBACC ELIBBAD ELIBSCN ELIBMAX ELIBEXEC EILSEQ ERESTART
+    ESTRPIPE EUSERS ENOTSOCK EDESTADDRREQ EMSGSIZE EPROTOTYPE ENOPROTOOPT
+    EPROTONOSUPPORT ESOCKTNOSUPPORT EOPNOTSUPP EPFNOSUPPORT EAFNOSUPPORT
+    EADDRINUSE EADDRNOTAVAIL ENETDOWN ENETUNREACH ENETRESET ECONNABORTED
+    ECONNRESET ENOBUFS EISCONN ENOTCONN ESHUTDOWN ETOOMANYREFS ETIMEDOUT
+    ECONNREFUSED EHOSTDOWN EHOSTUNREACH EALREADY EINPROGRESS ESTALE EUCLEAN
+    ENOTNAM ENAVAIL EISNAM EREMOTEIO EDQUOT ENOMEDIUM EMEDIUMTYPE ECANCELED
+    ENOKEY EKEYEXPIRED EKEYREVOKED EKEYREJECTED EOWNERDEAD ENOTRECOVERABLE
+    ERFKILL EHWPOISON
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_linux_errno_has_its_own_name() {
+        // The generic numbering defines 1..=133 except 41 and 58 (unused).
+        let mut seen = std::collections::HashSet::new();
+        for n in (1..=133).filter(|n| ![41, 58].contains(n)) {
+            let name = errno_name(n);
+            assert!(
+                name.chars().skip(1).any(|c| c.is_ascii_alphabetic()),
+                "{n} has no name: {name}"
+            );
+            assert!(seen.insert(name.clone()), "{n}: {name} named twice");
+        }
+        assert_eq!(errno_name(libc::ENOENT), "ENOENT");
+        assert_eq!(errno_name(libc::EHWPOISON), "EHWPOISON");
+    }
+
+    #[test]
+    fn unknown_errnos_are_named_by_number_not_eio() {
+        assert_eq!(errno_name(0), "E0");
+        assert_eq!(errno_name(41), "E41");
+        assert_eq!(errno_name(134), "E134");
+        assert_eq!(errno_name(-3), "E-3");
+    }
 }

@@ -3,7 +3,7 @@
 //! `execve` (or `execveat`).
 //!
 //! [`ExecPlan::prepare`] does everything that allocates or can fail on bad
-//! input; [`Prepared::exec`] only makes system calls, so it is safe to call
+//! input (a NUL byte); [`Prepared::exec`] only makes system calls, so it is safe to call
 //! between `fork` and `exec` (for example from `Command::pre_exec`).
 //!
 //! # Safety
@@ -15,9 +15,9 @@
 
 use std::ffi::{c_char, CString};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
-use crate::error::{libc_errno, ExecError};
+use crate::error::ExecError;
 use crate::plan::{Arg, ExecPlan, Target};
 
 /// A plan turned into what `execve` takes. See the module docs.
@@ -53,39 +53,26 @@ fn cstring(bytes: Vec<u8>, what: &str) -> Result<CString, ExecError> {
     CString::new(bytes).map_err(|_| ExecError::InvalidArgument {
         what: what.to_owned(),
         reason: "contains a NUL byte",
-        errno: libc_errno::EINVAL,
+        errno: libc::EINVAL,
     })
 }
 
 impl ExecPlan {
-    /// The argv with each placeholder replaced by its descriptor's current
-    /// number. Fails with EIO (a malformed plan) if a pair's index is outside
-    /// argv or not a placeholder, or a placeholder has no pair.
-    pub fn filled_argv(&self) -> Result<Vec<Vec<u8>>, ExecError> {
-        let mut out: Vec<Option<Vec<u8>>> = self
-            .argv
-            .iter()
-            .map(|a| if let Arg::Str(s) = a { Some(s.clone()) } else { None })
-            .collect();
-        for (index, fd) in &self.fds {
-            match self.argv.get(*index) {
-                Some(Arg::Fd) if out[*index].is_none() => out[*index] = Some(fd.as_raw_fd().to_string().into_bytes()),
-                Some(Arg::Fd) => return Err(ExecError::BadPlan("two descriptors for one placeholder")),
-                Some(Arg::Str(_)) => return Err(ExecError::BadPlan("descriptor index names a literal argument")),
-                None => return Err(ExecError::BadPlan("descriptor index outside argv")),
-            }
-        }
-        out.into_iter()
-            .map(|a| a.ok_or(ExecError::BadPlan("placeholder without a descriptor")))
-            .collect()
-    }
-
-    /// Check the plan and build everything `execve` needs.
+    /// Build everything `execve` needs: each descriptor argument becomes
+    /// its descriptor's number. Fails only on a NUL byte (EINVAL).
     pub fn prepare<E: AsRef<[u8]>>(self, envp: &[E]) -> Result<Prepared, ExecError> {
+        let mut fds = Vec::new();
         let argv = self
-            .filled_argv()?
+            .argv
             .into_iter()
-            .map(|a| cstring(a, "argument"))
+            .map(|a| match a {
+                Arg::Str(s) => cstring(s, "argument"),
+                Arg::Fd(fd) => {
+                    let number = fd.as_raw_fd().to_string();
+                    fds.push(fd);
+                    cstring(number.into_bytes(), "argument")
+                }
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let envp = envp
             .iter()
@@ -97,7 +84,6 @@ impl ExecPlan {
         };
         let argv_ptrs = argv.iter().map(|a| a.as_ptr()).chain([std::ptr::null()]).collect();
         let envp_ptrs = envp.iter().map(|e| e.as_ptr()).chain([std::ptr::null()]).collect();
-        let fds = self.fds.into_iter().map(|(_, fd)| fd).collect();
         Ok(Prepared {
             target,
             _argv: argv,
@@ -130,10 +116,8 @@ impl Prepared {
     /// on failure (the descriptors are then back to close-on-exec, so a
     /// failed exec leaks nothing into a later one). Async-signal-safe.
     pub fn exec(&self) -> io::Error {
-        for fd in &self.fds {
-            if let Err(e) = rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty()) {
-                return e.into();
-            }
+        if let Err(e) = inherit_fds(self.fds.iter().map(AsFd::as_fd)) {
+            return e.into();
         }
         // SAFETY: argv_ptrs/envp_ptrs are NULL-terminated arrays of pointers
         // to NUL-terminated strings owned by self (module docs).
@@ -157,4 +141,12 @@ impl Prepared {
         }
         err
     }
+}
+
+/// Clear close-on-exec on each of `fds`, so the next `exec` passes them on
+/// with their numbers. Async-signal-safe (one `fcntl` each): for a child
+/// between `fork` and `exec`. Stops at the first failure.
+pub fn inherit_fds<'a>(fds: impl IntoIterator<Item = BorrowedFd<'a>>) -> rustix::io::Result<()> {
+    fds.into_iter()
+        .try_for_each(|fd| rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty()))
 }

@@ -9,7 +9,7 @@
 //! let resolver = Resolver::new(Config::default());
 //! let envp = ["PATH=/bin:/usr/bin", "HOME=/home/user"];
 //! let plan = resolver.plan_exec(&ns, "/bin/echo", &["echo", "hello"], &envp)?;
-//! // plan.argv: ["/chainloader", <fd:ld.so>, "/bin/echo", "--argv0", "echo", "/bin/echo", "hello"]
+//! // plan.argv(): ["/chainloader", <fd:ld.so>, "/bin/echo", "--argv0", "echo", "/bin/echo", "hello"]
 //! for (index, fd) in plan.fd_pairs() {
 //!     // send `fd` to the sandboxed process, which writes its number into argv[index]
 //! #   let _ = (index, fd);
@@ -40,11 +40,11 @@ pub mod service;
 pub use conf::LdSoConf;
 pub use elfinfo::{Flavor, Machine};
 pub use error::{errno_name, ExecError};
-pub use exec::Prepared;
+pub use exec::{inherit_fds, Prepared};
 pub use ns::{FileId, Namespace};
 pub use plan::{
-    find_program, Arg, Config, ExecPlan, Kind, LdsoChoice, Resolver, Rule, ScriptHop, Skipped, Strategy, Target,
-    MAX_CANDIDATES, MAX_PATH_ENTRIES, MAX_SCRIPT_DEPTH,
+    find_program, Arg, Config, ExecPlan, Kind, LdsoChoice, PlanParts, Resolver, Rule, ScriptHop, Skipped, Strategy,
+    Target, MAX_CANDIDATES, MAX_PATH_ENTRIES, MAX_SCRIPT_DEPTH,
 };
 
 /// Plan with a default [`Config`] (no cache kept between calls; servers

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{self as rfs, Mode, OFlags, ResolveFlags};
 
-use crate::error::{libc_errno, ExecError};
+use crate::error::ExecError;
 
 /// How often an open is retried when `openat2` reports `EAGAIN` (a rename
 /// raced the lookup).
@@ -25,15 +25,17 @@ pub const PATH_MAX: usize = 4096;
 /// Identity of a file version: a cached parse is valid while it is equal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FileId {
-    /// Device.
+    /// The device holding it (`st_dev`): with `ino`, which file it is.
     pub dev: u64,
-    /// Inode.
+    /// Its inode number on that device (`st_ino`).
     pub ino: u64,
-    /// Size in bytes.
+    /// Size in bytes (`st_size`); with the modification time, what tells a
+    /// file rewritten in place from the version a cache saw.
     pub size: u64,
-    /// Modification time, seconds.
+    /// Modification time, seconds (`st_mtime`).
     pub mtime: i64,
-    /// Modification time, nanoseconds.
+    /// Modification time, nanoseconds (`st_mtime_nsec`): two writes within
+    /// one second differ here.
     pub mtime_nsec: i64,
 }
 
@@ -56,13 +58,16 @@ pub struct Opened {
     pub fd: OwnedFd,
     /// File type and permission bits.
     pub mode: u32,
-    /// Size in bytes.
-    pub size: u64,
-    /// Identity, for caches.
+    /// Identity, for caches (its `size` is the file's size).
     pub id: FileId,
 }
 
 impl Opened {
+    /// Size in bytes, when it was opened.
+    pub fn size(&self) -> u64 {
+        self.id.size
+    }
+
     /// Whether it is a regular file.
     pub fn is_regular(&self) -> bool {
         self.mode & 0o170000 == 0o100000
@@ -100,7 +105,7 @@ impl Opened {
         // Never allocate more than the file holds (plus one byte, to notice
         // growth): callers pass generous caps.
         let cap = cap.min(
-            self.size
+            self.size()
                 .saturating_sub(offset)
                 .saturating_add(1)
                 .min(usize::MAX as u64) as usize,
@@ -118,7 +123,6 @@ impl Opened {
     fn with_stat(fd: OwnedFd, st: &rfs::Stat) -> Opened {
         Opened {
             mode: st.st_mode,
-            size: st.st_size as u64,
             id: FileId::of(st),
             fd,
         }
@@ -130,11 +134,9 @@ pub fn read_at(fd: impl AsFd, offset: u64, cap: usize) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; cap];
     let mut done = 0;
     while done < cap {
-        match rustix::io::pread(fd.as_fd(), &mut buf[done..], offset + done as u64) {
-            Ok(0) => break,
-            Ok(n) => done += n,
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e.into()),
+        match rustix::io::retry_on_intr(|| rustix::io::pread(fd.as_fd(), &mut buf[done..], offset + done as u64))? {
+            0 => break,
+            n => done += n,
         }
     }
     buf.truncate(done);
@@ -147,7 +149,7 @@ pub fn read_at(fd: impl AsFd, offset: u64, cap: usize) -> io::Result<Vec<u8>> {
 pub struct Namespace {
     root: std::sync::Arc<OwnedFd>,
     root_key: (u64, u64),
-    root_path: PathBuf,
+    /// The current directory inside the namespace, absolute.
     cwd: Vec<u8>,
 }
 
@@ -159,7 +161,6 @@ impl Namespace {
         Ok(Namespace {
             root: std::sync::Arc::new(fd),
             root_key: (st.st_dev, st.st_ino),
-            root_path: root.to_owned(),
             cwd: b"/".to_vec(),
         })
     }
@@ -179,16 +180,6 @@ impl Namespace {
     /// (device, inode) of the root directory: a key for per-namespace caches.
     pub fn root_key(&self) -> (u64, u64) {
         self.root_key
-    }
-
-    /// The host path of the root (for messages).
-    pub fn root_path(&self) -> &Path {
-        &self.root_path
-    }
-
-    /// The current directory inside the namespace.
-    pub fn cwd(&self) -> &[u8] {
-        &self.cwd
     }
 
     /// `path` made absolute inside the namespace (relative paths are joined
@@ -252,14 +243,14 @@ impl Namespace {
             return Err(ExecError::InvalidArgument {
                 what: String::from_utf8_lossy(&path[..64]).into_owned() + "...",
                 reason: "path too long",
-                errno: libc_errno::ENAMETOOLONG,
+                errno: libc::ENAMETOOLONG,
             });
         }
         if path.contains(&0) {
             return Err(ExecError::InvalidArgument {
                 what: String::from_utf8_lossy(path).into_owned(),
                 reason: "path contains a NUL byte",
-                errno: libc_errno::EINVAL,
+                errno: libc::EINVAL,
             });
         }
         let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;

@@ -220,12 +220,13 @@ fn pair(k: OsString, v: OsString) -> Vec<u8> {
     e
 }
 
-/// The exit status for an exec that could not happen.
+/// The exit status for an exec that could not happen: 127 for ENOENT (not
+/// found), 126 for any other errno (found but cannot be executed), as a
+/// shell reports them.
 pub fn exec_failure_status(e: &ExecError) -> u8 {
-    if e.errno_name() == "ENOENT" {
-        EXIT_NOT_FOUND
-    } else {
-        EXIT_CANNOT_EXEC
+    match e.errno() {
+        libc::ENOENT => EXIT_NOT_FOUND,
+        _ => EXIT_CANNOT_EXEC,
     }
 }
 
@@ -249,7 +250,8 @@ fn init_tracing(verbose: u8) {
         .try_init();
 }
 
-/// Entry point.
+/// Parse the command line, run the subcommand, and return its exit status
+/// (see [`EXIT_LDCHAIN`] and the others).
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);

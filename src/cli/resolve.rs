@@ -3,7 +3,7 @@
 use std::os::unix::ffi::OsStrExt;
 use std::process::ExitCode;
 
-use ldchain::resolver::{find_program, ExecError, ExecPlan, Kind, Namespace, Resolver};
+use ldchain::resolver::{errno_name, find_program, ExecError, ExecPlan, Kind, Namespace, Resolver, Target};
 use serde_json::json;
 
 use super::{exec_failure_status, ResolveArgs, EXIT_LDCHAIN};
@@ -48,11 +48,11 @@ fn plan_json(p: &ExecPlan) -> serde_json::Value {
             "arg": h.arg.as_deref().map(s),
         })).collect::<Vec<_>>(),
         "argv": p.argv_display(),
-        "exec": match &p.target {
-            ldchain::resolver::Target::Path(path) => s(path),
-            ldchain::resolver::Target::Fd(_) => "<fd>".to_owned(),
+        "exec": match p.target() {
+            Target::Path(path) => s(path),
+            Target::Fd(_) => "<fd>".to_owned(),
         },
-        "fds": p.fds.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+        "fds": p.fd_pairs().map(|(i, _)| i).collect::<Vec<_>>(),
         "ldso": p.ldso.as_ref().map(|l| s(&l.path)),
         "rule": p.ldso.as_ref().map(|l| l.rule.name()),
         "flavor": p.ldso.as_ref().map(|l| l.flavor.to_string()),
@@ -85,9 +85,9 @@ fn print_plan(p: &ExecPlan) {
     if p.secure {
         println!("secure:   yes (environment search paths ignored)");
     }
-    match &p.target {
-        ldchain::resolver::Target::Path(path) => println!("exec:     {}", s(path)),
-        ldchain::resolver::Target::Fd(_) => println!("exec:     execveat(<fd>, \"\", ...)"),
+    match p.target() {
+        Target::Path(path) => println!("exec:     {}", s(path)),
+        Target::Fd(_) => println!("exec:     execveat(<fd>, \"\", ...)"),
     }
     println!(
         "argv:     {}",
@@ -123,7 +123,7 @@ fn fail_exec(json: bool, e: &ExecError) -> ExitCode {
 
 fn fail_own(json: bool, msg: &str) -> ExitCode {
     if json {
-        println!("{}", json!({"error": "EINVAL", "message": msg}));
+        println!("{}", json!({"error": errno_name(libc::EINVAL), "message": msg}));
     } else {
         eprintln!("ldchain: resolve: {msg}");
     }

@@ -158,7 +158,7 @@ fn by_path(program: &[u8], argv: &[&[u8]], envp: &[Vec<u8>]) -> Command {
     cmd
 }
 
-fn spawn(mut cmd: Command, confinement: &Confinement, argv0: &[u8]) -> Result<Child, ExitCode> {
+fn spawn(mut cmd: Command, confinement: &Confinement<'static>, argv0: &[u8]) -> Result<Child, ExitCode> {
     confinement.apply(&mut cmd);
     cmd.spawn().map_err(|e| {
         let errno = e.raw_os_error().unwrap_or(0);

@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::Write;
-use std::os::fd::AsFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -228,13 +227,11 @@ impl Jail {
 
     /// A command that runs `argv` inside the jail (chroot, with /proc).
     pub fn command(&self, argv: &[&str], keep: &[&File]) -> Command {
-        let mut conf = Confinement::new(self.path()).unwrap().with_proc().unwrap();
-        for f in keep {
-            conf = conf.keep_fd(f.as_fd());
-        }
+        let conf = Confinement::new(self.path()).unwrap().with_proc().unwrap();
         let mut cmd = Command::new(argv[0]);
         cmd.args(&argv[1..]).stdin(Stdio::null());
         conf.apply(&mut cmd);
+        keep_fds(&mut cmd, keep);
         cmd
     }
 
@@ -321,11 +318,8 @@ fn keep_fds(cmd: &mut Command, keep: &[&File]) {
     // SAFETY: fcntl is async-signal-safe; the fds stay open until spawn returns.
     unsafe {
         cmd.pre_exec(move || {
-            for &fd in &fds {
-                let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
-                rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
-            }
-            Ok(())
+            let fds = fds.iter().map(|&fd| std::os::fd::BorrowedFd::borrow_raw(fd));
+            Ok(ldchain::resolver::inherit_fds(fds)?)
         });
     }
 }

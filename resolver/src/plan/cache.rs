@@ -1,0 +1,60 @@
+//! The resolver's caches: facts about files keyed by their identity
+//! (device, inode, size, mtime), so an entry is never stale, and the parsed
+//! ld.so.conf per namespace, revalidated on each use.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::conf::LdSoConf;
+use crate::elfinfo::{Flavor, Machine};
+use crate::ns::FileId;
+
+use super::script::Class;
+
+/// Most entries in each cache before it is emptied (bounded memory under a
+/// hostile stream of new files).
+pub const MAX_CACHE_ENTRIES: usize = 4096;
+
+/// (root device, root inode, ld.so.conf path): one parsed configuration per
+/// namespace and file.
+pub(super) type ConfKey = (u64, u64, Vec<u8>);
+
+/// Every cache a [`Resolver`](super::Resolver) keeps.
+#[derive(Default)]
+pub(super) struct Caches {
+    /// Parsed ld.so.conf, with the identities of what it was read from.
+    pub conf: Mutex<HashMap<ConfKey, Arc<LdSoConf>>>,
+    /// What a file is: script, ELF program, or neither.
+    pub class: Mutex<HashMap<FileId, Class>>,
+    /// Whether a file can be the dynamic linker of a program of a machine
+    /// (`Err`: why not).
+    pub ldso: Mutex<HashMap<(FileId, Machine), Result<(), String>>>,
+    /// Which libc a dynamic linker belongs to.
+    pub flavor: Mutex<HashMap<FileId, Flavor>>,
+}
+
+/// A cache's map; a panic elsewhere while it was held leaves it usable (every
+/// entry is complete when inserted).
+pub(super) fn lock<T>(map: &Mutex<T>) -> MutexGuard<'_, T> {
+    map.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Insert into a cache, emptying it first when it is full.
+pub(super) fn insert_bounded<K: Hash + Eq, V>(map: &Mutex<HashMap<K, V>>, key: K, value: V) {
+    let mut m = lock(map);
+    if m.len() >= MAX_CACHE_ENTRIES {
+        m.clear();
+    }
+    m.insert(key, value);
+}
+
+/// The cached value for `key`, made (outside the lock) and inserted if absent.
+pub(super) fn cached<K: Hash + Eq, V: Clone>(map: &Mutex<HashMap<K, V>>, key: K, make: impl FnOnce() -> V) -> V {
+    if let Some(v) = lock(map).get(&key) {
+        return v.clone();
+    }
+    let v = make();
+    insert_bounded(map, key, v.clone());
+    v
+}

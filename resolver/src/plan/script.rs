@@ -1,0 +1,148 @@
+//! Following `#!` scripts to the ELF program finally run, with the kernel's
+//! `binfmt_script` rules, and the checks `execve` makes on each file.
+
+use tracing::debug;
+
+use crate::elfinfo::{self, ElfInfo};
+use crate::error::ExecError;
+use crate::ns::{os_path, Namespace, Opened};
+use crate::parse::shebang;
+
+use super::cache::cached;
+use super::{lossy, Resolver, ScriptHop, MAX_SCRIPT_DEPTH};
+
+/// What a file turned out to be (cached by identity).
+#[derive(Debug, Clone)]
+pub(super) enum Class {
+    Script(shebang::Shebang),
+    Elf(ElfInfo),
+    Unknown(String),
+}
+
+/// The ELF program an exec ends at, after any `#!` chain.
+pub(super) struct Program {
+    /// Its path inside the namespace, absolute.
+    pub path: Vec<u8>,
+    /// The open file.
+    pub file: Opened,
+    /// Its architecture, type and `PT_INTERP`.
+    pub info: ElfInfo,
+    /// The argv it is run with (each script prepends its interpreter).
+    pub argv: Vec<Vec<u8>>,
+    /// The scripts on the way, outermost first.
+    pub scripts: Vec<ScriptHop>,
+}
+
+impl Program {
+    /// Whether the kernel would run it in secure mode: setuid, or setgid
+    /// with group execute (setgid without it means mandatory locking).
+    pub fn is_setid(&self) -> bool {
+        let mode = self.file.mode;
+        mode & 0o4000 != 0 || (mode & 0o2000 != 0 && mode & 0o010 != 0)
+    }
+}
+
+impl Resolver {
+    /// Open `path` and follow `#!` lines, as `execve` would, to an ELF
+    /// program; `argv` is rewritten at each script.
+    pub(super) fn follow_scripts(&self, ns: &Namespace, path: &[u8], argv: Vec<Vec<u8>>) -> Result<Program, ExecError> {
+        let (mut path, mut argv, mut scripts) = (path.to_vec(), argv, Vec::new());
+        loop {
+            let abs = ns.absolute(&path);
+            let file = ns.open_file(&abs).map_err(|e| match e {
+                ExecError::NotFound { .. } => ExecError::NotFound { path: os_path(&path) },
+                e => e,
+            })?;
+            check_executable(&path, &file)?;
+            let sb = match self.classify(&file) {
+                Class::Elf(info) => {
+                    return Ok(Program {
+                        path: abs,
+                        file,
+                        info,
+                        argv,
+                        scripts,
+                    })
+                }
+                Class::Unknown(reason) => {
+                    return Err(ExecError::ExecFormat {
+                        path: os_path(&path),
+                        reason,
+                    })
+                }
+                Class::Script(sb) => sb,
+            };
+            if scripts.len() == MAX_SCRIPT_DEPTH {
+                return Err(ExecError::TooManyLevels { path: os_path(&path) });
+            }
+            debug!(script = %lossy(&path), interpreter = %lossy(&sb.interpreter), "#! script");
+            argv = script_argv(&sb, &path, argv);
+            scripts.push(ScriptHop {
+                script: path,
+                interpreter: sb.interpreter.clone(),
+                arg: sb.arg,
+            });
+            path = sb.interpreter;
+        }
+    }
+
+    /// What `file` is, from its first 4 KiB (cached by identity).
+    fn classify(&self, file: &Opened) -> Class {
+        cached(&self.caches.class, file.id, || {
+            let head = match file.read_at(0, 4096) {
+                Ok(h) => h,
+                Err(e) => return Class::Unknown(format!("cannot read: {e}")),
+            };
+            if shebang::is_script(&head) {
+                return match shebang::parse(&head) {
+                    Ok(sb) => Class::Script(sb),
+                    Err(shebang::ShebangError::NoInterpreter) => Class::Unknown("#! line names no interpreter".into()),
+                    Err(shebang::ShebangError::Truncated) => {
+                        Class::Unknown("#! interpreter name longer than the kernel reads".into())
+                    }
+                };
+            }
+            if head.starts_with(b"\x7fELF") {
+                return match elfinfo::inspect(file, &head) {
+                    Ok(info) if matches!(info.e_type, chainloader::elf::ET_EXEC | chainloader::elf::ET_DYN) => {
+                        Class::Elf(info)
+                    }
+                    Ok(_) => Class::Unknown("ELF file that is not an executable".into()),
+                    Err(reason) => Class::Unknown(reason),
+                };
+            }
+            Class::Unknown("not an ELF file or #! script".into())
+        })
+    }
+}
+
+/// The argv the interpreter of script `path` gets: `[interpreter, arg?,
+/// path, argv[1..]]` (the script's own `argv[0]` is dropped, as the kernel
+/// drops it).
+fn script_argv(sb: &shebang::Shebang, path: &[u8], argv: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    let mut next = vec![sb.interpreter.clone()];
+    next.extend(sb.arg.clone());
+    next.push(path.to_vec());
+    next.extend(argv.into_iter().skip(1));
+    next
+}
+
+/// EACCES for what `execve` refuses to run before reading it: a directory,
+/// a non-regular file, no execute bit at all, a `noexec` mount.
+fn check_executable(path: &[u8], file: &Opened) -> Result<(), ExecError> {
+    let reason = if file.is_dir() {
+        "is a directory"
+    } else if !file.is_regular() {
+        "not a regular file"
+    } else if file.mode & 0o111 == 0 {
+        "no execute permission"
+    } else if file.on_noexec_mount() {
+        "on a noexec mount"
+    } else {
+        return Ok(());
+    };
+    Err(ExecError::PermissionDenied {
+        path: os_path(path),
+        reason,
+    })
+}

@@ -1,0 +1,235 @@
+//! Finding a dynamic program's ld.so: one method per rule, in the order
+//! they are tried — `LDSO_PATH`, `LD_LIBRARY_PATH`, `/etc/ld.so.conf`, the
+//! `PT_INTERP` path, the conventional path — or the configured host ld.so
+//! instead of all of them.
+
+use std::collections::HashSet;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use rustix::fs::{Mode, OFlags};
+use tracing::{debug, trace};
+
+use crate::bytepath::{basename, dirname, join};
+use crate::conf::{self, LdSoConf};
+use crate::elfinfo::{self, Machine};
+use crate::error::ExecError;
+use crate::ns::{os_path, Namespace, Opened};
+use crate::parse::ldpath;
+
+use super::cache::{cached, insert_bounded, lock};
+use super::{lossy, Resolver, Rule, Skipped, MAX_CANDIDATES, MAX_PATH_ENTRIES};
+
+/// A dynamic linker that was found.
+pub(super) struct Found {
+    /// The open file.
+    pub file: Opened,
+    /// Its path inside the namespace (a host path for [`Rule::Configured`]).
+    pub path: Vec<u8>,
+    /// The rule that found it.
+    pub rule: Rule,
+}
+
+/// One search for the dynamic linker of one program: what it looks for,
+/// and the candidates tried and rejected so far.
+pub(super) struct Search<'a, E> {
+    resolver: &'a Resolver,
+    ns: &'a Namespace,
+    /// The program's `PT_INTERP`.
+    pub interp: &'a [u8],
+    /// Its basename, the name searched for.
+    name: &'a [u8],
+    /// The program's absolute path (for `$ORIGIN` and messages).
+    pub program: &'a [u8],
+    machine: Machine,
+    envp: &'a [E],
+    /// Whether the environment's search paths count (not in secure mode).
+    from_env: bool,
+    /// Every candidate path opened (each is tried once).
+    tried: HashSet<Vec<u8>>,
+    /// The existing candidates rejected, in order, with their reasons.
+    pub skipped: Vec<Skipped>,
+}
+
+impl<'a, E: AsRef<[u8]>> Search<'a, E> {
+    /// A search for the ld.so of `program` (a `machine` program whose
+    /// `PT_INTERP` is `interp`), run with environment `envp`.
+    pub fn new(
+        resolver: &'a Resolver,
+        ns: &'a Namespace,
+        program: &'a [u8],
+        interp: &'a [u8],
+        machine: Machine,
+        envp: &'a [E],
+        secure: bool,
+    ) -> Self {
+        Search {
+            resolver,
+            ns,
+            interp,
+            name: basename(interp),
+            program,
+            machine,
+            envp,
+            from_env: !secure,
+            tried: HashSet::new(),
+            skipped: Vec::new(),
+        }
+    }
+
+    /// The rules in order; the first candidate that is usable wins.
+    pub fn run(&mut self) -> Result<Found, ExecError> {
+        let found = match &self.resolver.config.host_ldso {
+            Some(host) => return self.resolver.host_ldso(host, self.machine),
+            None => self
+                .ldso_path()
+                .or_else(|| self.ld_library_path())
+                .or_else(|| self.ld_so_conf())
+                .or_else(|| self.interp())
+                .or_else(|| self.conventional()),
+        };
+        found.ok_or_else(|| ExecError::NoLdso {
+            program: os_path(self.program),
+            interp: os_path(self.interp),
+            skipped: self.skipped.len(),
+        })
+    }
+
+    /// 1. `LDSO_PATH`: the sandbox's environment's, or the configured default.
+    fn ldso_path(&mut self) -> Option<Found> {
+        let from_env = self.getenv(b"LDSO_PATH").map(<[u8]>::to_vec);
+        let value = from_env.or_else(|| self.resolver.config.default_ldso_path.clone())?;
+        let (dirs, cut) = ldpath::split_ldso_path(&value, MAX_PATH_ENTRIES);
+        if cut {
+            debug!("LDSO_PATH: only the first {MAX_PATH_ENTRIES} entries are searched");
+        }
+        dirs.into_iter().find_map(|dir| self.try_in(dir, Rule::LdsoPath))
+    }
+
+    /// 2. `LD_LIBRARY_PATH`, with glibc's separators and tokens.
+    fn ld_library_path(&mut self) -> Option<Found> {
+        let value = self.getenv(b"LD_LIBRARY_PATH")?;
+        let tokens = ldpath::Tokens {
+            origin: dirname(self.program),
+            lib: self.machine.lib(),
+            platform: self.machine.platform(),
+        };
+        let (entries, cut) = ldpath::split_ld_library_path(value, MAX_PATH_ENTRIES);
+        if cut {
+            debug!("LD_LIBRARY_PATH: only the first {MAX_PATH_ENTRIES} entries are searched");
+        }
+        entries
+            .into_iter()
+            .find_map(|entry| self.try_in(&ldpath::expand(entry, &tokens), Rule::LdLibraryPath))
+    }
+
+    /// 3. The directories `/etc/ld.so.conf` names.
+    fn ld_so_conf(&mut self) -> Option<Found> {
+        let conf = self.resolver.ld_so_conf(self.ns);
+        conf.dirs.iter().find_map(|dir| self.try_in(dir, Rule::LdSoConf))
+    }
+
+    /// 4. The `PT_INTERP` path itself.
+    fn interp(&mut self) -> Option<Found> {
+        self.try_path(self.interp.to_vec(), Rule::Interp)
+    }
+
+    /// 5. The conventional path of the program's linker family.
+    fn conventional(&mut self) -> Option<Found> {
+        let path = self.machine.conventional_ldso(self.name)?;
+        self.try_path(path.to_vec(), Rule::Conventional)
+    }
+
+    /// `name` of the new program's environment, unless in secure mode.
+    fn getenv(&self, name: &[u8]) -> Option<&'a [u8]> {
+        self.from_env.then(|| ldpath::getenv(self.envp, name)).flatten()
+    }
+
+    /// The candidate in directory `dir` (empty or `.`: the current one).
+    fn try_in(&mut self, dir: &[u8], rule: Rule) -> Option<Found> {
+        let path = if dir.is_empty() || dir == b"." {
+            self.name.to_vec()
+        } else {
+            join(dir, self.name)
+        };
+        self.try_path(path, rule)
+    }
+
+    /// The candidate at `path`, if it exists, was not tried yet, and is
+    /// usable; an existing unusable one is recorded in `skipped`.
+    fn try_path(&mut self, path: Vec<u8>, rule: Rule) -> Option<Found> {
+        let path = self.ns.absolute(&path);
+        if self.tried.len() >= MAX_CANDIDATES || !self.tried.insert(path.clone()) {
+            return None;
+        }
+        let reason = match self.ns.open_file(&path) {
+            Err(ExecError::NotFound { .. }) => {
+                trace!(candidate = %lossy(&path), %rule, "not there");
+                return None;
+            }
+            Err(e) => e.to_string(),
+            Ok(file) => match self.resolver.accept_ldso(&file, self.machine) {
+                Ok(()) => return Some(Found { file, path, rule }),
+                Err(reason) => reason,
+            },
+        };
+        debug!(candidate = %lossy(&path), %rule, %reason, "skipped");
+        self.skipped.push(Skipped { path, reason });
+        None
+    }
+}
+
+impl Resolver {
+    /// The configured host dynamic linker, opened outside the namespace,
+    /// if it can serve a `machine` program.
+    fn host_ldso(&self, host: &Path, machine: Machine) -> Result<Found, ExecError> {
+        let bad = |reason: String| ExecError::BadHostLdso {
+            path: host.to_owned(),
+            reason,
+        };
+        let fd = rustix::fs::open(host, OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| bad(e.to_string()))?;
+        let file = Opened::from_fd(fd).map_err(|e| bad(e.to_string()))?;
+        self.accept_ldso(&file, machine).map_err(bad)?;
+        Ok(Found {
+            file,
+            path: host.as_os_str().as_bytes().to_vec(),
+            rule: Rule::Configured,
+        })
+    }
+
+    /// Whether `file` can be the dynamic linker of a `machine` program:
+    /// not on a `noexec` mount (a property of the mount, so never cached),
+    /// and [`elfinfo::check_ldso`] (cached by identity). `Err`: why not.
+    pub(super) fn accept_ldso(&self, file: &Opened, machine: Machine) -> Result<(), String> {
+        if file.on_noexec_mount() {
+            return Err("on a noexec mount".into());
+        }
+        cached(&self.caches.ldso, (file.id, machine), || {
+            elfinfo::check_ldso(file, machine, self.page_size)?;
+            // The chainloader passes every check of a dynamic linker; at a
+            // PT_INTERP path in a jail it is the stub that asked, never an answer.
+            if elfinfo::is_chainloader(file) {
+                return Err("the ldchain chainloader, not a dynamic linker".into());
+            }
+            Ok(())
+        })
+    }
+
+    /// The namespace's ld.so.conf: the cached parse while every file and
+    /// directory it was read from is unchanged, else a fresh one.
+    fn ld_so_conf(&self, ns: &Namespace) -> Arc<LdSoConf> {
+        let root = ns.root_key();
+        let key = (root.0, root.1, self.config.ld_so_conf.clone());
+        if let Some(c) = lock(&self.caches.conf).get(&key) {
+            if c.is_fresh(ns) {
+                return c.clone();
+            }
+            debug!("ld.so.conf changed: re-reading");
+        }
+        let c = Arc::new(conf::load(ns, &self.config.ld_so_conf));
+        insert_bounded(&self.caches.conf, key, c.clone());
+        c
+    }
+}
