@@ -82,6 +82,17 @@ p0=$(calls "$tmp/p0"); p100=$(calls "$tmp/p100")
 warm=$(( (p100 - p0) / 100 ))
 echo "| system calls per warm plan_exec (/bin/true on /) | $warm |"
 
+echo
+echo "## Nested exec (interp mode)"
+echo
+echo "| figure | value |"
+echo "|---|---|"
+nested_timing=--no-timing
+[ "$mode" = full ] && nested_timing=yes
+benches/nested.sh target/release/ldchain "$tmp" "$nested_timing" > "$tmp/nested"
+grep '^|' "$tmp/nested"
+nested_added=$(sed -n 's/.*nested_added_syscalls=\([0-9-]*\).*/\1/p' "$tmp/nested")
+
 if [ "$mode" = full ]; then
     echo
     echo "## Wall clock"
@@ -104,5 +115,6 @@ if [ "$mode" = --check ]; then
         check "chainloader_size_$arch" "${size[$arch]}" "$(budget "chainloader_size_$arch")"
     done
     check plan_exec_warm_syscalls "$warm" "$(budget plan_exec_warm_syscalls)"
+    check nested_added_syscalls "$nested_added" "$(budget nested_added_syscalls)"
     exit $fail
 fi

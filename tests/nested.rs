@@ -360,3 +360,57 @@ fn without_the_service_the_stub_fails_with_one_line_and_127() {
         "{r:#?}"
     );
 }
+
+#[test]
+fn plain_gdb_in_the_jail_stops_in_main_and_in_libc_with_symbols() {
+    if !require("gdb", "the gdb test") || !require("gcc", "compiling inside the jail") {
+        return;
+    }
+    // The kernel loaded the program, so its auxv (AT_PHDR, AT_ENTRY) is the
+    // kernel's own and gdb needs no helper: only the stub's AT_BASE is not
+    // ld.so's, which costs gdb its early solib breakpoint (a warning), not
+    // symbols — ld.so's r_debug is found through the program's DT_DEBUG.
+    let r = sh(
+        "cd /tmp && printf '#include <stdio.h>\\nint main(void){puts(\"hi\");return 0;}\\n' > g.c \
+                && gcc -g -O0 -o g g.c && gdb -batch -nx -ex 'set breakpoint pending on' -ex 'break main' \
+                -ex 'break puts' -ex run -ex bt -ex continue -ex bt --args /tmp/g",
+    );
+    let out = r.stdout.clone() + &r.stderr;
+    assert!(out.contains("Breakpoint 1, main () at g.c:2"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("Breakpoint 2, ") && l.contains("puts")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("#1 ") && l.contains(" in main () at g.c:2")),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_service_sees_the_namespace_change_between_execs() {
+    // The service caches answers; a new, removed or replaced ld.so in a
+    // searched directory must be seen by the very next exec. Which ld.so a
+    // process got is in its own /proc/self/maps.
+    let which = "LDSO_PATH=/tmp/ld grep -m1 -o '/[^ ]*/ld-linux-x86-64.so.2' /proc/self/maps";
+    let r = sh(&format!(
+        "{which}; {which}; mkdir /tmp/ld && cp /lib64/../usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 /tmp/ld/; \
+         {which}; {which}; rm /tmp/ld/ld-linux-x86-64.so.2; {which}; \
+         cp /usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 /tmp/ld/x && mv /tmp/ld/x /tmp/ld/ld-linux-x86-64.so.2; {which}"
+    ));
+    let host = "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2";
+    let mine = "/tmp/ld/ld-linux-x86-64.so.2";
+    // (The paths are as the jail's mount namespace names the server's view
+    // of the file: the jail's host directory may come first.)
+    let got: Vec<&str> = r.stdout.lines().collect();
+    let want = [host, host, mine, mine, host, mine];
+    assert_eq!(got.len(), want.len(), "{r:#?}");
+    for (g, w) in got.iter().zip(want) {
+        assert!(
+            g.ends_with(w) && (g.len() == w.len() || g.contains("/ldchain-jail-")),
+            "{r:#?}"
+        );
+    }
+}

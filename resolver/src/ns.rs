@@ -238,6 +238,12 @@ impl Namespace {
         rfs::fstat(&fd).ok().map(|st| FileId::of(&st))
     }
 
+    /// An `O_PATH` descriptor for `path` inside the namespace (for watching
+    /// it; nothing can be read through it).
+    pub fn open_path(&self, path: &[u8]) -> Result<OwnedFd, ExecError> {
+        self.openat2(path, OFlags::PATH | OFlags::CLOEXEC)
+    }
+
     fn openat2(&self, path: &[u8], flags: OFlags) -> Result<OwnedFd, ExecError> {
         if path.len() >= PATH_MAX {
             return Err(ExecError::InvalidArgument {

@@ -186,7 +186,7 @@ impl Resolver {
     /// The dynamic linker for a program the kernel has already loaded (the
     /// exec service's question): the same search as [`plan_exec`](Self::plan_exec),
     /// with the facts the chainloader reported instead of a file to open.
-    pub fn ldso_for(&self, ns: &Namespace, request: &InterpRequest) -> Result<(OwnedFd, LdsoChoice), ExecError> {
+    pub fn ldso_for(&self, ns: &Namespace, request: &InterpRequest) -> Result<InterpAnswer, ExecError> {
         let _span = info_span!("ldso_for", interp = %lossy(&request.interp)).entered();
         let cwd: &[u8] = if request.cwd.starts_with(b"/") {
             &request.cwd
@@ -210,14 +210,18 @@ impl Resolver {
         let mut search = Search::new(self, &ns, &program, &request.interp, request.machine, &envp, secure);
         let found = search.run()?;
         let flavor = self.flavor_of(&found.file);
-        info!(ldso = %lossy(&found.path), rule = %found.rule, %flavor, "exec service");
+        tracing::debug!(ldso = %lossy(&found.path), rule = %found.rule, %flavor, "searched");
         let choice = LdsoChoice {
             path: found.path,
             rule: found.rule,
             flavor,
             interp: request.interp.clone(),
         };
-        Ok((found.file.fd, choice))
+        Ok(InterpAnswer {
+            fd: found.file.fd,
+            choice,
+            consulted: search.consulted(),
+        })
     }
 
     /// Which libc `file` (a dynamic linker) belongs to, cached by identity.
@@ -277,6 +281,18 @@ impl Resolver {
         }
         path
     }
+}
+
+/// What [`Resolver::ldso_for`] found.
+#[derive(Debug)]
+pub struct InterpAnswer {
+    /// The dynamic linker, open for reading.
+    pub fd: OwnedFd,
+    /// What it is and which rule found it.
+    pub choice: LdsoChoice,
+    /// Every path (inside the namespace) whose state decided the answer:
+    /// while none of them changes, the answer stays the same.
+    pub consulted: Vec<Vec<u8>>,
 }
 
 /// A static program is loaded directly, with its own argv.

@@ -139,7 +139,7 @@ fn serve(view: &mut View, resolver: Resolver, ns: Namespace) -> std::io::Result<
         }
     }
     let listener = view.bind_service()?;
-    let source = NamespaceSource { resolver, ns };
+    let source = NamespaceSource::new(resolver, ns);
     ExecService::start(listener, Arc::new(source), Limits::default())
 }
 

@@ -50,6 +50,8 @@ pub(super) struct Search<'a, E> {
     tried: HashSet<Vec<u8>>,
     /// The existing candidates rejected, in order, with their reasons.
     pub skipped: Vec<Skipped>,
+    /// The ld.so.conf consulted, if the search got that far.
+    conf: Option<Arc<LdSoConf>>,
 }
 
 impl<'a, E: AsRef<[u8]>> Search<'a, E> {
@@ -75,7 +77,15 @@ impl<'a, E: AsRef<[u8]>> Search<'a, E> {
             from_env: !secure,
             tried: HashSet::new(),
             skipped: Vec::new(),
+            conf: None,
         }
+    }
+
+    /// Every path whose state decided the outcome so far: each candidate
+    /// tried, and each file or directory ld.so.conf was read from.
+    pub fn consulted(&self) -> Vec<Vec<u8>> {
+        let conf = self.conf.iter().flat_map(|c| c.deps.iter().map(|(p, _)| p.clone()));
+        self.tried.iter().cloned().chain(conf).collect()
     }
 
     /// The rules in order; the first candidate that is usable wins.
@@ -127,6 +137,7 @@ impl<'a, E: AsRef<[u8]>> Search<'a, E> {
     /// 3. The directories `/etc/ld.so.conf` names.
     fn ld_so_conf(&mut self) -> Option<Found> {
         let conf = self.resolver.ld_so_conf(self.ns);
+        self.conf = Some(conf.clone());
         conf.dirs.iter().find_map(|dir| self.try_in(dir, Rule::LdSoConf))
     }
 

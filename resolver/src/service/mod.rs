@@ -15,9 +15,13 @@
 //! few worker threads that run the resolver. Every connection has a deadline
 //! and a size limit; a client that dies mid-request costs nothing more.
 
+mod cache;
 mod server;
 
 use std::os::fd::OwnedFd;
+use std::sync::Arc;
+
+use cache::{AnswerCache, Key};
 
 pub use chainloader::proto::{ProtoError, RequestHeader, MAX_MESSAGE, SERVICE_PATH};
 pub use server::{ExecService, Limits, Stats};
@@ -66,6 +70,9 @@ pub enum RequestError {
     /// An empty `PT_INTERP`.
     #[error("malformed request: empty PT_INTERP")]
     NoInterp,
+    /// More bytes than the header announced.
+    #[error("malformed request: bytes after the request")]
+    Trailing,
 }
 
 impl RequestError {
@@ -151,21 +158,60 @@ impl InterpRequest {
 /// What answers requests: the resolver over one namespace, or anything else
 /// an FsOp server wants to put there.
 pub trait LdsoSource: Send + Sync {
-    /// The dynamic linker for this request, opened for reading.
-    fn ldso(&self, request: &InterpRequest) -> Result<OwnedFd, ExecError>;
+    /// The dynamic linker for this request, open for reading (the same
+    /// open file may be handed out again: clients only `pread` it).
+    fn ldso(&self, request: &InterpRequest) -> Result<Arc<OwnedFd>, ExecError>;
+
+    /// An answer known without searching, if any: asked on the I/O thread,
+    /// so it must not block.
+    fn cached(&self, _request: &InterpRequest) -> Option<Arc<OwnedFd>> {
+        None
+    }
 }
 
-/// The resolver over one sandbox's namespace: what `ldchain run` serves.
+/// The resolver over one sandbox's namespace, with an answer cache that
+/// watches what each answer depended on: what `ldchain run` serves.
 #[derive(Debug)]
 pub struct NamespaceSource {
-    /// The resolver (its configuration and caches).
-    pub resolver: Resolver,
-    /// The sandbox's root.
-    pub ns: Namespace,
+    resolver: Resolver,
+    ns: Namespace,
+    cache: Option<AnswerCache>,
+}
+
+impl NamespaceSource {
+    /// Serve `ns` with `resolver`.
+    pub fn new(resolver: Resolver, ns: Namespace) -> NamespaceSource {
+        NamespaceSource {
+            resolver,
+            ns,
+            cache: AnswerCache::new(),
+        }
+    }
 }
 
 impl LdsoSource for NamespaceSource {
-    fn ldso(&self, request: &InterpRequest) -> Result<OwnedFd, ExecError> {
-        self.resolver.ldso_for(&self.ns, request).map(|(fd, _)| fd)
+    fn ldso(&self, request: &InterpRequest) -> Result<Arc<OwnedFd>, ExecError> {
+        let first = self.resolver.ldso_for(&self.ns, request)?;
+        let answer = match &self.cache {
+            Some(cache) if cache.watch(&self.ns, &first.consulted) => {
+                // Watched from here on: search again, so that a change made
+                // before the watches were in place is not cached.
+                let second = self.resolver.ldso_for(&self.ns, request)?;
+                let fd = Arc::new(second.fd);
+                if second.consulted.iter().all(|p| first.consulted.contains(p)) {
+                    cache.insert(Key::of(request), fd.clone());
+                }
+                (fd, second.choice)
+            }
+            _ => (Arc::new(first.fd), first.choice),
+        };
+        let (fd, choice) = answer;
+        tracing::info!(ldso = %crate::escape::for_terminal(&choice.path), rule = %choice.rule,
+            flavor = %choice.flavor, "exec service");
+        Ok(fd)
+    }
+
+    fn cached(&self, request: &InterpRequest) -> Option<Arc<OwnedFd>> {
+        self.cache.as_ref()?.get(&Key::of(request))
     }
 }

@@ -88,7 +88,7 @@ impl ExecService {
                     .spawn(move || worker(&queue, &*source, &stats))?,
             );
         }
-        let io = IoLoop::new(listener, &stop, stats.clone(), jobs, limits)?;
+        let io = IoLoop::new(listener, &stop, source, stats.clone(), jobs, limits)?;
         threads.push(
             std::thread::Builder::new()
                 .name("ldchain-exec-io".into())
@@ -133,35 +133,22 @@ enum Progress {
     Gone,
 }
 
+/// The most read from a client in one call.
+const CHUNK: usize = 16384;
+
 impl Conn {
-    /// Read what the client has sent so far, never blocking.
+    /// Read what the client has sent so far, never blocking. The first read
+    /// takes up to a chunk, so a request that arrived whole is read at once.
     fn read(&mut self) -> Progress {
         loop {
-            let want = match &self.header {
-                None => REQUEST_HEADER,
-                Some(h) => REQUEST_HEADER + h.body_len(),
-            };
-            if self.buf.len() == want {
-                match self.header {
-                    None => match RequestHeader::decode(self.buf[..].try_into().expect("header length")) {
-                        Ok(h) => {
-                            // Only what has arrived is ever held: a slow client
-                            // announcing 400 KiB costs what it sent.
-                            self.header = Some(h);
-                            continue;
-                        }
-                        Err(e) => return Progress::Refuse(RequestError::Header(e)),
-                    },
-                    Some(h) => {
-                        return match InterpRequest::decode(&h, &self.buf[REQUEST_HEADER..]) {
-                            Ok(r) => Progress::Done(r),
-                            Err(e) => Progress::Refuse(e),
-                        }
-                    }
-                }
+            if let Some(done) = self.parse() {
+                return done;
             }
-            let mut chunk = [0u8; 16384];
-            let room = (want - self.buf.len()).min(chunk.len());
+            let room = match &self.header {
+                None => CHUNK,
+                Some(h) => (REQUEST_HEADER + h.body_len() - self.buf.len()).min(CHUNK),
+            };
+            let mut chunk = [0u8; CHUNK];
             match self.stream.read(&mut chunk[..room]) {
                 Ok(0) => return Progress::Gone,
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
@@ -171,11 +158,35 @@ impl Conn {
             }
         }
     }
+
+    /// The request, once all of it (and nothing more) has arrived. Only
+    /// what has arrived is ever held: a slow client announcing 400 KiB
+    /// costs what it sent.
+    fn parse(&mut self) -> Option<Progress> {
+        if self.header.is_none() {
+            let head: &[u8; REQUEST_HEADER] = self.buf.get(..REQUEST_HEADER)?.try_into().ok()?;
+            match RequestHeader::decode(head) {
+                Ok(h) => self.header = Some(h),
+                Err(e) => return Some(Progress::Refuse(RequestError::Header(e))),
+            }
+        }
+        let h = self.header.as_ref()?;
+        let want = REQUEST_HEADER + h.body_len();
+        match self.buf.len().cmp(&want) {
+            std::cmp::Ordering::Less => None,
+            std::cmp::Ordering::Greater => Some(Progress::Refuse(RequestError::Trailing)),
+            std::cmp::Ordering::Equal => Some(match InterpRequest::decode(h, &self.buf[REQUEST_HEADER..]) {
+                Ok(r) => Progress::Done(r),
+                Err(e) => Progress::Refuse(e),
+            }),
+        }
+    }
 }
 
 struct IoLoop {
     epoll: OwnedFd,
     listener: UnixListener,
+    source: Arc<dyn LdsoSource>,
     stats: Arc<Stats>,
     jobs: Sender<Job>,
     limits: Limits,
@@ -188,6 +199,7 @@ impl IoLoop {
     fn new(
         listener: UnixListener,
         stop: &OwnedFd,
+        source: Arc<dyn LdsoSource>,
         stats: Arc<Stats>,
         jobs: Sender<Job>,
         limits: Limits,
@@ -203,6 +215,7 @@ impl IoLoop {
         Ok(IoLoop {
             epoll,
             listener,
+            source,
             stats,
             jobs,
             limits,
@@ -290,12 +303,16 @@ impl IoLoop {
         let _ = epoll::delete(&self.epoll, &conn.stream);
         self.stats.open.store(self.conns.len(), Ordering::Relaxed);
         match progress {
-            Progress::Done(request) => {
-                let _ = self.jobs.send(Job {
-                    stream: conn.stream,
-                    request,
-                });
-            }
+            // A known answer goes out at once; a search goes to a worker.
+            Progress::Done(request) => match self.source.cached(&request) {
+                Some(fd) => reply_fd(&conn.stream, &fd, &self.stats),
+                None => {
+                    let _ = self.jobs.send(Job {
+                        stream: conn.stream,
+                        request,
+                    });
+                }
+            },
             Progress::Refuse(e) => {
                 debug!(error = %e, "exec service: request refused");
                 reply_error(&conn.stream, e.errno(), &e.to_string(), &self.stats);
