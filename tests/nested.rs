@@ -414,3 +414,23 @@ fn the_service_sees_the_namespace_change_between_execs() {
         );
     }
 }
+
+#[test]
+fn the_service_outlives_the_first_program_and_serves_parallel_make_and_closed_descriptors() {
+    // A background job execs after the shell has exited: ldchain is the
+    // jail's subreaper and keeps serving until the job is done.
+    let r = sh("(sleep 0.3; /bin/echo late) & echo early").ok();
+    assert_eq!(r.stdout, "early\nlate\n", "{r:#?}");
+    // A program that closed its descriptors (stdin, stderr) still execs.
+    let r = sh("exec 0<&- 2>&-; /bin/echo fds-closed").ok();
+    assert_eq!(r.stdout, "fds-closed\n", "{r:#?}");
+    if require("make", "parallel recipes") {
+        let r = sh("cd /tmp && for i in 1 2 3 4 5 6 7 8; do printf 't%s:\\n\\t@/bin/echo made-%s >/tmp/out%s\\n' $i $i $i; done > mk \
+                    && make -s -j8 -f mk t1 t2 t3 t4 t5 t6 t7 t8 && cat /tmp/out* | sort | tr '\\n' ' '")
+        .ok();
+        assert_eq!(
+            r.stdout, "made-1 made-2 made-3 made-4 made-5 made-6 made-7 made-8 ",
+            "{r:#?}"
+        );
+    }
+}
