@@ -434,3 +434,52 @@ fn the_service_outlives_the_first_program_and_serves_parallel_make_and_closed_de
         );
     }
 }
+
+#[test]
+fn aarch64_program_through_the_aarch64_stub_under_qemu_user() {
+    const SYSROOT: &str = "/usr/aarch64-linux-gnu";
+    if !require("aarch64-linux-gnu-gcc-12", "building AArch64 test programs")
+        || !require(
+            "/usr/bin/qemu-aarch64-static",
+            "a static qemu-user that runs inside a jail (qemu-user-static)",
+        )
+        || !require(
+            &format!("{SYSROOT}/lib/ld-linux-aarch64.so.1"),
+            "glibc's AArch64 ld.so (libc6-arm64-cross)",
+        )
+    {
+        return;
+    }
+    let Some(probe) = compile("probe-aarch64", "aarch64-linux-gnu-gcc-12", &[], "probe.c") else {
+        return;
+    };
+    let jail = Jail::new();
+    jail.add(&probe, "/bin/probe");
+    jail.add(
+        Path::new(&format!("{SYSROOT}/lib/ld-linux-aarch64.so.1")),
+        "/opt/aarch64/ld-linux-aarch64.so.1",
+    );
+    jail.add(
+        Path::new(&format!("{SYSROOT}/lib/libc.so.6")),
+        "/lib/aarch64-linux-gnu/libc.so.6",
+    );
+    jail.add(
+        Path::new("/usr/bin/qemu-aarch64-static"),
+        "/usr/bin/qemu-aarch64-static",
+    );
+    // qemu maps the program and its PT_INTERP (/lib/ld-linux-aarch64.so.1:
+    // the AArch64 stub ldchain placed), and the emulated stub asks the
+    // service, which picks the AArch64 ld.so.
+    let mut c = ldchain();
+    c.args(["-v", "run", "--root"])
+        .arg(jail.path())
+        .args(["--ldso-path", "/opt/aarch64", "--"]);
+    c.args(["/usr/bin/qemu-aarch64-static", "/bin/probe", "args", "a64"]);
+    let r = run(&mut c).ok();
+    assert_eq!(
+        r.stdout, "argc=3\nargv[0]=/bin/probe\nargv[1]=args\nargv[2]=a64\n",
+        "{r:#?}"
+    );
+    assert_eq!(chosen(&r), ["/opt/aarch64/ld-linux-aarch64.so.1"], "{r:#?}");
+    no_conventional_ldso(jail.path());
+}

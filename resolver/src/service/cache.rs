@@ -29,8 +29,13 @@ use crate::ns::Namespace;
 
 /// Most answers kept (the cache is emptied when full).
 const MAX_ENTRIES: usize = 1024;
-/// Most watches one cache adds; past that, answers are not cached.
-const MAX_WATCHES: usize = 8192;
+/// Most bytes of request strings in one key: longer requests (a 100 KiB
+/// `LD_LIBRARY_PATH`) are answered, not cached, so the cache stays small.
+const MAX_KEY_BYTES: usize = 8192;
+/// Most watches one cache holds (inotify watches count against the user's
+/// `max_user_watches`, 8,192 on many systems); past that the cache starts
+/// over with a new inotify instance.
+const MAX_WATCHES: usize = 1024;
 
 /// Everything in a request that can change the answer.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -46,9 +51,14 @@ pub struct Key {
 }
 
 impl Key {
-    /// The key of `request`.
-    pub fn of(request: &InterpRequest) -> Key {
-        Key {
+    /// The key of `request`, if it is small enough to keep.
+    pub fn of(request: &InterpRequest) -> Option<Key> {
+        let size = request.interp.len()
+            + request.cwd.len()
+            + request.execfn.len()
+            + request.ldso_path.as_ref().map_or(0, Vec::len)
+            + request.ld_library_path.as_ref().map_or(0, Vec::len);
+        (size <= MAX_KEY_BYTES).then(|| Key {
             machine: request.machine,
             interp: request.interp.clone(),
             secure: request.secure,
@@ -56,37 +66,43 @@ impl Key {
             ld_library_path: request.ld_library_path.clone(),
             cwd: request.cwd.clone(),
             origin: dirname(&request.execfn).to_vec(),
-        }
+        })
     }
 }
 
 /// The cache; see the module docs.
 #[derive(Debug)]
 pub struct AnswerCache {
-    inotify: OwnedFd,
     state: Mutex<State>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
+    inotify: OwnedFd,
     answers: HashMap<Key, Arc<OwnedFd>>,
     watches: BTreeSet<i32>,
+}
+
+fn new_inotify() -> Option<OwnedFd> {
+    inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK).ok()
 }
 
 impl AnswerCache {
     /// An empty cache, or None if inotify is unavailable (nothing is cached then).
     pub fn new() -> Option<AnswerCache> {
-        let inotify = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK).ok()?;
         Some(AnswerCache {
-            inotify,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                inotify: new_inotify()?,
+                answers: HashMap::new(),
+                watches: BTreeSet::new(),
+            }),
         })
     }
 
     /// The cached answer for `key`, unless anything changed since.
     pub fn get(&self, key: &Key) -> Option<Arc<OwnedFd>> {
         let mut state = self.lock();
-        if self.drain() {
+        if drain(&state.inotify) {
             state.answers.clear();
             return None;
         }
@@ -118,6 +134,18 @@ impl AnswerCache {
             | WatchFlags::DELETE_SELF
             | WatchFlags::MOVE_SELF;
         let mut state = self.lock();
+        if state.watches.len() + paths.len() > MAX_WATCHES {
+            // Start over: a new instance drops every old watch at once.
+            let Some(fresh) = new_inotify() else { return false };
+            *state = State {
+                inotify: fresh,
+                answers: HashMap::new(),
+                watches: BTreeSet::new(),
+            };
+            if paths.len() > MAX_WATCHES {
+                return false;
+            }
+        }
         for path in paths {
             let fd = match ns.open_path(&path) {
                 Ok(fd) => fd,
@@ -125,11 +153,8 @@ impl AnswerCache {
                 Err(crate::ExecError::NotFound { .. }) => continue,
                 Err(_) => return false,
             };
-            if state.watches.len() >= MAX_WATCHES {
-                return false;
-            }
             let proc_path = format!("/proc/self/fd/{}", fd.as_raw_fd());
-            match inotify::add_watch(&self.inotify, proc_path.as_str(), flags) {
+            match inotify::add_watch(&state.inotify, proc_path.as_str(), flags) {
                 Ok(wd) => {
                     state.watches.insert(wd);
                 }
@@ -148,20 +173,20 @@ impl AnswerCache {
         state.answers.insert(key, fd);
     }
 
-    /// Read every pending event; true if there was any.
-    fn drain(&self) -> bool {
-        let mut buf = [0u8; 4096];
-        let mut any = false;
-        while let Ok(n) = rustix::io::read(&self.inotify, &mut buf) {
-            if n == 0 {
-                break;
-            }
-            any = true;
-        }
-        any
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Read every pending event; true if there was any.
+fn drain(inotify: &OwnedFd) -> bool {
+    let mut buf = [0u8; 4096];
+    let mut any = false;
+    while let Ok(n) = rustix::io::read(inotify, &mut buf) {
+        if n == 0 {
+            break;
+        }
+        any = true;
+    }
+    any
 }

@@ -193,13 +193,16 @@ impl LdsoSource for NamespaceSource {
     fn ldso(&self, request: &InterpRequest) -> Result<Arc<OwnedFd>, ExecError> {
         let first = self.resolver.ldso_for(&self.ns, request)?;
         let answer = match &self.cache {
-            Some(cache) if cache.watch(&self.ns, &first.consulted) => {
+            Some(cache) if Key::of(request).is_some() && cache.watch(&self.ns, &first.consulted) => {
                 // Watched from here on: search again, so that a change made
                 // before the watches were in place is not cached.
                 let second = self.resolver.ldso_for(&self.ns, request)?;
                 let fd = Arc::new(second.fd);
-                if second.consulted.iter().all(|p| first.consulted.contains(p)) {
-                    cache.insert(Key::of(request), fd.clone());
+                match Key::of(request) {
+                    Some(key) if second.consulted.iter().all(|p| first.consulted.contains(p)) => {
+                        cache.insert(key, fd.clone())
+                    }
+                    _ => {}
                 }
                 (fd, second.choice)
             }
@@ -212,6 +215,6 @@ impl LdsoSource for NamespaceSource {
     }
 
     fn cached(&self, request: &InterpRequest) -> Option<Arc<OwnedFd>> {
-        self.cache.as_ref()?.get(&Key::of(request))
+        self.cache.as_ref()?.get(&Key::of(request)?)
     }
 }
