@@ -255,41 +255,36 @@ impl IoLoop {
 
     fn accept(&mut self) {
         while self.conns.len() < self.limits.max_connections {
-            let stream = match self.listener.accept() {
-                Ok((s, _)) => s,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            let flags = rustix::net::SocketFlags::NONBLOCK | rustix::net::SocketFlags::CLOEXEC;
+            let stream = match rustix::net::accept_with(&self.listener, flags) {
+                Ok(fd) => UnixStream::from(fd),
+                Err(rustix::io::Errno::AGAIN) => return,
+                Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => {
                     debug!(error = %e, "exec service: accept failed");
                     return;
                 }
             };
-            if stream.set_nonblocking(true).is_err() {
-                continue;
-            }
-            let token = self.next;
-            self.next += 1;
-            if epoll::add(
-                &self.epoll,
-                &stream,
-                epoll::EventData::new_u64(token),
-                epoll::EventFlags::IN,
-            )
-            .is_err()
-            {
-                continue;
-            }
-            let deadline = Instant::now() + self.limits.request_timeout;
-            let conn = Conn {
+            let mut conn = Conn {
                 stream,
                 buf: Vec::new(),
                 header: None,
-                deadline,
+                deadline: Instant::now() + self.limits.request_timeout,
             };
-            self.conns.insert(token, conn);
-            self.stats.open.store(self.conns.len(), Ordering::Relaxed);
-            // A client that sent everything before we looked: read it now.
-            self.readable(token);
+            // A client usually sent its whole request before we looked: read
+            // it now, and watch the connection only if more is to come.
+            match conn.read() {
+                Progress::More => {
+                    let token = self.next;
+                    self.next += 1;
+                    let data = epoll::EventData::new_u64(token);
+                    if epoll::add(&self.epoll, &conn.stream, data, epoll::EventFlags::IN).is_ok() {
+                        self.conns.insert(token, conn);
+                        self.stats.open.store(self.conns.len(), Ordering::Relaxed);
+                    }
+                }
+                progress => self.finish(conn, progress),
+            }
         }
     }
 
@@ -302,6 +297,11 @@ impl IoLoop {
         let conn = self.conns.remove(&token).expect("present");
         let _ = epoll::delete(&self.epoll, &conn.stream);
         self.stats.open.store(self.conns.len(), Ordering::Relaxed);
+        self.finish(conn, progress);
+    }
+
+    /// Answer a connection that has said all it will say.
+    fn finish(&mut self, conn: Conn, progress: Progress) {
         match progress {
             // A known answer goes out at once; a search goes to a worker.
             Progress::Done(request) => match self.source.cached(&request) {
