@@ -43,11 +43,6 @@ include!(concat!(env!("OUT_DIR"), "/chainloaders.rs"));
 /// The chainloader for the architecture this library was compiled for.
 pub static NATIVE: &Chainloader = &ALL[0];
 
-/// The embedded chainloader that runs images for ELF machine `machine`.
-pub fn for_machine(machine: u16) -> Option<&'static Chainloader> {
-    ALL.iter().find(|c| c.machine == machine)
-}
-
 /// What [`install`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {

@@ -9,7 +9,8 @@
 //! code, stack, the header buffer — is ever replaced.
 #![allow(unsafe_code)]
 
-use chainloader::elf::{self, Arch, Native, Word, PT_LOAD};
+use chainloader::elf::{self, Arch, Word, PT_LOAD};
+use chainloader::machine::Native;
 use chainloader::plan::{segment, Plan, Reserve};
 use chainloader::{Error, Reason, Subject};
 

@@ -12,7 +12,8 @@
 #![allow(unsafe_code)]
 
 use chainloader::args::{basename, parse_fd, USAGE};
-use chainloader::elf::{parse_ehdr, Native, Word};
+use chainloader::elf::{parse_ehdr, Word};
+use chainloader::machine::Native;
 
 use crate::rt::load::W;
 use chainloader::error::{render, EXIT_FAILURE};
