@@ -17,15 +17,6 @@ pub use lp64::{mmap, pread};
 /// Stack alignment the ABI requires (always, not only at entry).
 pub const STACK_ALIGN: usize = 16;
 
-pub const SYS_PREAD: usize = 67;
-pub const SYS_WRITE: usize = 64;
-pub const SYS_CLOSE: usize = 57;
-pub const SYS_MMAP: usize = 222;
-pub const SYS_MPROTECT: usize = 226;
-pub const SYS_MUNMAP: usize = 215;
-pub const SYS_PRCTL: usize = 167;
-pub const SYS_EXIT_GROUP: usize = 94;
-
 global_asm!(
     ".globl _start",
     ".type _start,%function",
@@ -45,14 +36,14 @@ global_asm!(
 /// # Safety
 /// The caller must pass arguments valid for system call `nr`.
 #[inline(always)]
-pub unsafe fn syscall6(nr: usize, a: usize, b: usize, c: usize, d: usize, e: usize, f: usize) -> isize {
+pub unsafe fn syscall6(nr: u32, a: usize, b: usize, c: usize, d: usize, e: usize, f: usize) -> isize {
     let ret: isize;
     // SAFETY: the Linux AArch64 system-call convention; the caller vouches
     // for the arguments.
     unsafe {
         asm!(
             "svc #0",
-            in("x8") nr,
+            in("x8") nr as usize,
             inlateout("x0") a as isize => ret,
             in("x1") b, in("x2") c, in("x3") d, in("x4") e, in("x5") f,
             options(nostack),

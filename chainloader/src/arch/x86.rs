@@ -13,18 +13,11 @@
 
 use core::arch::{asm, global_asm};
 
+use linux_raw_sys::general::{__NR_mmap2, __NR_pread64};
+
 /// Stack alignment the ABI requires at process entry (the kernel gives 16;
 /// glibc's i386 code relies on it for SSE).
 pub const STACK_ALIGN: usize = 16;
-
-pub const SYS_PREAD: usize = 180;
-pub const SYS_WRITE: usize = 4;
-pub const SYS_CLOSE: usize = 6;
-pub const SYS_MMAP2: usize = 192;
-pub const SYS_MPROTECT: usize = 125;
-pub const SYS_MUNMAP: usize = 91;
-pub const SYS_PRCTL: usize = 172;
-pub const SYS_EXIT_GROUP: usize = 252;
 
 // Call start(sp) with a cdecl argument on a 16-byte aligned stack, 64 bytes
 // below the kernel's block. (i386 has no PC-relative data addressing; the
@@ -78,10 +71,10 @@ extern "C" {
 /// # Safety
 /// The caller must pass arguments valid for system call `nr`.
 #[inline(always)]
-pub unsafe fn syscall6(nr: usize, a: usize, b: usize, c: usize, d: usize, e: usize, f: usize) -> isize {
+pub unsafe fn syscall6(nr: u32, a: usize, b: usize, c: usize, d: usize, e: usize, f: usize) -> isize {
     // SAFETY: the stub implements the int $0x80 convention; the caller
     // vouches for the arguments.
-    unsafe { __chainloader_syscall(nr, a, b, c, d, e, f) }
+    unsafe { __chainloader_syscall(nr as usize, a, b, c, d, e, f) }
 }
 
 /// `mmap2(2)`: the offset, in bytes here, must be page-aligned (the kernel
@@ -92,7 +85,7 @@ pub unsafe fn syscall6(nr: usize, a: usize, b: usize, c: usize, d: usize, e: usi
 #[inline(always)]
 pub unsafe fn mmap(addr: usize, len: usize, prot: usize, flags: usize, fd: usize, offset: u64) -> isize {
     // SAFETY: forwarded contract.
-    unsafe { syscall6(SYS_MMAP2, addr, len, prot, flags, fd, (offset >> 12) as usize) }
+    unsafe { syscall6(__NR_mmap2, addr, len, prot, flags, fd, (offset >> 12) as usize) }
 }
 
 /// `pread64(2)`: the 64-bit offset goes in two registers, low word first.
@@ -104,7 +97,7 @@ pub unsafe fn pread(fd: usize, buf: *mut u8, len: usize, offset: u64) -> isize {
     // SAFETY: forwarded contract.
     unsafe {
         syscall6(
-            SYS_PREAD,
+            __NR_pread64,
             fd,
             buf as usize,
             len,

@@ -18,15 +18,6 @@ pub use lp64::{mmap, pread};
 /// Stack alignment the ABI requires at process entry.
 pub const STACK_ALIGN: usize = 16;
 
-pub const SYS_PREAD: usize = 17;
-pub const SYS_WRITE: usize = 1;
-pub const SYS_CLOSE: usize = 3;
-pub const SYS_MMAP: usize = 9;
-pub const SYS_MPROTECT: usize = 10;
-pub const SYS_MUNMAP: usize = 11;
-pub const SYS_PRCTL: usize = 157;
-pub const SYS_EXIT_GROUP: usize = 231;
-
 // The kernel enters here with %rsp -> argc. We hand the Rust side the
 // original stack pointer. The 64 bytes left free below it let the stack
 // rewrite slide argv/envp/auxv down for alignment without touching a live
@@ -51,7 +42,7 @@ global_asm!(
 /// The caller must pass arguments valid for system call `nr` (pointers to
 /// memory of the right size, and so on).
 #[inline(always)]
-pub unsafe fn syscall6(nr: usize, a: usize, b: usize, c: usize, d: usize, e: usize, f: usize) -> isize {
+pub unsafe fn syscall6(nr: u32, a: usize, b: usize, c: usize, d: usize, e: usize, f: usize) -> isize {
     let ret: isize;
     // SAFETY: the Linux x86-64 system-call convention; the caller vouches for
     // the arguments. rcx and r11 are clobbered by `syscall`.

@@ -16,7 +16,7 @@ use chainloader::{Error, Reason, Subject};
 
 use crate::rt::sys::{self, MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_PRIVATE};
 
-const EEXIST: i32 = 17;
+const EEXIST: sys::Errno = linux_raw_sys::errno::EEXIST as sys::Errno;
 
 /// The image's (and our own) address width.
 pub type W = <Native as Arch>::Word;

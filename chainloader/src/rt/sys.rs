@@ -6,19 +6,31 @@
 //! single-threaded program it would harmlessly fail with `EBADF`); `EINTR`
 //! from `close` counts as success.
 //!
+//! System-call numbers, flags and errno values come from `linux-raw-sys`,
+//! whose modules are generated per architecture from the kernel's headers.
+//!
 //! # Safety
 //!
-//! Each wrapper passes the kernel only pointers derived from Rust references
-//! of the right length; the memory-management wrappers are `unsafe fn`
-//! because unmapping or remapping memory can invalidate other references.
+//! The safe wrappers (`pread_full`, `close`, `write_all`, `exit`) pass the
+//! kernel only pointers derived from Rust references of the right length.
+//! The others are `unsafe fn` and pass the caller's raw pointers on, under
+//! the contracts they state: `pread_raw` writes through a raw buffer
+//! pointer, `set_name` reads a C string, and `mmap`, `mprotect` and
+//! `munmap` can invalidate memory that references still point into.
 #![allow(unsafe_code)]
+
+use linux_raw_sys::general::{__NR_close, __NR_exit_group, __NR_mprotect, __NR_munmap, __NR_prctl, __NR_write};
+pub use linux_raw_sys::general::{MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_PRIVATE};
+use linux_raw_sys::prctl::PR_SET_NAME;
 
 use crate::arch::{self, syscall6};
 
-/// An errno value.
+/// An errno value, as [`chainloader::Error`] carries it.
 pub type Errno = i32;
 
-const EINTR: Errno = 4;
+const EINTR: Errno = linux_raw_sys::errno::EINTR as Errno;
+
+/// Return values from -4095 to -1 are -errno (the kernel's `MAX_ERRNO`).
 const MAX_ERRNO: isize = 4095;
 
 fn result(ret: isize) -> Result<usize, Errno> {
@@ -68,7 +80,7 @@ pub unsafe fn pread_raw(fd: i32, buf: *mut u8, len: usize, offset: u64) -> Resul
 /// `close(fd)`; see the module docs for `EINTR`.
 pub fn close(fd: i32) -> Result<(), Errno> {
     // SAFETY: closing a descriptor touches no memory.
-    match result(unsafe { syscall6(arch::SYS_CLOSE, fd as usize, 0, 0, 0, 0, 0) }) {
+    match result(unsafe { syscall6(__NR_close, fd as usize, 0, 0, 0, 0, 0) }) {
         Ok(_) | Err(EINTR) => Ok(()),
         Err(e) => Err(e),
     }
@@ -80,17 +92,7 @@ pub fn write_all(fd: i32, bytes: &[u8]) {
     let mut rest = bytes;
     while !rest.is_empty() {
         // SAFETY: `rest` is a live buffer of `rest.len()` bytes.
-        match retry(|| unsafe {
-            syscall6(
-                arch::SYS_WRITE,
-                fd as usize,
-                rest.as_ptr() as usize,
-                rest.len(),
-                0,
-                0,
-                0,
-            )
-        }) {
+        match retry(|| unsafe { syscall6(__NR_write, fd as usize, rest.as_ptr() as usize, rest.len(), 0, 0, 0) }) {
             Ok(n) if n > 0 => rest = &rest[n..],
             _ => return,
         }
@@ -103,31 +105,25 @@ pub fn write_all(fd: i32, bytes: &[u8]) {
 /// # Safety
 /// `name` must point at a NUL-terminated string, or at 16 readable bytes.
 pub unsafe fn set_name(name: *const u8) -> Result<(), Errno> {
-    const PR_SET_NAME: usize = 15;
     // SAFETY: the caller vouches for name.
-    retry(|| unsafe { syscall6(arch::SYS_PRCTL, PR_SET_NAME, name as usize, 0, 0, 0, 0) }).map(drop)
+    retry(|| unsafe { syscall6(__NR_prctl, PR_SET_NAME as usize, name as usize, 0, 0, 0, 0) }).map(drop)
 }
 
 /// `exit_group(status)`.
 pub fn exit(status: i32) -> ! {
     loop {
         // SAFETY: exit_group touches no memory and does not return.
-        unsafe { syscall6(arch::SYS_EXIT_GROUP, status as usize, 0, 0, 0, 0, 0) };
+        unsafe { syscall6(__NR_exit_group, status as usize, 0, 0, 0, 0, 0) };
     }
 }
-
-pub const MAP_PRIVATE: usize = 0x02;
-pub const MAP_FIXED: usize = 0x10;
-pub const MAP_ANONYMOUS: usize = 0x20;
-pub const MAP_FIXED_NOREPLACE: usize = 0x10_0000;
 
 /// `mmap(2)`. Returns the address.
 ///
 /// # Safety
 /// With `MAP_FIXED` the range must not hold anything still in use.
-pub unsafe fn mmap(addr: usize, len: usize, prot: u32, flags: usize, fd: i32, offset: u64) -> Result<usize, Errno> {
+pub unsafe fn mmap(addr: usize, len: usize, prot: u32, flags: u32, fd: i32, offset: u64) -> Result<usize, Errno> {
     // SAFETY: forwarded contract; mmap does not fail with EINTR.
-    result(unsafe { arch::mmap(addr, len, prot as usize, flags, fd as usize, offset) })
+    result(unsafe { arch::mmap(addr, len, prot as usize, flags as usize, fd as usize, offset) })
 }
 
 /// `mprotect(2)`.
@@ -136,7 +132,7 @@ pub unsafe fn mmap(addr: usize, len: usize, prot: u32, flags: usize, fd: i32, of
 /// Removing access must not break memory that is still referenced.
 pub unsafe fn mprotect(addr: usize, len: usize, prot: u32) -> Result<(), Errno> {
     // SAFETY: forwarded contract.
-    result(unsafe { syscall6(arch::SYS_MPROTECT, addr, len, prot as usize, 0, 0, 0) }).map(drop)
+    result(unsafe { syscall6(__NR_mprotect, addr, len, prot as usize, 0, 0, 0) }).map(drop)
 }
 
 /// `munmap(2)`.
@@ -145,5 +141,5 @@ pub unsafe fn mprotect(addr: usize, len: usize, prot: u32) -> Result<(), Errno> 
 /// The range must hold nothing still in use.
 pub unsafe fn munmap(addr: usize, len: usize) -> Result<(), Errno> {
     // SAFETY: forwarded contract.
-    result(unsafe { syscall6(arch::SYS_MUNMAP, addr, len, 0, 0, 0, 0) }).map(drop)
+    result(unsafe { syscall6(__NR_munmap, addr, len, 0, 0, 0, 0) }).map(drop)
 }
