@@ -93,19 +93,21 @@ pub trait Word:
     + core::ops::BitAnd<Output = Self>
     + core::ops::Not<Output = Self>
 {
-    /// 0.
+    /// Zero: the start of the address space, an empty length.
     const ZERO: Self;
-    /// 1.
+    /// One: page masks are `!(page - ONE)`.
     const ONE: Self;
     /// The low bits of `v` (callers pass values that fit).
     fn from_u64(v: u64) -> Self;
-    /// `checked_add`.
+    /// The sum, or `None` if it does not fit the image's width: an image
+    /// whose addresses wrap is refused, as the kernel refuses it.
     fn checked_add(self, other: Self) -> Option<Self>;
-    /// `wrapping_add`.
+    /// The sum modulo 2^width, for sums the plan has already proven not to
+    /// overflow: it compiles to a bare add, without a second check.
     fn wrapping_add(self, other: Self) -> Self;
-    /// `wrapping_sub`.
+    /// The difference modulo 2^width (see [`Word::wrapping_add`]).
     fn wrapping_sub(self, other: Self) -> Self;
-    /// `is_power_of_two`.
+    /// Whether the value is a power of two (a usable `p_align`).
     fn is_power_of_two(self) -> bool;
     /// As a `usize` (the loader's own width equals the image's).
     fn to_usize(self) -> usize;
