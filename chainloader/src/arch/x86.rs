@@ -36,11 +36,20 @@ global_asm!(
     "call {start}",
     "ud2",
     "",
-    // isize __chainloader_syscall(nr, a, b, c, d, e, f), cdecl.
-    ".globl __chainloader_syscall",
-    ".hidden __chainloader_syscall",
-    ".type __chainloader_syscall,@function",
-    "__chainloader_syscall:",
+    // isize __chainloader_syscallN(nr, args...), cdecl. One body for every
+    // arity: it loads all six argument registers, and the kernel ignores
+    // those past the call's own arguments. For a short call they come from
+    // the caller's frame above its arguments: at most 20 bytes, always
+    // mapped (every caller runs below start's frame and the 64-byte gap).
+    ".globl __chainloader_syscall1, __chainloader_syscall2, __chainloader_syscall3",
+    ".globl __chainloader_syscall5, __chainloader_syscall6",
+    ".hidden __chainloader_syscall1, __chainloader_syscall2, __chainloader_syscall3",
+    ".hidden __chainloader_syscall5, __chainloader_syscall6",
+    "__chainloader_syscall1:",
+    "__chainloader_syscall2:",
+    "__chainloader_syscall3:",
+    "__chainloader_syscall5:",
+    "__chainloader_syscall6:",
     "pushl %ebp",
     "pushl %edi",
     "pushl %esi",
@@ -63,25 +72,42 @@ global_asm!(
 );
 
 extern "C" {
-    fn __chainloader_syscall(nr: usize, a: usize, b: usize, c: usize, d: usize, e: usize, f: usize) -> isize;
+    fn __chainloader_syscall1(nr: usize, a: usize) -> isize;
+    fn __chainloader_syscall2(nr: usize, a: usize, b: usize) -> isize;
+    fn __chainloader_syscall3(nr: usize, a: usize, b: usize, c: usize) -> isize;
+    fn __chainloader_syscall5(nr: usize, a: usize, b: usize, c: usize, d: usize, e: usize) -> isize;
+    fn __chainloader_syscall6(nr: usize, a: usize, b: usize, c: usize, d: usize, e: usize, f: usize) -> isize;
 }
 
-/// Raw system call with up to six arguments; returns the kernel's value.
+/// `syscallN(nr, args…)`: a raw system call with N arguments, returning the
+/// kernel's value; the caller pushes only those N.
 ///
-/// # Safety
+/// # Safety (of the generated functions)
 /// The caller must pass arguments valid for system call `nr`.
-#[inline(always)]
-pub unsafe fn syscall6(nr: u32, a: usize, b: usize, c: usize, d: usize, e: usize, f: usize) -> isize {
-    // SAFETY: the stub implements the int $0x80 convention; the caller
-    // vouches for the arguments.
-    unsafe { __chainloader_syscall(nr as usize, a, b, c, d, e, f) }
+macro_rules! syscalls {
+    ($($name:ident => $stub:ident($($arg:ident),*);)*) => {$(
+        #[inline(always)]
+        pub unsafe fn $name(nr: u32, $($arg: usize),*) -> isize {
+            // SAFETY: the stub implements the int $0x80 convention; the
+            // caller vouches for the arguments.
+            unsafe { $stub(nr as usize, $($arg),*) }
+        }
+    )*};
+}
+
+syscalls! {
+    syscall1 => __chainloader_syscall1(a);
+    syscall2 => __chainloader_syscall2(a, b);
+    syscall3 => __chainloader_syscall3(a, b, c);
+    syscall5 => __chainloader_syscall5(a, b, c, d, e);
+    syscall6 => __chainloader_syscall6(a, b, c, d, e, f);
 }
 
 /// `mmap2(2)`: the offset, in bytes here, must be page-aligned (the kernel
 /// takes it in 4096-byte units).
 ///
 /// # Safety
-/// As for [`syscall6`]; with `MAP_FIXED` the caller must own the range.
+/// As for the raw system calls; with `MAP_FIXED` the caller must own the range.
 #[inline(always)]
 pub unsafe fn mmap(addr: usize, len: usize, prot: usize, flags: usize, fd: usize, offset: u64) -> isize {
     // SAFETY: forwarded contract.
@@ -96,14 +122,13 @@ pub unsafe fn mmap(addr: usize, len: usize, prot: usize, flags: usize, fd: usize
 pub unsafe fn pread(fd: usize, buf: *mut u8, len: usize, offset: u64) -> isize {
     // SAFETY: forwarded contract.
     unsafe {
-        syscall6(
+        syscall5(
             __NR_pread64,
             fd,
             buf as usize,
             len,
             offset as u32 as usize,
             (offset >> 32) as usize,
-            0,
         )
     }
 }

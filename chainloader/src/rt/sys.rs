@@ -23,7 +23,7 @@ use linux_raw_sys::general::{__NR_close, __NR_exit_group, __NR_mprotect, __NR_mu
 pub use linux_raw_sys::general::{MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_PRIVATE};
 use linux_raw_sys::prctl::PR_SET_NAME;
 
-use crate::arch::{self, syscall6};
+use crate::arch::{self, syscall1, syscall2, syscall3};
 
 /// An errno value, as [`chainloader::Error`] carries it.
 pub type Errno = i32;
@@ -80,7 +80,7 @@ pub unsafe fn pread_raw(fd: i32, buf: *mut u8, len: usize, offset: u64) -> Resul
 /// `close(fd)`; see the module docs for `EINTR`.
 pub fn close(fd: i32) -> Result<(), Errno> {
     // SAFETY: closing a descriptor touches no memory.
-    match result(unsafe { syscall6(__NR_close, fd as usize, 0, 0, 0, 0, 0) }) {
+    match result(unsafe { syscall1(__NR_close, fd as usize) }) {
         Ok(_) | Err(EINTR) => Ok(()),
         Err(e) => Err(e),
     }
@@ -92,7 +92,7 @@ pub fn write_all(fd: i32, bytes: &[u8]) {
     let mut rest = bytes;
     while !rest.is_empty() {
         // SAFETY: `rest` is a live buffer of `rest.len()` bytes.
-        match retry(|| unsafe { syscall6(__NR_write, fd as usize, rest.as_ptr() as usize, rest.len(), 0, 0, 0) }) {
+        match retry(|| unsafe { syscall3(__NR_write, fd as usize, rest.as_ptr() as usize, rest.len()) }) {
             Ok(n) if n > 0 => rest = &rest[n..],
             _ => return,
         }
@@ -106,14 +106,14 @@ pub fn write_all(fd: i32, bytes: &[u8]) {
 /// `name` must point at a NUL-terminated string, or at 16 readable bytes.
 pub unsafe fn set_name(name: *const u8) -> Result<(), Errno> {
     // SAFETY: the caller vouches for name.
-    retry(|| unsafe { syscall6(__NR_prctl, PR_SET_NAME as usize, name as usize, 0, 0, 0, 0) }).map(drop)
+    retry(|| unsafe { syscall2(__NR_prctl, PR_SET_NAME as usize, name as usize) }).map(drop)
 }
 
 /// `exit_group(status)`.
 pub fn exit(status: i32) -> ! {
     loop {
         // SAFETY: exit_group touches no memory and does not return.
-        unsafe { syscall6(__NR_exit_group, status as usize, 0, 0, 0, 0, 0) };
+        unsafe { syscall1(__NR_exit_group, status as usize) };
     }
 }
 
@@ -132,7 +132,7 @@ pub unsafe fn mmap(addr: usize, len: usize, prot: u32, flags: u32, fd: i32, offs
 /// Removing access must not break memory that is still referenced.
 pub unsafe fn mprotect(addr: usize, len: usize, prot: u32) -> Result<(), Errno> {
     // SAFETY: forwarded contract.
-    result(unsafe { syscall6(__NR_mprotect, addr, len, prot as usize, 0, 0, 0) }).map(drop)
+    result(unsafe { syscall3(__NR_mprotect, addr, len, prot as usize) }).map(drop)
 }
 
 /// `munmap(2)`.
@@ -141,5 +141,5 @@ pub unsafe fn mprotect(addr: usize, len: usize, prot: u32) -> Result<(), Errno> 
 /// The range must hold nothing still in use.
 pub unsafe fn munmap(addr: usize, len: usize) -> Result<(), Errno> {
     // SAFETY: forwarded contract.
-    result(unsafe { syscall6(__NR_munmap, addr, len, 0, 0, 0, 0) }).map(drop)
+    result(unsafe { syscall2(__NR_munmap, addr, len) }).map(drop)
 }
