@@ -17,13 +17,6 @@ pub const ET_DYN: u16 = 3;
 /// `e_type` of a core dump.
 pub const ET_CORE: u16 = 4;
 
-/// `e_machine` for i386.
-pub const EM_386: u16 = 3;
-/// `e_machine` for x86-64.
-pub const EM_X86_64: u16 = 62;
-/// `e_machine` for AArch64.
-pub const EM_AARCH64: u16 = 183;
-
 /// Loadable segment.
 pub const PT_LOAD: u32 = 1;
 /// Dynamic linking information.

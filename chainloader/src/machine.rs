@@ -7,8 +7,8 @@
 //! chainloader has in a jail, and what the resolver needs to find its
 //! dynamic linker (glibc's `$LIB` and `$PLATFORM`, the conventional ld.so
 //! paths). The chainloader library, the resolver and `embed/build.rs` (as a
-//! build-dependency) all read it; nothing else spells out `e_machine`
-//! numbers, triples or ld.so paths.
+//! build-dependency) all read it; no other product code spells out
+//! `e_machine` numbers, triples or ld.so paths.
 //!
 //! Each row also has a marker type implementing [`Arch`], so that the checks
 //! are specialised per architecture at compile time, and
@@ -18,7 +18,14 @@
 //! integers: the strings of a row never reach its static data, which must
 //! hold no pointers (it is never relocated).
 
-use crate::elf::{Arch, Target, EM_386, EM_AARCH64, EM_X86_64};
+use crate::elf::{Arch, Target};
+
+/// `e_machine` for x86-64.
+pub const EM_X86_64: u16 = 62;
+/// `e_machine` for i386.
+pub const EM_386: u16 = 3;
+/// `e_machine` for AArch64.
+pub const EM_AARCH64: u16 = 183;
 
 /// One architecture: a row of the table. Rows are the associated constants
 /// ([`Machine::X86_64`], …) and [`Machine::ALL`]; no other value exists.
