@@ -12,6 +12,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use chainloader::machine::Machine;
 use sha2::{Digest, Sha256};
 
 /// Flags for the freestanding static PIE. See DESIGN.md ("The chainloader
@@ -34,27 +35,6 @@ const RUSTFLAGS: &[&str] = &[
     "-Clink-arg=-Wl,--hash-style=gnu",
 ];
 
-/// The architectures the chainloader is built for: (target triple, name
-/// used in file names, ELF e_machine, linker, max page size).
-const TARGETS: &[(&str, &str, u16, &[&str], u32)] = &[
-    ("x86_64-unknown-linux-gnu", "x86_64", 62, &[], 4096),
-    (
-        "i686-unknown-linux-gnu",
-        "i386",
-        3,
-        &["i686-linux-gnu-gcc-12", "i686-linux-gnu-gcc"],
-        4096,
-    ),
-    // AArch64 kernels run with 4, 16 or 64 KiB pages: align for the largest.
-    (
-        "aarch64-unknown-linux-gnu",
-        "aarch64",
-        183,
-        &["aarch64-linux-gnu-gcc-12", "aarch64-linux-gnu-gcc"],
-        65536,
-    ),
-];
-
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());
     let chainloader = manifest_dir.join("../chainloader");
@@ -68,7 +48,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=CI");
     println!("cargo:rerun-if-env-changed=PATH");
 
-    let host = env::var("TARGET").unwrap();
+    let host_triple = env::var("TARGET").unwrap();
     let out = PathBuf::from(env::var_os("OUT_DIR").unwrap());
     // Unwind tables are useless without an unwinder, but LTO merges core's
     // "uwtable" module flag into ours; drop .eh_frame at link time instead.
@@ -79,17 +59,23 @@ fn main() {
     )
     .unwrap();
 
-    // The host's own architecture first: it is `NATIVE`, installed as
-    // /chainloader; every other one is /chainloader-ARCH.
-    let mut order: Vec<_> = TARGETS.iter().filter(|t| t.0 == host).collect();
-    order.extend(TARGETS.iter().filter(|t| t.0 != host));
-    if order.first().map(|t| t.0) != Some(host.as_str()) {
-        panic!("ldchain-embed: unsupported host target {host} (supported: x86_64, i686, aarch64 linux-gnu)");
-    }
+    // Every machine in the chainloader's table, the host's own first: it is
+    // `NATIVE`, installed as /chainloader; every other one is
+    // /chainloader-ARCH.
+    let Some(host) = Machine::from_triple(&host_triple) else {
+        let supported: Vec<_> = Machine::ALL.iter().map(|m| m.triple()).collect();
+        panic!(
+            "ldchain-embed: unsupported host target {host_triple} (supported: {})",
+            supported.join(", ")
+        );
+    };
+    let mut order = vec![host];
+    order.extend(Machine::ALL.into_iter().filter(|&m| m != host));
     let strict = env::var_os("CI").is_some();
     let mut entries = String::new();
-    for (i, &&(triple, arch, machine, linkers, page)) in order.iter().enumerate() {
-        let native = i == 0;
+    for m in order {
+        let native = m == host;
+        let (arch, triple, linkers) = (m.name(), m.triple(), m.cross_linkers());
         let wanted = env::var_os(format!("CARGO_FEATURE_{}", arch.to_uppercase())).is_some();
         let linker = if native {
             None
@@ -119,7 +105,7 @@ fn main() {
             &chainloader,
             triple,
             linker,
-            page,
+            m.max_page_size(),
             &out.join(format!("chainloader-build-{arch}")),
             &script,
         );
@@ -137,11 +123,8 @@ fn main() {
         for b in Sha256::digest(&bytes) {
             write!(hex, "{b:02x}").unwrap();
         }
-        let file_name = if native {
-            "chainloader".to_owned()
-        } else {
-            format!("chainloader-{arch}")
-        };
+        let file_name = format!("chainloader{}", m.chainloader_suffix(host));
+        let machine = m.target().machine;
         writeln!(
             entries,
             "    Chainloader {{ arch: {arch:?}, triple: {triple:?}, machine: {machine}, \

@@ -22,16 +22,16 @@ use tracing::debug;
 use crate::resolver::service::SERVICE_PATH;
 use crate::resolver::Machine;
 
-/// The conventional `PT_INTERP` paths the stubs are placed at, and the
+/// The conventional `PT_INTERP` paths the stubs are placed at — glibc's and
+/// musl's for every machine in the chainloader's table — and the
 /// architecture of the programs that name them.
-pub const STUB_PATHS: &[(&str, Machine)] = &[
-    ("/lib64/ld-linux-x86-64.so.2", Machine::X86_64),
-    ("/lib/ld-linux.so.2", Machine::I386),
-    ("/lib/ld-linux-aarch64.so.1", Machine::Aarch64),
-    ("/lib/ld-musl-x86_64.so.1", Machine::X86_64),
-    ("/lib/ld-musl-i386.so.1", Machine::I386),
-    ("/lib/ld-musl-aarch64.so.1", Machine::Aarch64),
-];
+pub fn stub_paths() -> Vec<(&'static str, Machine)> {
+    Machine::ALL
+        .iter()
+        .flat_map(|m| [&b"ld-linux"[..], b"ld-musl-"].map(|family| (m.conventional_ldso(family), *m)))
+        .filter_map(|(path, m)| Some((std::str::from_utf8(path?).ok()?, m)))
+        .collect()
+}
 
 /// A jail's view being prepared: which of its directories are already
 /// ldchain's own tmpfs (writable without touching the disk).
@@ -72,12 +72,12 @@ impl View {
     /// Place the architecture's chainloader at every conventional
     /// `PT_INTERP` path that does not exist in the jail.
     pub fn place_stubs(&mut self) -> Vec<Placed> {
-        STUB_PATHS
-            .iter()
-            .map(|&(path, machine)| {
+        stub_paths()
+            .into_iter()
+            .map(|(path, machine)| {
                 let (_, e_machine) = machine.ident();
                 let host = self.host_path(path);
-                match ldchain_embed::for_machine(e_machine) {
+                match ldchain_embed::ALL.iter().find(|c| c.machine == e_machine) {
                     None => Placed::NoChainloader(host),
                     Some(blob) => self.place_file(path, blob.bytes),
                 }

@@ -3,9 +3,10 @@
 //! All fields are read little-endian (every architecture the chainloader
 //! supports is little-endian; a big-endian image is rejected first). Both
 //! classes are decoded so that the host's unit tests can exercise the i386
-//! rules too; the program only accepts its own [`Target`].
+//! rules too; the program only accepts its own [`Arch::TARGET`].
 
 use crate::error::{Error, Reason, Subject};
+use crate::machine::Machine;
 
 /// `e_type` of a relocatable object.
 pub const ET_REL: u16 = 1;
@@ -15,13 +16,6 @@ pub const ET_EXEC: u16 = 2;
 pub const ET_DYN: u16 = 3;
 /// `e_type` of a core dump.
 pub const ET_CORE: u16 = 4;
-
-/// `e_machine` for i386.
-pub const EM_386: u16 = 3;
-/// `e_machine` for x86-64.
-pub const EM_X86_64: u16 = 62;
-/// `e_machine` for AArch64.
-pub const EM_AARCH64: u16 = 183;
 
 /// Loadable segment.
 pub const PT_LOAD: u32 = 1;
@@ -44,8 +38,10 @@ pub const PF_R: u32 = 4;
 /// The kernel refuses program header tables larger than this.
 pub const MAX_PHDR_TABLE: u64 = 65536;
 
-/// The architecture an image must be built for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the checks need to know about an architecture: a row of the
+/// machine table ([`crate::machine`]) reduced to plain integers, which is
+/// all the program itself reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Target {
     /// ELFCLASS64 (true) or ELFCLASS32 (false).
     pub class64: bool,
@@ -56,35 +52,6 @@ pub struct Target {
 }
 
 impl Target {
-    /// x86-64 (47-bit user address space).
-    pub const X86_64: Target = Target {
-        class64: true,
-        machine: EM_X86_64,
-        addr_limit: 0x7fff_ffff_f000,
-    };
-    /// i386 (a 32-bit process, on a 32- or 64-bit kernel).
-    pub const I386: Target = Target {
-        class64: false,
-        machine: EM_386,
-        addr_limit: 0xffff_e000,
-    };
-    /// AArch64 (48-bit user address space).
-    pub const AARCH64: Target = Target {
-        class64: true,
-        machine: EM_AARCH64,
-        addr_limit: 1 << 48,
-    };
-
-    /// The architecture this crate is compiled for.
-    #[cfg(target_arch = "x86_64")]
-    pub const NATIVE: Target = Target::X86_64;
-    /// The architecture this crate is compiled for.
-    #[cfg(target_arch = "x86")]
-    pub const NATIVE: Target = Target::I386;
-    /// The architecture this crate is compiled for.
-    #[cfg(target_arch = "aarch64")]
-    pub const NATIVE: Target = Target::AARCH64;
-
     /// Size of the file header for this class.
     pub const fn ehdr_size(&self) -> usize {
         if self.class64 {
@@ -119,19 +86,21 @@ pub trait Word:
     + core::ops::BitAnd<Output = Self>
     + core::ops::Not<Output = Self>
 {
-    /// 0.
+    /// Zero: the start of the address space, an empty length.
     const ZERO: Self;
-    /// 1.
+    /// One: page masks are `!(page - ONE)`.
     const ONE: Self;
     /// The low bits of `v` (callers pass values that fit).
     fn from_u64(v: u64) -> Self;
-    /// `checked_add`.
+    /// The sum, or `None` if it does not fit the image's width: an image
+    /// whose addresses wrap is refused, as the kernel refuses it.
     fn checked_add(self, other: Self) -> Option<Self>;
-    /// `wrapping_add`.
+    /// The sum modulo 2^width, for sums the plan has already proven not to
+    /// overflow: it compiles to a bare add, without a second check.
     fn wrapping_add(self, other: Self) -> Self;
-    /// `wrapping_sub`.
+    /// The difference modulo 2^width (see [`Word::wrapping_add`]).
     fn wrapping_sub(self, other: Self) -> Self;
-    /// `is_power_of_two`.
+    /// Whether the value is a power of two (a usable `p_align`).
     fn is_power_of_two(self) -> bool;
     /// As a `usize` (the loader's own width equals the image's).
     fn to_usize(self) -> usize;
@@ -180,46 +149,16 @@ word!(u64);
 
 /// An architecture as a type, so that the checks and decoders are
 /// specialised at compile time: the 64-bit program carries no 32-bit decoder.
+/// The types are in [`crate::machine`], next to their rows.
 pub trait Arch {
-    /// The architecture's facts.
-    const TARGET: Target;
+    /// The architecture's row in the machine table.
+    const MACHINE: Machine;
+    /// The row's [`Target`]: a constant of integers only, so that code
+    /// reading it puts no pointer (the row's strings) in static data.
+    const TARGET: Target = Self::MACHINE.target();
     /// Its address width.
     type Word: Word;
 }
-
-/// x86-64 as a type.
-#[derive(Debug, Clone, Copy)]
-pub struct X86_64;
-impl Arch for X86_64 {
-    const TARGET: Target = Target::X86_64;
-    type Word = u64;
-}
-
-/// i386 as a type.
-#[derive(Debug, Clone, Copy)]
-pub struct I386;
-impl Arch for I386 {
-    const TARGET: Target = Target::I386;
-    type Word = u32;
-}
-
-/// AArch64 as a type.
-#[derive(Debug, Clone, Copy)]
-pub struct Aarch64;
-impl Arch for Aarch64 {
-    const TARGET: Target = Target::AARCH64;
-    type Word = u64;
-}
-
-/// The architecture this crate is compiled for, as a type.
-#[cfg(target_arch = "x86_64")]
-pub type Native = X86_64;
-/// The architecture this crate is compiled for, as a type.
-#[cfg(target_arch = "x86")]
-pub type Native = I386;
-/// The architecture this crate is compiled for, as a type.
-#[cfg(target_arch = "aarch64")]
-pub type Native = Aarch64;
 
 /// The fields of the ELF file header the loader uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -53,7 +53,8 @@ pub fn path(bytes: &[u8]) -> &[u8] {
 mod tests {
     extern crate std;
     use super::*;
-    use crate::elf::{PF_R, PF_X, X86_64};
+    use crate::elf::{PF_R, PF_X};
+    use crate::machine::X86_64;
 
     fn phdr64(p_type: u32, flags: u32, off: u64, vaddr: u64, filesz: u64, memsz: u64) -> [u8; 56] {
         let mut e = [0u8; 56];

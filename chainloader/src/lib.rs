@@ -3,9 +3,10 @@
 //! The chainloader program (`src/main.rs`, built only by `embed/build.rs`) is
 //! split in two:
 //!
-//! * this library — ELF header checks ([`elf`]), the mapping plan the kernel's
-//!   ELF loader would follow ([`plan`]), command-line parsing ([`args`]) and
-//!   error messages ([`error`]). It is `no_std`, contains no `unsafe`, and is
+//! * this library — the table of supported architectures ([`machine`]), ELF
+//!   header checks ([`elf`]), the mapping plan the kernel's ELF loader would
+//!   follow ([`plan`]), command-line parsing ([`args`]) and error messages
+//!   ([`error`]). It is `no_std`, contains no `unsafe`, and is
 //!   unit-tested on the host with an ordinary `cargo test`;
 //! * the runtime (`src/rt/`, `src/arch/`) — the entry stub,
 //!   system calls, the stack rewrite and the final jump. Small, architecture
@@ -22,6 +23,7 @@ pub mod args;
 pub mod elf;
 pub mod error;
 pub mod interp;
+pub mod machine;
 pub mod plan;
 pub mod proto;
 

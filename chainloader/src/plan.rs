@@ -12,12 +12,10 @@
 use crate::elf::{self, Arch, Ehdr, Phdr, Word, PF_R, PF_W, PF_X, PT_INTERP, PT_LOAD, PT_PHDR};
 use crate::error::{Error, Reason, Subject};
 
-/// `PROT_READ`.
-pub const PROT_READ: u32 = 1;
-/// `PROT_WRITE`.
-pub const PROT_WRITE: u32 = 2;
-/// `PROT_EXEC`.
-pub const PROT_EXEC: u32 = 4;
+pub use linux_raw_sys::general::{PROT_EXEC, PROT_READ, PROT_WRITE};
+
+// `prot_of` moves the bits with shifts; Linux uses these values everywhere.
+const _: () = assert!(PROT_READ == 1 && PROT_WRITE == 2 && PROT_EXEC == 4);
 
 /// How the runtime claims the image's address range before mapping segments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

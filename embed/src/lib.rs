@@ -23,13 +23,15 @@ use rustix::fs::{self as rfs, Mode, OFlags};
 /// One embedded chainloader build.
 #[derive(Debug, Clone, Copy)]
 pub struct Chainloader {
-    /// Architecture name used in file names (`x86_64`, `i386`, `aarch64`).
+    /// Its machine's name in the chainloader's machine table (`x86_64`,
+    /// `i386`, `aarch64`), as in its file name.
     pub arch: &'static str,
     /// The target triple it was built for.
     pub triple: &'static str,
     /// The ELF `e_machine` of the images it runs.
     pub machine: u16,
-    /// The file's bytes.
+    /// The file's bytes, exactly as installed (section headers already
+    /// stripped by `build.rs`).
     pub bytes: &'static [u8],
     /// SHA-256 of `bytes`, lowercase hex.
     pub sha256: &'static str,
@@ -42,11 +44,6 @@ include!(concat!(env!("OUT_DIR"), "/chainloaders.rs"));
 
 /// The chainloader for the architecture this library was compiled for.
 pub static NATIVE: &Chainloader = &ALL[0];
-
-/// The embedded chainloader that runs images for ELF machine `machine`.
-pub fn for_machine(machine: u16) -> Option<&'static Chainloader> {
-    ALL.iter().find(|c| c.machine == machine)
-}
 
 /// What [`install`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,11 +62,11 @@ pub enum Outcome {
 pub struct Installed {
     /// The installed file.
     pub path: PathBuf,
-    /// What was done.
+    /// Whether the file was created, left as it was, or replaced.
     pub outcome: Outcome,
     /// Its size in bytes.
     pub size: usize,
-    /// Its SHA-256.
+    /// Its SHA-256, lowercase hex (as `sha256sum` prints it).
     pub sha256: &'static str,
 }
 

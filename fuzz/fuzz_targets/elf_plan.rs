@@ -5,8 +5,9 @@
 //! ordered, disjoint and inside the span.
 #![no_main]
 
-use chainloader::elf::{self, Arch, Word, I386, X86_64};
+use chainloader::elf::{self, Arch, Word};
 use chainloader::error::render;
+use chainloader::machine::{I386, X86_64};
 use chainloader::plan::{plan, segment, PROT_EXEC, PROT_WRITE};
 use libfuzzer_sys::fuzz_target;
 

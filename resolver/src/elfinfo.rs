@@ -3,98 +3,15 @@
 //! dynamic linker it is. Header checks reuse the chainloader's own code, so a
 //! candidate the resolver accepts is one the chainloader will load.
 
-use chainloader::elf::{self, Aarch64, Arch, Ehdr, Word, I386, X86_64};
+use chainloader::elf::{self, Arch, Ehdr, Word};
+use chainloader::machine::WithArch;
 
 use crate::ns::Opened;
 
-/// An architecture the resolver knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Machine {
-    /// x86-64.
-    X86_64,
-    /// i386 (a 32-bit x86 program).
-    I386,
-    /// AArch64.
-    Aarch64,
-}
-
-impl Machine {
-    /// The machine an ELF identification describes, if known.
-    pub fn from_ident(class: u8, machine: u16) -> Option<Machine> {
-        match (class, machine) {
-            (2, elf::EM_X86_64) => Some(Machine::X86_64),
-            (1, elf::EM_386) => Some(Machine::I386),
-            (2, elf::EM_AARCH64) => Some(Machine::Aarch64),
-            _ => None,
-        }
-    }
-
-    /// (ELF class, `e_machine`): the inverse of [`Machine::from_ident`].
-    pub fn ident(self) -> (u8, u16) {
-        match self {
-            Machine::X86_64 => (2, elf::EM_X86_64),
-            Machine::I386 => (1, elf::EM_386),
-            Machine::Aarch64 => (2, elf::EM_AARCH64),
-        }
-    }
-
-    /// The architecture this library was compiled for.
-    pub fn native() -> Machine {
-        #[cfg(target_arch = "x86_64")]
-        return Machine::X86_64;
-        #[cfg(target_arch = "x86")]
-        return Machine::I386;
-        #[cfg(target_arch = "aarch64")]
-        return Machine::Aarch64;
-    }
-
-    /// Name as in target triples.
-    pub fn name(self) -> &'static str {
-        match self {
-            Machine::X86_64 => "x86_64",
-            Machine::I386 => "i386",
-            Machine::Aarch64 => "aarch64",
-        }
-    }
-
-    /// What glibc's `$LIB` expands to (upstream glibc's defaults; Debian's
-    /// own build uses its multiarch directory instead).
-    pub fn lib(self) -> &'static [u8] {
-        match self {
-            Machine::X86_64 | Machine::Aarch64 => b"lib64",
-            Machine::I386 => b"lib",
-        }
-    }
-
-    /// What glibc's `$PLATFORM` expands to (the kernel's `AT_PLATFORM`).
-    pub fn platform(self) -> &'static [u8] {
-        match self {
-            Machine::X86_64 => b"x86_64",
-            Machine::I386 => b"i686",
-            Machine::Aarch64 => b"aarch64",
-        }
-    }
-
-    /// The conventional dynamic linker path for a family of dynamic linkers,
-    /// recognised from the basename of `PT_INTERP`.
-    pub fn conventional_ldso(self, interp_basename: &[u8]) -> Option<&'static [u8]> {
-        if interp_basename.starts_with(b"ld-musl-") {
-            return Some(match self {
-                Machine::X86_64 => b"/lib/ld-musl-x86_64.so.1",
-                Machine::I386 => b"/lib/ld-musl-i386.so.1",
-                Machine::Aarch64 => b"/lib/ld-musl-aarch64.so.1",
-            });
-        }
-        if interp_basename.starts_with(b"ld-linux") {
-            return Some(match self {
-                Machine::X86_64 => b"/lib64/ld-linux-x86-64.so.2",
-                Machine::I386 => b"/lib/ld-linux.so.2",
-                Machine::Aarch64 => b"/lib/ld-linux-aarch64.so.1",
-            });
-        }
-        None
-    }
-}
+/// An architecture the resolver knows: a row of the chainloader's machine
+/// table, which holds its `$LIB`, `$PLATFORM`, conventional ld.so paths and
+/// the name of its chainloader.
+pub use chainloader::machine::Machine;
 
 /// The facts about an ELF program.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,10 +46,19 @@ fn headers(file: &Opened, head: &[u8]) -> Result<Headers, String> {
     let machine_raw = head.get(18..20).map(|b| u16::from_le_bytes([b[0], b[1]])).unwrap_or(0);
     let machine = Machine::from_ident(class, machine_raw)
         .ok_or_else(|| format!("unsupported architecture (class {class}, e_machine {machine_raw})"))?;
-    match machine {
-        Machine::X86_64 => inspect_as::<X86_64>(file, head, machine),
-        Machine::I386 => inspect_as::<I386>(file, head, machine),
-        Machine::Aarch64 => inspect_as::<Aarch64>(file, head, machine),
+    machine.with_arch(Inspect { file, head })
+}
+
+/// [`inspect_as`] for a machine known at run time.
+struct Inspect<'a> {
+    file: &'a Opened,
+    head: &'a [u8],
+}
+
+impl WithArch for Inspect<'_> {
+    type Output = Result<Headers, String>;
+    fn run<A: Arch>(self) -> Self::Output {
+        inspect_as::<A>(self.file, self.head)
     }
 }
 
@@ -151,7 +77,7 @@ fn table(file: &Opened, head: &[u8], ehdr: &Ehdr) -> Result<Vec<u8>, String> {
     Ok(t)
 }
 
-fn inspect_as<A: Arch>(file: &Opened, head: &[u8], machine: Machine) -> Result<Headers, String> {
+fn inspect_as<A: Arch>(file: &Opened, head: &[u8]) -> Result<Headers, String> {
     let ehdr = elf::parse_ehdr::<A>(head, file.size()).map_err(|e| e.reason().text().to_owned())?;
     let table = table(file, head, &ehdr)?;
     let mut interp = None;
@@ -179,7 +105,7 @@ fn inspect_as<A: Arch>(file: &Opened, head: &[u8], machine: Machine) -> Result<H
         }
     }
     let info = ElfInfo {
-        machine,
+        machine: A::MACHINE,
         e_type: ehdr.e_type,
         interp,
     };
@@ -213,13 +139,28 @@ pub fn check_ldso(file: &Opened, machine: Machine, page_size: u64) -> Result<(),
     if info.interp.is_some() {
         return Err("has a PT_INTERP (a program, not a dynamic linker)".into());
     }
-    let size = file.size();
-    let planned = match machine {
-        Machine::X86_64 => chainloader::plan::plan::<X86_64>(&ehdr, &table, size, page_size).map(drop),
-        Machine::I386 => chainloader::plan::plan::<I386>(&ehdr, &table, size, page_size).map(drop),
-        Machine::Aarch64 => chainloader::plan::plan::<Aarch64>(&ehdr, &table, size, page_size).map(drop),
+    let plan = PlanOk {
+        ehdr: &ehdr,
+        table: &table,
+        size: file.size(),
+        page_size,
     };
-    planned.map_err(|e| e.reason().text().to_owned())
+    machine.with_arch(plan).map_err(|e| e.reason().text().to_owned())
+}
+
+/// The chainloader's plan for a machine known at run time.
+struct PlanOk<'a> {
+    ehdr: &'a Ehdr,
+    table: &'a [u8],
+    size: u64,
+    page_size: u64,
+}
+
+impl WithArch for PlanOk<'_> {
+    type Output = Result<(), chainloader::Error>;
+    fn run<A: Arch>(self) -> Self::Output {
+        chainloader::plan::plan::<A>(self.ehdr, self.table, self.size, self.page_size).map(drop)
+    }
 }
 
 /// Whether `file` is an ldchain chainloader (its usage line is in every

@@ -275,10 +275,7 @@ impl Resolver {
     /// others — the names `ldchain install` gives them.
     pub fn chainloader_for(&self, machine: Machine) -> Vec<u8> {
         let mut path = self.config.chainloader.clone();
-        if machine != Machine::native() {
-            path.push(b'-');
-            path.extend_from_slice(machine.name().as_bytes());
-        }
+        path.extend_from_slice(machine.chainloader_suffix(Machine::native()).as_bytes());
         path
     }
 }

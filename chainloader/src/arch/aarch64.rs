@@ -17,20 +17,6 @@ pub use lp64::{mmap, pread};
 /// Stack alignment the ABI requires (always, not only at entry).
 pub const STACK_ALIGN: usize = 16;
 
-pub const SYS_PREAD: usize = 67;
-pub const SYS_WRITE: usize = 64;
-pub const SYS_CLOSE: usize = 57;
-pub const SYS_MMAP: usize = 222;
-pub const SYS_MPROTECT: usize = 226;
-pub const SYS_MUNMAP: usize = 215;
-pub const SYS_PRCTL: usize = 167;
-pub const SYS_EXIT_GROUP: usize = 94;
-pub const SYS_SOCKET: usize = 198;
-pub const SYS_CONNECT: usize = 203;
-pub const SYS_SENDMSG: usize = 211;
-pub const SYS_RECVMSG: usize = 212;
-pub const SYS_GETCWD: usize = 17;
-
 global_asm!(
     ".globl _start",
     ".type _start,%function",
@@ -45,25 +31,39 @@ global_asm!(
     start = sym crate::rt::start::start,
 );
 
-/// Raw system call with up to six arguments; returns the kernel's value.
+/// `syscallN(nr, args…)`: a raw system call with N arguments, returning the
+/// kernel's value. Each arity has its own `asm!`, so a call loads only the
+/// registers its system call reads.
 ///
-/// # Safety
+/// # Safety (of the generated functions)
 /// The caller must pass arguments valid for system call `nr`.
-#[inline(always)]
-pub unsafe fn syscall6(nr: usize, a: usize, b: usize, c: usize, d: usize, e: usize, f: usize) -> isize {
-    let ret: isize;
-    // SAFETY: the Linux AArch64 system-call convention; the caller vouches
-    // for the arguments.
-    unsafe {
-        asm!(
-            "svc #0",
-            in("x8") nr,
-            inlateout("x0") a as isize => ret,
-            in("x1") b, in("x2") c, in("x3") d, in("x4") e, in("x5") f,
-            options(nostack),
-        );
-    }
-    ret
+macro_rules! syscalls {
+    ($($name:ident(a $(, $arg:ident: $reg:tt)*);)*) => {$(
+        #[inline(always)]
+        pub unsafe fn $name(nr: u32, a: usize $(, $arg: usize)*) -> isize {
+            let ret: isize;
+            // SAFETY: the Linux AArch64 system-call convention; the caller
+            // vouches for the arguments.
+            unsafe {
+                asm!(
+                    "svc #0",
+                    in("x8") nr as usize,
+                    inlateout("x0") a as isize => ret,
+                    $(in($reg) $arg,)*
+                    options(nostack),
+                );
+            }
+            ret
+        }
+    )*};
+}
+
+syscalls! {
+    syscall1(a);
+    syscall2(a, b: "x1");
+    syscall3(a, b: "x1", c: "x2");
+    syscall4(a, b: "x1", c: "x2", d: "x3");
+    syscall6(a, b: "x1", c: "x2", d: "x3", e: "x4", f: "x5");
 }
 
 /// Hand the process to the loaded image: switch to `sp`, clear every

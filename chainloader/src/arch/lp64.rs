@@ -4,20 +4,22 @@
 //!
 //! # Safety
 //!
-//! Thin forwarders to the architecture's [`syscall6`]; the contracts are the
-//! callers'.
+//! Thin forwarders to the architecture's raw system calls; the contracts
+//! are the callers'.
 #![allow(unsafe_code)]
 
-use super::{syscall6, SYS_MMAP, SYS_PREAD};
+use linux_raw_sys::general::{__NR_mmap, __NR_pread64};
+
+use super::{syscall4, syscall6};
 
 /// `mmap(2)`; the offset is in bytes.
 ///
 /// # Safety
-/// As for [`syscall6`]; with `MAP_FIXED` the caller must own the range.
+/// As for the raw system calls; with `MAP_FIXED` the caller must own the range.
 #[inline(always)]
 pub unsafe fn mmap(addr: usize, len: usize, prot: usize, flags: usize, fd: usize, offset: u64) -> isize {
     // SAFETY: forwarded contract.
-    unsafe { syscall6(SYS_MMAP, addr, len, prot, flags, fd, offset as usize) }
+    unsafe { syscall6(__NR_mmap, addr, len, prot, flags, fd, offset as usize) }
 }
 
 /// `pread64(2)`.
@@ -27,5 +29,5 @@ pub unsafe fn mmap(addr: usize, len: usize, prot: usize, flags: usize, fd: usize
 #[inline(always)]
 pub unsafe fn pread(fd: usize, buf: *mut u8, len: usize, offset: u64) -> isize {
     // SAFETY: forwarded contract.
-    unsafe { syscall6(SYS_PREAD, fd, buf as usize, len, offset as usize, 0, 0) }
+    unsafe { syscall4(__NR_pread64, fd, buf as usize, len, offset as usize) }
 }

@@ -13,23 +13,11 @@
 
 use core::arch::{asm, global_asm};
 
+use linux_raw_sys::general::{__NR_mmap2, __NR_pread64};
+
 /// Stack alignment the ABI requires at process entry (the kernel gives 16;
 /// glibc's i386 code relies on it for SSE).
 pub const STACK_ALIGN: usize = 16;
-
-pub const SYS_PREAD: usize = 180;
-pub const SYS_WRITE: usize = 4;
-pub const SYS_CLOSE: usize = 6;
-pub const SYS_MMAP2: usize = 192;
-pub const SYS_MPROTECT: usize = 125;
-pub const SYS_MUNMAP: usize = 91;
-pub const SYS_PRCTL: usize = 172;
-pub const SYS_EXIT_GROUP: usize = 252;
-pub const SYS_SOCKET: usize = 359;
-pub const SYS_CONNECT: usize = 362;
-pub const SYS_SENDMSG: usize = 370;
-pub const SYS_RECVMSG: usize = 372;
-pub const SYS_GETCWD: usize = 183;
 
 // Call start(sp) with a cdecl argument on a 16-byte aligned stack, 64 bytes
 // below the kernel's block. (i386 has no PC-relative data addressing; the
@@ -48,11 +36,20 @@ global_asm!(
     "call {start}",
     "ud2",
     "",
-    // isize __chainloader_syscall(nr, a, b, c, d, e, f), cdecl.
-    ".globl __chainloader_syscall",
-    ".hidden __chainloader_syscall",
-    ".type __chainloader_syscall,@function",
-    "__chainloader_syscall:",
+    // isize __chainloader_syscallN(nr, args...), cdecl. One body for every
+    // arity: it loads all six argument registers, and the kernel ignores
+    // those past the call's own arguments. For a short call they come from
+    // the caller's frame above its arguments: at most 20 bytes, always
+    // mapped (every caller runs below start's frame and the 64-byte gap).
+    ".globl __chainloader_syscall1, __chainloader_syscall2, __chainloader_syscall3",
+    ".globl __chainloader_syscall5, __chainloader_syscall6",
+    ".hidden __chainloader_syscall1, __chainloader_syscall2, __chainloader_syscall3",
+    ".hidden __chainloader_syscall5, __chainloader_syscall6",
+    "__chainloader_syscall1:",
+    "__chainloader_syscall2:",
+    "__chainloader_syscall3:",
+    "__chainloader_syscall5:",
+    "__chainloader_syscall6:",
     "pushl %ebp",
     "pushl %edi",
     "pushl %esi",
@@ -75,29 +72,46 @@ global_asm!(
 );
 
 extern "C" {
-    fn __chainloader_syscall(nr: usize, a: usize, b: usize, c: usize, d: usize, e: usize, f: usize) -> isize;
+    fn __chainloader_syscall1(nr: usize, a: usize) -> isize;
+    fn __chainloader_syscall2(nr: usize, a: usize, b: usize) -> isize;
+    fn __chainloader_syscall3(nr: usize, a: usize, b: usize, c: usize) -> isize;
+    fn __chainloader_syscall5(nr: usize, a: usize, b: usize, c: usize, d: usize, e: usize) -> isize;
+    fn __chainloader_syscall6(nr: usize, a: usize, b: usize, c: usize, d: usize, e: usize, f: usize) -> isize;
 }
 
-/// Raw system call with up to six arguments; returns the kernel's value.
+/// `syscallN(nr, args…)`: a raw system call with N arguments, returning the
+/// kernel's value; the caller pushes only those N.
 ///
-/// # Safety
+/// # Safety (of the generated functions)
 /// The caller must pass arguments valid for system call `nr`.
-#[inline(always)]
-pub unsafe fn syscall6(nr: usize, a: usize, b: usize, c: usize, d: usize, e: usize, f: usize) -> isize {
-    // SAFETY: the stub implements the int $0x80 convention; the caller
-    // vouches for the arguments.
-    unsafe { __chainloader_syscall(nr, a, b, c, d, e, f) }
+macro_rules! syscalls {
+    ($($name:ident => $stub:ident($($arg:ident),*);)*) => {$(
+        #[inline(always)]
+        pub unsafe fn $name(nr: u32, $($arg: usize),*) -> isize {
+            // SAFETY: the stub implements the int $0x80 convention; the
+            // caller vouches for the arguments.
+            unsafe { $stub(nr as usize, $($arg),*) }
+        }
+    )*};
+}
+
+syscalls! {
+    syscall1 => __chainloader_syscall1(a);
+    syscall2 => __chainloader_syscall2(a, b);
+    syscall3 => __chainloader_syscall3(a, b, c);
+    syscall5 => __chainloader_syscall5(a, b, c, d, e);
+    syscall6 => __chainloader_syscall6(a, b, c, d, e, f);
 }
 
 /// `mmap2(2)`: the offset, in bytes here, must be page-aligned (the kernel
 /// takes it in 4096-byte units).
 ///
 /// # Safety
-/// As for [`syscall6`]; with `MAP_FIXED` the caller must own the range.
+/// As for the raw system calls; with `MAP_FIXED` the caller must own the range.
 #[inline(always)]
 pub unsafe fn mmap(addr: usize, len: usize, prot: usize, flags: usize, fd: usize, offset: u64) -> isize {
     // SAFETY: forwarded contract.
-    unsafe { syscall6(SYS_MMAP2, addr, len, prot, flags, fd, (offset >> 12) as usize) }
+    unsafe { syscall6(__NR_mmap2, addr, len, prot, flags, fd, (offset >> 12) as usize) }
 }
 
 /// `pread64(2)`: the 64-bit offset goes in two registers, low word first.
@@ -108,14 +122,13 @@ pub unsafe fn mmap(addr: usize, len: usize, prot: usize, flags: usize, fd: usize
 pub unsafe fn pread(fd: usize, buf: *mut u8, len: usize, offset: u64) -> isize {
     // SAFETY: forwarded contract.
     unsafe {
-        syscall6(
-            SYS_PREAD,
+        syscall5(
+            __NR_pread64,
             fd,
             buf as usize,
             len,
             offset as u32 as usize,
             (offset >> 32) as usize,
-            0,
         )
     }
 }

@@ -18,20 +18,6 @@ pub use lp64::{mmap, pread};
 /// Stack alignment the ABI requires at process entry.
 pub const STACK_ALIGN: usize = 16;
 
-pub const SYS_PREAD: usize = 17;
-pub const SYS_WRITE: usize = 1;
-pub const SYS_CLOSE: usize = 3;
-pub const SYS_MMAP: usize = 9;
-pub const SYS_MPROTECT: usize = 10;
-pub const SYS_MUNMAP: usize = 11;
-pub const SYS_PRCTL: usize = 157;
-pub const SYS_EXIT_GROUP: usize = 231;
-pub const SYS_SOCKET: usize = 41;
-pub const SYS_CONNECT: usize = 42;
-pub const SYS_SENDMSG: usize = 46;
-pub const SYS_RECVMSG: usize = 47;
-pub const SYS_GETCWD: usize = 79;
-
 // The kernel enters here with %rsp -> argc. We hand the Rust side the
 // original stack pointer. The 64 bytes left free below it let the stack
 // rewrite slide argv/envp/auxv down for alignment without touching a live
@@ -50,26 +36,40 @@ global_asm!(
     start = sym crate::rt::start::start,
 );
 
-/// Raw system call with up to six arguments; returns the kernel's value.
+/// `syscallN(nr, args…)`: a raw system call with N arguments, returning the
+/// kernel's value. Each arity has its own `asm!`, so a call loads only the
+/// registers its system call reads.
 ///
-/// # Safety
+/// # Safety (of the generated functions)
 /// The caller must pass arguments valid for system call `nr` (pointers to
 /// memory of the right size, and so on).
-#[inline(always)]
-pub unsafe fn syscall6(nr: usize, a: usize, b: usize, c: usize, d: usize, e: usize, f: usize) -> isize {
-    let ret: isize;
-    // SAFETY: the Linux x86-64 system-call convention; the caller vouches for
-    // the arguments. rcx and r11 are clobbered by `syscall`.
-    unsafe {
-        asm!(
-            "syscall",
-            inlateout("rax") nr as isize => ret,
-            in("rdi") a, in("rsi") b, in("rdx") c, in("r10") d, in("r8") e, in("r9") f,
-            lateout("rcx") _, lateout("r11") _,
-            options(nostack),
-        );
-    }
-    ret
+macro_rules! syscalls {
+    ($($name:ident($($arg:ident: $reg:tt),*);)*) => {$(
+        #[inline(always)]
+        pub unsafe fn $name(nr: u32, $($arg: usize),*) -> isize {
+            let ret: isize;
+            // SAFETY: the Linux x86-64 system-call convention; the caller
+            // vouches for the arguments. rcx and r11 are clobbered by `syscall`.
+            unsafe {
+                asm!(
+                    "syscall",
+                    inlateout("rax") nr as isize => ret,
+                    $(in($reg) $arg,)*
+                    lateout("rcx") _, lateout("r11") _,
+                    options(nostack),
+                );
+            }
+            ret
+        }
+    )*};
+}
+
+syscalls! {
+    syscall1(a: "rdi");
+    syscall2(a: "rdi", b: "rsi");
+    syscall3(a: "rdi", b: "rsi", c: "rdx");
+    syscall4(a: "rdi", b: "rsi", c: "rdx", d: "r10");
+    syscall6(a: "rdi", b: "rsi", c: "rdx", d: "r10", e: "r8", f: "r9");
 }
 
 /// Hand the process to the loaded image: switch to `sp`, clear every other

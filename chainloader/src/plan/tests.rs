@@ -2,8 +2,9 @@ extern crate std;
 use std::vec::Vec;
 
 use super::*;
-use crate::elf::{parse_ehdr, ET_DYN, ET_EXEC, I386, PT_GNU_STACK, X86_64};
+use crate::elf::{parse_ehdr, ET_DYN, ET_EXEC, PT_GNU_STACK};
 use crate::error::Reason;
+use crate::machine::{I386, X86_64};
 
 const PAGE: u64 = 4096;
 

@@ -17,9 +17,10 @@
 //! checks that the string lies inside a file-backed `PT_LOAD`.
 #![allow(unsafe_code)]
 
-use chainloader::elf::{Arch, Native, Word};
+use chainloader::elf::{Arch, Word};
 use chainloader::error::EXIT_FAILURE;
 use chainloader::interp;
+use chainloader::machine::Native;
 use chainloader::proto::{self, RequestHeader, FLAG_LDSO_PATH, FLAG_LD_LIBRARY_PATH, FLAG_SECURE};
 use chainloader::{Error, Reason, Subject};
 
@@ -83,8 +84,8 @@ pub fn run(stack: &mut Stack) -> Result<usize, Error> {
         *slot = part.len() as u32;
     }
     let header = RequestHeader {
-        machine: Native::TARGET.machine,
-        class: if Native::TARGET.class64 { 2 } else { 1 },
+        machine: Native::MACHINE.ident().1,
+        class: Native::MACHINE.ident().0,
         flags,
         lengths,
     }

@@ -9,13 +9,14 @@
 //! code, stack, the header buffer — is ever replaced.
 #![allow(unsafe_code)]
 
-use chainloader::elf::{self, Arch, Native, Word, PT_LOAD};
+use chainloader::elf::{self, Arch, Word, PT_LOAD};
+use chainloader::machine::Native;
 use chainloader::plan::{segment, Plan, Reserve};
 use chainloader::{Error, Reason, Subject};
 
 use crate::rt::sys::{self, MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_PRIVATE};
 
-const EEXIST: i32 = 17;
+const EEXIST: sys::Errno = linux_raw_sys::errno::EEXIST as sys::Errno;
 
 /// The image's (and our own) address width.
 pub type W = <Native as Arch>::Word;

@@ -14,15 +14,18 @@
 
 use crate::arch;
 
-pub const AT_NULL: usize = 0;
-pub const AT_PHDR: usize = 3;
-pub const AT_PHENT: usize = 4;
-pub const AT_PHNUM: usize = 5;
-pub const AT_PAGESZ: usize = 6;
-pub const AT_BASE: usize = 7;
-pub const AT_ENTRY: usize = 9;
-pub const AT_SECURE: usize = 23;
-pub const AT_EXECFN: usize = 31;
+use linux_raw_sys::auxvec;
+
+// The auxv keys we read or patch, as stack words.
+const AT_NULL: usize = auxvec::AT_NULL as usize;
+const AT_PHDR: usize = auxvec::AT_PHDR as usize;
+const AT_PHENT: usize = auxvec::AT_PHENT as usize;
+const AT_PHNUM: usize = auxvec::AT_PHNUM as usize;
+const AT_PAGESZ: usize = auxvec::AT_PAGESZ as usize;
+const AT_BASE: usize = auxvec::AT_BASE as usize;
+const AT_ENTRY: usize = auxvec::AT_ENTRY as usize;
+pub const AT_SECURE: usize = auxvec::AT_SECURE as usize;
+pub const AT_EXECFN: usize = auxvec::AT_EXECFN as usize;
 
 const _: () = assert!(core::mem::size_of::<usize>() <= arch::STACK_ALIGN);
 

@@ -12,7 +12,8 @@
 #![allow(unsafe_code)]
 
 use chainloader::args::{basename, parse_fd, USAGE};
-use chainloader::elf::{parse_ehdr, Native, Word};
+use chainloader::elf::{parse_ehdr, Word};
+use chainloader::machine::Native;
 
 use crate::rt::load::W;
 use chainloader::error::{render, EXIT_FAILURE};
@@ -21,9 +22,10 @@ use chainloader::{Error, Reason, Subject};
 
 use crate::rt::stack::Stack;
 use crate::rt::sys::{self, MAP_ANONYMOUS, MAP_PRIVATE};
+use chainloader::plan::{PROT_READ, PROT_WRITE};
 
-const EISDIR: i32 = 21;
-const ESPIPE: i32 = 29;
+const EISDIR: sys::Errno = linux_raw_sys::errno::EISDIR as sys::Errno;
+const ESPIPE: sys::Errno = linux_raw_sys::errno::ESPIPE as sys::Errno;
 
 /// Bytes read at offset 0: the file header and, for any ordinary image, the
 /// program headers too (glibc's ld.so needs 64 + 9 * 56 = 568).
@@ -136,7 +138,7 @@ pub fn map_fd(fd: i32, stack: &Stack) -> Result<(usize, Plan<W>), Error> {
         // Headers beyond the first HEAD bytes (or a table larger than it):
         // read them into a scratch mapping. At most 64 KiB (parse_ehdr).
         // SAFETY: a fresh anonymous mapping, not MAP_FIXED.
-        let addr = unsafe { sys::mmap(0, table_len, 3, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) }
+        let addr = unsafe { sys::mmap(0, table_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) }
             .map_err(|e| at_fd(Reason::PhdrBuffer, e))?;
         // SAFETY: the mapping is table_len bytes, readable and writable, and
         // nothing else refers to it.

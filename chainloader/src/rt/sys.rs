@@ -6,19 +6,35 @@
 //! single-threaded program it would harmlessly fail with `EBADF`); `EINTR`
 //! from `close` counts as success.
 //!
+//! System-call numbers, flags and errno values come from `linux-raw-sys`,
+//! whose modules are generated per architecture from the kernel's headers.
+//!
 //! # Safety
 //!
-//! Each wrapper passes the kernel only pointers derived from Rust references
-//! of the right length; the memory-management wrappers are `unsafe fn`
-//! because unmapping or remapping memory can invalidate other references.
+//! The safe wrappers (`pread_full`, `close`, `write_all`, `exit`) pass the
+//! kernel only pointers derived from Rust references of the right length.
+//! The others are `unsafe fn` and pass the caller's raw pointers on, under
+//! the contracts they state: `pread_raw` writes through a raw buffer
+//! pointer, `set_name` reads a C string, and `mmap`, `mprotect` and
+//! `munmap` can invalidate memory that references still point into.
 #![allow(unsafe_code)]
 
-use crate::arch::{self, syscall6};
+use linux_raw_sys::general::{
+    __NR_close, __NR_connect, __NR_exit_group, __NR_getcwd, __NR_mprotect, __NR_munmap, __NR_prctl, __NR_recvmsg,
+    __NR_sendmsg, __NR_socket, __NR_write,
+};
+pub use linux_raw_sys::general::{MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_PRIVATE};
+use linux_raw_sys::net;
+use linux_raw_sys::prctl::PR_SET_NAME;
 
-/// An errno value.
+use crate::arch::{self, syscall1, syscall2, syscall3};
+
+/// An errno value, as [`chainloader::Error`] carries it.
 pub type Errno = i32;
 
-const EINTR: Errno = 4;
+const EINTR: Errno = linux_raw_sys::errno::EINTR as Errno;
+
+/// Return values from -4095 to -1 are -errno (the kernel's `MAX_ERRNO`).
 const MAX_ERRNO: isize = 4095;
 
 fn result(ret: isize) -> Result<usize, Errno> {
@@ -68,7 +84,7 @@ pub unsafe fn pread_raw(fd: i32, buf: *mut u8, len: usize, offset: u64) -> Resul
 /// `close(fd)`; see the module docs for `EINTR`.
 pub fn close(fd: i32) -> Result<(), Errno> {
     // SAFETY: closing a descriptor touches no memory.
-    match result(unsafe { syscall6(arch::SYS_CLOSE, fd as usize, 0, 0, 0, 0, 0) }) {
+    match result(unsafe { syscall1(__NR_close, fd as usize) }) {
         Ok(_) | Err(EINTR) => Ok(()),
         Err(e) => Err(e),
     }
@@ -80,17 +96,7 @@ pub fn write_all(fd: i32, bytes: &[u8]) {
     let mut rest = bytes;
     while !rest.is_empty() {
         // SAFETY: `rest` is a live buffer of `rest.len()` bytes.
-        match retry(|| unsafe {
-            syscall6(
-                arch::SYS_WRITE,
-                fd as usize,
-                rest.as_ptr() as usize,
-                rest.len(),
-                0,
-                0,
-                0,
-            )
-        }) {
+        match retry(|| unsafe { syscall3(__NR_write, fd as usize, rest.as_ptr() as usize, rest.len()) }) {
             Ok(n) if n > 0 => rest = &rest[n..],
             _ => return,
         }
@@ -103,31 +109,25 @@ pub fn write_all(fd: i32, bytes: &[u8]) {
 /// # Safety
 /// `name` must point at a NUL-terminated string, or at 16 readable bytes.
 pub unsafe fn set_name(name: *const u8) -> Result<(), Errno> {
-    const PR_SET_NAME: usize = 15;
     // SAFETY: the caller vouches for name.
-    retry(|| unsafe { syscall6(arch::SYS_PRCTL, PR_SET_NAME, name as usize, 0, 0, 0, 0) }).map(drop)
+    retry(|| unsafe { syscall2(__NR_prctl, PR_SET_NAME as usize, name as usize) }).map(drop)
 }
 
 /// `exit_group(status)`.
 pub fn exit(status: i32) -> ! {
     loop {
         // SAFETY: exit_group touches no memory and does not return.
-        unsafe { syscall6(arch::SYS_EXIT_GROUP, status as usize, 0, 0, 0, 0, 0) };
+        unsafe { syscall1(__NR_exit_group, status as usize) };
     }
 }
-
-pub const MAP_PRIVATE: usize = 0x02;
-pub const MAP_FIXED: usize = 0x10;
-pub const MAP_ANONYMOUS: usize = 0x20;
-pub const MAP_FIXED_NOREPLACE: usize = 0x10_0000;
 
 /// `mmap(2)`. Returns the address.
 ///
 /// # Safety
 /// With `MAP_FIXED` the range must not hold anything still in use.
-pub unsafe fn mmap(addr: usize, len: usize, prot: u32, flags: usize, fd: i32, offset: u64) -> Result<usize, Errno> {
+pub unsafe fn mmap(addr: usize, len: usize, prot: u32, flags: u32, fd: i32, offset: u64) -> Result<usize, Errno> {
     // SAFETY: forwarded contract; mmap does not fail with EINTR.
-    result(unsafe { arch::mmap(addr, len, prot as usize, flags, fd as usize, offset) })
+    result(unsafe { arch::mmap(addr, len, prot as usize, flags as usize, fd as usize, offset) })
 }
 
 /// `mprotect(2)`.
@@ -136,7 +136,7 @@ pub unsafe fn mmap(addr: usize, len: usize, prot: u32, flags: usize, fd: i32, of
 /// Removing access must not break memory that is still referenced.
 pub unsafe fn mprotect(addr: usize, len: usize, prot: u32) -> Result<(), Errno> {
     // SAFETY: forwarded contract.
-    result(unsafe { syscall6(arch::SYS_MPROTECT, addr, len, prot as usize, 0, 0, 0) }).map(drop)
+    result(unsafe { syscall3(__NR_mprotect, addr, len, prot as usize) }).map(drop)
 }
 
 /// `munmap(2)`.
@@ -145,46 +145,36 @@ pub unsafe fn mprotect(addr: usize, len: usize, prot: u32) -> Result<(), Errno> 
 /// The range must hold nothing still in use.
 pub unsafe fn munmap(addr: usize, len: usize) -> Result<(), Errno> {
     // SAFETY: forwarded contract.
-    result(unsafe { syscall6(arch::SYS_MUNMAP, addr, len, 0, 0, 0, 0) }).map(drop)
+    result(unsafe { syscall2(__NR_munmap, addr, len) }).map(drop)
 }
 
 /// `socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)`.
 pub fn unix_socket() -> Result<i32, Errno> {
-    const AF_UNIX: usize = 1;
-    const SOCK_STREAM_CLOEXEC: usize = 1 | 0o2_000_000;
+    let kind = net::SOCK_STREAM as usize | linux_raw_sys::general::O_CLOEXEC as usize;
     // SAFETY: socket touches no memory.
-    retry(|| unsafe { syscall6(arch::SYS_SOCKET, AF_UNIX, SOCK_STREAM_CLOEXEC, 0, 0, 0, 0) }).map(|fd| fd as i32)
+    retry(|| unsafe { syscall3(__NR_socket, net::AF_UNIX as usize, kind, 0) }).map(|fd| fd as i32)
 }
 
 /// `connect(fd, {AF_UNIX, path})`; `path` has no NUL and is shorter than
 /// `sun_path`.
 pub fn connect_unix(fd: i32, path: &[u8]) -> Result<(), Errno> {
-    // sockaddr_un: sa_family_t (u16) then 108 bytes of path.
+    // sockaddr_un: sa_family_t (u16, native byte order) then 108 bytes of path.
     let mut addr = [0u8; 110];
-    addr[0] = 1; // AF_UNIX, little-endian u16 on every supported target
+    addr[..2].copy_from_slice(&(net::AF_UNIX as u16).to_ne_bytes());
     for (slot, &b) in addr[2..109].iter_mut().zip(path) {
         *slot = b;
     }
     // SAFETY: addr is a live sockaddr_un of the length passed.
-    retry(|| unsafe {
-        syscall6(
-            arch::SYS_CONNECT,
-            fd as usize,
-            addr.as_ptr() as usize,
-            addr.len(),
-            0,
-            0,
-            0,
-        )
-    })
-    .map(drop)
+    retry(|| unsafe { syscall3(__NR_connect, fd as usize, addr.as_ptr() as usize, addr.len()) }).map(drop)
 }
 
 /// `struct iovec`.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct IoVec {
+    /// Start of the buffer.
     pub base: usize,
+    /// Its length.
     pub len: usize,
 }
 
@@ -205,7 +195,6 @@ struct MsgHdr {
 /// # Safety
 /// Every `IoVec` must describe live, readable memory.
 pub unsafe fn sendmsg(fd: i32, iov: &[IoVec]) -> Result<usize, Errno> {
-    const MSG_NOSIGNAL: usize = 0x4000;
     let msg = MsgHdr {
         name: 0,
         namelen: 0,
@@ -215,27 +204,15 @@ pub unsafe fn sendmsg(fd: i32, iov: &[IoVec]) -> Result<usize, Errno> {
         controllen: 0,
         flags: 0,
     };
+    let msg = &msg as *const MsgHdr as usize;
     // SAFETY: msg and the iovecs it points at are live; the caller vouches
     // for the buffers.
-    retry(|| unsafe {
-        syscall6(
-            arch::SYS_SENDMSG,
-            fd as usize,
-            &msg as *const MsgHdr as usize,
-            MSG_NOSIGNAL,
-            0,
-            0,
-            0,
-        )
-    })
+    retry(|| unsafe { syscall3(__NR_sendmsg, fd as usize, msg, net::MSG_NOSIGNAL as usize) })
 }
 
 /// `recvmsg(fd, buf, MSG_CMSG_CLOEXEC)` with room for one `SCM_RIGHTS`
 /// descriptor: the bytes received and the descriptor, if one came.
 pub fn recv_fd(fd: i32, buf: &mut [u8]) -> Result<(usize, Option<i32>), Errno> {
-    const MSG_CMSG_CLOEXEC: usize = 0x4000_0000;
-    const SOL_SOCKET: u32 = 1;
-    const SCM_RIGHTS: u32 = 1;
     const W: usize = core::mem::size_of::<usize>();
     // cmsghdr (len: size_t, level: i32, type: i32) then the int: 16 or 24
     // bytes, word-aligned.
@@ -253,28 +230,15 @@ pub fn recv_fd(fd: i32, buf: &mut [u8]) -> Result<(usize, Option<i32>), Errno> {
         controllen: core::mem::size_of_val(&control),
         flags: 0,
     };
+    let m = &mut msg as *mut MsgHdr as usize;
     // SAFETY: msg, iov, buf and control are live and writable for the
     // lengths given.
-    let n = retry(|| unsafe {
-        syscall6(
-            arch::SYS_RECVMSG,
-            fd as usize,
-            &mut msg as *mut MsgHdr as usize,
-            MSG_CMSG_CLOEXEC,
-            0,
-            0,
-            0,
-        )
-    })?;
-    let header = W + 8;
-    let level_type = (control[1] as u64 & 0xffff_ffff, control[1] as u64 >> 32);
+    let n = retry(|| unsafe { syscall3(__NR_recvmsg, fd as usize, m, net::MSG_CMSG_CLOEXEC as usize) })?;
+    // The words of the first control message: 64-bit: [len, level|type<<32,
+    // fd]; 32-bit: [len, level, type, fd] (both little-endian).
     let (len, level, kind, data) = if W == 8 {
-        (
-            control[0],
-            level_type.0 as u32,
-            level_type.1 as u32,
-            control[2] as u32 as i32,
-        )
+        let lt = control[1] as u64;
+        (control[0], lt as u32, (lt >> 32) as u32, control[2] as u32 as i32)
     } else {
         (
             control[0],
@@ -283,9 +247,9 @@ pub fn recv_fd(fd: i32, buf: &mut [u8]) -> Result<(usize, Option<i32>), Errno> {
             control[3] as u32 as i32,
         )
     };
-    let got = (msg.controllen >= header + 4 && len >= header + 4 && level == SOL_SOCKET && kind == SCM_RIGHTS)
-        .then_some(data);
-    Ok((n, got))
+    let header = W + 8;
+    let ok = msg.controllen >= header + 4 && len >= header + 4 && level == net::SOL_SOCKET && kind == net::SCM_RIGHTS;
+    Ok((n, ok.then_some(data)))
 }
 
 /// `getcwd(buf, len)`: the length of the path, without its NUL.
@@ -294,6 +258,6 @@ pub fn recv_fd(fd: i32, buf: &mut [u8]) -> Result<(usize, Option<i32>), Errno> {
 /// `buf` must be valid for `len` bytes of writes.
 pub unsafe fn getcwd(buf: *mut u8, len: usize) -> Result<usize, Errno> {
     // SAFETY: the caller vouches for buf.
-    let n = retry(|| unsafe { syscall6(arch::SYS_GETCWD, buf as usize, len, 0, 0, 0, 0) })?;
+    let n = retry(|| unsafe { syscall2(__NR_getcwd, buf as usize, len) })?;
     Ok(n.saturating_sub(1))
 }

@@ -128,7 +128,7 @@ struct Conn {
 
 enum Progress {
     More,
-    Done(InterpRequest),
+    Done(Box<InterpRequest>),
     Refuse(RequestError),
     Gone,
 }
@@ -176,7 +176,7 @@ impl Conn {
             std::cmp::Ordering::Less => None,
             std::cmp::Ordering::Greater => Some(Progress::Refuse(RequestError::Trailing)),
             std::cmp::Ordering::Equal => Some(match InterpRequest::decode(h, &self.buf[REQUEST_HEADER..]) {
-                Ok(r) => Progress::Done(r),
+                Ok(r) => Progress::Done(Box::new(r)),
                 Err(e) => Progress::Refuse(e),
             }),
         }
@@ -309,7 +309,7 @@ impl IoLoop {
                 None => {
                     let _ = self.jobs.send(Job {
                         stream: conn.stream,
-                        request,
+                        request: *request,
                     });
                 }
             },
