@@ -30,13 +30,30 @@ pub fn require(tool: &str, why: &str) -> bool {
             .unwrap_or(false)
     };
     if !found {
-        let msg = format!("{tool} is missing ({why}); .ci/run installs it");
-        if strict() {
-            panic!("{msg}");
-        }
-        eprintln!("\n*** SKIP: {msg} ***\n");
+        skip(&format!("{tool} is missing ({why}); .ci/run installs it"));
     }
     found
+}
+
+/// The one way a test skips: a loud SKIP line on stderr locally, a failure
+/// under [`strict`] (CI), so that no part of the suite passes by not
+/// running. Callers return right after it.
+#[track_caller]
+pub fn skip(why: &str) {
+    if strict() {
+        panic!("this test cannot run here, and CI requires every test: {why}");
+    }
+    eprintln!("\n*** SKIP: {why} ***\n");
+}
+
+/// Whether the test process is root; otherwise [`skip`] for `why`.
+#[track_caller]
+pub fn require_root(why: &str) -> bool {
+    let root = rustix::process::geteuid().is_root();
+    if !root {
+        skip(&format!("not root ({why})"));
+    }
+    root
 }
 
 /// Where compiled test programs are cached.
@@ -288,11 +305,9 @@ pub fn host_chainloader_for(arch: &str) -> Option<PathBuf> {
     if p.exists() {
         return Some(p);
     }
-    let msg = format!("this build embeds no {arch} chainloader (install the cross toolchain; .ci/run does)");
-    if strict() {
-        panic!("{msg}");
-    }
-    eprintln!("\n*** SKIP: {msg} ***\n");
+    skip(&format!(
+        "this build embeds no {arch} chainloader (install the cross toolchain; .ci/run does)"
+    ));
     None
 }
 
