@@ -326,8 +326,7 @@ fn run_with_root_glibc_musl_static_and_script_in_one_jail() {
 /// Run `ldchain` as user nobody (65534), from a copy of the binary every
 /// user can read, if this machine allows unprivileged user namespaces.
 fn as_nobody(args: &[&str], dir: &Path) -> Option<Run> {
-    if !rustix::process::geteuid().is_root() {
-        eprintln!("*** SKIP unprivileged run: the test itself is not root (cannot switch to nobody) ***");
+    if !require_root("switching to user nobody for the unprivileged run") {
         return None;
     }
     if !require("setpriv", "switching to an unprivileged user") {
@@ -351,11 +350,7 @@ fn as_nobody(args: &[&str], dir: &Path) -> Option<Run> {
         .status()
         .unwrap();
     if !probe.success() {
-        let msg = "unprivileged user namespaces are disabled on this machine";
-        if strict() {
-            panic!("{msg}");
-        }
-        eprintln!("*** SKIP unprivileged run: {msg} ***");
+        skip("unprivileged run: unprivileged user namespaces are disabled on this machine");
         return None;
     }
     Some(
