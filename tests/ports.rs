@@ -194,6 +194,16 @@ fn static_program(port: Port) {
     );
     let run = port.run(&jail, &[&fd, "probe", "maps"], &[&image]).ok();
     assert_eq!(run.stdout, "stack=rw-p\n", "{}", port.arch);
+    // The auxv describes the program as a kernel run would (AT_BASE 0, the
+    // rest its own image), after i386's stack slide too.
+    let phent = if port.e_machine == 3 { 32 } else { 56 };
+    let run = port.run(&jail, &[&fd, "probe", "auxv"], &[&image]).ok();
+    assert_eq!(
+        run.stdout,
+        format!("AT_BASE=0\nAT_PHDR=own\nAT_PHENT={phent}\nAT_PHNUM=own\nAT_ENTRY=own\n"),
+        "{}",
+        port.arch
+    );
 }
 
 #[test]
