@@ -63,14 +63,15 @@ fn a_thousand_runs_under_sigstop_sigcont_and_a_do_nothing_signal() {
 
 /// Run the glibc probe through the host chainloader under
 /// `strace -e trace=CALL -e inject=CALL:error=EINTR:when=N`: the Nth call
-/// of CALL in the process fails with EINTR (without being made).
+/// of CALL in the process fails with EINTR (without being made). N = 0:
+/// only trace (CALL may then be a list).
 fn with_eintr(call: &str, when: usize, fd: &str, probe: &std::path::Path, ldso: &std::fs::File) -> Run {
     let mut cmd = std::process::Command::new("strace");
-    cmd.args(["-qq", "-e"])
-        .arg(format!("trace={call}"))
-        .arg("-e")
-        .arg(format!("inject={call}:error=EINTR:when={when}"))
-        .arg(host_chainloader())
+    cmd.args(["-qq", "-e"]).arg(format!("trace={call}"));
+    if when > 0 {
+        cmd.arg("-e").arg(format!("inject={call}:error=EINTR:when={when}"));
+    }
+    cmd.arg(host_chainloader())
         .args([fd, "ld.so"])
         .arg(probe)
         .args(["args", "x"]);
@@ -86,10 +87,19 @@ fn eintr_from_every_loader_system_call_is_retried_except_close() {
     let ldso = open(&glibc_ldso());
     let fd = fdnum(&ldso);
     let want = format!("argc=3\nargv[0]={}\nargv[1]=args\nargv[2]=x\n", probe.display());
-    // The chainloader's own calls come first in the process: for glibc's
-    // ld.so, pread64 twice (the headers, then the tail of the data
-    // segment's last file page) and prctl once (comm).
-    for (call, when) in [("pread64", 1), ("pread64", 2), ("prctl", 1)] {
+    // The chainloader's own calls come first in the process, up to its
+    // close(FD): for glibc's ld.so, pread64 twice (the headers, then the
+    // tail of the data segment's last file page); then prctl once (comm).
+    let plain = with_eintr("pread64,close", 0, &fd, &probe, &ldso).ok();
+    let preads = plain
+        .stderr
+        .lines()
+        .take_while(|l| !l.starts_with(&format!("close({fd})")))
+        .filter(|l| l.starts_with(&format!("pread64({fd}")))
+        .count();
+    assert!(preads >= 2, "{plain:#?}");
+    let cases = (1..=preads).map(|n| ("pread64", n)).chain([("prctl", 1)]);
+    for (call, when) in cases {
         let run = with_eintr(call, when, &fd, &probe, &ldso);
         let injected = format!("{call}({fd}");
         let calls: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with(&call[..5])).collect();
