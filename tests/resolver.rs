@@ -585,7 +585,7 @@ fn exec_in_jail(jail: &Jail, plan: ldchain::resolver::ExecPlan, envp: &[&str]) -
     unsafe {
         cmd.pre_exec(move || Err(prepared.exec()));
     }
-    cmd.output().unwrap().into()
+    output(&mut cmd).unwrap().into()
 }
 
 #[test]

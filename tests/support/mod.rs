@@ -257,7 +257,7 @@ impl Jail {
 
     /// Run `argv` in the jail and collect the result.
     pub fn run(&self, argv: &[&str], keep: &[&File]) -> Run {
-        self.command(argv, keep).output().expect("spawn in jail").into()
+        output(&mut self.command(argv, keep)).expect("spawn in jail").into()
     }
 }
 
@@ -320,14 +320,14 @@ pub fn run_chainloader(args: &[&str], keep: &[&File]) -> Run {
 pub fn run_with_fds(cmd: &mut Command, keep: &[&File]) -> Run {
     cmd.stdin(Stdio::null());
     keep_fds(cmd, keep);
-    cmd.output().expect("spawn chainloader").into()
+    output(cmd).expect("spawn chainloader").into()
 }
 
 /// Spawn `cmd` with `keep` inherited and stdout/stderr piped.
 pub fn spawn_with_fds(cmd: &mut Command, keep: &[&File]) -> std::process::Child {
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     keep_fds(cmd, keep);
-    cmd.spawn().expect("spawn")
+    retry_text_busy(|| cmd.spawn()).expect("spawn")
 }
 
 fn keep_fds(cmd: &mut Command, keep: &[&File]) {
@@ -359,4 +359,27 @@ pub fn le_set(b: &mut [u8], off: usize, width: usize, v: u64) {
     for i in 0..width {
         b[off + i] = (v >> (8 * i)) as u8;
     }
+}
+
+/// Retry `spawn` while exec fails with ETXTBSY. Tests run in parallel
+/// threads: a chainloader just installed by one thread (its temporary file
+/// open for writing) stays "busy" while a child forked meanwhile by another
+/// thread still holds that descriptor, until the child execs (close-on-exec).
+/// Nothing has run when exec fails, so trying again is safe.
+pub fn retry_text_busy<T>(mut spawn: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    let mut tries = 0;
+    loop {
+        match spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// `cmd.output()`, retried on ETXTBSY ([`retry_text_busy`]).
+pub fn output(cmd: &mut Command) -> std::io::Result<Output> {
+    retry_text_busy(|| cmd.output())
 }
