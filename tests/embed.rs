@@ -325,3 +325,18 @@ fn install_fsyncs_the_file_before_the_rename_and_the_directory_after_it() {
         "the jail directory is not fsynced after the rename:\n{trace}"
     );
 }
+
+#[test]
+fn install_replaces_a_file_of_the_same_size_and_mode_with_other_bytes() {
+    // "Unchanged" means identical bytes, not just the same size and mode: a
+    // stale or tampered chainloader of the right length is replaced.
+    let jail = tempfile::tempdir().unwrap();
+    let target = jail.path().join("chainloader");
+    let mut bytes = NATIVE.bytes.to_vec();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    fs::write(&target, &bytes).unwrap();
+    fs::set_permissions(&target, fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(install(jail.path()).unwrap().outcome, Outcome::Replaced);
+    assert_eq!(fs::read(&target).unwrap(), NATIVE.bytes);
+}
