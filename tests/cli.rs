@@ -50,7 +50,15 @@ fn install_failure_exits_125_with_a_message() {
         r.stderr.starts_with("ldchain: install: ") && r.stderr.contains("symbolic link"),
         "{r:#?}"
     );
-    assert_eq!(run(ldchain().args(["install", "/nonexistent/dir"])).code, Some(125));
+    assert_eq!(r.stderr.lines().count(), 1, "{r:#?}");
+    assert!(r.stdout.is_empty(), "{r:#?}");
+    let r = run(ldchain().args(["install", "/nonexistent/dir"]));
+    assert_eq!(r.code, Some(125), "{r:#?}");
+    assert_eq!(
+        r.stderr,
+        "ldchain: install: /nonexistent/dir: cannot open jail directory: No such file or directory (os error 2)\n"
+    );
+    assert!(r.stdout.is_empty(), "{r:#?}");
 }
 
 #[test]
@@ -197,10 +205,16 @@ fn resolve_failures_are_json_with_an_errno_and_the_right_status() {
         assert_eq!(v["error"], errno, "{path}");
         assert!(v["message"].as_str().unwrap().contains(path));
     }
+    // ldchain's own failures: 125 and one line naming the command and why.
     let r = run(ldchain().args(["resolve", "--root", "/nonexistent/root", "--", "/bin/true"]));
     assert_eq!(r.code, Some(125), "{r:#?}");
+    assert_eq!(
+        r.stderr,
+        "ldchain: resolve: /nonexistent/root: No such file or directory (os error 2)\n"
+    );
     let r = run(ldchain().args(["resolve", "--env", "NOEQUALS", "--", "/bin/true"]));
     assert_eq!(r.code, Some(125), "{r:#?}");
+    assert_eq!(r.stderr, "ldchain: resolve: --env NOEQUALS: expected NAME=VALUE\n");
 }
 
 #[test]
@@ -270,7 +284,10 @@ fn run_exit_statuses() {
     assert_eq!(base(&["/bin/data"]).code, Some(126));
     let r = run(ldchain().args(["run", "--root", "/nonexistent/jail", "--", "/bin/true"]));
     assert_eq!(r.code, Some(125), "{r:#?}");
-    assert!(r.stderr.starts_with("ldchain: run: "), "{r:#?}");
+    assert_eq!(
+        r.stderr,
+        "ldchain: run: /nonexistent/jail: cannot open jail directory: No such file or directory (os error 2)\n"
+    );
 }
 
 #[test]
@@ -328,8 +345,7 @@ fn run_with_root_glibc_musl_static_and_script_in_one_jail() {
 /// Run `ldchain` as user nobody (65534), from a copy of the binary every
 /// user can read, if this machine allows unprivileged user namespaces.
 fn as_nobody(args: &[&str], dir: &Path) -> Option<Run> {
-    if !rustix::process::geteuid().is_root() {
-        eprintln!("*** SKIP unprivileged run: the test itself is not root (cannot switch to nobody) ***");
+    if !require_root("switching to user nobody for the unprivileged run") {
         return None;
     }
     if !require("setpriv", "switching to an unprivileged user") {
@@ -353,11 +369,7 @@ fn as_nobody(args: &[&str], dir: &Path) -> Option<Run> {
         .status()
         .unwrap();
     if !probe.success() {
-        let msg = "unprivileged user namespaces are disabled on this machine";
-        if strict() {
-            panic!("{msg}");
-        }
-        eprintln!("*** SKIP unprivileged run: {msg} ***");
+        skip("unprivileged run: unprivileged user namespaces are disabled on this machine");
         return None;
     }
     Some(
@@ -445,4 +457,190 @@ fn readme_quick_start_runs_exactly_as_written() {
     let r: Run = out.into();
     assert_eq!(r.code, Some(0), "{command}: {r:#?}");
     assert_eq!(r.stdout, "hello\n", "{command}");
+}
+
+/// A tmpfs mounted `noexec` at `dir` (root only), lazily unmounted on drop.
+struct NoexecTmpfs(std::path::PathBuf);
+
+impl NoexecTmpfs {
+    fn mount(dir: &Path) -> Option<NoexecTmpfs> {
+        if !require_root("mounting a noexec tmpfs") {
+            return None;
+        }
+        use rustix::mount::{mount, MountFlags};
+        fs::create_dir_all(dir).unwrap();
+        mount(
+            "ldchain-noexec",
+            dir,
+            "tmpfs",
+            MountFlags::NOEXEC | MountFlags::NOSUID | MountFlags::NODEV,
+            c"mode=0755",
+        )
+        .unwrap_or_else(|e| panic!("mount a noexec tmpfs at {}: {e}", dir.display()));
+        Some(NoexecTmpfs(dir.to_owned()))
+    }
+}
+
+impl Drop for NoexecTmpfs {
+    fn drop(&mut self) {
+        let _ = rustix::mount::unmount(&self.0, rustix::mount::UnmountFlags::DETACH);
+    }
+}
+
+#[test]
+fn noexec_mounts_are_refused_for_the_program_and_for_a_candidate_ldso() {
+    // The kernel refuses to exec from a noexec mount, and to map ld.so from
+    // one executable; the resolver must decide the same, from the mount.
+    let Some(probe) = glibc_probe() else { return };
+    let jail = Jail::new();
+    jail.add_glibc_program(&probe, "/bin/probe");
+    jail.add(&glibc_ldso(), "/good/ld-linux-x86-64.so.2");
+    let Some(_mount) = NoexecTmpfs::mount(&jail.host("/nx")) else {
+        return;
+    };
+    jail.add(&probe, "/nx/probe");
+    jail.add(&glibc_ldso(), "/nx/ld-linux-x86-64.so.2");
+    for f in ["/nx/probe", "/nx/ld-linux-x86-64.so.2"] {
+        fs::set_permissions(jail.host(f), fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    // The oracle: the kernel itself refuses the program there.
+    let err = Command::new(jail.host("/nx/probe")).output().unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EACCES), "{err}");
+
+    // The program: EACCES and 126, from resolve, run and the library.
+    let r = run(ldchain()
+        .args(["resolve", "--json", "--root"])
+        .arg(jail.path())
+        .args(["--", "/nx/probe", "args"]));
+    assert_eq!(r.code, Some(126), "{r:#?}");
+    let v = json(&r.stdout);
+    assert_eq!(v["error"], "EACCES", "{r:#?}");
+    assert!(v["message"].as_str().unwrap().contains("noexec"), "{r:#?}");
+    let r = run(ldchain()
+        .args(["run", "--ldso"])
+        .arg(glibc_ldso())
+        .arg("--root")
+        .arg(jail.path())
+        .args(["--", "/nx/probe", "args"]));
+    assert_eq!(r.code, Some(126), "{r:#?}");
+    assert!(r.stderr.contains("permission denied"), "{r:#?}");
+    assert!(r.stdout.is_empty(), "{r:#?}");
+    let ns = ldchain::resolver::Namespace::open(jail.path()).unwrap();
+    let resolver = ldchain::resolver::Resolver::new(Default::default());
+    let err = resolver
+        .plan_exec(&ns, "/nx/probe", &["probe"], &[] as &[&str])
+        .unwrap_err();
+    assert_eq!(err.errno_name(), "EACCES", "{err}");
+
+    // A candidate ld.so there: skipped for that reason; the next one is used
+    // and the program runs.
+    let r = run(ldchain().args(["resolve", "--json", "--root"]).arg(jail.path()).args([
+        "--env",
+        "LDSO_PATH=/nx:/good",
+        "--",
+        "/bin/probe",
+    ]))
+    .ok();
+    let v = json(&r.stdout);
+    assert_eq!(v["ldso"], "/good/ld-linux-x86-64.so.2", "{r:#?}");
+    assert_eq!(v["skipped"][0]["path"], "/nx/ld-linux-x86-64.so.2", "{r:#?}");
+    assert_eq!(v["skipped"][0]["reason"], "on a noexec mount", "{r:#?}");
+    let r = run(ldchain().args(["run", "--root"]).arg(jail.path()).args([
+        "--env",
+        "LDSO_PATH=/nx:/good",
+        "--",
+        "/bin/probe",
+        "args",
+        "n",
+    ]))
+    .ok();
+    assert_eq!(r.stdout, "argc=3\nargv[0]=/bin/probe\nargv[1]=args\nargv[2]=n\n");
+    // With only the noexec one, there is none.
+    let r = run(ldchain()
+        .args(["resolve", "--json", "--ldso-path", "/nx", "--root"])
+        .arg(jail.path())
+        .args(["--", "/bin/probe"]));
+    assert_eq!(r.code, Some(127), "{r:#?}");
+}
+
+#[test]
+fn foreign_architecture_ldsos_are_skipped_as_foreign() {
+    // The resolver checks the machine itself, before the chainloader's
+    // header checks would refuse the file for other reasons: the reason names
+    // both architectures, for a 64-bit and a 32-bit program.
+    let aarch64 = "/usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1";
+    let i386 = "/lib/ld-linux.so.2";
+    if !require(aarch64, "glibc's AArch64 ld.so (libc6-arm64-cross)")
+        || !require(i386, "glibc's i386 ld.so (libc6-i386)")
+    {
+        return;
+    }
+    let (Some(probe), Some(probe32)) = (
+        glibc_probe(),
+        compile("probe-i386", "i686-linux-gnu-gcc-12", &[], "probe.c"),
+    ) else {
+        return;
+    };
+    let jail = Jail::new();
+    jail.add(&probe, "/bin/probe");
+    jail.add(&probe32, "/bin/probe32");
+    let (x86_64, i386) = (glibc_ldso(), fs::canonicalize(i386).unwrap());
+    for (dir, from) in [("/a64", Path::new(aarch64)), ("/i386", &i386), ("/x64", &x86_64)] {
+        jail.add(from, &format!("{dir}/ld-linux-x86-64.so.2"));
+        jail.add(from, &format!("{dir}/ld-linux.so.2"));
+    }
+    let skipped = |program: &str, ldso_path: &str| {
+        let r = run(ldchain().args(["resolve", "--json", "--root"]).arg(jail.path()).args([
+            "--env",
+            &format!("LDSO_PATH={ldso_path}"),
+            "--",
+            program,
+        ]))
+        .ok();
+        let v = json(&r.stdout);
+        let reasons: Vec<(String, String)> = v["skipped"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (s["path"].as_str().unwrap().into(), s["reason"].as_str().unwrap().into()))
+            .collect();
+        (v["ldso"].as_str().unwrap().to_owned(), reasons)
+    };
+    let pair = |p: &str, r: &str| (p.to_owned(), r.to_owned());
+    assert_eq!(
+        skipped("/bin/probe", "/a64:/i386:/x64"),
+        (
+            "/x64/ld-linux-x86-64.so.2".to_owned(),
+            vec![
+                pair(
+                    "/a64/ld-linux-x86-64.so.2",
+                    "wrong architecture (aarch64, program is x86_64)"
+                ),
+                pair(
+                    "/i386/ld-linux-x86-64.so.2",
+                    "wrong architecture (i386, program is x86_64)"
+                ),
+            ]
+        )
+    );
+    assert_eq!(
+        skipped("/bin/probe32", "/a64:/x64:/i386"),
+        (
+            "/i386/ld-linux.so.2".to_owned(),
+            vec![
+                pair("/a64/ld-linux.so.2", "wrong architecture (aarch64, program is i386)"),
+                pair("/x64/ld-linux.so.2", "wrong architecture (x86_64, program is i386)"),
+            ]
+        )
+    );
+    // A configured ld.so of the wrong architecture is refused outright.
+    let r = run(ldchain()
+        .args(["resolve", "--ldso", aarch64, "--root"])
+        .arg(jail.path())
+        .args(["--", "/bin/probe"]));
+    assert_ne!(r.code, Some(0), "{r:#?}");
+    assert!(
+        r.stderr.contains("wrong architecture (aarch64, program is x86_64)"),
+        "{r:#?}"
+    );
 }

@@ -210,3 +210,133 @@ fn install_replaces_a_fifo_without_blocking() {
     assert_eq!(install(jail.path()).unwrap().outcome, Outcome::Replaced);
     assert_eq!(fs::read(jail.path().join("chainloader")).unwrap(), NATIVE.bytes);
 }
+
+#[test]
+fn install_never_writes_through_a_name_planted_at_its_temporary_file() {
+    // The temporary file's name is predictable: `.chainloader.tmp-PID-N`,
+    // N counting installs in this process. Someone who can write to the jail
+    // plants, at every name this process could use, a symlink to a victim
+    // file (one jail) or a hard link to one (another jail: O_NOFOLLOW alone
+    // does not stop that). Whatever happens, no victim may change, and an
+    // installed chainloader must be a file of its own.
+    let outer = tempfile::tempdir().unwrap();
+    let pid = std::process::id();
+    for how in ["symlink", "hard link"] {
+        let jail = outer.path().join(format!("jail-{}", how.replace(' ', "-")));
+        fs::create_dir(&jail).unwrap();
+        let victim = outer.path().join(format!("victim-of-a-{}", how.replace(' ', "-")));
+        fs::write(&victim, b"precious").unwrap();
+        fs::set_permissions(&victim, fs::Permissions::from_mode(0o600)).unwrap();
+        for n in 0..1024 {
+            let name = jail.join(format!(".chainloader.tmp-{pid}-{n}"));
+            if how == "symlink" {
+                std::os::unix::fs::symlink(&victim, name).unwrap();
+            } else {
+                fs::hard_link(&victim, name).unwrap();
+            }
+        }
+        let result = install(&jail);
+        let now = fs::read(&victim).unwrap();
+        assert!(
+            now == b"precious",
+            "written through a planted {how}: the victim now holds {} bytes starting {:?}",
+            now.len(),
+            String::from_utf8_lossy(&now[..now.len().min(8)])
+        );
+        let mode = fs::metadata(&victim).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o600, "chmodded through a planted {how}");
+        let target = jail.join("chainloader");
+        match result {
+            // Refused: the name it wanted was taken.
+            Err(e) => {
+                assert!(e.to_string().contains("cannot create temporary file"), "{how}: {e}");
+                assert!(
+                    fs::symlink_metadata(&target).is_err(),
+                    "{how}: {e}, yet the target exists"
+                );
+            }
+            // Or a file of its own, not one of the planted inodes.
+            Ok(done) => {
+                let meta = fs::symlink_metadata(&target).unwrap();
+                assert!(meta.file_type().is_file(), "{how}: {done}");
+                assert_eq!(
+                    meta.nlink(),
+                    1,
+                    "{how}: {done}: the installed file is linked elsewhere too"
+                );
+                assert_eq!(fs::read(&target).unwrap(), NATIVE.bytes);
+            }
+        }
+    }
+}
+
+#[test]
+fn install_fsyncs_the_file_before_the_rename_and_the_directory_after_it() {
+    // "Durably": traced for real. The temporary file must be fsynced after
+    // its last write and before it is renamed into place (else a crash can
+    // leave an empty or partial `chainloader` under the final name), and the
+    // jail directory after the rename (else the rename itself can be lost).
+    if !support::require("strace", "tracing the installer's system calls") {
+        return;
+    }
+    let jail = tempfile::tempdir().unwrap();
+    let jail_path = fs::canonicalize(jail.path()).unwrap();
+    let jail_s = jail_path.to_str().unwrap();
+    let out = std::process::Command::new("strace")
+        .args(["-f", "-qq", "-y", "-e"])
+        .arg("trace=openat,write,fchmod,fsync,fdatasync,rename,renameat,renameat2,close")
+        .arg(env!("CARGO_BIN_EXE_ldchain"))
+        .arg("install")
+        .arg(&jail_path)
+        .output()
+        .unwrap();
+    let trace = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{trace}");
+    // Drop "[pid N] " prefixes.
+    let lines: Vec<&str> = trace
+        .lines()
+        .map(|l| {
+            if l.starts_with("[pid ") {
+                l.split_once("] ").map_or(l, |x| x.1)
+            } else {
+                l
+            }
+        })
+        .collect();
+    let tmp_fd = format!("<{jail_s}/.chainloader.tmp-");
+    let dir_fd = format!("<{jail_s}>)");
+    let rename = lines
+        .iter()
+        .position(|l| l.starts_with("rename") && l.contains("\"chainloader\"") && l.ends_with("= 0"))
+        .unwrap_or_else(|| panic!("no rename into place:\n{trace}"));
+    let last_write = lines[..rename]
+        .iter()
+        .rposition(|l| l.starts_with("write(") && l.contains(&tmp_fd))
+        .unwrap_or_else(|| panic!("no write to a temporary file before the rename:\n{trace}"));
+    let synced = |l: &&str, fd: &str| {
+        (l.starts_with("fsync(") || l.starts_with("fdatasync(")) && l.contains(fd) && l.ends_with("= 0")
+    };
+    assert!(
+        lines[last_write..rename].iter().any(|l| synced(l, &tmp_fd)),
+        "the temporary file is not fsynced between its last write and the rename:\n{trace}"
+    );
+    assert!(
+        lines[rename..].iter().any(|l| synced(l, &dir_fd)),
+        "the jail directory is not fsynced after the rename:\n{trace}"
+    );
+}
+
+#[test]
+fn install_replaces_a_file_of_the_same_size_and_mode_with_other_bytes() {
+    // "Unchanged" means identical bytes, not just the same size and mode: a
+    // stale or tampered chainloader of the right length is replaced.
+    let jail = tempfile::tempdir().unwrap();
+    let target = jail.path().join("chainloader");
+    let mut bytes = NATIVE.bytes.to_vec();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    fs::write(&target, &bytes).unwrap();
+    fs::set_permissions(&target, fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(install(jail.path()).unwrap().outcome, Outcome::Replaced);
+    assert_eq!(fs::read(&target).unwrap(), NATIVE.bytes);
+}

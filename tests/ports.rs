@@ -109,7 +109,7 @@ impl Port {
     /// Run a program in `jail` directly, as the kernel (or qemu) would.
     fn run_direct(&self, jail: &Jail, argv: &[&str]) -> std::io::Result<Run> {
         match self.qemu {
-            None => jail.command(argv, &[]).output().map(Run::from),
+            None => output(&mut jail.command(argv, &[])).map(Run::from),
             Some(qemu) => Command::new(qemu)
                 .arg("-L")
                 .arg(jail.path())
@@ -194,6 +194,16 @@ fn static_program(port: Port) {
     );
     let run = port.run(&jail, &[&fd, "probe", "maps"], &[&image]).ok();
     assert_eq!(run.stdout, "stack=rw-p\n", "{}", port.arch);
+    // The auxv describes the program as a kernel run would (AT_BASE 0, the
+    // rest its own image), after i386's stack slide too.
+    let phent = if port.e_machine == 3 { 32 } else { 56 };
+    let run = port.run(&jail, &[&fd, "probe", "auxv"], &[&image]).ok();
+    assert_eq!(
+        run.stdout,
+        format!("AT_BASE=0\nAT_PHDR=own\nAT_PHENT={phent}\nAT_PHNUM=own\nAT_ENTRY=own\n"),
+        "{}",
+        port.arch
+    );
 }
 
 #[test]
@@ -477,7 +487,7 @@ fn the_resolver_picks_the_chainloader_and_rules_of_the_programs_architecture() {
     let mut cmd = jail.command(&["/unused"], &[]);
     // SAFETY: Prepared::exec only makes system calls.
     unsafe { cmd.pre_exec(move || Err(prepared.exec())) };
-    let run: Run = cmd.output().unwrap().into();
+    let run: Run = output(&mut cmd).unwrap().into();
     assert_eq!(run.ok().stdout, "argc=2\nargv[0]=probe\nargv[1]=args\n");
     // And through the CLI, with the host's i386 ld.so.
     let out = Command::new(env!("CARGO_BIN_EXE_ldchain"))

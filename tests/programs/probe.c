@@ -8,10 +8,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/auxv.h>
 #include <sys/syscall.h>
+#include <link.h>
 #include <unistd.h>
 
 extern char **environ;
+
+/* The linker's symbols for this program's own ELF header and entry point:
+ * what the kernel's auxv would describe had it exec'd this program. */
+extern const ElfW(Ehdr) __ehdr_start __attribute__((visibility("hidden")));
+extern char _start[];
 
 /* Large enough that its end and the start of the brk area are far apart. */
 static char big_bss[256 << 20];
@@ -79,6 +86,25 @@ int main(int argc, char **argv) {
     } else if (!strcmp(cmd, "mapsall")) {
         if (slurp("/proc/self/maps", buf, sizeof buf) < 0) { perror("maps"); return 2; }
         fputs(buf, stdout);
+    } else if (!strcmp(cmd, "auxv")) {
+        /* The auxv entries that describe the program, printed as "own" when
+         * they describe this image and otherwise independently of where
+         * things were mapped, so that a run through the chainloader can be
+         * compared with a kernel run line by line. */
+        unsigned long phdr = getauxval(AT_PHDR), entry = getauxval(AT_ENTRY);
+        unsigned long own_phdr = (unsigned long)&__ehdr_start + __ehdr_start.e_phoff;
+        printf("AT_BASE=%#lx\n", getauxval(AT_BASE));
+        if (phdr == own_phdr) printf("AT_PHDR=own\n"); else printf("AT_PHDR=foreign\n");
+        printf("AT_PHENT=%lu\n", getauxval(AT_PHENT));
+        if (getauxval(AT_PHNUM) == __ehdr_start.e_phnum) printf("AT_PHNUM=own\n");
+        else printf("AT_PHNUM=%lu (own %u)\n", getauxval(AT_PHNUM), __ehdr_start.e_phnum);
+        if (entry == (unsigned long)_start) printf("AT_ENTRY=own\n");
+        else printf("AT_ENTRY=AT_PHDR%+ld\n", (long)(entry - phdr));
+    } else if (!strcmp(cmd, "exe")) {
+        ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+        if (n < 0) { perror("exe"); return 2; }
+        buf[n] = 0;
+        printf("exe=%s\n", buf);
     } else if (!strcmp(cmd, "kill")) {
         fflush(stdout);
         kill(getpid(), atoi(argv[2]));

@@ -29,13 +29,30 @@ pub fn require(tool: &str, why: &str) -> bool {
             .unwrap_or(false)
     };
     if !found {
-        let msg = format!("{tool} is missing ({why}); .ci/run installs it");
-        if strict() {
-            panic!("{msg}");
-        }
-        eprintln!("\n*** SKIP: {msg} ***\n");
+        skip(&format!("{tool} is missing ({why}); .ci/run installs it"));
     }
     found
+}
+
+/// The one way a test skips: a loud SKIP line on stderr locally, a failure
+/// under [`strict`] (CI), so that no part of the suite passes by not
+/// running. Callers return right after it.
+#[track_caller]
+pub fn skip(why: &str) {
+    if strict() {
+        panic!("this test cannot run here, and CI requires every test: {why}");
+    }
+    eprintln!("\n*** SKIP: {why} ***\n");
+}
+
+/// Whether the test process is root; otherwise [`skip`] for `why`.
+#[track_caller]
+pub fn require_root(why: &str) -> bool {
+    let root = rustix::process::geteuid().is_root();
+    if !root {
+        skip(&format!("not root ({why})"));
+    }
+    root
 }
 
 /// Where compiled test programs are cached.
@@ -237,7 +254,7 @@ impl Jail {
 
     /// Run `argv` in the jail and collect the result.
     pub fn run(&self, argv: &[&str], keep: &[&File]) -> Run {
-        self.command(argv, keep).output().expect("spawn in jail").into()
+        output(&mut self.command(argv, keep)).expect("spawn in jail").into()
     }
 }
 
@@ -285,11 +302,9 @@ pub fn host_chainloader_for(arch: &str) -> Option<PathBuf> {
     if p.exists() {
         return Some(p);
     }
-    let msg = format!("this build embeds no {arch} chainloader (install the cross toolchain; .ci/run does)");
-    if strict() {
-        panic!("{msg}");
-    }
-    eprintln!("\n*** SKIP: {msg} ***\n");
+    skip(&format!(
+        "this build embeds no {arch} chainloader (install the cross toolchain; .ci/run does)"
+    ));
     None
 }
 
@@ -302,14 +317,14 @@ pub fn run_chainloader(args: &[&str], keep: &[&File]) -> Run {
 pub fn run_with_fds(cmd: &mut Command, keep: &[&File]) -> Run {
     cmd.stdin(Stdio::null());
     keep_fds(cmd, keep);
-    cmd.output().expect("spawn chainloader").into()
+    output(cmd).expect("spawn chainloader").into()
 }
 
 /// Spawn `cmd` with `keep` inherited and stdout/stderr piped.
 pub fn spawn_with_fds(cmd: &mut Command, keep: &[&File]) -> std::process::Child {
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     keep_fds(cmd, keep);
-    cmd.spawn().expect("spawn")
+    retry_text_busy(|| cmd.spawn()).expect("spawn")
 }
 
 fn keep_fds(cmd: &mut Command, keep: &[&File]) {
@@ -338,4 +353,27 @@ pub fn le_set(b: &mut [u8], off: usize, width: usize, v: u64) {
     for i in 0..width {
         b[off + i] = (v >> (8 * i)) as u8;
     }
+}
+
+/// Retry `spawn` while exec fails with ETXTBSY. Tests run in parallel
+/// threads: a chainloader just installed by one thread (its temporary file
+/// open for writing) stays "busy" while a child forked meanwhile by another
+/// thread still holds that descriptor, until the child execs (close-on-exec).
+/// Nothing has run when exec fails, so trying again is safe.
+pub fn retry_text_busy<T>(mut spawn: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    let mut tries = 0;
+    loop {
+        match spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// `cmd.output()`, retried on ETXTBSY ([`retry_text_busy`]).
+pub fn output(cmd: &mut Command) -> std::io::Result<Output> {
+    retry_text_busy(|| cmd.output())
 }

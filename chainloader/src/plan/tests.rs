@@ -290,16 +290,73 @@ fn every_bad_file_header_is_refused() {
     );
 }
 
+/// Whether every test must run (CI, as in `tests/support`): a missing
+/// input is then a failure, not a skip.
+fn strict() -> bool {
+    std::env::var_os("CI").is_some() || std::env::var_os("LDCHAIN_REQUIRE_ALL").is_some()
+}
+
+/// A loud SKIP locally, a failure under [`strict`].
+fn skip(why: &str) {
+    assert!(
+        !strict(),
+        "this test cannot run here, and CI requires every test: {why}"
+    );
+    std::eprintln!("\n*** SKIP: {why} ***\n");
+}
+
+/// `int main(void) { return 0; }` built by `compiler` with `flags`, or None
+/// (after [`skip`]) when the compiler is missing.
+fn compile_static(compiler: &str, flags: &[&str]) -> Option<Vec<u8>> {
+    let dir = std::env::temp_dir().join(std::format!("ldchain-plan-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = dir.join("main.c");
+    std::fs::write(&src, "int main(void) { return 0; }\n").unwrap();
+    let out = dir.join(std::format!("prog{}", flags.join("")));
+    match std::process::Command::new(compiler)
+        .args(flags)
+        .arg("-o")
+        .arg(&out)
+        .arg(&src)
+        .status()
+    {
+        Ok(st) => assert!(st.success(), "{compiler} {flags:?} failed"),
+        Err(e) => {
+            skip(&std::format!("{compiler}: {e} (.ci/run installs it)"));
+            return None;
+        }
+    }
+    let bytes = std::fs::read(&out).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    Some(bytes)
+}
+
 #[test]
 fn host_ldso_and_static_layouts_are_accepted() {
-    // Whatever dynamic linker the host has must plan cleanly.
+    // The host's dynamic linkers must plan cleanly, at a kernel-chosen address.
     for path in ["/lib64/ld-linux-x86-64.so.2", "/lib/ld-musl-x86_64.so.1"] {
         let Ok(bytes) = std::fs::read(path) else {
-            std::eprintln!("SKIP {path}: not installed on this machine");
+            skip(&std::format!("{path} is not installed (.ci/run installs it)"));
             continue;
         };
         let p = run(&bytes).unwrap_or_else(|e| panic!("{path}: {e:?}"));
         assert!(!p.fixed, "{path}");
         assert!(p.span_len > 0);
+    }
+    // Static layouts as the toolchains produce them: ET_EXEC at its own
+    // addresses, static PIE anywhere.
+    for (compiler, flags, fixed) in [
+        ("gcc", &["-static"][..], true),
+        ("gcc", &["-static-pie"][..], false),
+        ("musl-gcc", &["-static"][..], true),
+    ] {
+        let Some(bytes) = compile_static(compiler, flags) else {
+            continue;
+        };
+        let p = run(&bytes).unwrap_or_else(|e| panic!("{compiler} {flags:?}: {e:?}"));
+        assert_eq!(p.fixed, fixed, "{compiler} {flags:?}");
+        assert!(p.span_len > 0, "{compiler} {flags:?}");
+        let entry = u64::from_le_bytes(bytes[24..32].try_into().unwrap());
+        assert_eq!(p.entry, entry, "{compiler} {flags:?}: the entry point is the file's");
     }
 }

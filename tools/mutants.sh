@@ -1,0 +1,272 @@
+#!/usr/bin/env bash
+# Mutation testing, small and honest: put realistic one-line bugs into the
+# code one at a time and check that a targeted part of the test suite fails.
+#
+#   tools/mutants.sh                 run every mutant (a baseline first)
+#   tools/mutants.sh NAME...         run only these mutants
+#   tools/mutants.sh --list          list the mutants
+#   tools/mutants.sh --check         only check that every mutant applies
+#
+# It never touches the tree it is run from: the tracked and untracked
+# (non-ignored) files are copied to $MUTANTS_DIR/src, each mutant is applied
+# there to its one file and undone after its tests, and cargo builds into
+# $MUTANTS_DIR/target (kept between runs: dependencies are not rebuilt).
+# Tests run with CI=true, so a skipped test would be a failure: the baseline
+# (no mutant) must pass first, or nothing is reported.
+#
+# Outcomes: KILLED (the tests failed or timed out), SURVIVED (they passed),
+# UNVIABLE (the mutant does not compile: not counted). Each mutant gets
+# $MUTANT_TIMEOUT seconds (default 900) for its build and tests. Logs are in
+# $MUTANTS_DIR/logs/NAME.log; the summary is printed and written to
+# $MUTANTS_DIR/summary.txt.
+set -uo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+MUTANTS_DIR=${MUTANTS_DIR:-${TMPDIR:-/tmp}/ldchain-mutants}
+MUTANT_TIMEOUT=${MUTANT_TIMEOUT:-900}
+src=$MUTANTS_DIR/src
+export CARGO_TARGET_DIR=$MUTANTS_DIR/target
+export CI=true
+
+# Test selections (cargo test arguments; several are joined with " + ").
+# Chosen for time: tests/hostile.rs (minutes), load.rs (a minute), gdb.rs
+# and ports.rs are left out; MUTANTS_FULL=1 runs the whole workspace's
+# tests (without the README's release build) for every mutant instead.
+CL='--test chainloader --test signals'
+PLAN='-p chainloader --lib'
+EMBED='--test embed + --test cli -- install'
+RES='--test resolver --test resolver_fds + --test cli -- --skip readme_quick_start'
+RESLIB='-p ldchain-resolver --lib'
+
+if [ -n "${MUTANTS_FULL:-}" ]; then
+    CL='--workspace -- --skip readme_quick_start' PLAN=$CL EMBED=$CL RES=$CL RESLIB=$CL
+fi
+
+names=() files=() froms=() tos=() tests=()
+# m NAME FILE FROM TO TESTS: replace the one occurrence of FROM in FILE by TO.
+m() { names+=("$1"); files+=("$2"); froms+=("$3"); tos+=("$4"); tests+=("$5"); }
+
+# --- The chainloader -------------------------------------------------------
+m close-fd-kept chainloader/src/rt/start.rs \
+    'sys::close(fd).map_err(|e| at_fd(Reason::Close, e))?;' \
+    'let _ = fd;' "$CL"
+m bss-not-zeroed chainloader/src/plan.rs \
+    'data_end & !mask != W::ZERO && ph.p_flags & PF_W != 0' \
+    'data_end & !mask != W::ZERO && false' "$CL + $PLAN"
+m at-entry-unbiased chainloader/src/rt/start.rs \
+    '        usize::from(plan.phnum),
+        entry,' \
+    '        usize::from(plan.phnum),
+        plan.entry.to_usize(),' "$CL"
+m at-phdr-unbiased chainloader/src/rt/start.rs \
+    'bias.wrapping_add(plan.phdr.to_usize()),' \
+    'plan.phdr.to_usize(),' "$CL"
+m at-base-nonzero chainloader/src/rt/stack.rs \
+    'zip([phdr, phent, phnum, entry, 0])' \
+    'zip([phdr, phent, phnum, entry, phdr & !0xfff])' "$CL"
+m wx-accepted chainloader/src/plan.rs \
+    'if ph.p_flags & PF_W != 0 && ph.p_flags & PF_X != 0 {' \
+    'if false && ph.p_flags & PF_W != 0 && ph.p_flags & PF_X != 0 {' "$CL + $PLAN"
+m interp-accepted chainloader/src/plan.rs \
+    'PT_INTERP => return Err(ph_err(i, Reason::Interp)),' \
+    'PT_INTERP => {}' "$CL + $PLAN"
+m entry-outside-accepted chainloader/src/plan.rs \
+    'if !entry_ok {' \
+    'if false && !entry_ok {' "$CL + $PLAN"
+m no-comm chainloader/src/rt/start.rs \
+    'unsafe { sys::set_name(name) }.map_err(|e| Error::sys(Subject::Image, Reason::SetName, e))?;' \
+    'let _ = name;' "$CL"
+m no-eintr-retry chainloader/src/rt/sys.rs \
+    'if ret != -(EINTR as isize) {' \
+    'if ret != -(EINTR as isize) || true {' "$CL"
+m close-retried chainloader/src/rt/sys.rs \
+    'match result(unsafe { syscall6(arch::SYS_CLOSE, fd as usize, 0, 0, 0, 0, 0) })' \
+    'match retry(|| unsafe { syscall6(arch::SYS_CLOSE, fd as usize, 0, 0, 0, 0, 0) })' "$CL"
+m gaps-accessible chainloader/src/rt/load.rs \
+    'sys::mprotect(at(prev_end), (seg.start - prev_end).to_usize(), 0)' \
+    'sys::mprotect(at(prev_end), (seg.start - prev_end).to_usize(), 1)' "$CL"
+m et-exec-clobbers chainloader/src/rt/load.rs \
+    'MAP_PRIVATE | MAP_FIXED_NOREPLACE, span)' \
+    'MAP_PRIVATE | MAP_FIXED, span)' "$CL"
+m argc-off-by-one chainloader/src/rt/stack.rs \
+    '*new_sp = self.argc - n;' \
+    '*new_sp = self.argc - n + 1;' "$CL"
+
+# --- The installer ---------------------------------------------------------
+m installer-follows-symlink embed/src/lib.rs \
+    'OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,' \
+    'OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,' "$EMBED"
+m no-fsync-file embed/src/lib.rs \
+    'rfs::fsync(&fd).map_err(io_err(&tmp_path, "cannot fsync"))?;' \
+    '' "$EMBED"
+m no-fsync-dir embed/src/lib.rs \
+    'rfs::fsync(&dir).map_err(io_err(jail, "cannot fsync the jail directory"))?;' \
+    '' "$EMBED"
+m no-excl-nofollow embed/src/lib.rs \
+    'OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC' \
+    'OFlags::WRONLY | OFlags::CREATE | OFlags::CLOEXEC' "$EMBED"
+m no-excl embed/src/lib.rs \
+    'OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC' \
+    'OFlags::WRONLY | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC' "$EMBED"
+m umask-decides-mode embed/src/lib.rs \
+    'rfs::fchmod(&fd, Mode::from_raw_mode(0o755)).map_err(io_err(&tmp_path, "cannot set mode"))?;' \
+    '' "$EMBED"
+m unchanged-without-comparing embed/src/lib.rs \
+    '&& same_contents(&fd, blob.bytes)' \
+    '' "$EMBED"
+
+# --- The resolver ----------------------------------------------------------
+m secure-mode-ignored resolver/src/plan.rs \
+    'let from_env = self.config.honour_env && !secure;' \
+    'let from_env = self.config.honour_env;' "$RES"
+m setgid-without-group-exec resolver/src/plan.rs \
+    '(file.mode & 0o2000 != 0 && file.mode & 0o010 != 0)' \
+    '(file.mode & 0o2000 != 0)' "$RES"
+m resolve-in-root-dropped resolver/src/ns.rs \
+    'let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;' \
+    'let resolve = ResolveFlags::NO_MAGICLINKS;' "$RES"
+m search-order-swapped resolver/src/plan.rs \
+    'if let Some(value) = ldso_path.or_else(|| self.config.default_ldso_path.clone()) {' \
+    'if let Some(value) = ldso_path.or_else(|| self.config.default_ldso_path.clone()).filter(|_| ldpath::getenv(envp, b"LD_LIBRARY_PATH").is_none()) {' "$RES"
+m enoent-for-eacces resolver/src/error.rs \
+    'ExecError::PermissionDenied { .. } => libc_errno::EACCES,' \
+    'ExecError::PermissionDenied { .. } => libc_errno::ENOENT,' "$RES"
+m script-depth-50 resolver/src/plan.rs \
+    'pub const MAX_SCRIPT_DEPTH: usize = 5;' \
+    'pub const MAX_SCRIPT_DEPTH: usize = 50;' "$RES"
+m noexec-program-allowed resolver/src/plan.rs \
+    'if file.on_noexec_mount() {
+            return denied(' \
+    'if false && file.on_noexec_mount() {
+            return denied(' "$RES"
+m noexec-ldso-allowed resolver/src/plan.rs \
+    'if file.on_noexec_mount() {
+            return Err(' \
+    'if false && file.on_noexec_mount() {
+            return Err(' "$RES"
+m wrong-arch-unchecked resolver/src/elfinfo.rs \
+    'if info.machine != machine {' \
+    'if false && info.machine != machine {' "$RES + $RESLIB"
+m no-exec-bit-allowed resolver/src/plan.rs \
+    'if file.mode & 0o111 == 0 {' \
+    'if false && file.mode & 0o111 == 0 {' "$RES"
+m musl-ldd-mode resolver/src/plan.rs \
+    'ld_arg0.push(b'"'"'/'"'"');' \
+    '' "$RES"
+
+# ---------------------------------------------------------------------------
+
+apply() { # FILE FROM TO: exactly one occurrence, or fail
+    perl -e '
+        my ($f, $from, $to) = @ARGV;
+        open my $h, "<", $f or die "$f: $!\n";
+        local $/; my $s = <$h>; close $h;
+        my $n = () = $s =~ /\Q$from\E/g;
+        die "$f: the text to replace occurs $n times, not once\n" unless $n == 1;
+        $s =~ s/\Q$from\E/$to/;
+        open $h, ">", $f or die "$f: $!\n"; print $h $s; close $h;
+    ' "$@"
+}
+
+run_tests() { # SELECTION LOG: every group of "cargo test" arguments must pass
+    local groups group
+    IFS='+' read -r -a groups <<<"$1"
+    for group in "${groups[@]}"; do
+        # shellcheck disable=SC2086 # word splitting is the point
+        (cd "$src" && timeout --kill-after=30 "$MUTANT_TIMEOUT" cargo test $group) >>"$2" 2>&1 || return 1
+    done
+}
+
+build_tests() { # SELECTION LOG
+    local groups group
+    IFS='+' read -r -a groups <<<"$1"
+    for group in "${groups[@]}"; do
+        group=${group%% -- *}
+        # shellcheck disable=SC2086
+        (cd "$src" && timeout "$MUTANT_TIMEOUT" cargo test --no-run $group) >>"$2" 2>&1 || return 1
+    done
+}
+
+case "${1:-}" in
+--list)
+    for i in "${!names[@]}"; do printf '%-28s %s\n' "${names[$i]}" "${files[$i]}"; done
+    exit 0
+    ;;
+-h | --help)
+    sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+    exit 0
+    ;;
+esac
+
+# A fresh copy of the tree as it is now (committed or not), without build
+# output. New mtimes (tar -m): the target directory may hold a build of the
+# last mutant of an earlier run, which must not look fresh.
+rm -rf "$src"
+mkdir -p "$src" "$MUTANTS_DIR/logs"
+(cd "$repo" && git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf -) |
+    tar -xmf - -C "$src"
+
+if [ "${1:-}" = --check ]; then
+    bad=0
+    for i in "${!names[@]}"; do
+        f=$src/${files[$i]}
+        cp "$f" "$f.orig"
+        if apply "$f" "${froms[$i]}" "${tos[$i]}"; then echo "ok   ${names[$i]}"; else echo "FAIL ${names[$i]}"; bad=1; fi
+        mv "$f.orig" "$f"
+    done
+    exit $bad
+fi
+
+selected=("$@")
+want() { [ ${#selected[@]} -eq 0 ] && return 0; local s; for s in "${selected[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
+
+# The baseline: every selection in use must pass on the unmutated tree.
+declare -A seen=()
+log=$MUTANTS_DIR/logs/baseline.log
+: >"$log"
+for i in "${!names[@]}"; do
+    want "${names[$i]}" || continue
+    t=${tests[$i]}
+    [ -n "${seen[$t]:-}" ] && continue
+    seen[$t]=1
+    echo "baseline: cargo test ${t}"
+    if ! run_tests "$t" "$log"; then
+        echo "the baseline fails (see $log): fix the tests first" >&2
+        exit 2
+    fi
+done
+
+killed=0 survived=0 unviable=0
+summary=$MUTANTS_DIR/summary.txt
+: >"$summary"
+for i in "${!names[@]}"; do
+    name=${names[$i]}
+    want "$name" || continue
+    f=$src/${files[$i]}
+    log=$MUTANTS_DIR/logs/$name.log
+    cp "$f" "$f.orig"
+    if ! apply "$f" "${froms[$i]}" "${tos[$i]}" 2>"$log"; then
+        mv "$f.orig" "$f"
+        echo "the mutant $name no longer applies: $(cat "$log")" >&2
+        exit 2
+    fi
+    start=$SECONDS
+    if ! build_tests "${tests[$i]}" "$log"; then
+        outcome=UNVIABLE
+        unviable=$((unviable + 1))
+    elif run_tests "${tests[$i]}" "$log"; then
+        outcome=SURVIVED
+        survived=$((survived + 1))
+    else
+        outcome=KILLED
+        killed=$((killed + 1))
+    fi
+    # Restore with a new mtime, so that cargo rebuilds.
+    cat "$f.orig" >"$f" && rm "$f.orig"
+    line=$(printf '%-9s %-28s %4ss  %s' "$outcome" "$name" $((SECONDS - start)) "${files[$i]}")
+    echo "$line" | tee -a "$summary"
+done
+total=$((killed + survived))
+rate=$([ $total -gt 0 ] && echo $((100 * killed / total)) || echo 0)
+echo "killed $killed of $total viable mutants ($rate%); $unviable unviable" | tee -a "$summary"
+[ "$survived" -eq 0 ]
