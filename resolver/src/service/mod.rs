@@ -19,6 +19,8 @@ mod server;
 
 use std::os::fd::OwnedFd;
 
+/// The wire format, for other clients and servers.
+pub use chainloader::proto;
 pub use chainloader::proto::{ProtoError, RequestHeader, MAX_MESSAGE, SERVICE_PATH};
 pub use server::{ExecService, Limits, Stats};
 
