@@ -599,3 +599,82 @@ fn a_thousand_concurrent_clients_and_nothing_grows() {
         "descriptors left after the service stopped"
     );
 }
+
+/// `/proc/self/task/TID/stat` of this process's thread named `name`, open:
+/// read again with [`cpu`] without a new descriptor.
+fn thread_stat(name: &str) -> File {
+    for task in fs::read_dir("/proc/self/task").unwrap() {
+        let dir = task.unwrap().path();
+        if fs::read_to_string(dir.join("comm")).unwrap_or_default().trim() == name {
+            return File::open(dir.join("stat")).unwrap();
+        }
+    }
+    panic!("no thread {name}");
+}
+
+/// A thread's CPU time (user + system) in clock ticks.
+fn cpu(stat: &File) -> u64 {
+    let mut buf = [0u8; 1024];
+    let n = stat.read_at(&mut buf, 0).unwrap();
+    let stat = std::str::from_utf8(&buf[..n]).unwrap();
+    // After the ")" that ends comm: state is field 3, utime 14, stime 15.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn out_of_descriptors_the_service_waits_instead_of_spinning() {
+    let _l = serial();
+    let mut server = Server::start(limits(5000));
+    let req = good().encode();
+    let fds = fd_count();
+    server.ask(&req).assert_ldso(&server);
+    // Until the worker has closed its copies, its descriptors would leave
+    // holes below the limit.
+    server.settle();
+    assert_eq!(fds_back_to(fds), fds);
+    // The clients' sockets exist before the process runs out of descriptors.
+    let clients: Vec<OwnedFd> = (0..3)
+        .map(|_| rustix::net::socket(rustix::net::AddressFamily::UNIX, rustix::net::SocketType::STREAM, None).unwrap())
+        .collect();
+    let addr = rustix::net::SocketAddrUnix::new(&server.socket).unwrap();
+    // Use up every descriptor: a limit just above the highest one open, and
+    // the holes below it filled.
+    let io_thread = thread_stat("ldchain-exec-io");
+    let highest = fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
+        .max()
+        .unwrap();
+    let saved = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    let tight = rustix::process::Rlimit {
+        current: Some(highest + 1),
+        maximum: saved.maximum,
+    };
+    rustix::process::setrlimit(rustix::process::Resource::Nofile, tight).unwrap();
+    let mut fillers = Vec::new();
+    while let Ok(fd) = rustix::io::fcntl_dupfd_cloexec(&clients[0], 0) {
+        fillers.push(fd);
+    }
+    let cpu0 = cpu(&io_thread);
+    for c in &clients {
+        server.made += 1;
+        rustix::net::connect(c, &addr).unwrap();
+        rustix::io::write(c, &req).unwrap();
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let spent = cpu(&io_thread) - cpu0;
+    // Descriptors again: the waiting clients are answered.
+    rustix::process::setrlimit(rustix::process::Resource::Nofile, saved).unwrap();
+    drop(fillers);
+    let t0 = Instant::now();
+    for c in clients {
+        receive(&UnixStream::from(c)).assert_ldso(&server);
+    }
+    let waited = t0.elapsed();
+    eprintln!("out of descriptors for 1 s: the I/O thread used {spent} ticks; answered {waited:?} after");
+    let ticks = rustix::param::clock_ticks_per_second();
+    assert!(spent < ticks / 10, "the I/O thread spun: {spent} ticks in 1 s");
+    assert!(waited < Duration::from_secs(1), "{waited:?}");
+    assert_eq!(server.settle(), (4, 0, 0));
+}

@@ -70,6 +70,9 @@ impl std::fmt::Debug for ExecService {
 
 const LISTENER: u64 = u64::MAX;
 const STOP: u64 = u64::MAX - 1;
+/// How long the listener is left alone after `accept` failed for want of
+/// descriptors or memory.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
 impl ExecService {
     /// Serve `listener` with `source` until dropped.
@@ -182,6 +185,10 @@ struct IoLoop {
     conns: HashMap<u64, Conn>,
     next: u64,
     listening: bool,
+    /// Not accepting until then: `accept` failed (`EMFILE`, `ENFILE`,
+    /// `ENOMEM`, …). The listener stays readable, so watching it meanwhile
+    /// would spin.
+    accept_paused: Option<Instant>,
 }
 
 impl IoLoop {
@@ -209,6 +216,7 @@ impl IoLoop {
             conns: HashMap::new(),
             next: 0,
             listening: true,
+            accept_paused: None,
         })
     }
 
@@ -220,7 +228,7 @@ impl IoLoop {
         };
         loop {
             events.clear();
-            let timeout = (!self.conns.is_empty()).then_some(&tick);
+            let timeout = (!self.conns.is_empty() || self.accept_paused.is_some()).then_some(&tick);
             match epoll::wait(&self.epoll, rustix::buffer::spare_capacity(&mut events), timeout) {
                 Ok(_) | Err(rustix::io::Errno::INTR) => {}
                 Err(e) => {
@@ -246,12 +254,15 @@ impl IoLoop {
                 Ok((s, _)) => s,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => continue,
                 Err(e) => {
-                    debug!(error = %e, "exec service: accept failed");
+                    debug!(error = %e, "exec service: accept failed; pausing");
+                    self.accept_paused = Some(Instant::now() + ACCEPT_PAUSE);
                     return;
                 }
             };
             if stream.set_nonblocking(true).is_err() {
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
             let token = self.next;
@@ -264,6 +275,7 @@ impl IoLoop {
             )
             .is_err()
             {
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
             let deadline = Instant::now() + self.limits.request_timeout;
@@ -324,10 +336,13 @@ impl IoLoop {
         self.stats.open.store(self.conns.len(), Ordering::Relaxed);
     }
 
-    /// Stop watching the listener while at the connection limit (it is
-    /// level-triggered), and watch it again below.
+    /// Stop watching the listener while at the connection limit or while
+    /// accepting is paused (it is level-triggered), and watch it again after.
     fn update_listening(&mut self) {
-        let room = self.conns.len() < self.limits.max_connections;
+        if self.accept_paused.is_some_and(|until| until <= Instant::now()) {
+            self.accept_paused = None;
+        }
+        let room = self.conns.len() < self.limits.max_connections && self.accept_paused.is_none();
         if room != self.listening {
             let flags = if room {
                 epoll::EventFlags::IN
