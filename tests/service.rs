@@ -318,6 +318,14 @@ fn answers_and_refuses_each_kind_of_request() {
         target.insert(1, 0);
         server.ask(&r.encode()).assert_refused(libc::EPROTO);
     }
+    // LD_LIBRARY_PATH's bytes with its flag clear.
+    let mut b = InterpRequest {
+        ld_library_path: Some(b"/lib".to_vec()),
+        ..good()
+    }
+    .encode();
+    b[9] &= !4;
+    server.ask(&b).assert_refused(libc::EPROTO);
     // An empty PT_INTERP.
     let empty = InterpRequest {
         interp: Vec::new(),
