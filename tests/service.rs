@@ -26,7 +26,8 @@ use std::time::{Duration, Instant};
 use ldchain::resolver::service::proto::{
     decode_reply_header, RequestHeader, MAX_ENV, MAX_MESSAGE, MAX_PATH, REPLY_HEADER,
 };
-use ldchain::resolver::service::{ExecService, InterpRequest, Limits, NamespaceSource, Stats};
+use ldchain::resolver::service::{ExecService, InterpRequest, LdsoSource, Limits, NamespaceSource, Stats};
+use ldchain::resolver::ExecError;
 use ldchain::resolver::{Config, Machine, Namespace, Resolver};
 use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
 
@@ -48,8 +49,23 @@ struct Server {
     made: u64,
 }
 
+/// The real source, slowed down: the resolver as it is on a busy, slow
+/// file system.
+struct Slow(NamespaceSource, Duration);
+
+impl LdsoSource for Slow {
+    fn ldso(&self, request: &InterpRequest) -> Result<OwnedFd, ExecError> {
+        std::thread::sleep(self.1);
+        self.0.ldso(request)
+    }
+}
+
 impl Server {
     fn start(limits: Limits) -> Server {
+        Server::start_slow(limits, Duration::ZERO)
+    }
+
+    fn start_slow(limits: Limits, delay: Duration) -> Server {
         let jail = support::Jail::new();
         jail.add(&support::glibc_ldso(), &format!("{LDSO_DIR}/ld-linux-x86-64.so.2"));
         jail.write("/bin/app", b"not really a program", 0o755);
@@ -60,7 +76,7 @@ impl Server {
             resolver: Resolver::new(Config::default()),
             ns,
         };
-        let service = ExecService::start(listener, Arc::new(source), limits).unwrap();
+        let service = ExecService::start(listener, Arc::new(Slow(source, delay)), limits).unwrap();
         Server {
             jail,
             socket,
@@ -96,7 +112,8 @@ impl Server {
                 s.refused.load(Ordering::SeqCst),
                 s.dropped.load(Ordering::SeqCst),
             );
-            if counts.0 + counts.1 + counts.2 == self.made && s.open.load(Ordering::SeqCst) == 0 {
+            let idle = s.open.load(Ordering::SeqCst) == 0 && s.answering.load(Ordering::SeqCst) == 0;
+            if counts.0 + counts.1 + counts.2 == self.made && idle {
                 return counts;
             }
             assert!(
@@ -685,4 +702,45 @@ fn out_of_descriptors_the_service_waits_instead_of_spinning() {
     assert!(spent < ticks / 10, "the I/O thread spun: {spent} ticks in 1 s");
     assert!(waited < Duration::from_secs(1), "{waited:?}");
     assert_eq!(server.settle(), (4, 0, 0));
+}
+
+#[test]
+fn requests_waiting_for_a_worker_count_against_the_cap() {
+    let _l = serial();
+    let delay = Duration::from_millis(50);
+    let mut server = Server::start_slow(
+        Limits {
+            max_connections: 4,
+            request_timeout: Duration::from_secs(10),
+            workers: 1,
+        },
+        delay,
+    );
+    let req = good().encode();
+    let base = fd_count();
+    // Twenty complete requests at once, faster than one slow worker answers.
+    let clients: Vec<UnixStream> = (0..20)
+        .map(|_| {
+            let mut s = server.connect();
+            s.write_all(&req).unwrap();
+            s
+        })
+        .collect();
+    // What the service holds meanwhile: the process's descriptors less the
+    // clients' own. At most the cap, plus the worker's ld.so descriptor.
+    let mut most = 0;
+    let t0 = Instant::now();
+    while server.stats().served.load(Ordering::SeqCst) < 20 && t0.elapsed() < Duration::from_secs(10) {
+        most = most.max(fd_count().saturating_sub(base + clients.len()));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for s in &clients {
+        receive(s).assert_ldso(&server);
+    }
+    eprintln!(
+        "20 queued requests, cap 4: the service held at most {most} descriptors; all answered in {:?}",
+        t0.elapsed()
+    );
+    assert!(most <= 4 + 1, "the service held {most} connections with a cap of 4");
+    assert_eq!(server.settle(), (20, 0, 0));
 }

@@ -23,7 +23,8 @@ use crate::error::ExecError;
 /// Bounds on what clients may cost the server.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Connections being read at once; more wait in the listen backlog.
+    /// Connections held at once, being read or waiting for their answer;
+    /// more wait in the listen backlog.
     pub max_connections: usize,
     /// How long a client may take to send its request.
     pub request_timeout: Duration,
@@ -53,6 +54,8 @@ pub struct Stats {
     pub dropped: AtomicU64,
     /// Connections being read right now.
     pub open: AtomicUsize,
+    /// Complete requests with the workers (queued or being answered).
+    pub answering: AtomicUsize,
 }
 
 /// A running exec service; stopped (threads joined) when dropped.
@@ -70,6 +73,8 @@ impl std::fmt::Debug for ExecService {
 
 const LISTENER: u64 = u64::MAX;
 const STOP: u64 = u64::MAX - 1;
+/// A worker has finished with a connection: a slot may be free.
+const WAKE: u64 = u64::MAX - 2;
 /// How long the listener is left alone after `accept` failed for want of
 /// descriptors or memory.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
@@ -79,19 +84,20 @@ impl ExecService {
     pub fn start(listener: UnixListener, source: Arc<dyn LdsoSource>, limits: Limits) -> io::Result<ExecService> {
         listener.set_nonblocking(true)?;
         let stop = Arc::new(eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?);
+        let wake = Arc::new(eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?);
         let stats = Arc::new(Stats::default());
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
         let mut threads = Vec::new();
         for i in 0..limits.workers.max(1) {
-            let (queue, source, stats) = (queue.clone(), source.clone(), stats.clone());
+            let (queue, source, stats, wake) = (queue.clone(), source.clone(), stats.clone(), wake.clone());
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("ldchain-exec-{i}"))
-                    .spawn(move || worker(&queue, &*source, &stats))?,
+                    .spawn(move || worker(&queue, &*source, &stats, &wake))?,
             );
         }
-        let io = IoLoop::new(listener, &stop, stats.clone(), jobs, limits)?;
+        let io = IoLoop::new(listener, &stop, wake, stats.clone(), jobs, limits)?;
         threads.push(
             std::thread::Builder::new()
                 .name("ldchain-exec-io".into())
@@ -178,6 +184,7 @@ impl Conn {
 
 struct IoLoop {
     epoll: OwnedFd,
+    wake: Arc<OwnedFd>,
     listener: UnixListener,
     stats: Arc<Stats>,
     jobs: Sender<Job>,
@@ -195,6 +202,7 @@ impl IoLoop {
     fn new(
         listener: UnixListener,
         stop: &OwnedFd,
+        wake: Arc<OwnedFd>,
         stats: Arc<Stats>,
         jobs: Sender<Job>,
         limits: Limits,
@@ -207,8 +215,10 @@ impl IoLoop {
             epoll::EventFlags::IN,
         )?;
         epoll::add(&epoll, stop, epoll::EventData::new_u64(STOP), epoll::EventFlags::IN)?;
+        epoll::add(&epoll, &*wake, epoll::EventData::new_u64(WAKE), epoll::EventFlags::IN)?;
         Ok(IoLoop {
             epoll,
+            wake,
             listener,
             stats,
             jobs,
@@ -239,6 +249,9 @@ impl IoLoop {
             for ev in &events {
                 match ev.data.u64() {
                     STOP => return,
+                    WAKE => {
+                        let _ = rustix::io::read(&*self.wake, &mut [0u8; 8]);
+                    }
                     LISTENER => self.accept(),
                     token => self.readable(token),
                 }
@@ -248,8 +261,13 @@ impl IoLoop {
         }
     }
 
+    /// Connections held: being read, or with the workers.
+    fn held(&self) -> usize {
+        self.conns.len() + self.stats.answering.load(Ordering::SeqCst)
+    }
+
     fn accept(&mut self) {
-        while self.conns.len() < self.limits.max_connections {
+        while self.held() < self.limits.max_connections {
             let stream = match self.listener.accept() {
                 Ok((s, _)) => s,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -303,6 +321,7 @@ impl IoLoop {
         self.stats.open.store(self.conns.len(), Ordering::Relaxed);
         match progress {
             Progress::Done(request) => {
+                self.stats.answering.fetch_add(1, Ordering::SeqCst);
                 let _ = self.jobs.send(Job {
                     stream: conn.stream,
                     request,
@@ -342,7 +361,7 @@ impl IoLoop {
         if self.accept_paused.is_some_and(|until| until <= Instant::now()) {
             self.accept_paused = None;
         }
-        let room = self.conns.len() < self.limits.max_connections && self.accept_paused.is_none();
+        let room = self.held() < self.limits.max_connections && self.accept_paused.is_none();
         if room != self.listening {
             let flags = if room {
                 epoll::EventFlags::IN
@@ -356,7 +375,7 @@ impl IoLoop {
     }
 }
 
-fn worker(queue: &Mutex<Receiver<Job>>, source: &dyn LdsoSource, stats: &Stats) {
+fn worker(queue: &Mutex<Receiver<Job>>, source: &dyn LdsoSource, stats: &Stats, wake: &OwnedFd) {
     loop {
         let job = match queue.lock().unwrap_or_else(|e| e.into_inner()).recv() {
             Ok(job) => job,
@@ -366,6 +385,10 @@ fn worker(queue: &Mutex<Receiver<Job>>, source: &dyn LdsoSource, stats: &Stats) 
             Ok(fd) => reply_fd(&job.stream, &fd, stats),
             Err(e) => reply_exec_error(&job.stream, &job.request, &e, stats),
         }
+        // Closed before the slot is given back, so the cap bounds descriptors.
+        drop(job);
+        stats.answering.fetch_sub(1, Ordering::SeqCst);
+        let _ = rustix::io::write(wake, &1u64.to_ne_bytes());
     }
 }
 
