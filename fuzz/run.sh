@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 secs=${1:-30}
 scratch=$(mktemp -d); trap 'rm -rf "$scratch"' EXIT
-for t in elf_plan shebang ldpath ldsoconf plan_exec; do
+for t in elf_plan shebang ldpath ldsoconf plan_exec exec_request; do
     mkdir -p "$scratch/$t"
     echo "==> fuzz $t for ${secs}s"
     status=0

@@ -23,6 +23,8 @@ use std::sync::Arc;
 
 use cache::{AnswerCache, Key};
 
+/// The wire format, for other clients and servers.
+pub use chainloader::proto;
 pub use chainloader::proto::{ProtoError, RequestHeader, MAX_MESSAGE, SERVICE_PATH};
 pub use server::{ExecService, Limits, Stats};
 
@@ -73,6 +75,18 @@ pub enum RequestError {
     /// More bytes than the header announced.
     #[error("malformed request: bytes after the request")]
     Trailing,
+    /// `LDSO_PATH` or `LD_LIBRARY_PATH` (string `.0`) has bytes but its
+    /// flag says the variable is not set.
+    #[error("malformed request: string {0} sent without its flag")]
+    Unflagged(usize),
+    /// The body is not as long as the header's lengths add up to.
+    #[error("malformed request: {got}-byte body, the header says {want}")]
+    BodyLength {
+        /// Bytes received.
+        got: usize,
+        /// Bytes the header announced.
+        want: usize,
+    },
 }
 
 impl RequestError {
@@ -88,9 +102,17 @@ impl RequestError {
 }
 
 impl InterpRequest {
-    /// Decode a request whose header has been checked: `body` is exactly
-    /// [`RequestHeader::body_len`] bytes.
+    /// Decode a request whose header has been checked: `body` must be
+    /// exactly [`RequestHeader::body_len`] bytes. What is accepted is what
+    /// [`encode`](Self::encode) gives back byte for byte: every byte of the
+    /// request means something.
     pub fn decode(header: &RequestHeader, body: &[u8]) -> Result<InterpRequest, RequestError> {
+        if body.len() != header.body_len() {
+            return Err(RequestError::BodyLength {
+                got: body.len(),
+                want: header.body_len(),
+            });
+        }
         let machine = Machine::from_ident(header.class, header.machine).ok_or(RequestError::Machine {
             machine: header.machine,
             class: header.class,
@@ -111,6 +133,14 @@ impl InterpRequest {
             return Err(RequestError::NoInterp);
         }
         let flag = |bit: u8| header.flags & bit != 0;
+        for (i, bit) in [
+            (3, chainloader::proto::FLAG_LDSO_PATH),
+            (4, chainloader::proto::FLAG_LD_LIBRARY_PATH),
+        ] {
+            if !flag(bit) && header.lengths[i] != 0 {
+                return Err(RequestError::Unflagged(i));
+            }
+        }
         Ok(InterpRequest {
             machine,
             interp,
@@ -191,15 +221,21 @@ impl NamespaceSource {
 
 impl LdsoSource for NamespaceSource {
     fn ldso(&self, request: &InterpRequest) -> Result<Arc<OwnedFd>, ExecError> {
+        // Another worker may have answered the same question meanwhile.
+        if let Some(fd) = self.cached(request) {
+            return Ok(fd);
+        }
         let first = self.resolver.ldso_for(&self.ns, request)?;
         let answer = match &self.cache {
             Some(cache) if Key::of(request).is_some() && cache.watch(&self.ns, &first.consulted) => {
                 // Watched from here on: search again, so that a change made
                 // before the watches were in place is not cached.
+                let first_consulted = first.consulted;
+                drop(first.fd);
                 let second = self.resolver.ldso_for(&self.ns, request)?;
                 let fd = Arc::new(second.fd);
                 match Key::of(request) {
-                    Some(key) if second.consulted.iter().all(|p| first.consulted.contains(p)) => {
+                    Some(key) if second.consulted.iter().all(|p| first_consulted.contains(p)) => {
                         cache.insert(key, fd.clone())
                     }
                     _ => {}
@@ -216,5 +252,83 @@ impl LdsoSource for NamespaceSource {
 
     fn cached(&self, request: &InterpRequest) -> Option<Arc<OwnedFd>> {
         self.cache.as_ref()?.get(&Key::of(request)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> InterpRequest {
+        InterpRequest {
+            machine: Machine::X86_64,
+            interp: b"/lib64/ld-linux-x86-64.so.2".to_vec(),
+            execfn: b"./app".to_vec(),
+            cwd: b"/home".to_vec(),
+            ldso_path: Some(b"/opt/ld".to_vec()),
+            ld_library_path: None,
+            secure: true,
+        }
+    }
+
+    fn decode(bytes: &[u8]) -> Result<InterpRequest, RequestError> {
+        let header = RequestHeader::decode(bytes[..32].try_into().unwrap()).map_err(RequestError::Header)?;
+        InterpRequest::decode(&header, &bytes[32..])
+    }
+
+    #[test]
+    fn requests_round_trip() {
+        for r in [
+            request(),
+            InterpRequest {
+                ldso_path: None,
+                ld_library_path: Some(Vec::new()),
+                secure: false,
+                machine: Machine::I386,
+                ..request()
+            },
+        ] {
+            let bytes = r.encode();
+            assert_eq!(decode(&bytes), Ok(r.clone()));
+            assert_eq!(decode(&bytes).unwrap().encode(), bytes);
+        }
+    }
+
+    #[test]
+    fn a_string_without_its_flag_is_refused() {
+        // LD_LIBRARY_PATH's bytes sent with its flag clear: once accepted
+        // and silently dropped, so the request meant less than it said.
+        let mut bytes = InterpRequest {
+            ld_library_path: Some(b"/lib".to_vec()),
+            ..request()
+        }
+        .encode();
+        bytes[9] &= !chainloader::proto::FLAG_LD_LIBRARY_PATH;
+        let e = decode(&bytes).unwrap_err();
+        assert_eq!(e, RequestError::Unflagged(4));
+        assert_eq!(e.errno(), libc::EPROTO);
+        let mut bytes = request().encode();
+        bytes[9] &= !chainloader::proto::FLAG_LDSO_PATH;
+        assert_eq!(decode(&bytes), Err(RequestError::Unflagged(3)));
+        // A set flag with an empty value is a variable set to "".
+        let r = InterpRequest {
+            ldso_path: Some(Vec::new()),
+            ..request()
+        };
+        assert_eq!(decode(&r.encode()), Ok(r));
+    }
+
+    #[test]
+    fn a_body_of_the_wrong_length_is_refused() {
+        let bytes = request().encode();
+        let header = RequestHeader::decode(bytes[..32].try_into().unwrap()).unwrap();
+        let want = header.body_len();
+        for got in [0, want - 1, want + 1] {
+            let mut body = bytes[32..].to_vec();
+            body.resize(got, b'x');
+            let e = InterpRequest::decode(&header, &body).unwrap_err();
+            assert_eq!(e, RequestError::BodyLength { got, want });
+            assert_eq!(e.errno(), libc::EPROTO);
+        }
     }
 }

@@ -23,7 +23,8 @@ use crate::error::ExecError;
 /// Bounds on what clients may cost the server.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Connections being read at once; more wait in the listen backlog.
+    /// Connections held at once, being read or waiting for their answer;
+    /// more wait in the listen backlog.
     pub max_connections: usize,
     /// How long a client may take to send its request.
     pub request_timeout: Duration,
@@ -53,6 +54,8 @@ pub struct Stats {
     pub dropped: AtomicU64,
     /// Connections being read right now.
     pub open: AtomicUsize,
+    /// Complete requests with the workers (queued or being answered).
+    pub answering: AtomicUsize,
 }
 
 /// A running exec service; stopped (threads joined) when dropped.
@@ -70,25 +73,31 @@ impl std::fmt::Debug for ExecService {
 
 const LISTENER: u64 = u64::MAX;
 const STOP: u64 = u64::MAX - 1;
+/// A worker has finished with a connection: a slot may be free.
+const WAKE: u64 = u64::MAX - 2;
+/// How long the listener is left alone after `accept` failed for want of
+/// descriptors or memory.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
 impl ExecService {
     /// Serve `listener` with `source` until dropped.
     pub fn start(listener: UnixListener, source: Arc<dyn LdsoSource>, limits: Limits) -> io::Result<ExecService> {
         listener.set_nonblocking(true)?;
         let stop = Arc::new(eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?);
+        let wake = Arc::new(eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?);
         let stats = Arc::new(Stats::default());
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
         let mut threads = Vec::new();
         for i in 0..limits.workers.max(1) {
-            let (queue, source, stats) = (queue.clone(), source.clone(), stats.clone());
+            let (queue, source, stats, wake) = (queue.clone(), source.clone(), stats.clone(), wake.clone());
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("ldchain-exec-{i}"))
-                    .spawn(move || worker(&queue, &*source, &stats))?,
+                    .spawn(move || worker(&queue, &*source, &stats, &wake))?,
             );
         }
-        let io = IoLoop::new(listener, &stop, source, stats.clone(), jobs, limits)?;
+        let io = IoLoop::new(listener, &stop, source, wake, stats.clone(), jobs, limits)?;
         threads.push(
             std::thread::Builder::new()
                 .name("ldchain-exec-io".into())
@@ -185,6 +194,7 @@ impl Conn {
 
 struct IoLoop {
     epoll: OwnedFd,
+    wake: Arc<OwnedFd>,
     listener: UnixListener,
     source: Arc<dyn LdsoSource>,
     stats: Arc<Stats>,
@@ -193,6 +203,10 @@ struct IoLoop {
     conns: HashMap<u64, Conn>,
     next: u64,
     listening: bool,
+    /// Not accepting until then: `accept` failed (`EMFILE`, `ENFILE`,
+    /// `ENOMEM`, …). The listener stays readable, so watching it meanwhile
+    /// would spin.
+    accept_paused: Option<Instant>,
 }
 
 impl IoLoop {
@@ -200,6 +214,7 @@ impl IoLoop {
         listener: UnixListener,
         stop: &OwnedFd,
         source: Arc<dyn LdsoSource>,
+        wake: Arc<OwnedFd>,
         stats: Arc<Stats>,
         jobs: Sender<Job>,
         limits: Limits,
@@ -212,8 +227,10 @@ impl IoLoop {
             epoll::EventFlags::IN,
         )?;
         epoll::add(&epoll, stop, epoll::EventData::new_u64(STOP), epoll::EventFlags::IN)?;
+        epoll::add(&epoll, &*wake, epoll::EventData::new_u64(WAKE), epoll::EventFlags::IN)?;
         Ok(IoLoop {
             epoll,
+            wake,
             listener,
             source,
             stats,
@@ -222,6 +239,7 @@ impl IoLoop {
             conns: HashMap::new(),
             next: 0,
             listening: true,
+            accept_paused: None,
         })
     }
 
@@ -233,7 +251,7 @@ impl IoLoop {
         };
         loop {
             events.clear();
-            let timeout = (!self.conns.is_empty()).then_some(&tick);
+            let timeout = (!self.conns.is_empty() || self.accept_paused.is_some()).then_some(&tick);
             match epoll::wait(&self.epoll, rustix::buffer::spare_capacity(&mut events), timeout) {
                 Ok(_) | Err(rustix::io::Errno::INTR) => {}
                 Err(e) => {
@@ -244,6 +262,9 @@ impl IoLoop {
             for ev in &events {
                 match ev.data.u64() {
                     STOP => return,
+                    WAKE => {
+                        let _ = rustix::io::read(&*self.wake, &mut [0u8; 8]);
+                    }
                     LISTENER => self.accept(),
                     token => self.readable(token),
                 }
@@ -253,15 +274,21 @@ impl IoLoop {
         }
     }
 
+    /// Connections held: being read, or with the workers.
+    fn held(&self) -> usize {
+        self.conns.len() + self.stats.answering.load(Ordering::SeqCst)
+    }
+
     fn accept(&mut self) {
-        while self.conns.len() < self.limits.max_connections {
+        while self.held() < self.limits.max_connections {
             let flags = rustix::net::SocketFlags::NONBLOCK | rustix::net::SocketFlags::CLOEXEC;
             let stream = match rustix::net::accept_with(&self.listener, flags) {
                 Ok(fd) => UnixStream::from(fd),
                 Err(rustix::io::Errno::AGAIN) => return,
-                Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::INTR | rustix::io::Errno::CONNABORTED) => continue,
                 Err(e) => {
-                    debug!(error = %e, "exec service: accept failed");
+                    debug!(error = %e, "exec service: accept failed; pausing");
+                    self.accept_paused = Some(Instant::now() + ACCEPT_PAUSE);
                     return;
                 }
             };
@@ -281,6 +308,8 @@ impl IoLoop {
                     if epoll::add(&self.epoll, &conn.stream, data, epoll::EventFlags::IN).is_ok() {
                         self.conns.insert(token, conn);
                         self.stats.open.store(self.conns.len(), Ordering::Relaxed);
+                    } else {
+                        self.stats.dropped.fetch_add(1, Ordering::Relaxed);
                     }
                 }
                 progress => self.finish(conn, progress),
@@ -307,6 +336,7 @@ impl IoLoop {
             Progress::Done(request) => match self.source.cached(&request) {
                 Some(fd) => reply_fd(&conn.stream, &fd, &self.stats),
                 None => {
+                    self.stats.answering.fetch_add(1, Ordering::SeqCst);
                     let _ = self.jobs.send(Job {
                         stream: conn.stream,
                         request: *request,
@@ -341,10 +371,13 @@ impl IoLoop {
         self.stats.open.store(self.conns.len(), Ordering::Relaxed);
     }
 
-    /// Stop watching the listener while at the connection limit (it is
-    /// level-triggered), and watch it again below.
+    /// Stop watching the listener while at the connection limit or while
+    /// accepting is paused (it is level-triggered), and watch it again after.
     fn update_listening(&mut self) {
-        let room = self.conns.len() < self.limits.max_connections;
+        if self.accept_paused.is_some_and(|until| until <= Instant::now()) {
+            self.accept_paused = None;
+        }
+        let room = self.held() < self.limits.max_connections && self.accept_paused.is_none();
         if room != self.listening {
             let flags = if room {
                 epoll::EventFlags::IN
@@ -358,7 +391,7 @@ impl IoLoop {
     }
 }
 
-fn worker(queue: &Mutex<Receiver<Job>>, source: &dyn LdsoSource, stats: &Stats) {
+fn worker(queue: &Mutex<Receiver<Job>>, source: &dyn LdsoSource, stats: &Stats, wake: &OwnedFd) {
     loop {
         let job = match queue.lock().unwrap_or_else(|e| e.into_inner()).recv() {
             Ok(job) => job,
@@ -368,6 +401,10 @@ fn worker(queue: &Mutex<Receiver<Job>>, source: &dyn LdsoSource, stats: &Stats) 
             Ok(fd) => reply_fd(&job.stream, &fd, stats),
             Err(e) => reply_exec_error(&job.stream, &job.request, &e, stats),
         }
+        // Closed before the slot is given back, so the cap bounds descriptors.
+        drop(job);
+        stats.answering.fetch_sub(1, Ordering::SeqCst);
+        let _ = rustix::io::write(wake, &1u64.to_ne_bytes());
     }
 }
 
