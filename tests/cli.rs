@@ -231,17 +231,27 @@ fn run_in_a_throwaway_jail_where_the_kernel_cannot_exec_the_same_program() {
         "--",
         "/bin/sh",
         "-c",
-        "[ -e /lib64 ] && echo has-lib64; exec /bin/echo direct",
+        "[ -x /chainloader ] && echo in-jail; [ -e /lib64 ] && echo has-lib64; exec /bin/echo direct",
     ]));
     assert_eq!(r.code, Some(127), "{r:#?}");
-    assert!(
-        !r.stdout.contains("has-lib64") && !r.stdout.contains("direct"),
-        "{r:#?}"
-    );
+    // sh ran, inside the jail (it sees /chainloader and no /lib64).
+    assert_eq!(r.stdout, "in-jail\n", "{r:#?}");
     assert!(r.stderr.contains("not found"), "{r:#?}");
     // The execveat strategy needs no /chainloader at all.
     let r = run(ldchain().args(["run", "--strategy", "execveat", "--", "/bin/echo", "via", "execveat"])).ok();
     assert_eq!(r.stdout, "via execveat\n");
+    // ... and it runs inside the jail, where there is no /lib64.
+    let r = run(ldchain().args([
+        "run",
+        "--strategy",
+        "execveat",
+        "--",
+        "/bin/sh",
+        "-c",
+        "[ -e /lib64 ] || echo jailed",
+    ]))
+    .ok();
+    assert_eq!(r.stdout, "jailed\n", "{r:#?}");
     // stdin passes through.
     let mut cmd = ldchain();
     cmd.args(["run", "--", "/bin/sh", "-c", "read line; echo got $line"])

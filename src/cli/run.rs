@@ -110,7 +110,9 @@ pub fn main(args: RunArgs) -> ExitCode {
         if let Err(e) = rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
             return own(format!("cannot become the jail's subreaper: {e}"));
         }
-        finish(spawn(by_path(&program, &argv, &envp), &confinement, argv[0]), true)
+        let mut cmd = by_path(&program, &argv, &envp);
+        confinement.apply(&mut cmd);
+        finish(spawn(cmd, &confinement, argv[0]), true)
     } else {
         let prepared = match plan.prepare(&envp) {
             Ok(p) => p,
@@ -119,7 +121,10 @@ pub fn main(args: RunArgs) -> ExitCode {
                 return ExitCode::from(exec_failure_status(&e));
             }
         };
+        // pre_exec hooks run in the order they were added: the jail first
+        // (Confinement), then the exec inside it.
         let mut cmd = Command::new("/");
+        confinement.apply(&mut cmd);
         // SAFETY: Prepared::exec only makes system calls (async-signal-safe).
         unsafe {
             cmd.pre_exec(move || Err(prepared.exec()));
@@ -158,8 +163,8 @@ fn by_path(program: &[u8], argv: &[&[u8]], envp: &[Vec<u8>]) -> Command {
     cmd
 }
 
+/// Start `cmd`, whose hooks already enter the jail.
 fn spawn(mut cmd: Command, confinement: &Confinement<'static>, argv0: &[u8]) -> Result<Child, ExitCode> {
-    confinement.apply(&mut cmd);
     cmd.spawn().map_err(|e| {
         let errno = e.raw_os_error().unwrap_or(0);
         if matches!(errno, libc::EPERM | libc::EINVAL) && confinement.needs_userns() {
