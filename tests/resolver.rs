@@ -737,3 +737,42 @@ fn many_threads_share_one_resolver() {
         }
     });
 }
+
+// ---------------------------------------------------------------------------
+// Issue 12: faithful to execve and ld.so.
+
+#[test]
+fn stale_caches_a_same_size_rewrite_with_mtime_restored_is_reclassified() {
+    let Some(t) = rules_tree() else { return };
+    let elf = fs::read(t.host("/bin/probe")).unwrap();
+    let mut script = b"#!/bin/probe\n".to_vec();
+    script.resize(elf.len(), b'\n');
+    t.file("/bin/flip", &script, 0o755);
+    let host = t.host("/bin/flip");
+    let mtime = fs::metadata(&host).unwrap().modified().unwrap();
+    let ino = |p: &Path| std::os::unix::fs::MetadataExt::ino(&fs::metadata(p).unwrap());
+    let before = ino(&host);
+    let r = Resolver::new(Config::default());
+    let ns = t.ns();
+    assert_eq!(plan(&r, &ns, "/bin/flip", &[]).unwrap().scripts.len(), 1);
+    let flip = |bytes: &[u8]| {
+        fs::write(&host, bytes).unwrap(); // in place: same inode, same size
+        fs::File::options()
+            .write(true)
+            .open(&host)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        assert_eq!(ino(&host), before);
+        assert_eq!(fs::metadata(&host).unwrap().modified().unwrap(), mtime);
+    };
+    flip(&elf);
+    let p = plan(&r, &ns, "/bin/flip", &[]).unwrap();
+    assert!(
+        p.scripts.is_empty(),
+        "an ELF now, not the cached script: {:?}",
+        p.scripts
+    );
+    flip(&script);
+    assert_eq!(plan(&r, &ns, "/bin/flip", &[]).unwrap().scripts.len(), 1);
+}

@@ -37,6 +37,13 @@ pub struct FileId {
     /// Modification time, nanoseconds (`st_mtime_nsec`): two writes within
     /// one second differ here.
     pub mtime_nsec: i64,
+    /// Change time, seconds (`st_ctime`): unlike the modification time it
+    /// cannot be set back (`touch -d`, `utimensat`), and every write or
+    /// `utimensat` moves it, so a file rewritten in place with its mtime
+    /// restored still differs here.
+    pub ctime: i64,
+    /// Change time, nanoseconds (`st_ctime_nsec`).
+    pub ctime_nsec: i64,
 }
 
 impl FileId {
@@ -47,6 +54,8 @@ impl FileId {
             size: st.st_size as u64,
             mtime: st.st_mtime,
             mtime_nsec: st.st_mtime_nsec as i64,
+            ctime: st.st_ctime,
+            ctime_nsec: st.st_ctime_nsec as i64,
         }
     }
 }

@@ -86,7 +86,7 @@ impl Default for Config {
 
 /// Plans execs for one sandbox configuration. Cheap to share between
 /// threads (`&Resolver` is all `plan_exec` needs); its caches are keyed by
-/// file identity (device, inode, size, mtime), so they are never stale.
+/// file identity (device, inode, size, mtime, ctime), so they are never stale.
 pub struct Resolver {
     config: Config,
     caches: Caches,
