@@ -741,6 +741,43 @@ fn many_threads_share_one_resolver() {
 // ---------------------------------------------------------------------------
 // Issue 12: faithful to execve and ld.so.
 
+/// The errno the real kernel gives for `execve` of `path` (a host path).
+fn kernel_errno(path: &Path) -> i32 {
+    let e = std::process::Command::new(path).spawn().expect_err("must not exec");
+    e.raw_os_error().unwrap()
+}
+
+#[test]
+fn errno_names_follow_execve_for_every_file_type() {
+    let Some(t) = rules_tree() else { return };
+    t.dir("/bin/dir.d");
+    t.fifo("/bin/fifo");
+    let sock = std::os::unix::net::UnixListener::bind(t.host("/bin/sock")).unwrap();
+    let mut cases = vec!["/bin/dir.d", "/bin/fifo", "/bin/sock"];
+    if require_root("creating a character device to exec") {
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            t.host("/bin/tty"),
+            rustix::fs::FileType::CharacterDevice,
+            rustix::fs::Mode::from_raw_mode(0o755),
+            rustix::fs::makedev(5, 0), // /dev/tty: ENXIO from its driver without a terminal
+        )
+        .unwrap();
+        cases.push("/bin/tty");
+    }
+    for inside in &cases {
+        fs::set_permissions(t.host(inside), fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let r = Resolver::new(Config::default());
+    for inside in cases {
+        let want = ldchain::resolver::errno_name(kernel_errno(&t.host(inside)));
+        let e = plan(&r, &t.ns(), inside, &[]).unwrap_err();
+        assert_eq!(e.errno_name(), want, "{inside}: {e}");
+        assert_eq!(want, "EACCES", "{inside}");
+    }
+    drop(sock);
+}
+
 #[test]
 fn stale_caches_a_same_size_rewrite_with_mtime_restored_is_reclassified() {
     let Some(t) = rules_tree() else { return };
@@ -775,4 +812,56 @@ fn stale_caches_a_same_size_rewrite_with_mtime_restored_is_reclassified() {
     );
     flip(&script);
     assert_eq!(plan(&r, &ns, "/bin/flip", &[]).unwrap().scripts.len(), 1);
+}
+
+/// Whether anything opened `path` (for reading or writing: `IN_OPEN`; an
+/// `O_PATH` open is not reported) while `f` ran.
+fn opened_during<T>(path: &Path, f: impl FnOnce() -> T) -> (bool, T) {
+    use rustix::fs::inotify;
+    let ino = inotify::init(inotify::CreateFlags::NONBLOCK | inotify::CreateFlags::CLOEXEC).unwrap();
+    inotify::add_watch(&ino, path, inotify::WatchFlags::OPEN).unwrap();
+    let out = f();
+    let mut buf = [std::mem::MaybeUninit::uninit(); 1024];
+    let mut reader = inotify::Reader::new(&ino, &mut buf);
+    let mut opened = false;
+    while let Ok(ev) = reader.next() {
+        opened |= ev.events().contains(inotify::ReadFlags::OPEN);
+    }
+    (opened, out)
+}
+
+#[test]
+fn device_nodes_and_fifos_are_never_opened_for_reading() {
+    let Some(t) = rules_tree() else { return };
+    t.fifo("/fifo/ld-linux-x86-64.so.2");
+    // (candidate directory, the node a plan must not open)
+    let mut cases = vec![("/fifo", format!("/fifo/{LDSO}"))];
+    if require_root("creating a tty device node as a candidate") {
+        t.dir("/dev");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            t.host("/dev/tty"),
+            rustix::fs::FileType::CharacterDevice,
+            rustix::fs::Mode::from_raw_mode(0o666),
+            rustix::fs::makedev(5, 0),
+        )
+        .unwrap();
+        t.link(&format!("/tty/{LDSO}"), "/dev/tty");
+        cases.push(("/tty", "/dev/tty".into()));
+    }
+    let r = Resolver::new(Config::default());
+    for (dir, node) in cases {
+        let env = [format!("LDSO_PATH={dir}:/ldso-path")];
+        let watched = t.host(&node);
+        let env = [env[0].as_str()];
+        let (opened, p) = opened_during(&watched, || plan(&r, &t.ns(), "/bin/probe", &env).unwrap());
+        assert!(!opened, "{dir}: the candidate was opened, not just looked at");
+        assert_eq!(p.ldso.unwrap().path, format!("/ldso-path/{LDSO}").into_bytes());
+        assert_eq!(p.skipped.len(), 1, "{:?}", p.skipped);
+        assert!(
+            p.skipped[0].reason.contains("not a regular file"),
+            "{dir}: {}",
+            p.skipped[0].reason
+        );
+    }
 }

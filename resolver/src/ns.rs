@@ -4,8 +4,9 @@
 //! Every open goes through `openat2(root, path, …, RESOLVE_IN_ROOT |
 //! RESOLVE_NO_MAGICLINKS)`: `..` and absolute symlinks stop at the root, so
 //! nothing the sandbox arranges can make the trusted server open a host file.
-//! Opens never block (`O_NONBLOCK`; a FIFO opens at once and is then refused
-//! because it is not a regular file), and reads are capped.
+//! Files are opened `O_PATH` and only a regular file is reopened for reading
+//! (through its descriptor), so no FIFO, socket or device driver ever sees
+//! an open; reads are capped.
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -207,15 +208,22 @@ impl Namespace {
         }
     }
 
-    /// Open `path` inside the namespace for reading, without following the
-    /// sandbox anywhere outside it and without blocking, and `fstat` it.
+    /// Open `path` inside the namespace, without following the sandbox
+    /// anywhere outside it and without blocking, and `fstat` it. It is
+    /// opened `O_PATH` first, so no device driver, FIFO or socket sees an
+    /// open: only a regular file is then reopened for reading (the same
+    /// inode, through its `/proc/self/fd` magic link). Any other
+    /// type comes back with the `O_PATH` descriptor, which nothing can be
+    /// read through: callers check `is_regular` first.
     pub fn open_file(&self, path: &[u8]) -> Result<Opened, ExecError> {
-        let fd = self.openat2(
-            path,
-            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
-        )?;
+        let fd = self.openat2(path, OFlags::PATH | OFlags::CLOEXEC)?;
         let st = rfs::fstat(&fd).map_err(|e| io_err(path, e))?;
-        Ok(Opened::with_stat(fd, &st))
+        let file = Opened::with_stat(fd, &st);
+        if !file.is_regular() {
+            return Ok(file);
+        }
+        let fd = reopen_for_reading(&file).map_err(|e| io_err(path, e))?;
+        Ok(Opened { fd, ..file })
     }
 
     /// Open a directory inside the namespace and list its entry names
@@ -279,6 +287,26 @@ impl Namespace {
             }
         }
     }
+}
+
+/// Open the file `file.fd` (an `O_PATH` descriptor of a regular file)
+/// refers to for reading: `/proc/self/fd/N` is a magic link to that very
+/// inode, so no path is walked again and nothing can be swapped in — as
+/// long as `/proc` is procfs, which is checked once per process (EOPNOTSUPP
+/// otherwise: without it there is no race-free reopen).
+fn reopen_for_reading(file: &Opened) -> Result<OwnedFd, rustix::io::Errno> {
+    use std::os::fd::AsRawFd;
+    static PROC_IS_PROCFS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let procfs = *PROC_IS_PROCFS.get_or_init(|| {
+        // PROC_SUPER_MAGIC
+        rfs::statfs("/proc/self/fd").is_ok_and(|s| s.f_type as u64 == 0x9fa0)
+    });
+    if !procfs {
+        return Err(rustix::io::Errno::OPNOTSUPP);
+    }
+    let magic = format!("/proc/self/fd/{}", file.fd.as_raw_fd());
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    rfs::open(magic.as_str(), flags, Mode::empty())
 }
 
 /// A byte path as a `PathBuf` (for messages and errors).
