@@ -865,3 +865,25 @@ fn device_nodes_and_fifos_are_never_opened_for_reading() {
         );
     }
 }
+
+#[test]
+fn file_capabilities_run_secure_like_setuid() {
+    let Some(t) = rules_tree() else { return };
+    if !require("setcap", "setting file capabilities (libcap2-bin)") || !require_root("setcap") {
+        return;
+    }
+    let r = Resolver::new(Config::default());
+    let env = ["LDSO_PATH=/ldso-path"];
+    let p = plan(&r, &t.ns(), "/bin/probe", &env).unwrap();
+    assert!(!p.secure);
+    assert_eq!(p.ldso.unwrap().rule, Rule::LdsoPath);
+    let st = std::process::Command::new("setcap")
+        .arg("cap_net_raw+ep")
+        .arg(t.host("/bin/probe"))
+        .status()
+        .unwrap();
+    assert!(st.success(), "setcap failed");
+    let p = plan(&r, &t.ns(), "/bin/probe", &env).unwrap();
+    assert!(p.secure, "a program with file capabilities runs with AT_SECURE");
+    assert_eq!(p.ldso.unwrap().rule, Rule::LdSoConf, "LDSO_PATH ignored");
+}

@@ -309,6 +309,14 @@ fn reopen_for_reading(file: &Opened) -> Result<OwnedFd, rustix::io::Errno> {
     rfs::open(magic.as_str(), flags, Mode::empty())
 }
 
+/// Whether the file has a `security.capability` attribute (file
+/// capabilities, `setcap`): the kernel runs it with `AT_SECURE`, as it
+/// does a setuid program. A file system without extended attributes has
+/// none.
+pub fn has_file_capabilities(fd: impl AsFd) -> bool {
+    rfs::fgetxattr_query(fd, "security.capability").is_ok_and(|n| n > 0)
+}
+
 /// A byte path as a `PathBuf` (for messages and errors).
 pub fn os_path(path: &[u8]) -> PathBuf {
     use std::os::unix::ffi::OsStrExt;

@@ -157,7 +157,7 @@ impl Resolver {
         }
         let argv = argv.iter().map(|a| a.as_ref().to_vec()).collect();
         let mut program = self.follow_scripts(ns, path, argv)?;
-        let secure = self.config.secure || program.is_setid();
+        let secure = self.config.secure || program.runs_secure();
         let machine = program.info.machine;
         let argv = std::mem::take(&mut program.argv);
         let image = match program.info.interp.take() {

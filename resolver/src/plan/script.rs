@@ -5,7 +5,7 @@ use tracing::debug;
 
 use crate::elfinfo::{self, ElfInfo};
 use crate::error::ExecError;
-use crate::ns::{os_path, Namespace, Opened};
+use crate::ns::{has_file_capabilities, os_path, Namespace, Opened};
 use crate::parse::shebang;
 
 use super::cache::cached;
@@ -34,11 +34,12 @@ pub(super) struct Program {
 }
 
 impl Program {
-    /// Whether the kernel would run it in secure mode: setuid, or setgid
-    /// with group execute (setgid without it means mandatory locking).
-    pub fn is_setid(&self) -> bool {
+    /// Whether the kernel would run it in secure mode (`AT_SECURE`): setuid,
+    /// setgid with group execute (setgid without it means mandatory
+    /// locking), or file capabilities (`setcap`), read from the opened file.
+    pub fn runs_secure(&self) -> bool {
         let mode = self.file.mode;
-        mode & 0o4000 != 0 || (mode & 0o2000 != 0 && mode & 0o010 != 0)
+        mode & 0o4000 != 0 || (mode & 0o2000 != 0 && mode & 0o010 != 0) || has_file_capabilities(&self.file.fd)
     }
 }
 
