@@ -374,10 +374,11 @@ fn hostile_ld_so_conf_fifo_device_huge_cycle() {
 fn a_huge_ld_library_path_is_bounded() {
     let Some(t) = rules_tree() else { return };
     let r = Resolver::new(Config::default());
+    // Over MAX_ARG_STRLEN: execve itself would refuse it (E2BIG).
     let entries: Vec<String> = (0..100_000).map(|i| format!("/nope{i}")).collect();
     let env = [format!("LD_LIBRARY_PATH={}", entries.join(":"))];
-    let p = bounded("100k entries", || r.plan_exec(&t.ns(), "/bin/probe", &["probe"], &env)).unwrap();
-    assert_eq!(p.ldso.unwrap().rule, Rule::LdSoConf);
+    let e = bounded("100k entries", || r.plan_exec(&t.ns(), "/bin/probe", &["probe"], &env)).unwrap_err();
+    assert_eq!(e.errno_name(), "E2BIG", "{e}");
     let env = [format!("LD_LIBRARY_PATH={}", ":".repeat(100_000))];
     let p = bounded("100k empty entries", || {
         r.plan_exec(&t.ns(), "/bin/probe", &["probe"], &env)
@@ -740,6 +741,35 @@ fn many_threads_share_one_resolver() {
 
 // ---------------------------------------------------------------------------
 // Issue 12: faithful to execve and ld.so.
+
+/// The kernel's `MAX_ARG_STRLEN` (32 pages of 4 KiB), with the NUL.
+const MAX_ARG_STRLEN: usize = 128 * 1024;
+
+#[test]
+fn search_paths_are_not_silently_cut_15000_entries() {
+    let Some(t) = rules_tree() else { return };
+    t.copy(&format!("/last/{LDSO}"), &glibc_ldso());
+    let r = Resolver::new(Config::default());
+    let mut entries: Vec<String> = (0..14_999).map(|i| format!("/n{i}")).collect();
+    entries.push("/last".into());
+    let value = entries.join(":");
+    assert!(value.len() + "LD_LIBRARY_PATH=".len() < MAX_ARG_STRLEN);
+    for var in ["LD_LIBRARY_PATH", "LDSO_PATH"] {
+        let env = [format!("{var}={value}")];
+        let start = Instant::now();
+        let p = r.plan_exec(&t.ns(), "/bin/probe", &["probe"], &env).unwrap();
+        let took = start.elapsed();
+        let l = p.ldso.unwrap();
+        assert_eq!(l.path, format!("/last/{LDSO}").into_bytes(), "{var}: {:?}", l.rule);
+        assert!(took < Duration::from_secs(2), "{var}: 15,000 entries took {took:?}");
+    }
+    // One byte over MAX_ARG_STRLEN (with the NUL): E2BIG, as execve says.
+    let long = format!("LDSO_PATH=/{}", "x".repeat(MAX_ARG_STRLEN));
+    let e = r.plan_exec(&t.ns(), "/bin/probe", &["probe"], &[&long[..MAX_ARG_STRLEN]]);
+    assert_eq!(e.unwrap_err().errno_name(), "E2BIG");
+    let fits = &long[..MAX_ARG_STRLEN - 1];
+    assert!(r.plan_exec(&t.ns(), "/bin/probe", &["probe"], &[fits]).is_ok());
+}
 
 /// The errno the real kernel gives for `execve` of `path` (a host path).
 fn kernel_errno(path: &Path) -> i32 {

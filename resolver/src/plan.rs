@@ -32,10 +32,16 @@ use search::Search;
 /// How deep `#!` interpreters may nest: the kernel examines at most six
 /// files for one exec (`exec_binprm`: depth 0 to 5), so at most five scripts.
 pub const MAX_SCRIPT_DEPTH: usize = 5;
-/// Most entries taken from `LD_LIBRARY_PATH` or `LDSO_PATH`.
+/// Most entries of ldchain's own `PATH` searched by [`find_program`].
+/// `LD_LIBRARY_PATH` and `LDSO_PATH` have no such limit: every entry is
+/// searched, as ld.so does, and the string is bounded by [`MAX_ARG_STRLEN`].
 pub const MAX_PATH_ENTRIES: usize = 1024;
-/// Most candidate files opened while looking for one ld.so.
+/// Most candidate files opened from the namespace's own rules (ld.so.conf,
+/// `PT_INTERP`, the conventional path) while looking for one ld.so.
 pub const MAX_CANDIDATES: usize = 4096;
+/// The longest argument or environment string `execve` takes, with its NUL
+/// (`MAX_ARG_STRLEN`, 32 pages): a longer one is E2BIG.
+pub const MAX_ARG_STRLEN: usize = 32 * 4096;
 
 /// How the planned exec is carried out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -155,6 +161,8 @@ impl Resolver {
         if path.is_empty() {
             return Err(ExecError::NotFound { path: PathBuf::new() });
         }
+        check_arg_strlen(argv)?;
+        check_arg_strlen(envp)?;
         let argv = argv.iter().map(|a| a.as_ref().to_vec()).collect();
         let mut program = self.follow_scripts(ns, path, argv)?;
         let secure = self.config.secure || program.runs_secure();
@@ -290,6 +298,19 @@ pub struct InterpAnswer {
     /// Every path (inside the namespace) whose state decided the answer:
     /// while none of them changes, the answer stays the same.
     pub consulted: Vec<Vec<u8>>,
+}
+
+/// E2BIG for a string `execve` would refuse: longer than [`MAX_ARG_STRLEN`]
+/// with its NUL.
+fn check_arg_strlen<S: AsRef<[u8]>>(strings: &[S]) -> Result<(), ExecError> {
+    match strings.iter().map(AsRef::as_ref).find(|s| s.len() >= MAX_ARG_STRLEN) {
+        None => Ok(()),
+        Some(s) => Err(ExecError::InvalidArgument {
+            what: crate::escape::for_terminal(&s[..s.len().min(64)]) + "...",
+            reason: "argument or environment string longer than MAX_ARG_STRLEN (128 KiB)",
+            errno: libc::E2BIG,
+        }),
+    }
 }
 
 /// A static program is loaded directly, with its own argv.
