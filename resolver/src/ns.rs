@@ -226,6 +226,26 @@ impl Namespace {
         Ok(Opened { fd, ..file })
     }
 
+    /// The path inside the namespace of the file `fd` was opened as, every
+    /// symlink resolved (the kernel's own path of the opened dentry), or
+    /// None if it cannot be told for sure: `/proc/self/fd/N` of the file
+    /// must lie under that of the root, component-wise, and be reachable
+    /// (not deleted, not "(unreachable)"). Two `readlink`s; nothing is
+    /// opened by the result.
+    pub fn path_inside(&self, fd: impl AsFd) -> Option<Vec<u8>> {
+        let root = proc_fd_link(&*self.root)?;
+        let file = proc_fd_link(fd)?;
+        if !root.starts_with(b"/") || file.ends_with(b" (deleted)") {
+            return None;
+        }
+        let rest = if root == b"/" {
+            &file[..]
+        } else {
+            file.strip_prefix(&root[..])?
+        };
+        (rest.starts_with(b"/") && rest.len() < PATH_MAX).then(|| rest.to_vec())
+    }
+
     /// Open a directory inside the namespace and list its entry names
     /// (without `.` and `..`), at most `max` of them, unsorted.
     pub fn list_dir(&self, path: &[u8], max: usize) -> Result<Vec<Vec<u8>>, ExecError> {
@@ -307,6 +327,14 @@ fn reopen_for_reading(file: &Opened) -> Result<OwnedFd, rustix::io::Errno> {
     let magic = format!("/proc/self/fd/{}", file.fd.as_raw_fd());
     let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
     rfs::open(magic.as_str(), flags, Mode::empty())
+}
+
+/// What `/proc/self/fd/N` says of `fd`: the host path of the file it is
+/// open on, as the kernel sees it from this process's root.
+fn proc_fd_link(fd: impl AsFd) -> Option<Vec<u8>> {
+    use std::os::fd::AsRawFd;
+    let link = format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd());
+    rfs::readlink(link.as_str(), Vec::new()).ok().map(|p| p.into_bytes())
 }
 
 /// Whether the file has a `security.capability` attribute (file

@@ -169,11 +169,11 @@ impl Resolver {
         let machine = program.info.machine;
         let argv = std::mem::take(&mut program.argv);
         let image = match program.info.interp.take() {
-            None => static_image(&program.path, program.file.fd, argv),
+            None => static_image(&program.given, program.file.fd, argv),
             Some(interp) => {
                 drop(program.file);
                 let search = Search::new(self, ns, &program.path, &interp, machine, envp, secure);
-                self.dynamic_image(search, argv)?
+                self.dynamic_image(search, &program.given, argv)?
             }
         };
         let (target, argv) = self.lay_out(machine, image.fd, image.args);
@@ -243,8 +243,13 @@ impl Resolver {
     }
 
     /// A dynamic program: its ld.so, found by `search`, run with the
-    /// program as its argument.
-    fn dynamic_image<E: AsRef<[u8]>>(&self, mut search: Search<'_, E>, argv: Vec<Vec<u8>>) -> Result<Image, ExecError> {
+    /// program (reached by path `given`) as its argument.
+    fn dynamic_image<E: AsRef<[u8]>>(
+        &self,
+        mut search: Search<'_, E>,
+        given: &[u8],
+        argv: Vec<Vec<u8>>,
+    ) -> Result<Image, ExecError> {
         let found = search.run()?;
         let flavor = self.flavor_of(&found.file);
         info!(ldso = %lossy(&found.path), rule = %found.rule, %flavor, "dynamic program");
@@ -257,7 +262,7 @@ impl Resolver {
         Ok(Image {
             kind: Kind::Dynamic,
             fd: found.file.fd,
-            args: ldso_args(flavor, search.program, argv),
+            args: ldso_args(flavor, given, search.program, argv),
             ldso: Some(ldso),
             skipped: search.skipped,
         })
@@ -330,13 +335,16 @@ fn static_image(program: &[u8], fd: OwnedFd, argv: Vec<Vec<u8>>) -> Image {
 }
 
 /// ld.so's argv: `[ARG0, --argv0 argv[0], --, PROGRAM, argv[1..]]`, the
-/// options as far as `flavor` supports them. ARG0 is the program's path, so
-/// that `comm` and `ps` name the program; a trailing `/` keeps musl out of
-/// its ldd mode (an `argv[0]` ending in `ldd`) while the basename stays.
-fn ldso_args(flavor: Flavor, program: &[u8], argv: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+/// options as far as `flavor` supports them. PROGRAM is the file's own path
+/// (symlinks resolved), as ld.so's command mode takes `$ORIGIN` from it;
+/// ARG0 is the path it was `given` as, so that `comm` and `ps` name the
+/// program as the kernel would (a symlink's name); a trailing `/` keeps
+/// musl out of its ldd mode (an `argv[0]` ending in `ldd`) while the
+/// basename stays.
+fn ldso_args(flavor: Flavor, given: &[u8], program: &[u8], argv: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
     let mut argv = argv.into_iter();
-    let argv0 = argv.next().unwrap_or_else(|| program.to_vec());
-    let mut arg0 = program.to_vec();
+    let argv0 = argv.next().unwrap_or_else(|| given.to_vec());
+    let mut arg0 = given.to_vec();
     if flavor.has_ldd_mode() && arg0.ends_with(b"ldd") {
         arg0.push(b'/');
     }

@@ -21,8 +21,12 @@ pub(super) enum Class {
 
 /// The ELF program an exec ends at, after any `#!` chain.
 pub(super) struct Program {
-    /// Its path inside the namespace, absolute.
+    /// Its path inside the namespace, absolute, every symlink resolved: the
+    /// file the kernel would have opened, whose directory is `$ORIGIN`.
     pub path: Vec<u8>,
+    /// The absolute path it was reached by (a symlink's name, perhaps):
+    /// what the kernel names the process after.
+    pub given: Vec<u8>,
     /// The open file.
     pub file: Opened,
     /// Its architecture, type and `PT_INTERP`.
@@ -58,7 +62,8 @@ impl Resolver {
             let sb = match self.classify(&file) {
                 Class::Elf(info) => {
                     return Ok(Program {
-                        path: abs,
+                        path: ns.path_inside(&file.fd).unwrap_or_else(|| abs.clone()),
+                        given: abs,
                         file,
                         info,
                         argv,
