@@ -728,3 +728,77 @@ fn origin_through_a_symlink_in_command_mode() {
         "comm and argv[0] keep the symlink's name; ld.so gets the file's own path"
     );
 }
+
+/// Whether `bytes` holds a control byte other than the newlines ending lines
+/// (C0, DEL, or a C1 control encoded in UTF-8).
+fn has_raw_control(bytes: &[u8]) -> bool {
+    bytes.iter().any(|&b| (b < 0x20 && b != b'\n') || b == 0x7f)
+        || String::from_utf8_lossy(bytes)
+            .chars()
+            .any(|c| ('\u{80}'..='\u{9f}').contains(&c))
+}
+
+#[test]
+fn control_bytes_in_names_are_escaped_in_text_json_errors_and_logs() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let Some(t) = rules_tree() else { return };
+    let probe = fs::read(t.path().join("bin/probe")).unwrap();
+    // Names that print the same if escaped carelessly: an ESC sequence and a
+    // newline; invalid UTF-8 against its U+FFFD replacement; a C1 CSI.
+    let names: [&[u8]; 5] = [
+        b"/bin/a\x1b[2J\nforged: line",
+        b"/bin/a\\x1b[2J\\x0aforged: line",
+        b"/bin/p\xff\xfe",
+        "/bin/p\u{fffd}\u{fffd}".as_bytes(),
+        "/bin/c\u{9b}31m".as_bytes(),
+    ];
+    for name in names {
+        let host = t.path().join(OsStr::from_bytes(&name[1..]));
+        fs::write(&host, &probe).unwrap();
+        fs::set_permissions(&host, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let go = |args: &[&str], name: &[u8]| {
+        let out = ldchain()
+            .args(args)
+            .arg("--ldso-path")
+            .arg("/good")
+            .arg("--root")
+            .arg(t.path())
+            .arg("--")
+            .arg(OsStr::from_bytes(name))
+            .output()
+            .unwrap();
+        (out.stdout, out.stderr)
+    };
+    let mut texts = std::collections::HashSet::new();
+    let mut jsons = std::collections::HashSet::new();
+    for name in names {
+        let (text, log) = go(&["-vvv", "resolve"], name);
+        assert!(!has_raw_control(&text), "text: {}", String::from_utf8_lossy(&text));
+        assert!(!has_raw_control(&log), "-vvv log: {}", String::from_utf8_lossy(&log));
+        assert!(!String::from_utf8_lossy(&text).contains("\nforged"), "a forged line");
+        assert!(texts.insert(text), "two names printed the same");
+        let (out, _) = go(&["resolve", "--json"], name);
+        assert!(!has_raw_control(&out), "json: {}", String::from_utf8_lossy(&out));
+        let v = json(std::str::from_utf8(&out).expect("JSON is UTF-8"));
+        let program = match v.get("program_bytes") {
+            Some(bytes) => bytes
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b.as_u64().unwrap() as u8)
+                .collect(),
+            None => v["program"].as_str().unwrap().as_bytes().to_vec(),
+        };
+        assert_eq!(program, name, "lossless: {v}");
+        assert!(jsons.insert(out), "two names gave the same JSON");
+        // Errors: the same names, missing.
+        let missing = [name, b".missing"].concat();
+        let (_, err) = go(&["resolve"], &missing);
+        assert!(!has_raw_control(&err), "error: {}", String::from_utf8_lossy(&err));
+        assert_eq!(err.iter().filter(|&&b| b == b'\n').count(), 1, "one line");
+        let (out, _) = go(&["resolve", "--json"], &missing);
+        assert!(!has_raw_control(&out), "json error: {}", String::from_utf8_lossy(&out));
+    }
+}

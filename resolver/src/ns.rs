@@ -284,14 +284,14 @@ impl Namespace {
     fn openat2(&self, path: &[u8], flags: OFlags) -> Result<OwnedFd, ExecError> {
         if path.len() >= PATH_MAX {
             return Err(ExecError::InvalidArgument {
-                what: String::from_utf8_lossy(&path[..64]).into_owned() + "...",
+                what: crate::escape::for_terminal(&path[..64]) + "...",
                 reason: "path too long",
                 errno: libc::ENAMETOOLONG,
             });
         }
         if path.contains(&0) {
             return Err(ExecError::InvalidArgument {
-                what: String::from_utf8_lossy(path).into_owned(),
+                what: crate::escape::for_terminal(path),
                 reason: "path contains a NUL byte",
                 errno: libc::EINVAL,
             });

@@ -115,8 +115,11 @@ impl fmt::Debug for Resolver {
     }
 }
 
+/// A name for a log line: control bytes and invalid UTF-8 escaped
+/// ([`for_terminal`](crate::escape::for_terminal)), so a hostile name can
+/// neither forge a line nor drive the terminal.
 fn lossy(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    crate::escape::for_terminal(b)
 }
 
 /// What is loaded and the arguments it gets, before the strategy decides
