@@ -374,10 +374,11 @@ fn hostile_ld_so_conf_fifo_device_huge_cycle() {
 fn a_huge_ld_library_path_is_bounded() {
     let Some(t) = rules_tree() else { return };
     let r = Resolver::new(Config::default());
+    // Over MAX_ARG_STRLEN: execve itself would refuse it (E2BIG).
     let entries: Vec<String> = (0..100_000).map(|i| format!("/nope{i}")).collect();
     let env = [format!("LD_LIBRARY_PATH={}", entries.join(":"))];
-    let p = bounded("100k entries", || r.plan_exec(&t.ns(), "/bin/probe", &["probe"], &env)).unwrap();
-    assert_eq!(p.ldso.unwrap().rule, Rule::LdSoConf);
+    let e = bounded("100k entries", || r.plan_exec(&t.ns(), "/bin/probe", &["probe"], &env)).unwrap_err();
+    assert_eq!(e.errno_name(), "E2BIG", "{e}");
     let env = [format!("LD_LIBRARY_PATH={}", ":".repeat(100_000))];
     let p = bounded("100k empty entries", || {
         r.plan_exec(&t.ns(), "/bin/probe", &["probe"], &env)
@@ -736,4 +737,183 @@ fn many_threads_share_one_resolver() {
             });
         }
     });
+}
+
+// ---------------------------------------------------------------------------
+// Issue 12: faithful to execve and ld.so.
+
+/// The kernel's `MAX_ARG_STRLEN` (32 pages of 4 KiB), with the NUL.
+const MAX_ARG_STRLEN: usize = 128 * 1024;
+
+#[test]
+fn search_paths_are_not_silently_cut_15000_entries() {
+    let Some(t) = rules_tree() else { return };
+    t.copy(&format!("/last/{LDSO}"), &glibc_ldso());
+    let r = Resolver::new(Config::default());
+    let mut entries: Vec<String> = (0..14_999).map(|i| format!("/n{i}")).collect();
+    entries.push("/last".into());
+    let value = entries.join(":");
+    assert!(value.len() + "LD_LIBRARY_PATH=".len() < MAX_ARG_STRLEN);
+    for var in ["LD_LIBRARY_PATH", "LDSO_PATH"] {
+        let env = [format!("{var}={value}")];
+        let start = Instant::now();
+        let p = r.plan_exec(&t.ns(), "/bin/probe", &["probe"], &env).unwrap();
+        let took = start.elapsed();
+        let l = p.ldso.unwrap();
+        assert_eq!(l.path, format!("/last/{LDSO}").into_bytes(), "{var}: {:?}", l.rule);
+        assert!(took < Duration::from_secs(2), "{var}: 15,000 entries took {took:?}");
+    }
+    // One byte over MAX_ARG_STRLEN (with the NUL): E2BIG, as execve says.
+    let long = format!("LDSO_PATH=/{}", "x".repeat(MAX_ARG_STRLEN));
+    let e = r.plan_exec(&t.ns(), "/bin/probe", &["probe"], &[&long[..MAX_ARG_STRLEN]]);
+    assert_eq!(e.unwrap_err().errno_name(), "E2BIG");
+    let fits = &long[..MAX_ARG_STRLEN - 1];
+    assert!(r.plan_exec(&t.ns(), "/bin/probe", &["probe"], &[fits]).is_ok());
+}
+
+/// The errno the real kernel gives for `execve` of `path` (a host path).
+fn kernel_errno(path: &Path) -> i32 {
+    let e = std::process::Command::new(path).spawn().expect_err("must not exec");
+    e.raw_os_error().unwrap()
+}
+
+#[test]
+fn errno_names_follow_execve_for_every_file_type() {
+    let Some(t) = rules_tree() else { return };
+    t.dir("/bin/dir.d");
+    t.fifo("/bin/fifo");
+    let sock = std::os::unix::net::UnixListener::bind(t.host("/bin/sock")).unwrap();
+    let mut cases = vec!["/bin/dir.d", "/bin/fifo", "/bin/sock"];
+    if require_root("creating a character device to exec") {
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            t.host("/bin/tty"),
+            rustix::fs::FileType::CharacterDevice,
+            rustix::fs::Mode::from_raw_mode(0o755),
+            rustix::fs::makedev(5, 0), // /dev/tty: ENXIO from its driver without a terminal
+        )
+        .unwrap();
+        cases.push("/bin/tty");
+    }
+    for inside in &cases {
+        fs::set_permissions(t.host(inside), fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let r = Resolver::new(Config::default());
+    for inside in cases {
+        let want = ldchain::resolver::errno_name(kernel_errno(&t.host(inside)));
+        let e = plan(&r, &t.ns(), inside, &[]).unwrap_err();
+        assert_eq!(e.errno_name(), want, "{inside}: {e}");
+        assert_eq!(want, "EACCES", "{inside}");
+    }
+    drop(sock);
+}
+
+#[test]
+fn stale_caches_a_same_size_rewrite_with_mtime_restored_is_reclassified() {
+    let Some(t) = rules_tree() else { return };
+    let elf = fs::read(t.host("/bin/probe")).unwrap();
+    let mut script = b"#!/bin/probe\n".to_vec();
+    script.resize(elf.len(), b'\n');
+    t.file("/bin/flip", &script, 0o755);
+    let host = t.host("/bin/flip");
+    let mtime = fs::metadata(&host).unwrap().modified().unwrap();
+    let ino = |p: &Path| std::os::unix::fs::MetadataExt::ino(&fs::metadata(p).unwrap());
+    let before = ino(&host);
+    let r = Resolver::new(Config::default());
+    let ns = t.ns();
+    assert_eq!(plan(&r, &ns, "/bin/flip", &[]).unwrap().scripts.len(), 1);
+    let flip = |bytes: &[u8]| {
+        fs::write(&host, bytes).unwrap(); // in place: same inode, same size
+        fs::File::options()
+            .write(true)
+            .open(&host)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        assert_eq!(ino(&host), before);
+        assert_eq!(fs::metadata(&host).unwrap().modified().unwrap(), mtime);
+    };
+    flip(&elf);
+    let p = plan(&r, &ns, "/bin/flip", &[]).unwrap();
+    assert!(
+        p.scripts.is_empty(),
+        "an ELF now, not the cached script: {:?}",
+        p.scripts
+    );
+    flip(&script);
+    assert_eq!(plan(&r, &ns, "/bin/flip", &[]).unwrap().scripts.len(), 1);
+}
+
+/// Whether anything opened `path` (for reading or writing: `IN_OPEN`; an
+/// `O_PATH` open is not reported) while `f` ran.
+fn opened_during<T>(path: &Path, f: impl FnOnce() -> T) -> (bool, T) {
+    use rustix::fs::inotify;
+    let ino = inotify::init(inotify::CreateFlags::NONBLOCK | inotify::CreateFlags::CLOEXEC).unwrap();
+    inotify::add_watch(&ino, path, inotify::WatchFlags::OPEN).unwrap();
+    let out = f();
+    let mut buf = [std::mem::MaybeUninit::uninit(); 1024];
+    let mut reader = inotify::Reader::new(&ino, &mut buf);
+    let mut opened = false;
+    while let Ok(ev) = reader.next() {
+        opened |= ev.events().contains(inotify::ReadFlags::OPEN);
+    }
+    (opened, out)
+}
+
+#[test]
+fn device_nodes_and_fifos_are_never_opened_for_reading() {
+    let Some(t) = rules_tree() else { return };
+    t.fifo("/fifo/ld-linux-x86-64.so.2");
+    // (candidate directory, the node a plan must not open)
+    let mut cases = vec![("/fifo", format!("/fifo/{LDSO}"))];
+    if require_root("creating a tty device node as a candidate") {
+        t.dir("/dev");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            t.host("/dev/tty"),
+            rustix::fs::FileType::CharacterDevice,
+            rustix::fs::Mode::from_raw_mode(0o666),
+            rustix::fs::makedev(5, 0),
+        )
+        .unwrap();
+        t.link(&format!("/tty/{LDSO}"), "/dev/tty");
+        cases.push(("/tty", "/dev/tty".into()));
+    }
+    let r = Resolver::new(Config::default());
+    for (dir, node) in cases {
+        let env = [format!("LDSO_PATH={dir}:/ldso-path")];
+        let watched = t.host(&node);
+        let env = [env[0].as_str()];
+        let (opened, p) = opened_during(&watched, || plan(&r, &t.ns(), "/bin/probe", &env).unwrap());
+        assert!(!opened, "{dir}: the candidate was opened, not just looked at");
+        assert_eq!(p.ldso.unwrap().path, format!("/ldso-path/{LDSO}").into_bytes());
+        assert_eq!(p.skipped.len(), 1, "{:?}", p.skipped);
+        assert!(
+            p.skipped[0].reason.contains("not a regular file"),
+            "{dir}: {}",
+            p.skipped[0].reason
+        );
+    }
+}
+
+#[test]
+fn file_capabilities_run_secure_like_setuid() {
+    let Some(t) = rules_tree() else { return };
+    if !require("setcap", "setting file capabilities (libcap2-bin)") || !require_root("setcap") {
+        return;
+    }
+    let r = Resolver::new(Config::default());
+    let env = ["LDSO_PATH=/ldso-path"];
+    let p = plan(&r, &t.ns(), "/bin/probe", &env).unwrap();
+    assert!(!p.secure);
+    assert_eq!(p.ldso.unwrap().rule, Rule::LdsoPath);
+    let st = std::process::Command::new("setcap")
+        .arg("cap_net_raw+ep")
+        .arg(t.host("/bin/probe"))
+        .status()
+        .unwrap();
+    assert!(st.success(), "setcap failed");
+    let p = plan(&r, &t.ns(), "/bin/probe", &env).unwrap();
+    assert!(p.secure, "a program with file capabilities runs with AT_SECURE");
+    assert_eq!(p.ldso.unwrap().rule, Rule::LdSoConf, "LDSO_PATH ignored");
 }

@@ -10,13 +10,13 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
     /// The program, a `#!` interpreter, or a path component does not exist.
-    #[error("{}: not found", path.display())]
+    #[error("{}: not found", shown(path))]
     NotFound {
         /// The path as seen inside the namespace.
         path: PathBuf,
     },
     /// Not a regular file, no execute permission, or on a noexec mount.
-    #[error("{}: permission denied: {reason}", path.display())]
+    #[error("{}: permission denied: {reason}", shown(path))]
     PermissionDenied {
         /// The path inside the namespace.
         path: PathBuf,
@@ -25,7 +25,7 @@ pub enum ExecError {
     },
     /// Not a format the kernel would run (bad `#!` line, not ELF, an
     /// architecture or ELF type that cannot run).
-    #[error("{}: exec format error: {reason}", path.display())]
+    #[error("{}: exec format error: {reason}", shown(path))]
     ExecFormat {
         /// The path inside the namespace.
         path: PathBuf,
@@ -33,14 +33,19 @@ pub enum ExecError {
         reason: String,
     },
     /// `#!` interpreters nested deeper than the kernel allows.
-    #[error("{}: too many levels of #! interpreters", path.display())]
+    #[error("{}: too many levels of #! interpreters", shown(path))]
     TooManyLevels {
         /// The script at which the limit was hit.
         path: PathBuf,
     },
     /// A dynamic program whose dynamic linker was found nowhere (the kernel
     /// says ENOENT when `PT_INTERP` does not exist).
-    #[error("{}: no usable dynamic linker {} found ({} candidates rejected)", program.display(), interp.display(), skipped)]
+    #[error(
+        "{}: no usable dynamic linker {} found ({} candidates rejected)",
+        shown(program),
+        shown(interp),
+        skipped
+    )]
     NoLdso {
         /// The program (after any `#!` chain), inside the namespace.
         program: PathBuf,
@@ -50,7 +55,7 @@ pub enum ExecError {
         skipped: usize,
     },
     /// The configured host ld.so cannot run this program.
-    #[error("{}: configured dynamic linker cannot be used: {reason}", path.display())]
+    #[error("{}: configured dynamic linker cannot be used: {reason}", shown(path))]
     BadHostLdso {
         /// Its path on the host ([`Config::host_ldso`](crate::Config::host_ldso)).
         path: PathBuf,
@@ -69,13 +74,20 @@ pub enum ExecError {
         errno: i32,
     },
     /// Any other system error while looking at a file.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {source}", shown(path))]
     Io {
         /// The path concerned.
         path: PathBuf,
         /// The system call's error.
         source: io::Error,
     },
+}
+
+/// A path as one line of printable text ([`for_terminal`](crate::escape::for_terminal)):
+/// names from a sandbox may hold escape sequences or newlines.
+fn shown(path: &std::path::Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    crate::escape::for_terminal(path.as_os_str().as_bytes())
 }
 
 impl ExecError {

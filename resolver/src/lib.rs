@@ -44,7 +44,7 @@ pub use exec::{inherit_fds, Prepared};
 pub use ns::{FileId, Namespace};
 pub use plan::{
     find_program, Arg, Config, ExecPlan, InterpAnswer, Kind, LdsoChoice, PlanParts, Resolver, Rule, ScriptHop, Skipped,
-    Strategy, Target, MAX_CANDIDATES, MAX_PATH_ENTRIES, MAX_SCRIPT_DEPTH,
+    Strategy, Target, MAX_ARG_STRLEN, MAX_CANDIDATES, MAX_PATH_ENTRIES, MAX_SCRIPT_DEPTH,
 };
 
 /// Plan with a default [`Config`] (no cache kept between calls; servers

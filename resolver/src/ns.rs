@@ -4,8 +4,9 @@
 //! Every open goes through `openat2(root, path, …, RESOLVE_IN_ROOT |
 //! RESOLVE_NO_MAGICLINKS)`: `..` and absolute symlinks stop at the root, so
 //! nothing the sandbox arranges can make the trusted server open a host file.
-//! Opens never block (`O_NONBLOCK`; a FIFO opens at once and is then refused
-//! because it is not a regular file), and reads are capped.
+//! Files are opened `O_PATH` and only a regular file is reopened for reading
+//! (through its descriptor), so no FIFO, socket or device driver ever sees
+//! an open; reads are capped.
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -37,6 +38,13 @@ pub struct FileId {
     /// Modification time, nanoseconds (`st_mtime_nsec`): two writes within
     /// one second differ here.
     pub mtime_nsec: i64,
+    /// Change time, seconds (`st_ctime`): unlike the modification time it
+    /// cannot be set back (`touch -d`, `utimensat`), and every write or
+    /// `utimensat` moves it, so a file rewritten in place with its mtime
+    /// restored still differs here.
+    pub ctime: i64,
+    /// Change time, nanoseconds (`st_ctime_nsec`).
+    pub ctime_nsec: i64,
 }
 
 impl FileId {
@@ -47,6 +55,8 @@ impl FileId {
             size: st.st_size as u64,
             mtime: st.st_mtime,
             mtime_nsec: st.st_mtime_nsec as i64,
+            ctime: st.st_ctime,
+            ctime_nsec: st.st_ctime_nsec as i64,
         }
     }
 }
@@ -198,15 +208,42 @@ impl Namespace {
         }
     }
 
-    /// Open `path` inside the namespace for reading, without following the
-    /// sandbox anywhere outside it and without blocking, and `fstat` it.
+    /// Open `path` inside the namespace, without following the sandbox
+    /// anywhere outside it and without blocking, and `fstat` it. It is
+    /// opened `O_PATH` first, so no device driver, FIFO or socket sees an
+    /// open: only a regular file is then reopened for reading (the same
+    /// inode, through its `/proc/self/fd` magic link). Any other
+    /// type comes back with the `O_PATH` descriptor, which nothing can be
+    /// read through: callers check `is_regular` first.
     pub fn open_file(&self, path: &[u8]) -> Result<Opened, ExecError> {
-        let fd = self.openat2(
-            path,
-            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
-        )?;
+        let fd = self.openat2(path, OFlags::PATH | OFlags::CLOEXEC)?;
         let st = rfs::fstat(&fd).map_err(|e| io_err(path, e))?;
-        Ok(Opened::with_stat(fd, &st))
+        let file = Opened::with_stat(fd, &st);
+        if !file.is_regular() {
+            return Ok(file);
+        }
+        let fd = reopen_for_reading(&file).map_err(|e| io_err(path, e))?;
+        Ok(Opened { fd, ..file })
+    }
+
+    /// The path inside the namespace of the file `fd` was opened as, every
+    /// symlink resolved (the kernel's own path of the opened dentry), or
+    /// None if it cannot be told for sure: `/proc/self/fd/N` of the file
+    /// must lie under that of the root, component-wise, and be reachable
+    /// (not deleted, not "(unreachable)"). Two `readlink`s; nothing is
+    /// opened by the result.
+    pub fn path_inside(&self, fd: impl AsFd) -> Option<Vec<u8>> {
+        let root = proc_fd_link(&*self.root)?;
+        let file = proc_fd_link(fd)?;
+        if !root.starts_with(b"/") || file.ends_with(b" (deleted)") {
+            return None;
+        }
+        let rest = if root == b"/" {
+            &file[..]
+        } else {
+            file.strip_prefix(&root[..])?
+        };
+        (rest.starts_with(b"/") && rest.len() < PATH_MAX).then(|| rest.to_vec())
     }
 
     /// Open a directory inside the namespace and list its entry names
@@ -247,14 +284,14 @@ impl Namespace {
     fn openat2(&self, path: &[u8], flags: OFlags) -> Result<OwnedFd, ExecError> {
         if path.len() >= PATH_MAX {
             return Err(ExecError::InvalidArgument {
-                what: String::from_utf8_lossy(&path[..64]).into_owned() + "...",
+                what: crate::escape::for_terminal(&path[..64]) + "...",
                 reason: "path too long",
                 errno: libc::ENAMETOOLONG,
             });
         }
         if path.contains(&0) {
             return Err(ExecError::InvalidArgument {
-                what: String::from_utf8_lossy(path).into_owned(),
+                what: crate::escape::for_terminal(path),
                 reason: "path contains a NUL byte",
                 errno: libc::EINVAL,
             });
@@ -270,6 +307,42 @@ impl Namespace {
             }
         }
     }
+}
+
+/// Open the file `file.fd` (an `O_PATH` descriptor of a regular file)
+/// refers to for reading: `/proc/self/fd/N` is a magic link to that very
+/// inode, so no path is walked again and nothing can be swapped in — as
+/// long as `/proc` is procfs, which is checked once per process (EOPNOTSUPP
+/// otherwise: without it there is no race-free reopen).
+fn reopen_for_reading(file: &Opened) -> Result<OwnedFd, rustix::io::Errno> {
+    use std::os::fd::AsRawFd;
+    static PROC_IS_PROCFS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let procfs = *PROC_IS_PROCFS.get_or_init(|| {
+        // PROC_SUPER_MAGIC
+        rfs::statfs("/proc/self/fd").is_ok_and(|s| s.f_type as u64 == 0x9fa0)
+    });
+    if !procfs {
+        return Err(rustix::io::Errno::OPNOTSUPP);
+    }
+    let magic = format!("/proc/self/fd/{}", file.fd.as_raw_fd());
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    rfs::open(magic.as_str(), flags, Mode::empty())
+}
+
+/// What `/proc/self/fd/N` says of `fd`: the host path of the file it is
+/// open on, as the kernel sees it from this process's root.
+fn proc_fd_link(fd: impl AsFd) -> Option<Vec<u8>> {
+    use std::os::fd::AsRawFd;
+    let link = format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd());
+    rfs::readlink(link.as_str(), Vec::new()).ok().map(|p| p.into_bytes())
+}
+
+/// Whether the file has a `security.capability` attribute (file
+/// capabilities, `setcap`): the kernel runs it with `AT_SECURE`, as it
+/// does a setuid program. A file system without extended attributes has
+/// none.
+pub fn has_file_capabilities(fd: impl AsFd) -> bool {
+    rfs::fgetxattr_query(fd, "security.capability").is_ok_and(|n| n > 0)
 }
 
 /// A byte path as a `PathBuf` (for messages and errors).

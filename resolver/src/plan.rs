@@ -32,10 +32,16 @@ use search::Search;
 /// How deep `#!` interpreters may nest: the kernel examines at most six
 /// files for one exec (`exec_binprm`: depth 0 to 5), so at most five scripts.
 pub const MAX_SCRIPT_DEPTH: usize = 5;
-/// Most entries taken from `LD_LIBRARY_PATH` or `LDSO_PATH`.
+/// Most entries of ldchain's own `PATH` searched by [`find_program`].
+/// `LD_LIBRARY_PATH` and `LDSO_PATH` have no such limit: every entry is
+/// searched, as ld.so does, and the string is bounded by [`MAX_ARG_STRLEN`].
 pub const MAX_PATH_ENTRIES: usize = 1024;
-/// Most candidate files opened while looking for one ld.so.
+/// Most candidate files opened from the namespace's own rules (ld.so.conf,
+/// `PT_INTERP`, the conventional path) while looking for one ld.so.
 pub const MAX_CANDIDATES: usize = 4096;
+/// The longest argument or environment string `execve` takes, with its NUL
+/// (`MAX_ARG_STRLEN`, 32 pages): a longer one is E2BIG.
+pub const MAX_ARG_STRLEN: usize = 32 * 4096;
 
 /// How the planned exec is carried out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -86,7 +92,7 @@ impl Default for Config {
 
 /// Plans execs for one sandbox configuration. Cheap to share between
 /// threads (`&Resolver` is all `plan_exec` needs); its caches are keyed by
-/// file identity (device, inode, size, mtime), so they are never stale.
+/// file identity (device, inode, size, mtime, ctime), so they are never stale.
 pub struct Resolver {
     config: Config,
     caches: Caches,
@@ -109,8 +115,11 @@ impl fmt::Debug for Resolver {
     }
 }
 
+/// A name for a log line: control bytes and invalid UTF-8 escaped
+/// ([`for_terminal`](crate::escape::for_terminal)), so a hostile name can
+/// neither forge a line nor drive the terminal.
 fn lossy(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    crate::escape::for_terminal(b)
 }
 
 /// What is loaded and the arguments it gets, before the strategy decides
@@ -155,17 +164,19 @@ impl Resolver {
         if path.is_empty() {
             return Err(ExecError::NotFound { path: PathBuf::new() });
         }
+        check_arg_strlen(argv)?;
+        check_arg_strlen(envp)?;
         let argv = argv.iter().map(|a| a.as_ref().to_vec()).collect();
         let mut program = self.follow_scripts(ns, path, argv)?;
-        let secure = self.config.secure || program.is_setid();
+        let secure = self.config.secure || program.runs_secure();
         let machine = program.info.machine;
         let argv = std::mem::take(&mut program.argv);
         let image = match program.info.interp.take() {
-            None => static_image(&program.path, program.file.fd, argv),
+            None => static_image(&program.given, program.file.fd, argv),
             Some(interp) => {
                 drop(program.file);
                 let search = Search::new(self, ns, &program.path, &interp, machine, envp, secure);
-                self.dynamic_image(search, argv)?
+                self.dynamic_image(search, &program.given, argv)?
             }
         };
         let (target, argv) = self.lay_out(machine, image.fd, image.args);
@@ -235,8 +246,13 @@ impl Resolver {
     }
 
     /// A dynamic program: its ld.so, found by `search`, run with the
-    /// program as its argument.
-    fn dynamic_image<E: AsRef<[u8]>>(&self, mut search: Search<'_, E>, argv: Vec<Vec<u8>>) -> Result<Image, ExecError> {
+    /// program (reached by path `given`) as its argument.
+    fn dynamic_image<E: AsRef<[u8]>>(
+        &self,
+        mut search: Search<'_, E>,
+        given: &[u8],
+        argv: Vec<Vec<u8>>,
+    ) -> Result<Image, ExecError> {
         let found = search.run()?;
         let flavor = self.flavor_of(&found.file);
         info!(ldso = %lossy(&found.path), rule = %found.rule, %flavor, "dynamic program");
@@ -249,7 +265,7 @@ impl Resolver {
         Ok(Image {
             kind: Kind::Dynamic,
             fd: found.file.fd,
-            args: ldso_args(flavor, search.program, argv),
+            args: ldso_args(flavor, given, search.program, argv),
             ldso: Some(ldso),
             skipped: search.skipped,
         })
@@ -292,6 +308,19 @@ pub struct InterpAnswer {
     pub consulted: Vec<Vec<u8>>,
 }
 
+/// E2BIG for a string `execve` would refuse: longer than [`MAX_ARG_STRLEN`]
+/// with its NUL.
+fn check_arg_strlen<S: AsRef<[u8]>>(strings: &[S]) -> Result<(), ExecError> {
+    match strings.iter().map(AsRef::as_ref).find(|s| s.len() >= MAX_ARG_STRLEN) {
+        None => Ok(()),
+        Some(s) => Err(ExecError::InvalidArgument {
+            what: crate::escape::for_terminal(&s[..s.len().min(64)]) + "...",
+            reason: "argument or environment string longer than MAX_ARG_STRLEN (128 KiB)",
+            errno: libc::E2BIG,
+        }),
+    }
+}
+
 /// A static program is loaded directly, with its own argv.
 fn static_image(program: &[u8], fd: OwnedFd, argv: Vec<Vec<u8>>) -> Image {
     info!(program = %lossy(program), "static program: loaded directly");
@@ -309,13 +338,16 @@ fn static_image(program: &[u8], fd: OwnedFd, argv: Vec<Vec<u8>>) -> Image {
 }
 
 /// ld.so's argv: `[ARG0, --argv0 argv[0], --, PROGRAM, argv[1..]]`, the
-/// options as far as `flavor` supports them. ARG0 is the program's path, so
-/// that `comm` and `ps` name the program; a trailing `/` keeps musl out of
-/// its ldd mode (an `argv[0]` ending in `ldd`) while the basename stays.
-fn ldso_args(flavor: Flavor, program: &[u8], argv: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+/// options as far as `flavor` supports them. PROGRAM is the file's own path
+/// (symlinks resolved), as ld.so's command mode takes `$ORIGIN` from it;
+/// ARG0 is the path it was `given` as, so that `comm` and `ps` name the
+/// program as the kernel would (a symlink's name); a trailing `/` keeps
+/// musl out of its ldd mode (an `argv[0]` ending in `ldd`) while the
+/// basename stays.
+fn ldso_args(flavor: Flavor, given: &[u8], program: &[u8], argv: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
     let mut argv = argv.into_iter();
-    let argv0 = argv.next().unwrap_or_else(|| program.to_vec());
-    let mut arg0 = program.to_vec();
+    let argv0 = argv.next().unwrap_or_else(|| given.to_vec());
+    let mut arg0 = given.to_vec();
     if flavor.has_ldd_mode() && arg0.ends_with(b"ldd") {
         arg0.push(b'/');
     }

@@ -3,13 +3,48 @@
 use std::os::unix::ffi::OsStrExt;
 use std::process::ExitCode;
 
-use ldchain::resolver::{errno_name, find_program, ExecError, ExecPlan, Kind, Namespace, Resolver, Target};
+use ldchain::resolver::escape::for_terminal;
+use ldchain::resolver::{errno_name, find_program, Arg, ExecError, ExecPlan, Kind, Namespace, Resolver, Target};
 use serde_json::json;
 
 use super::{exec_failure_status, ResolveArgs, EXIT_LDCHAIN};
 
+/// A name for the terminal: control bytes and invalid UTF-8 escaped
+/// (`\xNN`, and `\\` for a backslash), so distinct names stay distinct.
 fn s(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    for_terminal(b)
+}
+
+/// A name in JSON: a string, plus a `KEY_bytes` array of the bytes when
+/// the name is not UTF-8 (the string then has U+FFFD where they were).
+fn put(obj: &mut serde_json::Map<String, serde_json::Value>, key: &str, b: &[u8]) {
+    obj.insert(key.to_owned(), String::from_utf8_lossy(b).into_owned().into());
+    if std::str::from_utf8(b).is_err() {
+        obj.insert(format!("{key}_bytes"), json!(b));
+    }
+}
+
+/// One JSON object of names.
+fn names(pairs: &[(&str, &[u8])]) -> serde_json::Value {
+    let mut obj = serde_json::Map::new();
+    for (key, b) in pairs {
+        put(&mut obj, key, b);
+    }
+    obj.into()
+}
+
+/// Serialized JSON with DEL and the C1 controls escaped too (`\u007f`,
+/// `\u009b`): serde_json escapes only C0, and a terminal takes U+009B for
+/// an escape sequence.
+fn json_line(v: &serde_json::Value) -> String {
+    let mut out = String::new();
+    for c in v.to_string().chars() {
+        match c {
+            '\u{7f}'..='\u{9f}' => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 pub fn main(args: ResolveArgs) -> ExitCode {
@@ -27,7 +62,7 @@ pub fn main(args: ResolveArgs) -> ExitCode {
     match result {
         Ok(plan) => {
             if args.json {
-                println!("{}", plan_json(&plan));
+                println!("{}", json_line(&plan_json(&plan)));
             } else {
                 print_plan(&plan);
             }
@@ -38,29 +73,52 @@ pub fn main(args: ResolveArgs) -> ExitCode {
 }
 
 fn plan_json(p: &ExecPlan) -> serde_json::Value {
-    json!({
+    let mut v = json!({
         "kind": match p.kind { Kind::Dynamic => "dynamic", Kind::Static => "static" },
-        "program": s(&p.program),
         "machine": p.machine.name(),
-        "scripts": p.scripts.iter().map(|h| json!({
-            "script": s(&h.script),
-            "interpreter": s(&h.interpreter),
-            "arg": h.arg.as_deref().map(s),
-        })).collect::<Vec<_>>(),
+        "scripts": p.scripts.iter().map(|h| {
+            let mut hop = names(&[("script", &h.script), ("interpreter", &h.interpreter)]);
+            hop["arg"] = serde_json::Value::Null;
+            if let (Some(arg), Some(obj)) = (&h.arg, hop.as_object_mut()) {
+                put(obj, "arg", arg);
+            }
+            hop
+        }).collect::<Vec<_>>(),
         "argv": p.argv_display(),
-        "exec": match p.target() {
-            Target::Path(path) => s(path),
-            Target::Fd(_) => "<fd>".to_owned(),
-        },
         "fds": p.fd_pairs().map(|(i, _)| i).collect::<Vec<_>>(),
-        "ldso": p.ldso.as_ref().map(|l| s(&l.path)),
+        "ldso": null,
         "rule": p.ldso.as_ref().map(|l| l.rule.name()),
         "flavor": p.ldso.as_ref().map(|l| l.flavor.to_string()),
-        "interp": p.ldso.as_ref().map(|l| s(&l.interp)),
-        "skipped": p.skipped.iter().map(|k| json!({"path": s(&k.path), "reason": k.reason})).collect::<Vec<_>>(),
+        "interp": null,
+        "skipped": p.skipped.iter().map(|k| {
+            let mut skip = names(&[("path", &k.path)]);
+            skip["reason"] = k.reason.clone().into();
+            skip
+        }).collect::<Vec<_>>(),
         "secure": p.secure,
         "strategy": format!("{:?}", p.strategy).to_lowercase(),
-    })
+    });
+    let obj = v.as_object_mut().expect("an object");
+    put(obj, "program", &p.program);
+    if p.argv()
+        .iter()
+        .any(|a| matches!(a, Arg::Str(b) if std::str::from_utf8(b).is_err()))
+    {
+        let bytes = p.argv().iter().map(|a| match a {
+            Arg::Str(b) => json!(b),
+            Arg::Fd(_) => serde_json::Value::Null,
+        });
+        obj.insert("argv_bytes".into(), bytes.collect());
+    }
+    match p.target() {
+        Target::Path(path) => put(obj, "exec", path),
+        Target::Fd(_) => put(obj, "exec", b"<fd>"),
+    }
+    if let Some(l) = &p.ldso {
+        put(obj, "ldso", &l.path);
+        put(obj, "interp", &l.interp);
+    }
+    v
 }
 
 fn print_plan(p: &ExecPlan) {
@@ -89,22 +147,18 @@ fn print_plan(p: &ExecPlan) {
         Target::Path(path) => println!("exec:     {}", s(path)),
         Target::Fd(_) => println!("exec:     execveat(<fd>, \"\", ...)"),
     }
-    println!(
-        "argv:     {}",
-        p.argv_display()
-            .iter()
-            .map(|a| shell_quote(a))
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
+    let shown = p.argv().iter().zip(p.argv_display()).map(|(a, display)| match a {
+        Arg::Str(b) => shell_quote(&s(b)),
+        Arg::Fd(_) => display,
+    });
+    println!("argv:     {}", shown.collect::<Vec<_>>().join(" "));
 }
 
 /// Quote for display the way a shell would need it (placeholders as is).
 fn shell_quote(a: &str) -> String {
-    if a.starts_with("<fd:")
-        || (!a.is_empty()
-            && a.bytes()
-                .all(|c| c.is_ascii_alphanumeric() || b"/._-=:+,@%".contains(&c)))
+    if !a.is_empty()
+        && a.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"/._-=:+,@%".contains(&c))
     {
         a.to_owned()
     } else {
@@ -114,7 +168,10 @@ fn shell_quote(a: &str) -> String {
 
 fn fail_exec(json: bool, e: &ExecError) -> ExitCode {
     if json {
-        println!("{}", json!({"error": e.errno_name(), "message": e.to_string()}));
+        println!(
+            "{}",
+            json_line(&json!({"error": e.errno_name(), "message": e.to_string()}))
+        );
     } else {
         eprintln!("ldchain: resolve: {e} ({})", e.errno_name());
     }
@@ -123,7 +180,10 @@ fn fail_exec(json: bool, e: &ExecError) -> ExitCode {
 
 fn fail_own(json: bool, msg: &str) -> ExitCode {
     if json {
-        println!("{}", json!({"error": errno_name(libc::EINVAL), "message": msg}));
+        println!(
+            "{}",
+            json_line(&json!({"error": errno_name(libc::EINVAL), "message": msg}))
+        );
     } else {
         eprintln!("ldchain: resolve: {msg}");
     }

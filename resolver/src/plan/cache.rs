@@ -1,5 +1,5 @@
 //! The resolver's caches: facts about files keyed by their identity
-//! (device, inode, size, mtime), so an entry is never stale, and the parsed
+//! (device, inode, size, mtime, ctime), so an entry is never stale, and the parsed
 //! ld.so.conf per namespace, revalidated on each use.
 
 use std::collections::HashMap;

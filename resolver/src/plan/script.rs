@@ -5,7 +5,7 @@ use tracing::debug;
 
 use crate::elfinfo::{self, ElfInfo};
 use crate::error::ExecError;
-use crate::ns::{os_path, Namespace, Opened};
+use crate::ns::{has_file_capabilities, os_path, Namespace, Opened};
 use crate::parse::shebang;
 
 use super::cache::cached;
@@ -21,8 +21,12 @@ pub(super) enum Class {
 
 /// The ELF program an exec ends at, after any `#!` chain.
 pub(super) struct Program {
-    /// Its path inside the namespace, absolute.
+    /// Its path inside the namespace, absolute, every symlink resolved: the
+    /// file the kernel would have opened, whose directory is `$ORIGIN`.
     pub path: Vec<u8>,
+    /// The absolute path it was reached by (a symlink's name, perhaps):
+    /// what the kernel names the process after.
+    pub given: Vec<u8>,
     /// The open file.
     pub file: Opened,
     /// Its architecture, type and `PT_INTERP`.
@@ -34,11 +38,12 @@ pub(super) struct Program {
 }
 
 impl Program {
-    /// Whether the kernel would run it in secure mode: setuid, or setgid
-    /// with group execute (setgid without it means mandatory locking).
-    pub fn is_setid(&self) -> bool {
+    /// Whether the kernel would run it in secure mode (`AT_SECURE`): setuid,
+    /// setgid with group execute (setgid without it means mandatory
+    /// locking), or file capabilities (`setcap`), read from the opened file.
+    pub fn runs_secure(&self) -> bool {
         let mode = self.file.mode;
-        mode & 0o4000 != 0 || (mode & 0o2000 != 0 && mode & 0o010 != 0)
+        mode & 0o4000 != 0 || (mode & 0o2000 != 0 && mode & 0o010 != 0) || has_file_capabilities(&self.file.fd)
     }
 }
 
@@ -57,7 +62,8 @@ impl Resolver {
             let sb = match self.classify(&file) {
                 Class::Elf(info) => {
                     return Ok(Program {
-                        path: abs,
+                        path: ns.path_inside(&file.fd).unwrap_or_else(|| abs.clone()),
+                        given: abs,
                         file,
                         info,
                         argv,

@@ -19,7 +19,7 @@ use crate::ns::{os_path, Namespace, Opened};
 use crate::parse::ldpath;
 
 use super::cache::{cached, insert_bounded, lock};
-use super::{lossy, Resolver, Rule, Skipped, MAX_CANDIDATES, MAX_PATH_ENTRIES};
+use super::{lossy, Resolver, Rule, Skipped, MAX_CANDIDATES};
 
 /// A dynamic linker that was found.
 pub(super) struct Found {
@@ -48,6 +48,10 @@ pub(super) struct Search<'a, E> {
     from_env: bool,
     /// Every candidate path opened (each is tried once).
     tried: HashSet<Vec<u8>>,
+    /// How many of those came from the namespace's own rules (ld.so.conf,
+    /// `PT_INTERP`, the conventional path), bounded by [`MAX_CANDIDATES`];
+    /// the environment's entries are bounded by the exec string's size.
+    from_namespace: usize,
     /// The existing candidates rejected, in order, with their reasons.
     pub skipped: Vec<Skipped>,
     /// The ld.so.conf consulted, if the search got that far.
@@ -76,6 +80,7 @@ impl<'a, E: AsRef<[u8]>> Search<'a, E> {
             envp,
             from_env: !secure,
             tried: HashSet::new(),
+            from_namespace: 0,
             skipped: Vec::new(),
             conf: None,
         }
@@ -110,10 +115,9 @@ impl<'a, E: AsRef<[u8]>> Search<'a, E> {
     fn ldso_path(&mut self) -> Option<Found> {
         let from_env = self.getenv(b"LDSO_PATH").map(<[u8]>::to_vec);
         let value = from_env.or_else(|| self.resolver.config.default_ldso_path.clone())?;
-        let (dirs, cut) = ldpath::split_ldso_path(&value, MAX_PATH_ENTRIES);
-        if cut {
-            debug!("LDSO_PATH: only the first {MAX_PATH_ENTRIES} entries are searched");
-        }
+        // Every entry: the string is at most MAX_ARG_STRLEN (plan_exec
+        // refuses a longer one with E2BIG, as execve does).
+        let (dirs, _) = ldpath::split_ldso_path(&value, usize::MAX);
         dirs.into_iter().find_map(|dir| self.try_in(dir, Rule::LdsoPath))
     }
 
@@ -125,10 +129,7 @@ impl<'a, E: AsRef<[u8]>> Search<'a, E> {
             lib: self.machine.lib(),
             platform: self.machine.platform(),
         };
-        let (entries, cut) = ldpath::split_ld_library_path(value, MAX_PATH_ENTRIES);
-        if cut {
-            debug!("LD_LIBRARY_PATH: only the first {MAX_PATH_ENTRIES} entries are searched");
-        }
+        let (entries, _) = ldpath::split_ld_library_path(value, usize::MAX);
         entries
             .into_iter()
             .find_map(|entry| self.try_in(&ldpath::expand(entry, &tokens), Rule::LdLibraryPath))
@@ -171,9 +172,11 @@ impl<'a, E: AsRef<[u8]>> Search<'a, E> {
     /// usable; an existing unusable one is recorded in `skipped`.
     fn try_path(&mut self, path: Vec<u8>, rule: Rule) -> Option<Found> {
         let path = self.ns.absolute(&path);
-        if self.tried.len() >= MAX_CANDIDATES || !self.tried.insert(path.clone()) {
+        let from_env = matches!(rule, Rule::LdsoPath | Rule::LdLibraryPath);
+        if (!from_env && self.from_namespace >= MAX_CANDIDATES) || !self.tried.insert(path.clone()) {
             return None;
         }
+        self.from_namespace += usize::from(!from_env);
         let reason = match self.ns.open_file(&path) {
             Err(ExecError::NotFound { .. }) => {
                 trace!(candidate = %lossy(&path), %rule, "not there");
