@@ -54,10 +54,7 @@ fn service() -> &'static Service {
         }
         let socket = dir.path().join("exec.sock");
         let listener = UnixListener::bind(&socket).unwrap();
-        let source = NamespaceSource {
-            resolver: Resolver::new(Config::default()),
-            ns: Namespace::open(dir.path()).unwrap(),
-        };
+        let source = NamespaceSource::new(Resolver::new(Config::default()), Namespace::open(dir.path()).unwrap());
         let service = ExecService::start(listener, Arc::new(source), Limits::default()).unwrap();
         Service {
             _dir: dir,
