@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use ldchain::resolver::{Config, ExecError, Strategy};
 
+mod binds;
 mod resolve;
 mod run;
 
@@ -174,6 +175,26 @@ struct RunArgs {
     /// others, through the exec service), or one planned exec.
     #[arg(long, value_enum, default_value_t = RunStrategy::Interp)]
     strategy: RunStrategy,
+    /// Bind host path SRC at DEST in the jail, writable (repeatable).
+    #[arg(long, num_args = 2, value_names = ["SRC", "DEST"], action = ArgAction::Append)]
+    bind: Vec<PathBuf>,
+    /// Bind host path SRC at DEST in the jail, read-only (repeatable).
+    #[arg(long = "ro-bind", num_args = 2, value_names = ["SRC", "DEST"], action = ArgAction::Append)]
+    ro_bind: Vec<PathBuf>,
+    /// Mount a fresh, empty tmpfs at DEST in the jail, owned by the program (repeatable).
+    #[arg(long, value_name = "DEST")]
+    tmpfs: Vec<PathBuf>,
+    /// The program's working directory inside the jail (default: /, or the
+    /// caller's own when it lies in the program's bound directory).
+    #[arg(long, value_name = "DIR")]
+    chdir: Option<OsString>,
+    /// Pass descriptor N on to the program (repeatable); every other one but
+    /// 0, 1 and 2 is closed.
+    #[arg(long = "keep-fd", value_name = "N")]
+    keep_fd: Vec<i32>,
+    /// Give the jail its own, empty network namespace (no network at all).
+    #[arg(long)]
+    unshare_net: bool,
     #[command(flatten)]
     common: Common,
     /// The program (a bare name is looked up in PATH inside the jail) and its arguments.
