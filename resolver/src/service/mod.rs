@@ -6,7 +6,7 @@
 //! sends what the resolver needs — the program's machine and `PT_INTERP`,
 //! `AT_EXECFN`, `AT_SECURE`, its working directory, its `LDSO_PATH` and
 //! `LD_LIBRARY_PATH` — and receives one descriptor: the dynamic linker the
-//! [`Resolver`](crate::Resolver) chose inside the sandbox's namespace, by the
+//! [`Resolver`] chose inside the sandbox's namespace, by the
 //! same rules and limits as [`plan_exec`](crate::Resolver::plan_exec). The
 //! wire format is `chainloader::proto` (one definition for both sides).
 //!
