@@ -4,8 +4,9 @@
 //! (which has already built the jail's view in its private mount namespace,
 //! and keeps serving nested execs from there):
 //!
-//! 1. **the monitor**, in ldchain's namespaces: `unshare(CLONE_NEWNS |
-//!    CLONE_NEWPID)`, forks the init, closes every descriptor, and exits with
+//! 1. **the monitor**, in ldchain's namespaces: dies with ldchain
+//!    (`PR_SET_PDEATHSIG`), `unshare(CLONE_NEWNS | CLONE_NEWPID)` (and
+//!    `CLONE_NEWNET` with `--unshare-net`), forks the init, closes every descriptor, and exits with
 //!    the init's status. It is the child `ldchain` waits for.
 //! 2. **the init**, PID 1 of the new PID namespace: dies with the monitor
 //!    (`PR_SET_PDEATHSIG`), makes its mount namespace private, mounts a
@@ -122,6 +123,8 @@ impl Sandbox {
     /// Runs in the monitor, between fork and exec; returns (to exec the
     /// program) only in the program's process.
     fn enter(&self) -> rustix::io::Result<()> {
+        // The jail ends with ldchain (the thread that spawned us).
+        rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
         let mut flags = UnshareFlags::NEWNS | UnshareFlags::NEWPID;
         if self.unshare_net {
             flags |= UnshareFlags::NEWNET;

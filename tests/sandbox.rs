@@ -175,17 +175,17 @@ fn the_program_cannot_remount_or_write_through_a_read_only_bind() {
     fs::set_permissions(&shared, fs::Permissions::from_mode(0o777)).unwrap();
     let host_usr_file = Path::new("/usr/escape-file");
     for who in everyone() {
-        let bind = ["--ro-bind", shared.to_str().unwrap(), "/data"];
-        for (what, r) in s.escape(who, &bind, &["remount", "/data"]) {
-            contained(&what, &r);
-            assert!(r.stdout.contains("write: failed"), "{what}: {r:#?}");
-        }
         // The throwaway jail's own read-only /usr, bound from the host's.
         let [(what, r), _] = s.escape(who, &[], &["remount", "/usr"]);
         let wrote = host_usr_file.exists();
         let _ = fs::remove_file(host_usr_file);
         contained(&what, &r);
         assert!(!wrote, "{what}: wrote into the host's /usr: {r:#?}");
+        let bind = ["--ro-bind", shared.to_str().unwrap(), "/data"];
+        for (what, r) in s.escape(who, &bind, &["remount", "/data"]) {
+            contained(&what, &r);
+            assert!(r.stdout.contains("write: failed"), "{what}: {r:#?}");
+        }
     }
     assert_eq!(fs::read_dir(&shared).unwrap().count(), 0, "a file appeared on the host");
 }
@@ -432,4 +432,27 @@ fn a_program_runs_from_its_own_directory_bound_read_only() {
         .into();
     assert_eq!(r.code, Some(125), "{r:#?}");
     assert!(r.stderr.contains("never / or a home directory"), "{r:#?}");
+}
+
+#[test]
+fn unshare_net_leaves_only_a_loopback_device() {
+    let Some(s) = setup() else { return };
+    for who in everyone() {
+        let devices = |extra: &[&str]| -> Vec<String> {
+            let mut c = s.ldchain(who);
+            c.arg("run").args(extra).args(["--", "/bin/cat", "/proc/net/dev"]);
+            let r = Run::from(c.output().unwrap()).ok();
+            r.stdout
+                .lines()
+                .skip(2)
+                .map(|l| l.split(':').next().unwrap().trim().to_owned())
+                .collect()
+        };
+        assert_eq!(devices(&["--unshare-net"]), ["lo"], "{who:?}");
+        // Without it the host's network is shared (README says so).
+        assert_eq!(
+            devices(&[]).len(),
+            fs::read_to_string("/proc/net/dev").unwrap().lines().count() - 2
+        );
+    }
 }

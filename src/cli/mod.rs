@@ -72,14 +72,18 @@ enum Command {
         after_help = "Examples:\n  ldchain resolve -- /bin/echo hi\n  ldchain resolve --root /srv/jail --env LD_LIBRARY_PATH=/opt/lib --json -- /bin/app"
     )]
     Resolve(ResolveArgs),
-    /// Run PROGRAM in a chroot jail through the resolver and the chainloader.
+    /// Run PROGRAM in a jail through the resolver and the chainloader.
     ///
-    /// Without --root, a throwaway jail is built and torn down: a private mount
-    /// namespace (inside a user namespace when not root) with a tmpfs root holding
-    /// /chainloader, read-only binds of /usr and /etc, the host's top-level
-    /// symlinks, a minimal /dev, /proc and /tmp, and no /lib64.
+    /// The jail is entered with pivot_root in new mount and PID namespaces (its
+    /// own /proc), in a new session, without any capability or way to gain one
+    /// (no_new_privs; uid 65534 when ldchain is root), with only descriptors 0-2
+    /// (and --keep-fd). Without --root, a throwaway jail is built and torn down: a
+    /// tmpfs root holding /chainloader, read-only binds of /usr and /etc, the
+    /// host's top-level symlinks, a minimal /dev, /proc and /tmp, and no /lib64;
+    /// a PROGRAM given as a path outside /usr gets its own directory bound
+    /// read-only at the same path.
     #[command(
-        after_help = "Examples:\n  ldchain run -- /bin/echo hello\n  ldchain run --root /srv/jail --strategy execveat -- /bin/true"
+        after_help = "Examples:\n  ldchain run -- /bin/echo hello\n  cd ~/proj && ldchain run -- ./a.out\n  ldchain run --ro-bind ~/data /data --bind ~/out /out --chdir /data -- /bin/sh\n  ldchain run --root /srv/jail --strategy execveat -- /bin/true"
     )]
     Run(RunArgs),
 }
