@@ -2,7 +2,8 @@
 //! new user namespace when not root) with a tmpfs root holding
 //! `/chainloader`, read-only binds of the host's `/usr` and `/etc`, the
 //! host's top-level symlinks (`/bin`, `/lib`, …) recreated — but **no
-//! `/lib64`** — a minimal `/dev`, `/proc` and `/tmp`.
+//! `/lib64`** — a minimal `/dev`, a fresh `/tmp`, and an empty `/proc` on
+//! which the jail's init mounts its own PID namespace's (`crate::sandbox`).
 //!
 //! Without `/lib64`, the `PT_INTERP` of the host's x86-64 programs
 //! (`/lib64/ld-linux-x86-64.so.2`) does not exist inside: the kernel cannot

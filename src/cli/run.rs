@@ -106,6 +106,9 @@ fn prepare(args: &RunArgs) -> Result<(Ready, Vec<Vec<u8>>), ExitCode> {
         .as_ref()
         .map_or(args.command[0].as_bytes(), |d| d.program.as_slice());
     let ns = Namespace::open(&root).map_err(|e| own(format!("{}: {e}", root.display())))?;
+    if let Err(e) = ns.open_path(&cwd) {
+        return Err(own(format!("working directory: {e}")));
+    }
     let program = find_program(&ns.with_cwd(&cwd), argv0, &envp).map_err(|e| {
         eprintln!("ldchain: run: {e}");
         ExitCode::from(exec_failure_status(&e))
