@@ -7,4 +7,5 @@ pub use ldchain_resolver as resolver;
 
 pub mod jail;
 pub mod nested;
+pub mod sandbox;
 pub mod throwaway;

@@ -109,6 +109,67 @@ impl View {
         Ok(listener)
     }
 
+    /// Bind host path `src` at `dest` inside the jail (created as a mount
+    /// point if missing, in a directory of ours), read-only if `read_only`.
+    pub fn bind(&mut self, src: &Path, dest: &Path, read_only: bool) -> io::Result<()> {
+        let meta = fs::metadata(src).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", src.display())))?;
+        let target = self.mount_point(dest, meta.is_dir())?;
+        mount::mount_bind_recursive(src, &target)?;
+        if read_only {
+            crate::throwaway::remount_read_only(src, &target)?;
+        }
+        Ok(())
+    }
+
+    /// Mount a fresh tmpfs at `dest` inside the jail, owned by `owner`
+    /// (uid, gid as this process's user namespace names them), mode 0755.
+    pub fn tmpfs(&mut self, dest: &Path, owner: (u32, u32)) -> io::Result<()> {
+        let target = self.mount_point(dest, true)?;
+        let data = std::ffi::CString::new(format!("mode=0755,uid={},gid={}", owner.0, owner.1))?;
+        mount::mount(
+            "tmpfs",
+            &target,
+            "tmpfs",
+            MountFlags::NOSUID | MountFlags::NODEV,
+            &*data,
+        )?;
+        Ok(())
+    }
+
+    /// The host path of `inside`, a directory (or a file, `!dir`) to mount
+    /// on: created in a directory of ours when missing. Symbolic links are
+    /// refused anywhere on the way.
+    fn mount_point(&mut self, inside: &Path, dir: bool) -> io::Result<PathBuf> {
+        let bad = || {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{}: not a usable mount point", inside.display()),
+            )
+        };
+        if !inside.is_absolute() || inside.components().any(|c| matches!(c, Component::ParentDir)) {
+            return Err(bad());
+        }
+        let (Some(parent), Some(name)) = (inside.parent(), inside.file_name()) else {
+            return Err(bad());
+        };
+        let host_parent = self.ensure_dir(parent)?;
+        let host = host_parent.join(name);
+        match host.symlink_metadata() {
+            Ok(m) if m.is_dir() == dir && !m.file_type().is_symlink() => Ok(host),
+            Ok(_) => Err(bad()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.make_ours(&host_parent)?;
+                if dir {
+                    fs::DirBuilder::new().mode(0o755).create(&host)?;
+                } else {
+                    fs::File::create(&host)?;
+                }
+                Ok(host)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     fn host_path(&self, inside: &str) -> PathBuf {
         self.root.join(inside.trim_start_matches('/'))
     }

@@ -2,7 +2,8 @@
 //! new user namespace when not root) with a tmpfs root holding
 //! `/chainloader`, read-only binds of the host's `/usr` and `/etc`, the
 //! host's top-level symlinks (`/bin`, `/lib`, …) recreated — but **no
-//! `/lib64`** — a minimal `/dev`, `/proc` and `/tmp`.
+//! `/lib64`** — a minimal `/dev`, a fresh `/tmp`, and an empty `/proc` on
+//! which the jail's init mounts its own PID namespace's (`crate::sandbox`).
 //!
 //! Without `/lib64`, the `PT_INTERP` of the host's x86-64 programs
 //! (`/lib64/ld-linux-x86-64.so.2`) does not exist inside: the kernel cannot
@@ -76,7 +77,7 @@ impl ThrowawayJail {
     /// Build it (see the module docs). The calling process must be
     /// single-threaded.
     pub fn create() -> Result<ThrowawayJail, JailError> {
-        let privileged = enter_private_namespace()?;
+        enter_private_namespace()?;
         let dir = step(
             || "creating the jail directory".into(),
             tempfile::Builder::new().prefix("ldchain-jail-").tempdir(),
@@ -87,7 +88,7 @@ impl ThrowawayJail {
             mount::mount("tmpfs", &root, "tmpfs", MountFlags::NOSUID, c"mode=0755"),
         )?;
         let jail = ThrowawayJail { dir: Some(dir), root };
-        jail.populate(privileged)?;
+        jail.populate()?;
         Ok(jail)
     }
 
@@ -96,7 +97,7 @@ impl ThrowawayJail {
         &self.root
     }
 
-    fn populate(&self, privileged: bool) -> Result<(), JailError> {
+    fn populate(&self) -> Result<(), JailError> {
         let r = &self.root;
         for dir in ["usr", "etc"] {
             bind_read_only(&Path::new("/").join(dir), &r.join(dir))?;
@@ -141,23 +142,9 @@ impl ThrowawayJail {
                 std::os::unix::fs::symlink(target, dev.join(link)),
             )?;
         }
-        // /proc: a fresh one as root; a user namespace may only bind the host's.
-        let proc_ = r.join("proc");
-        step(|| "mkdir /proc".into(), fs::create_dir(&proc_))?;
-        if privileged {
-            step(
-                || "mounting /proc".into(),
-                mount::mount(
-                    "proc",
-                    &proc_,
-                    "proc",
-                    MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
-                    None,
-                ),
-            )?;
-        } else {
-            step(|| "binding /proc".into(), mount::mount_bind_recursive("/proc", &proc_))?;
-        }
+        // /proc: a mount point; the jail's init mounts its own PID
+        // namespace's there (crate::sandbox).
+        step(|| "mkdir /proc".into(), fs::create_dir(r.join("proc")))?;
         let tmp = r.join("tmp");
         step(|| "mkdir /tmp".into(), fs::create_dir(&tmp))?;
         step(
@@ -186,7 +173,16 @@ fn bind_read_only(from: &Path, to: &Path) -> Result<(), JailError> {
         || format!("binding {}", from.display()),
         mount::mount_bind_recursive(from, to),
     )?;
-    let st = step(|| format!("statvfs {}", from.display()), rustix::fs::statvfs(from))?;
+    step(
+        || format!("making {} read-only", to.display()),
+        remount_read_only(from, to),
+    )
+}
+
+/// Remount the bind of `from` at `to` read-only, keeping the source's own
+/// flags (a user namespace may not drop them).
+pub(crate) fn remount_read_only(from: &Path, to: &Path) -> io::Result<()> {
+    let st = rustix::fs::statvfs(from)?;
     let mut flags = MountFlags::BIND | MountFlags::RDONLY;
     for (s, m) in [
         (St::NOSUID, MountFlags::NOSUID),
@@ -200,10 +196,7 @@ fn bind_read_only(from: &Path, to: &Path) -> Result<(), JailError> {
             flags |= m;
         }
     }
-    step(
-        || format!("making {} read-only", to.display()),
-        mount::mount_remount(to, flags, ""),
-    )
+    Ok(mount::mount_remount(to, flags, "")?)
 }
 
 impl Drop for ThrowawayJail {

@@ -272,37 +272,67 @@ fn root_jail_setuid_child_runs_in_secure_mode() {
         return;
     }
     let Some(rj) = RootJail::new() else { return };
+    let Some(escape) = compile("escape-static", "gcc", &["-static"], "escape.c") else {
+        return;
+    };
     rj.jail.add(&glibc_ldso(), "/opt/alt/ld-linux-x86-64.so.2");
-    let su = rj.jail.host("/bin/suprobe");
-    fs::copy(rj.jail.host("/bin/probe"), &su).unwrap();
-    fs::set_permissions(&su, fs::Permissions::from_mode(0o4755)).unwrap();
-    for d in [
-        "/",
-        "/bin",
-        "/opt",
-        "/opt/glibc",
-        "/opt/alt",
-        "/lib",
-        "/lib/x86_64-linux-gnu",
-    ] {
-        let p = rj.jail.host(d);
-        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+    for (from, to) in [("/bin/probe", "/bin/suprobe"), ("", "/bin/suescape")] {
+        let su = rj.jail.host(to);
+        let from = if from.is_empty() {
+            escape.clone()
+        } else {
+            rj.jail.host(from)
+        };
+        fs::copy(from, &su).unwrap();
+        fs::set_permissions(&su, fs::Permissions::from_mode(0o4755)).unwrap();
     }
-    // Parent drops to uid 65534, child is setuid root: AT_SECURE, so the
-    // child's LDSO_PATH is ignored and the sandbox default is used.
+    // Under `ldchain run` a setuid-root file gains nothing (the jail runs
+    // with no_new_privs, as uid 65534): it is not root, so not secure, and
+    // its own LDSO_PATH is honoured like any other program's.
+    let r = rj.ldchain(&[], &["/bin/spawn", "drop", "/bin/suescape", "id"]).ok();
+    assert!(r.stdout.starts_with("uid=65534 euid=65534 nnp=1\n"), "{r:#?}");
     let r = rj.ldchain(
         &["-v", "--env", "LDSO_PATH=/opt/alt"],
         &["/bin/spawn", "drop", "/bin/suprobe", "args", "secure"],
     );
     assert!(r.stdout.ends_with("argv[2]=secure\nspawn: status 0\n"), "{r:#?}");
-    assert_eq!(chosen(&r), ["/opt/glibc/ld-linux-x86-64.so.2"], "{r:#?}");
-    // The same child without setuid honours it.
-    let r = rj.ldchain(
-        &["-v", "--env", "LDSO_PATH=/opt/alt"],
-        &["/bin/spawn", "drop", "/bin/probe", "args", "plain"],
-    );
-    assert!(r.stdout.ends_with("argv[2]=plain\nspawn: status 0\n"), "{r:#?}");
     assert_eq!(chosen(&r), ["/opt/alt/ld-linux-x86-64.so.2"], "{r:#?}");
+    // The stub's secure mode itself, with the real stub and the real exec
+    // service, in the same jail entered by chroot alone (no sandbox, so the
+    // setuid bit works): the parent drops to uid 65534, the child is setuid
+    // root, AT_SECURE, so its LDSO_PATH is ignored and the sandbox default
+    // is used. Which ld.so it got is in its own /proc/self/maps.
+    rj.jail.add(&host_chainloader(), "/lib64/ld-linux-x86-64.so.2");
+    let sock = rj.jail.host("/run/ldchain/exec.sock");
+    fs::create_dir_all(sock.parent().unwrap()).unwrap();
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    fs::set_permissions(&sock, fs::Permissions::from_mode(0o666)).unwrap();
+    let resolver = ldchain::resolver::Resolver::new(ldchain::resolver::Config {
+        default_ldso_path: Some(LDSO_PATH.as_bytes().to_vec()),
+        ..Default::default()
+    });
+    let ns = ldchain::resolver::Namespace::open(rj.jail.path()).unwrap();
+    let source = ldchain::resolver::service::NamespaceSource::new(resolver, ns);
+    let _service = ldchain::resolver::service::ExecService::start(
+        listener,
+        std::sync::Arc::new(source),
+        ldchain::resolver::service::Limits::default(),
+    )
+    .unwrap();
+    let maps = |program: &str| {
+        let mut cmd = rj.jail.command(&["/bin/spawn", "drop", program, "mapsall"], &[]);
+        let r: Run = cmd.env("LDSO_PATH", "/opt/alt").output().unwrap().into();
+        assert!(r.stdout.ends_with("spawn: status 0\n"), "{r:#?}");
+        r.stdout
+    };
+    let secure = maps("/bin/suprobe");
+    assert!(
+        secure.contains("/opt/glibc/ld-linux-x86-64.so.2") && !secure.contains("/opt/alt/"),
+        "{secure}"
+    );
+    // The same child without setuid honours it.
+    let plain = maps("/bin/probe");
+    assert!(plain.contains("/opt/alt/ld-linux-x86-64.so.2"), "{plain}");
 }
 
 #[test]

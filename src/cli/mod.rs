@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use ldchain::resolver::{Config, ExecError, Strategy};
 
+mod binds;
 mod resolve;
 mod run;
 
@@ -71,14 +72,18 @@ enum Command {
         after_help = "Examples:\n  ldchain resolve -- /bin/echo hi\n  ldchain resolve --root /srv/jail --env LD_LIBRARY_PATH=/opt/lib --json -- /bin/app"
     )]
     Resolve(ResolveArgs),
-    /// Run PROGRAM in a chroot jail through the resolver and the chainloader.
+    /// Run PROGRAM in a jail through the resolver and the chainloader.
     ///
-    /// Without --root, a throwaway jail is built and torn down: a private mount
-    /// namespace (inside a user namespace when not root) with a tmpfs root holding
-    /// /chainloader, read-only binds of /usr and /etc, the host's top-level
-    /// symlinks, a minimal /dev, /proc and /tmp, and no /lib64.
+    /// The jail is entered with pivot_root in new mount and PID namespaces (its
+    /// own /proc), in a new session, without any capability or way to gain one
+    /// (no_new_privs; uid 65534 when ldchain is root), with only descriptors 0-2
+    /// (and --keep-fd). Without --root, a throwaway jail is built and torn down: a
+    /// tmpfs root holding /chainloader, read-only binds of /usr and /etc, the
+    /// host's top-level symlinks, a minimal /dev, /proc and /tmp, and no /lib64;
+    /// a PROGRAM given as a path outside /usr gets its own directory bound
+    /// read-only at the same path.
     #[command(
-        after_help = "Examples:\n  ldchain run -- /bin/echo hello\n  ldchain run --root /srv/jail --strategy execveat -- /bin/true"
+        after_help = "Examples:\n  ldchain run -- /bin/echo hello\n  cd ~/proj && ldchain run -- ./a.out\n  ldchain run --ro-bind ~/data /data --bind ~/out /out --chdir /data -- /bin/sh\n  ldchain run --root /srv/jail --strategy execveat -- /bin/true"
     )]
     Run(RunArgs),
 }
@@ -174,6 +179,26 @@ struct RunArgs {
     /// others, through the exec service), or one planned exec.
     #[arg(long, value_enum, default_value_t = RunStrategy::Interp)]
     strategy: RunStrategy,
+    /// Bind host path SRC at DEST in the jail, writable (repeatable).
+    #[arg(long, num_args = 2, value_names = ["SRC", "DEST"], action = ArgAction::Append)]
+    bind: Vec<PathBuf>,
+    /// Bind host path SRC at DEST in the jail, read-only (repeatable).
+    #[arg(long = "ro-bind", num_args = 2, value_names = ["SRC", "DEST"], action = ArgAction::Append)]
+    ro_bind: Vec<PathBuf>,
+    /// Mount a fresh, empty tmpfs at DEST in the jail, owned by the program (repeatable).
+    #[arg(long, value_name = "DEST")]
+    tmpfs: Vec<PathBuf>,
+    /// The program's working directory inside the jail (default: /, or the
+    /// caller's own when it lies in the program's bound directory).
+    #[arg(long, value_name = "DIR")]
+    chdir: Option<OsString>,
+    /// Pass descriptor N on to the program (repeatable); every other one but
+    /// 0, 1 and 2 is closed.
+    #[arg(long = "keep-fd", value_name = "N")]
+    keep_fd: Vec<i32>,
+    /// Give the jail its own, empty network namespace (no network at all).
+    #[arg(long)]
+    unshare_net: bool,
     #[command(flatten)]
     common: Common,
     /// The program (a bare name is looked up in PATH inside the jail) and its arguments.

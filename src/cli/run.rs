@@ -5,19 +5,20 @@
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::UnixListener;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, ExitStatus};
 use std::sync::Arc;
 
-use ldchain::jail::Confinement;
 use ldchain::nested::{Placed, View};
 use ldchain::resolver::service::{ExecService, Limits, NamespaceSource};
 use ldchain::resolver::{find_program, Namespace, Resolver};
+use ldchain::sandbox::{program_ids, Sandbox};
 use ldchain::throwaway::{enter_private_namespace, ignore_interactive_signals, ThrowawayJail};
 use tracing::{debug, info};
 
-use super::{exec_failure_status, RunArgs, RunStrategy, EXIT_CANNOT_EXEC, EXIT_LDCHAIN, EXIT_NOT_FOUND};
+use super::{binds, exec_failure_status, RunArgs, RunStrategy, EXIT_CANNOT_EXEC, EXIT_LDCHAIN, EXIT_NOT_FOUND};
 
 fn own(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("ldchain: run: {msg}");
@@ -40,16 +41,14 @@ impl Jail {
     }
 }
 
-fn jail(args: &RunArgs, private_view: bool) -> Result<Jail, ExitCode> {
+fn jail(args: &RunArgs) -> Result<Jail, ExitCode> {
     match &args.root {
         Some(dir) => {
             match ldchain::embed::install_all(dir) {
                 Ok(done) => done.iter().for_each(|d| info!("{d}")),
                 Err(e) => return Err(own(e)),
             }
-            if private_view {
-                enter_private_namespace().map_err(|e| own(format!("cannot make a private view of the jail: {e}")))?;
-            }
+            enter_private_namespace().map_err(|e| own(format!("cannot make a private view of the jail: {e}")))?;
             Ok(Jail::Given(dir.clone()))
         }
         None => match ThrowawayJail::create() {
@@ -63,78 +62,147 @@ fn jail(args: &RunArgs, private_view: bool) -> Result<Jail, ExitCode> {
 }
 
 pub fn main(args: RunArgs) -> ExitCode {
-    let envp = match args.common.envp() {
-        Ok(e) => e,
-        Err(msg) => return own(msg),
+    match prepare(&args) {
+        Ok((ready, envp)) => go(&args, ready, &envp),
+        Err(code) => code,
+    }
+}
+
+/// What `main` has built before the program starts.
+struct Ready {
+    jail: Jail,
+    /// The socket of the exec service (interp mode).
+    listener: Option<UnixListener>,
+    /// The program's path inside the jail.
+    program: Vec<u8>,
+    /// Its working directory inside the jail.
+    cwd: Vec<u8>,
+}
+
+/// Build the jail's view (binds, stubs, socket) completely, then find the
+/// program in it.
+fn prepare(args: &RunArgs) -> Result<(Ready, Vec<Vec<u8>>), ExitCode> {
+    let envp = args.common.envp().map_err(own)?;
+    let jail = jail(args)?;
+    let root = jail.root().to_owned();
+    let mut view = View::new(&root, matches!(jail, Jail::Throwaway(_)));
+    apply_binds(args, &mut view).map_err(own)?;
+    let own_dir = match jail {
+        Jail::Throwaway(_) => binds::own_directory(args, &mut view).map_err(own)?,
+        Jail::Given(_) => None,
     };
-    let interp = matches!(args.strategy, RunStrategy::Interp);
-    let jail = match jail(&args, interp) {
-        Ok(j) => j,
-        Err(code) => return code,
-    };
-    let root = jail.root();
-    let ns = match Namespace::open(root) {
-        Ok(ns) => ns,
-        Err(e) => return own(format!("{}: {e}", root.display())),
-    };
-    let argv: Vec<&[u8]> = args.command.iter().map(|a| a.as_bytes()).collect();
-    let program = match find_program(&ns, argv[0], &envp) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("ldchain: run: {e}");
-            return ExitCode::from(exec_failure_status(&e));
+    let listener = match args.strategy {
+        RunStrategy::Interp => {
+            Some(stubs_and_socket(&mut view).map_err(|e| own(format!("cannot start the exec service: {e}")))?)
         }
+        _ => None,
     };
-    let confinement = match Confinement::new(root) {
-        Ok(c) => c,
+    let cwd = match (&args.chdir, &own_dir) {
+        (Some(dir), _) => dir.as_bytes().to_vec(),
+        (None, Some(d)) => d.cwd.clone(),
+        (None, None) => b"/".to_vec(),
+    };
+    let argv0 = own_dir
+        .as_ref()
+        .map_or(args.command[0].as_bytes(), |d| d.program.as_slice());
+    let ns = Namespace::open(&root).map_err(|e| own(format!("{}: {e}", root.display())))?;
+    if let Err(e) = ns.open_path(&cwd) {
+        return Err(own(format!("working directory: {e}")));
+    }
+    let program = find_program(&ns.with_cwd(&cwd), argv0, &envp).map_err(|e| {
+        eprintln!("ldchain: run: {e}");
+        ExitCode::from(exec_failure_status(&e))
+    })?;
+    let ready = Ready {
+        jail,
+        listener,
+        program,
+        cwd,
+    };
+    Ok((ready, envp))
+}
+
+/// The user's --bind, --ro-bind and --tmpfs, in that order.
+fn apply_binds(args: &RunArgs, view: &mut View) -> Result<(), String> {
+    for (pairs, ro) in [(&args.bind, false), (&args.ro_bind, true)] {
+        for pair in pairs.chunks(2) {
+            view.bind(&pair[0], &pair[1], ro)
+                .map_err(|e| format!("cannot bind {} at {}: {e}", pair[0].display(), pair[1].display()))?;
+        }
+    }
+    for dest in &args.tmpfs {
+        view.tmpfs(dest, program_ids())
+            .map_err(|e| format!("cannot mount a tmpfs at {}: {e}", dest.display()))?;
+    }
+    Ok(())
+}
+
+/// Start the program in the jail and wait for it.
+fn go(args: &RunArgs, ready: Ready, envp: &[Vec<u8>]) -> ExitCode {
+    let root = ready.jail.root();
+    let argv: Vec<&[u8]> = args.command.iter().map(|a| a.as_bytes()).collect();
+    let sandbox = match sandbox(args, root, &ready.cwd) {
+        Ok(s) => s,
+        Err(e) => return own(e),
+    };
+    let ns = match Namespace::open(root) {
+        Ok(ns) => ns.with_cwd(&ready.cwd),
         Err(e) => return own(format!("{}: {e}", root.display())),
     };
     let resolver = Resolver::new(args.common.config(args.strategy.plan_strategy()));
     // The resolver's verdict first, for every strategy: the same errors and
     // statuses (126 for ENOEXEC, where execvp would retry with /bin/sh).
-    let plan = match resolver.plan_exec(&ns, &program, &argv, &envp) {
+    let plan = match resolver.plan_exec(&ns, &ready.program, &argv, envp) {
         Ok(plan) => plan,
         Err(e) => {
             eprintln!("ldchain: run: {e}");
             return ExitCode::from(exec_failure_status(&e));
         }
     };
-    if interp {
+    if let Some(listener) = ready.listener {
         drop(plan);
-        let mut view = View::new(root, matches!(jail, Jail::Throwaway(_)));
-        let _service = match serve(&mut view, resolver, ns) {
+        let source = NamespaceSource::new(resolver, ns);
+        let _service = match ExecService::start(listener, Arc::new(source), Limits::default()) {
             Ok(s) => s,
             Err(e) => return own(format!("cannot start the exec service: {e}")),
         };
-        // Orphans of the jail come to us: the service lives until they are gone.
-        if let Err(e) = rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
-            return own(format!("cannot become the jail's subreaper: {e}"));
-        }
-        let mut cmd = by_path(&program, &argv, &envp);
-        confinement.apply(&mut cmd);
-        finish(spawn(cmd, &confinement, argv[0]), true)
+        let mut cmd = by_path(&ready.program, &argv, envp);
+        sandbox.install(&mut cmd);
+        finish(spawn(cmd, argv[0]))
     } else {
-        let prepared = match plan.prepare(&envp) {
+        let prepared = match plan.prepare(envp) {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("ldchain: run: {e}");
                 return ExitCode::from(exec_failure_status(&e));
             }
         };
-        // pre_exec hooks run in the order they were added: the jail first
-        // (Confinement), then the exec inside it.
+        // pre_exec hooks run in the order they were added: the sandbox
+        // first, then the exec inside it.
+
         let mut cmd = Command::new("/");
-        confinement.apply(&mut cmd);
+        sandbox.install(&mut cmd);
         // SAFETY: Prepared::exec only makes system calls (async-signal-safe).
+        // It runs after the sandbox's hook, in the program's process.
         unsafe {
             cmd.pre_exec(move || Err(prepared.exec()));
         }
-        finish(spawn(cmd, &confinement, argv[0]), false)
+        finish(spawn(cmd, argv[0]))
     }
 }
 
-/// Place the stubs and start the exec service on the jail's view.
-fn serve(view: &mut View, resolver: Resolver, ns: Namespace) -> std::io::Result<ExecService> {
+fn sandbox(args: &RunArgs, root: &Path, cwd: &[u8]) -> Result<Sandbox, String> {
+    let mut sandbox = Sandbox::new(root, cwd)
+        .map_err(|e| format!("{}: {e}", root.display()))?
+        .unshare_net(args.unshare_net);
+    for &fd in &args.keep_fd {
+        sandbox = sandbox.keep_fd(fd).map_err(|e| e.to_string())?;
+    }
+    Ok(sandbox)
+}
+
+/// Place the stubs and bind the exec service's socket in the jail's view.
+fn stubs_and_socket(view: &mut View) -> std::io::Result<UnixListener> {
     for placed in view.place_stubs() {
         match placed {
             Placed::Stub(p) => debug!(path = %p.display(), "interp stub placed"),
@@ -143,9 +211,7 @@ fn serve(view: &mut View, resolver: Resolver, ns: Namespace) -> std::io::Result<
             Placed::NoChainloader(p) => debug!(path = %p.display(), "no chainloader for this architecture"),
         }
     }
-    let listener = view.bind_service()?;
-    let source = NamespaceSource::new(resolver, ns);
-    ExecService::start(listener, Arc::new(source), Limits::default())
+    view.bind_service()
 }
 
 /// The program exec'd by its path inside the jail, with its own argv[0] and
@@ -163,17 +229,16 @@ fn by_path(program: &[u8], argv: &[&[u8]], envp: &[Vec<u8>]) -> Command {
     cmd
 }
 
-/// Start `cmd`, whose hooks already enter the jail.
-fn spawn(mut cmd: Command, confinement: &Confinement<'static>, argv0: &[u8]) -> Result<Child, ExitCode> {
+fn spawn(mut cmd: Command, argv0: &[u8]) -> Result<Child, ExitCode> {
     cmd.spawn().map_err(|e| {
         let errno = e.raw_os_error().unwrap_or(0);
-        if matches!(errno, libc::EPERM | libc::EINVAL) && confinement.needs_userns() {
-            return own(format!("cannot enter the jail (user namespaces unavailable?): {e}"));
-        }
         let (status, what) = match errno {
             libc::ENOENT => (EXIT_NOT_FOUND, "not found"),
             libc::EACCES => (EXIT_CANNOT_EXEC, "permission denied"),
             libc::ENOEXEC => (EXIT_CANNOT_EXEC, "exec format error"),
+            libc::EPERM | libc::EINVAL | libc::ENOSPC | libc::EUSERS => {
+                return own(format!("cannot enter the jail (namespaces unavailable?): {e}"))
+            }
             _ => (EXIT_CANNOT_EXEC, "cannot execute"),
         };
         let name = ldchain::resolver::errno_name(errno);
@@ -185,20 +250,16 @@ fn spawn(mut cmd: Command, confinement: &Confinement<'static>, argv0: &[u8]) -> 
     })
 }
 
-/// Wait for the program and pass its status on. With `reap_all`, ldchain is
-/// the jail's subreaper and waits for every process the program left behind
-/// (they may still exec through the service) before returning.
-fn finish(child: Result<Child, ExitCode>, reap_all: bool) -> ExitCode {
+/// Wait for the jail and pass its status on: the monitor exits with the
+/// program's status once the jail's init has reaped every process in it
+/// (they may still exec through the service until then).
+fn finish(child: Result<Child, ExitCode>) -> ExitCode {
     let mut child = match child {
         Ok(c) => c,
         Err(code) => return code,
     };
     ignore_interactive_signals();
-    let status = child.wait();
-    if reap_all {
-        reap_orphans();
-    }
-    match status {
+    match child.wait() {
         Ok(status) => exit_code(status),
         Err(e) => own(format!("wait: {e}")),
     }
@@ -210,10 +271,4 @@ fn exit_code(status: ExitStatus) -> ExitCode {
         (None, Some(sig)) => ExitCode::from(128 + sig as u8),
         _ => own("unknown child status"),
     }
-}
-
-/// Wait for every remaining child (orphans of the jail are reparented to
-/// us, the subreaper) until there are none.
-fn reap_orphans() {
-    while let Ok(Some(_)) = rustix::process::wait(rustix::process::WaitOptions::empty()) {}
 }

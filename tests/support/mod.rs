@@ -159,9 +159,13 @@ impl Jail {
     /// other embedded architecture), `/proc` (a mount point), `/tmp`.
     pub fn new() -> Jail {
         let dir = tempfile::Builder::new().prefix("ldchain-jail-").tempdir().unwrap();
+        // Searchable by everyone: `ldchain run` as root runs the program as
+        // uid 65534. /tmp is writable by it, as on a real system.
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         for d in ["proc", "tmp", "bin"] {
             fs::create_dir(dir.path().join(d)).unwrap();
         }
+        fs::set_permissions(dir.path().join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
         ldchain::embed::install_all(dir.path()).unwrap();
         Jail { dir }
     }

@@ -1,0 +1,293 @@
+//! Entering the jail of `ldchain run` as a real boundary, bubblewrap-style.
+//!
+//! [`Sandbox::spawn`] forks three processes from the `ldchain` process
+//! (which has already built the jail's view in its private mount namespace,
+//! and keeps serving nested execs from there):
+//!
+//! 1. **the monitor**, in ldchain's namespaces: dies with ldchain
+//!    (`PR_SET_PDEATHSIG`), `unshare(CLONE_NEWNS | CLONE_NEWPID)` (and
+//!    `CLONE_NEWNET` with `--unshare-net`), forks the init, closes every descriptor, and exits with
+//!    the init's status. It is the child `ldchain` waits for.
+//! 2. **the init**, PID 1 of the new PID namespace: dies with the monitor
+//!    (`PR_SET_PDEATHSIG`), makes its mount namespace private, mounts a
+//!    fresh `/proc` of the new PID namespace in the jail (when asked),
+//!    `pivot_root`s into the jail and detaches the old root — no outside is
+//!    left to `chdir("..")` to — starts a new session (`setsid`), forks the
+//!    program, closes every descriptor, and reaps every process of the
+//!    namespace until none is left; it exits with the program's status
+//!    (128+N when the program was killed by signal N).
+//! 3. **the program**: gives up every privilege — as root it becomes uid and
+//!    gid 65534 outright, as an ordinary user it stays the caller's own uid
+//!    (root of ldchain's user namespace, mapped to the caller); in both cases
+//!    the capability bounding, ambient, effective, permitted and inheritable
+//!    sets are emptied and `PR_SET_NO_NEW_PRIVS` is set — marks every
+//!    descriptor but 0, 1, 2 close-on-exec (except those passed on purpose),
+//!    changes to its working directory and is exec'd by [`Command`].
+//!
+//! # Safety
+//!
+//! The `pre_exec` hook runs after `fork` in a copy of a multi-threaded
+//! process: it must be async-signal-safe. It only makes system calls
+//! (rustix, or libc's thin wrappers; the further forks are raw `clone`
+//! system calls, so no `atfork` handler runs) on data prepared before the
+//! fork, and allocates nothing. The descriptors it passes on are the
+//! caller's, checked open before the spawn.
+#![allow(unsafe_code)]
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{BorrowedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command};
+
+use rustix::mount::{self, MountFlags, MountPropagationFlags, UnmountFlags};
+use rustix::thread::{CapabilitySet, CapabilitySets, UnshareFlags};
+
+/// The unprivileged host uid and gid a program runs as when ldchain is root.
+pub const NOBODY: u32 = 65534;
+
+/// How the program is put into the jail. See the module docs.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    root: CString,
+    proc_target: Option<CString>,
+    cwd: CString,
+    keep: Vec<RawFd>,
+    unshare_net: bool,
+    as_root: bool,
+}
+
+fn cstring(bytes: &[u8]) -> io::Result<CString> {
+    CString::new(bytes).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+}
+
+impl Sandbox {
+    /// The jail at `root` (a host path in the calling process's mount
+    /// namespace, which must be private), with a fresh `/proc` mounted at
+    /// `root/proc` if that is a directory (not a symbolic link), and
+    /// `cwd` (a path inside the jail) as the program's working directory.
+    pub fn new(root: &Path, cwd: &[u8]) -> io::Result<Sandbox> {
+        let proc_dir = root.join("proc");
+        let has_proc = proc_dir.symlink_metadata().map(|m| m.is_dir()).unwrap_or(false);
+        Ok(Sandbox {
+            root: cstring(root.as_os_str().as_bytes())?,
+            proc_target: has_proc.then(|| cstring(proc_dir.as_os_str().as_bytes())).transpose()?,
+            cwd: cstring(cwd)?,
+            keep: Vec::new(),
+            unshare_net: false,
+            as_root: host_root(),
+        })
+    }
+
+    /// Pass descriptor `fd` (open in this process) on to the program, under
+    /// the same number.
+    pub fn keep_fd(mut self, fd: RawFd) -> io::Result<Self> {
+        // SAFETY: fcntl(F_GETFD) on any number is harmless; it only checks.
+        let open = unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0;
+        if !open || fd < 3 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("--keep-fd {fd}: not an open descriptor above 2"),
+            ));
+        }
+        self.keep.push(fd);
+        Ok(self)
+    }
+
+    /// Give the jail its own network namespace (only a loopback device, down).
+    pub fn unshare_net(mut self, yes: bool) -> Self {
+        self.unshare_net = yes;
+        self
+    }
+
+    /// Spawn `cmd` (its program is looked up inside the jail) in the jail.
+    /// The [`Child`] is the monitor; its exit status is the program's (see
+    /// the module docs).
+    pub fn spawn(&self, mut cmd: Command) -> io::Result<Child> {
+        self.install(&mut cmd);
+        cmd.spawn()
+    }
+
+    /// Install the hook on `cmd`, before any other `pre_exec` hook that
+    /// should run in the program's process (hooks run in order).
+    pub fn install(&self, cmd: &mut Command) {
+        let hook = self.clone();
+        // SAFETY: the hook is async-signal-safe (module docs).
+        unsafe {
+            cmd.pre_exec(move || hook.enter().map_err(io::Error::from));
+        }
+    }
+
+    /// Runs in the monitor, between fork and exec; returns (to exec the
+    /// program) only in the program's process.
+    fn enter(&self) -> rustix::io::Result<()> {
+        // The jail ends with ldchain (the thread that spawned us).
+        rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+        let mut flags = UnshareFlags::NEWNS | UnshareFlags::NEWPID;
+        if self.unshare_net {
+            flags |= UnshareFlags::NEWNET;
+        }
+        // SAFETY: no CLONE_FILES, the flag that makes rustix mark unshare unsafe.
+        unsafe { rustix::thread::unshare_unsafe(flags)? };
+        let init = fork()?;
+        if init != 0 {
+            pass_on(init, true);
+        }
+        rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+        self.enter_root()?;
+        rustix::process::setsid()?;
+        let program = fork()?;
+        if program != 0 {
+            pass_on(program, false);
+        }
+        self.drop_privileges()?;
+        // Every descriptor but 0, 1, 2 is closed at exec (Command's own
+        // error pipe included, so it still reports a failed exec).
+        close_range(3, libc::CLOSE_RANGE_CLOEXEC)?;
+        // SAFETY: each fd was checked open by `keep_fd`, and nothing in
+        // this process has closed it since.
+        ldchain_resolver::inherit_fds(self.keep.iter().map(|&fd| unsafe { BorrowedFd::borrow_raw(fd) }))?;
+        rustix::process::chdir(self.cwd.as_c_str())
+    }
+
+    /// In the init: a private copy of the view, a fresh `/proc`, then
+    /// `pivot_root` into the jail with the old root detached.
+    fn enter_root(&self) -> rustix::io::Result<()> {
+        mount::mount_change(c"/", MountPropagationFlags::PRIVATE | MountPropagationFlags::REC)?;
+        // pivot_root needs the new root to be a mount point.
+        mount::mount_bind_recursive(self.root.as_c_str(), self.root.as_c_str())?;
+        if let Some(target) = &self.proc_target {
+            let flags = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
+            mount::mount(c"proc", target.as_c_str(), c"proc", flags, None)?;
+        }
+        rustix::process::chdir(self.root.as_c_str())?;
+        // The old root is stacked on top of the new one, then detached.
+        rustix::process::pivot_root(c".", c".")?;
+        mount::unmount(c".", UnmountFlags::DETACH)?;
+        rustix::process::chdir(c"/")
+    }
+
+    /// In the program's process: no capability left, no way to gain one,
+    /// and (as root) the unprivileged uid and gid [`NOBODY`].
+    fn drop_privileges(&self) -> rustix::io::Result<()> {
+        for cap in 0..64 {
+            // SAFETY: prctl with integer arguments; EINVAL past the last
+            // capability this kernel knows is expected and ignored.
+            if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) } != 0 {
+                let err = rustix::io::Errno::from_raw_os_error(errno());
+                if err != rustix::io::Errno::INVAL {
+                    return Err(err);
+                }
+            }
+        }
+        if self.as_root {
+            let nobody = (
+                rustix::process::Gid::from_raw(NOBODY),
+                rustix::process::Uid::from_raw(NOBODY),
+            );
+            rustix::thread::set_thread_groups(&[])?;
+            rustix::thread::set_thread_res_gid(nobody.0, nobody.0, nobody.0)?;
+            rustix::thread::set_thread_res_uid(nobody.1, nobody.1, nobody.1)?;
+        }
+        // SAFETY: prctl with integer arguments only.
+        if unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) } != 0 {
+            return Err(rustix::io::Errno::from_raw_os_error(errno()));
+        }
+        rustix::thread::set_capabilities(
+            None,
+            CapabilitySets {
+                effective: CapabilitySet::empty(),
+                permitted: CapabilitySet::empty(),
+                inheritable: CapabilitySet::empty(),
+            },
+        )?;
+        rustix::thread::set_no_new_privs(true)
+    }
+}
+
+/// Whether this process is root on the host (not merely in a user
+/// namespace of its own, as `ldchain run` makes for an ordinary user).
+pub fn host_root() -> bool {
+    rustix::process::getuid().is_root()
+        && std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| m.split_whitespace().nth(1) == Some("0"))
+}
+
+/// The program's uid and gid, as this process's user namespace names them:
+/// [`NOBODY`] when this process is root on the host, else its own.
+pub fn program_ids() -> (u32, u32) {
+    if host_root() {
+        (NOBODY, NOBODY)
+    } else {
+        (rustix::process::getuid().as_raw(), rustix::process::getgid().as_raw())
+    }
+}
+
+fn errno() -> i32 {
+    io::Error::last_os_error().raw_os_error().unwrap_or(libc::EINVAL)
+}
+
+/// `fork` as a raw `clone` system call: no `atfork` handler runs in this
+/// copy of a multi-threaded process. Returns the child's pid, or 0 in the
+/// child.
+fn fork() -> rustix::io::Result<libc::pid_t> {
+    // SAFETY: clone with only SIGCHLD and no stack is fork(2); the child
+    // continues on a copy of this stack, as after fork.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            libc::SIGCHLD as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if pid < 0 {
+        return Err(rustix::io::Errno::from_raw_os_error(errno()));
+    }
+    Ok(pid as libc::pid_t)
+}
+
+fn close_range(first: u32, flags: u32) -> rustix::io::Result<()> {
+    // SAFETY: close_range only closes (or marks) descriptors of this
+    // process; nothing in it uses them afterwards.
+    if unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, flags) } != 0 {
+        return Err(rustix::io::Errno::from_raw_os_error(errno()));
+    }
+    Ok(())
+}
+
+/// In the monitor (`only_it`) or the init (which reaps every process of its
+/// PID namespace until none is left): close every descriptor, wait for
+/// `child`, and exit with its status, a signal N as 128+N.
+fn pass_on(child: libc::pid_t, only_it: bool) -> ! {
+    let _ = close_range(3, 0);
+    let mut code = 125;
+    loop {
+        let mut status = 0;
+        let target = if only_it { child } else { -1 };
+        // SAFETY: waitpid writes only to `status`.
+        let pid = unsafe { libc::waitpid(target, &mut status, 0) };
+        if pid < 0 {
+            if errno() == libc::EINTR {
+                continue;
+            }
+            break;
+        }
+        if pid == child {
+            code = if libc::WIFEXITED(status) {
+                libc::WEXITSTATUS(status)
+            } else {
+                128 + libc::WTERMSIG(status)
+            };
+            if only_it {
+                break;
+            }
+        }
+    }
+    // SAFETY: _exit ends this process without running anything of the
+    // parent's copied state (no atexit handlers, no destructors).
+    unsafe { libc::_exit(code) }
+}

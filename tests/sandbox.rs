@@ -1,0 +1,495 @@
+//! `ldchain run` is a real boundary (issue 11): each way out of the jail is
+//! tried by a static attacker program (`tests/programs/escape.c`), as root
+//! and as an unprivileged user (uid 65534 through `setpriv`), in the
+//! throwaway jail and in a `--root` jail. Then the bwrap-style options.
+//!
+//! `LDCHAIN_TEST_BIN=/path/to/ldchain` runs the escape tests against another
+//! build (to show that they fail on one without the sandbox).
+
+mod support;
+
+use std::fs::{self, File};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use support::*;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Who {
+    Caller,
+    Nobody,
+}
+
+/// Everything a test needs, readable by uid 65534: a copy of ldchain, the
+/// attacker, a `--root` jail holding it, and a secret host file outside.
+struct Setup {
+    dir: tempfile::TempDir,
+    escape: PathBuf,
+    jail: Jail,
+    secret: PathBuf,
+}
+
+const SECRET: &str = "host-secret-6a1f";
+
+fn setup() -> Option<Setup> {
+    let escape = compile("escape-static", "gcc", &["-static"], "escape.c")?;
+    let dir = tempfile::Builder::new().prefix("ldchain-sandbox-").tempdir().unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = std::env::var_os("LDCHAIN_TEST_BIN").unwrap_or(env!("CARGO_BIN_EXE_ldchain").into());
+    fs::copy(bin, dir.path().join("ldchain")).unwrap();
+    let local = dir.path().join("escape");
+    fs::copy(&escape, &local).unwrap();
+    let secret = dir.path().join("secret");
+    fs::write(&secret, format!("{SECRET}\n")).unwrap();
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o644)).unwrap();
+    let jail = Jail::new();
+    jail.add(&escape, "/bin/escape");
+    Some(Setup {
+        dir,
+        escape: local,
+        jail,
+        secret,
+    })
+}
+
+/// Whether tests can run as uid 65534 here (root, setpriv, unprivileged
+/// user namespaces); a loud skip (a failure in CI) otherwise.
+fn nobody_possible() -> bool {
+    if !rustix::process::geteuid().is_root() {
+        assert!(!strict(), "CI runs as root");
+        eprintln!("\n*** SKIP unprivileged variant: the test itself is not root ***\n");
+        return false;
+    }
+    if !require("setpriv", "switching to an unprivileged user") {
+        return false;
+    }
+    let ok = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "unshare",
+            "-Ur",
+            "true",
+        ])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok || !strict(), "unprivileged user namespaces are disabled");
+    ok
+}
+
+fn everyone() -> Vec<Who> {
+    let mut v = vec![Who::Caller];
+    if nobody_possible() {
+        v.push(Who::Nobody);
+    }
+    v
+}
+
+impl Setup {
+    /// `ldchain` run by `who`, with stdin from /dev/null.
+    fn ldchain(&self, who: Who) -> Command {
+        let bin = self.dir.path().join("ldchain");
+        let mut c = match who {
+            Who::Caller => Command::new(bin),
+            Who::Nobody => {
+                let mut c = Command::new("setpriv");
+                c.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(bin);
+                c
+            }
+        };
+        c.stdin(Stdio::null()).env_remove("RUST_LOG").current_dir("/");
+        c
+    }
+
+    /// The attacker run with `args` in the throwaway jail (delivered on
+    /// stdin into the jail's /tmp, so that any build can run it) and in the
+    /// `--root` jail, each as `who`; `extra` are ldchain options.
+    fn escape(&self, who: Who, extra: &[&str], args: &[&str]) -> [(String, Run); 2] {
+        if who == Who::Nobody {
+            Command::new("chown")
+                .args(["-R", "65534:65534"])
+                .arg(self.jail.path())
+                .status()
+                .unwrap();
+        }
+        let mut throwaway = self.ldchain(who);
+        throwaway
+            .arg("run")
+            .args(extra)
+            .args([
+                "--",
+                "/bin/sh",
+                "-c",
+                "cat > /tmp/escape && chmod 755 /tmp/escape && exec /tmp/escape \"$@\"",
+                "sh",
+            ])
+            .args(args)
+            .stdin(File::open(&self.escape).unwrap());
+        let mut given = self.ldchain(who);
+        given
+            .args(["run", "--root"])
+            .arg(self.jail.path())
+            .args(extra)
+            .arg("--")
+            .arg("/bin/escape")
+            .args(args);
+        [("throwaway", throwaway), ("--root", given)]
+            .map(|(w, mut c)| (format!("{who:?} {w}"), c.output().unwrap().into()))
+    }
+}
+
+/// Nothing got out: no "WHAT: ok" line and no secret, and the attacker ran.
+fn contained(what: &str, r: &Run) {
+    assert_eq!(r.code, Some(0), "{what}: {r:#?}");
+    assert!(
+        !r.stdout.contains(": ok") && !r.stdout.contains(SECRET),
+        "{what}: got out: {r:#?}"
+    );
+}
+
+#[test]
+fn the_program_cannot_read_a_host_file_outside_its_binds() {
+    let Some(s) = setup() else { return };
+    let secret = s.secret.to_str().unwrap();
+    for who in everyone() {
+        for cmd in ["read", "chroot", "proc"] {
+            for (what, r) in s.escape(who, &[], &[cmd, secret]) {
+                contained(&format!("{what} {cmd}"), &r);
+                assert!(r.stdout.starts_with(&cmd[..4]), "{what} {cmd}: {r:#?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_program_cannot_remount_or_write_through_a_read_only_bind() {
+    let Some(s) = setup() else { return };
+    let shared = s.dir.path().join("shared");
+    fs::create_dir(&shared).unwrap();
+    // Writable by everyone on the host: only the read-only bind protects it.
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o777)).unwrap();
+    let host_usr_file = Path::new("/usr/escape-file");
+    for who in everyone() {
+        // The throwaway jail's own read-only /usr, bound from the host's.
+        let [(what, r), _] = s.escape(who, &[], &["remount", "/usr"]);
+        let wrote = host_usr_file.exists();
+        let _ = fs::remove_file(host_usr_file);
+        contained(&what, &r);
+        assert!(!wrote, "{what}: wrote into the host's /usr: {r:#?}");
+        let bind = ["--ro-bind", shared.to_str().unwrap(), "/data"];
+        for (what, r) in s.escape(who, &bind, &["remount", "/data"]) {
+            contained(&what, &r);
+            assert!(r.stdout.contains("write: failed"), "{what}: {r:#?}");
+        }
+    }
+    assert_eq!(fs::read_dir(&shared).unwrap().count(), 0, "a file appeared on the host");
+}
+
+#[test]
+fn the_program_cannot_see_or_signal_a_host_process() {
+    let Some(s) = setup() else { return };
+    // Owned by uid 65534, so that even an unprivileged jail's user may
+    // signal it if it can reach it at all.
+    let mut sleep = if rustix::process::geteuid().is_root() {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "sleep", "60"])
+            .spawn()
+    } else {
+        Command::new("sleep").arg("60").spawn()
+    }
+    .unwrap();
+    let pid = sleep.id().to_string();
+    for who in everyone() {
+        for (what, r) in s.escape(who, &[], &["kill", &pid]) {
+            contained(&what, &r);
+            assert!(r.stdout.contains("kill: failed"), "{what}: {r:#?}");
+            assert!(
+                sleep.try_wait().unwrap().is_none(),
+                "{what}: the host's sleep was killed"
+            );
+        }
+    }
+    sleep.kill().unwrap();
+    sleep.wait().unwrap();
+}
+
+/// `cmd` with descriptor 5 open on `dir` (not close-on-exec), as a shell's
+/// `5</some/dir` leaves it.
+fn with_fd_5(cmd: &mut Command, dir: &Path) -> File {
+    let d = File::open(dir).unwrap();
+    let raw = d.as_raw_fd();
+    // SAFETY: dup2 is async-signal-safe; `d` stays open until spawn returns.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(raw, 5) < 0 {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(())
+            }
+        });
+    }
+    d
+}
+
+#[test]
+fn the_program_cannot_use_a_descriptor_it_was_not_given() {
+    let Some(s) = setup() else { return };
+    for who in everyone() {
+        for given in [false, true] {
+            let extra: &[&str] = if given { &["--keep-fd", "5"] } else { &[] };
+            let mut throwaway = s.ldchain(who);
+            throwaway
+                .arg("run")
+                .args(extra)
+                .args([
+                    "--",
+                    "/bin/sh",
+                    "-c",
+                    "cat > /tmp/e && chmod 755 /tmp/e && exec /tmp/e fd 5 secret",
+                ])
+                .stdin(File::open(&s.escape).unwrap());
+            let mut root = s.ldchain(who);
+            root.args(["run", "--root"]).arg(s.jail.path()).args(extra).args([
+                "--",
+                "/bin/escape",
+                "fd",
+                "5",
+                "secret",
+            ]);
+            for (what, mut cmd) in [("throwaway", throwaway), ("--root", root)] {
+                let _d = with_fd_5(&mut cmd, s.dir.path());
+                let r: Run = cmd.output().unwrap().into();
+                if given {
+                    // --keep-fd passes it on purpose.
+                    assert_eq!(r.stdout, format!("fd: ok {SECRET}\n"), "{who:?} {what}: {r:#?}");
+                } else {
+                    contained(&format!("{who:?} {what}"), &r);
+                    assert!(r.stdout.contains("fd: failed"), "{who:?} {what}: {r:#?}");
+                }
+            }
+        }
+    }
+}
+
+/// A pseudo-terminal: the master, and the slave's path.
+fn pty() -> (File, PathBuf) {
+    // SAFETY: plain libc calls on a descriptor we own.
+    unsafe {
+        let m = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        assert!(m >= 0 && libc::grantpt(m) == 0 && libc::unlockpt(m) == 0);
+        let name = std::ffi::CStr::from_ptr(libc::ptsname(m)).to_str().unwrap().to_owned();
+        (std::os::fd::FromRawFd::from_raw_fd(m), PathBuf::from(name))
+    }
+}
+
+#[test]
+fn the_program_cannot_type_into_the_callers_terminal() {
+    let Some(s) = setup() else { return };
+    for who in everyone() {
+        let python = require("/usr/bin/python3", "the TIOCSTI attempt from the throwaway jail");
+        let mut throwaway = s.ldchain(who);
+        throwaway.args([
+            "run",
+            "--",
+            "/usr/bin/python3",
+            "-c",
+            "import os,fcntl,termios\nprint('sid=%d pid=%d' % (os.getsid(0), os.getpid()))\n\
+             try:\n fcntl.ioctl(0, termios.TIOCSTI, b'#'); print('tiocsti-stdin: ok')\n\
+             except OSError as e: print('tiocsti-stdin: failed (%s)' % e)",
+        ]);
+        let mut root = s.ldchain(who);
+        root.args(["run", "--root"])
+            .arg(s.jail.path())
+            .args(["--", "/bin/escape", "tty"]);
+        let runs = if python {
+            vec![("throwaway", throwaway), ("--root", root)]
+        } else {
+            vec![("--root", root)]
+        };
+        for (what, mut cmd) in runs {
+            let (_master, slave) = pty();
+            let tty = fs::OpenOptions::new().read(true).write(true).open(&slave).unwrap();
+            cmd.stdin(tty);
+            // ldchain leads a session whose controlling terminal is the pty,
+            // as a shell's command does.
+            // SAFETY: setsid and ioctl are async-signal-safe.
+            unsafe {
+                cmd.pre_exec(|| {
+                    if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+            let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+            let ldchain_pid = child.id();
+            let r: Run = child.wait_with_output().unwrap().into();
+            contained(&format!("{who:?} {what}"), &r);
+            assert!(r.stdout.contains("tiocsti-stdin: failed"), "{who:?} {what}: {r:#?}");
+            // Not the caller's session: ldchain leads that one.
+            let sid: u32 = r
+                .stdout
+                .split("sid=")
+                .nth(1)
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert_ne!(sid, ldchain_pid, "{who:?} {what}: in the caller's session: {r:#?}");
+        }
+    }
+}
+
+#[test]
+fn bind_ro_bind_tmpfs_and_chdir() {
+    let Some(s) = setup() else { return };
+    let (rw, ro) = (s.dir.path().join("rw"), s.dir.path().join("ro"));
+    fs::create_dir(&rw).unwrap();
+    fs::create_dir(&ro).unwrap();
+    fs::write(ro.join("file"), "ro-content\n").unwrap();
+    fs::set_permissions(&ro, fs::Permissions::from_mode(0o777)).unwrap();
+    if rustix::process::geteuid().is_root() {
+        // The program's own uid (65534) owns the writable directory.
+        Command::new("chown").args(["65534:65534"]).arg(&rw).status().unwrap();
+    }
+    let (rw_s, ro_s) = (rw.to_str().unwrap(), ro.to_str().unwrap());
+    for who in everyone() {
+        let mut c = s.ldchain(who);
+        c.args(["run", "--bind", rw_s, "/work/rw", "--ro-bind", ro_s, "/work/ro"])
+            .args(["--tmpfs", "/scratch", "--chdir", "/work", "--", "/bin/sh", "-c"])
+            .arg(
+                "pwd; cat ro/file; echo written > rw/out; (echo x > ro/new) 2>/dev/null || echo ro-refused; \
+                 echo t > /scratch/t && cat /scratch/t",
+            );
+        let r: Run = c.output().unwrap().into();
+        assert_eq!(r.stdout, "/work\nro-content\nro-refused\nt\n", "{who:?}: {r:#?}");
+        assert_eq!(fs::read_to_string(rw.join("out")).unwrap(), "written\n");
+        assert!(!ro.join("new").exists());
+        // In a --root jail: the bind's mount point exists only in the view.
+        if who == Who::Nobody {
+            Command::new("chown")
+                .args(["-R", "65534:65534"])
+                .arg(s.jail.path())
+                .status()
+                .unwrap();
+        }
+        let mut c = s.ldchain(who);
+        c.args(["run", "--root"])
+            .arg(s.jail.path())
+            .args(["--ro-bind", ro_s, "/data", "--chdir", "/data"]);
+        let r: Run = c.args(["--", "/bin/escape", "read", "file"]).output().unwrap().into();
+        assert_eq!(r.stdout, "read: ok ro-content\n", "{who:?}: {r:#?}");
+        assert!(!s.jail.host("/data").exists(), "the jail on disk gained /data");
+    }
+}
+
+#[test]
+fn a_program_runs_from_its_own_directory_bound_read_only() {
+    let Some(s) = setup() else { return };
+    let Some(probe) = glibc_probe() else { return };
+    let proj = s.dir.path().join("proj");
+    fs::create_dir(&proj).unwrap();
+    fs::set_permissions(&proj, fs::Permissions::from_mode(0o777)).unwrap();
+    fs::copy(&probe, proj.join("a.out")).unwrap();
+    fs::copy(&s.escape, proj.join("escape")).unwrap();
+    fs::write(proj.join("notes"), "project-notes\n").unwrap();
+    for who in everyone() {
+        let run = |argv: &[&str]| -> Run {
+            let mut c = s.ldchain(who);
+            c.current_dir(&proj).arg("run").arg("--").args(argv);
+            c.output().unwrap().into()
+        };
+        let r = run(&["./a.out", "args", "x"]).ok();
+        assert_eq!(
+            r.stdout, "argc=3\nargv[0]=./a.out\nargv[1]=args\nargv[2]=x\n",
+            "{who:?}"
+        );
+        // Its working directory is the caller's; only that directory is
+        // bound, read-only.
+        let r = run(&["./escape", "read", "notes"]).ok();
+        assert_eq!(r.stdout, "read: ok project-notes\n", "{who:?}");
+        let r = run(&["./escape", "read", "../secret"]).ok();
+        assert!(r.stdout.starts_with("read: failed"), "{who:?}: {r:#?}");
+        let r = run(&["./escape", "remount", "."]).ok();
+        assert!(r.stdout.contains("write: failed"), "{who:?}: {r:#?}");
+        assert!(!proj.join("escape-file").exists());
+    }
+    // Never a home directory (nor /): a program there needs --ro-bind.
+    let r: Run = s
+        .ldchain(Who::Caller)
+        .current_dir(&proj)
+        .env("HOME", &proj)
+        .args(["run", "--", "./a.out"])
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(r.code, Some(125), "{r:#?}");
+    assert!(r.stderr.contains("never / or a home directory"), "{r:#?}");
+}
+
+#[test]
+fn unshare_net_leaves_only_a_loopback_device() {
+    let Some(s) = setup() else { return };
+    for who in everyone() {
+        let devices = |extra: &[&str]| -> Vec<String> {
+            let mut c = s.ldchain(who);
+            c.arg("run").args(extra).args(["--", "/bin/cat", "/proc/net/dev"]);
+            let r = Run::from(c.output().unwrap()).ok();
+            r.stdout
+                .lines()
+                .skip(2)
+                .map(|l| l.split(':').next().unwrap().trim().to_owned())
+                .collect()
+        };
+        assert_eq!(devices(&["--unshare-net"]), ["lo"], "{who:?}");
+        // Without it the host's network is shared (README says so).
+        assert_eq!(
+            devices(&[]).len(),
+            fs::read_to_string("/proc/net/dev").unwrap().lines().count() - 2
+        );
+    }
+}
+
+/// Pids of the host's processes running `/bin/sleep MARKER`.
+fn pids_with(marker: &str) -> Vec<u32> {
+    let cmdline = format!("/bin/sleep\0{marker}\0");
+    fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == cmdline.as_bytes()))
+        .collect()
+}
+
+#[test]
+fn the_jail_dies_with_ldchain() {
+    let Some(s) = setup() else { return };
+    let marker = format!("{}.{}", std::process::id() % 1000 + 1000, 25);
+    let mut ldchain = s.ldchain(Who::Caller);
+    let mut child = ldchain.args(["run", "--", "/bin/sleep", &marker]).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while pids_with(&marker).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the jail's sleep never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !pids_with(&marker).is_empty() {
+        if std::time::Instant::now() > deadline {
+            let left = pids_with(&marker);
+            for &pid in &left {
+                let pid = rustix::process::Pid::from_raw(pid as i32).unwrap();
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+            panic!("the jail outlived ldchain: {left:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
