@@ -6,6 +6,8 @@
 //! descriptor leak, bounded memory. In a test binary of its own: it counts
 //! the process's descriptors.
 
+// Only a few of the suite's helpers are used here.
+#[allow(dead_code)]
 mod support;
 
 use std::fs;

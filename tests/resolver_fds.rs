@@ -2,6 +2,8 @@
 //! process's descriptor table is shared by all tests of a binary, so these
 //! checks run alone, in one test function.
 
+// Only a few of the suite's helpers are used here.
+#[allow(dead_code)]
 mod support;
 
 use std::fs;

@@ -9,6 +9,8 @@
 //! memory, so they must not overlap.
 #![cfg(target_arch = "x86_64")]
 
+// Only a few of the suite's helpers are used here.
+#[allow(dead_code)]
 mod support;
 
 use std::fs::{self, File};

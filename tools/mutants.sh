@@ -29,13 +29,14 @@ export CARGO_TARGET_DIR=$MUTANTS_DIR/target
 export CI=true
 
 # Test selections (cargo test arguments; several are joined with " + ").
-# Chosen for time: tests/hostile.rs (minutes), load.rs (a minute), gdb.rs
-# and ports.rs are left out; MUTANTS_FULL=1 runs the whole workspace's
+# The integration suite is one crate (tests/suite); its modules are chosen
+# by name filters. Chosen for time: hostile:: (minutes), load.rs (a minute),
+# gdb:: and ports:: are left out; MUTANTS_FULL=1 runs the whole workspace's
 # tests (without the README's release build) for every mutant instead.
-CL='--test chainloader --test signals'
+CL='--test suite -- chainloader:: signals::'
 PLAN='-p chainloader --lib'
-EMBED='--test embed + --test cli -- install'
-RES='--test resolver --test resolver_fds + --test cli -- --skip readme_quick_start'
+EMBED='--test suite -- embed:: cli::install'
+RES='--test suite -- resolver:: + --test resolver_fds + --test suite -- cli:: --skip readme_quick_start'
 RESLIB='-p ldchain-resolver --lib'
 
 if [ -n "${MUTANTS_FULL:-}" ]; then
@@ -80,8 +81,8 @@ m no-eintr-retry chainloader/src/rt/sys.rs \
     'if ret != -(EINTR as isize) {' \
     'if ret != -(EINTR as isize) || true {' "$CL"
 m close-retried chainloader/src/rt/sys.rs \
-    'match result(unsafe { syscall6(arch::SYS_CLOSE, fd as usize, 0, 0, 0, 0, 0) })' \
-    'match retry(|| unsafe { syscall6(arch::SYS_CLOSE, fd as usize, 0, 0, 0, 0, 0) })' "$CL"
+    'match result(unsafe { syscall1(__NR_close, fd as usize) })' \
+    'match retry(|| unsafe { syscall1(__NR_close, fd as usize) })' "$CL"
 m gaps-accessible chainloader/src/rt/load.rs \
     'sys::mprotect(at(prev_end), (seg.start - prev_end).to_usize(), 0)' \
     'sys::mprotect(at(prev_end), (seg.start - prev_end).to_usize(), 1)' "$CL"
@@ -116,30 +117,28 @@ m unchanged-without-comparing embed/src/lib.rs \
     '' "$EMBED"
 
 # --- The resolver ----------------------------------------------------------
-m secure-mode-ignored resolver/src/plan.rs \
-    'let from_env = self.config.honour_env && !secure;' \
-    'let from_env = self.config.honour_env;' "$RES"
-m setgid-without-group-exec resolver/src/plan.rs \
-    '(file.mode & 0o2000 != 0 && file.mode & 0o010 != 0)' \
-    '(file.mode & 0o2000 != 0)' "$RES"
+m secure-mode-ignored resolver/src/plan/search.rs \
+    'from_env: !secure,' \
+    'from_env: true,' "$RES"
+m setgid-without-group-exec resolver/src/plan/script.rs \
+    '(mode & 0o2000 != 0 && mode & 0o010 != 0)' \
+    '(mode & 0o2000 != 0)' "$RES"
 m resolve-in-root-dropped resolver/src/ns.rs \
     'let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;' \
     'let resolve = ResolveFlags::NO_MAGICLINKS;' "$RES"
-m search-order-swapped resolver/src/plan.rs \
-    'if let Some(value) = ldso_path.or_else(|| self.config.default_ldso_path.clone()) {' \
-    'if let Some(value) = ldso_path.or_else(|| self.config.default_ldso_path.clone()).filter(|_| ldpath::getenv(envp, b"LD_LIBRARY_PATH").is_none()) {' "$RES"
+m search-order-swapped resolver/src/plan/search.rs \
+    'let value = from_env.or_else(|| self.resolver.config.default_ldso_path.clone())?;' \
+    'let value = from_env.or_else(|| self.resolver.config.default_ldso_path.clone()).filter(|_| self.getenv(b"LD_LIBRARY_PATH").is_none())?;' "$RES"
 m enoent-for-eacces resolver/src/error.rs \
-    'ExecError::PermissionDenied { .. } => libc_errno::EACCES,' \
-    'ExecError::PermissionDenied { .. } => libc_errno::ENOENT,' "$RES"
+    'ExecError::PermissionDenied { .. } => libc::EACCES,' \
+    'ExecError::PermissionDenied { .. } => libc::ENOENT,' "$RES"
 m script-depth-50 resolver/src/plan.rs \
     'pub const MAX_SCRIPT_DEPTH: usize = 5;' \
     'pub const MAX_SCRIPT_DEPTH: usize = 50;' "$RES"
-m noexec-program-allowed resolver/src/plan.rs \
-    'if file.on_noexec_mount() {
-            return denied(' \
-    'if false && file.on_noexec_mount() {
-            return denied(' "$RES"
-m noexec-ldso-allowed resolver/src/plan.rs \
+m noexec-program-allowed resolver/src/plan/script.rs \
+    '} else if file.on_noexec_mount() {' \
+    '} else if false && file.on_noexec_mount() {' "$RES"
+m noexec-ldso-allowed resolver/src/plan/search.rs \
     'if file.on_noexec_mount() {
             return Err(' \
     'if false && file.on_noexec_mount() {
@@ -147,11 +146,11 @@ m noexec-ldso-allowed resolver/src/plan.rs \
 m wrong-arch-unchecked resolver/src/elfinfo.rs \
     'if info.machine != machine {' \
     'if false && info.machine != machine {' "$RES + $RESLIB"
-m no-exec-bit-allowed resolver/src/plan.rs \
-    'if file.mode & 0o111 == 0 {' \
-    'if false && file.mode & 0o111 == 0 {' "$RES"
+m no-exec-bit-allowed resolver/src/plan/script.rs \
+    '} else if file.mode & 0o111 == 0 {' \
+    '} else if false && file.mode & 0o111 == 0 {' "$RES"
 m musl-ldd-mode resolver/src/plan.rs \
-    'ld_arg0.push(b'"'"'/'"'"');' \
+    'arg0.push(b'"'"'/'"'"');' \
     '' "$RES"
 
 # ---------------------------------------------------------------------------

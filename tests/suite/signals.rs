@@ -10,12 +10,10 @@
 //!   output: being stopped and continued anywhere in the loader is harmless.
 //!   Signals go through a pidfd, so a reaped process's id is never signalled.
 
-mod support;
-
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use crate::support::*;
 use rustix::process::{pidfd_open, pidfd_send_signal, PidfdFlags, Signal};
-use support::*;
 
 #[test]
 fn a_thousand_runs_under_sigstop_sigcont_and_a_do_nothing_signal() {

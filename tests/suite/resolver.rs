@@ -2,15 +2,13 @@
 //! candidates, secure mode, hostile trees, `#!` scripts, end-to-end execs in
 //! a jail with no ld.so, descriptor hygiene and cache freshness.
 
-mod support;
-
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use ldchain::resolver::{Config, ExecError, Kind, Namespace, Resolver, Rule, Strategy};
-use support::*;
 
 const LDSO: &str = "ld-linux-x86-64.so.2";
 

@@ -6,8 +6,6 @@
 //! `LDCHAIN_TEST_BIN=/path/to/ldchain` runs the escape tests against another
 //! build (to show that they fail on one without the sandbox).
 
-mod support;
-
 use std::fs::{self, File};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
@@ -15,7 +13,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use support::*;
+use crate::support::*;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Who {

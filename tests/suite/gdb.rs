@@ -3,14 +3,12 @@
 //! tools/ldchain-gdb.py (`ldchain-start`) it stops in the program's `main`
 //! and in libc's `puts`, with a symbolic backtrace.
 
-mod support;
-
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use support::*;
+use crate::support::*;
 
 /// gdb -batch with the ld.so open on descriptor 7 in the inferior.
 fn gdb(script: bool, ex: &[&str], program: &Path) -> String {

@@ -2,14 +2,12 @@
 //! exit statuses, throwaway and given jails, root and unprivileged, and the
 //! README's quick-start line exactly as written.
 
-mod support;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use support::*;
+use crate::support::*;
 
 fn ldchain() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ldchain"));

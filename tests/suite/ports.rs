@@ -4,14 +4,12 @@
 //! matches the program. i386 runs natively on the x86-64 kernel; AArch64
 //! runs under qemu-aarch64, with `-L JAIL` as its root for guest paths.
 
-mod support;
-
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::support::*;
 use ldchain::resolver::{Config, Namespace, Resolver};
-use support::*;
 
 const AARCH64_SYSROOT: &str = "/usr/aarch64-linux-gnu";
 

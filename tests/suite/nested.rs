@@ -2,15 +2,13 @@
 //! chainloader at the `PT_INTERP` paths and the exec service (`ldchain run`'s
 //! default strategy). Real jails, real glibc and musl, real interpreters.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use support::*;
+use crate::support::*;
 
 fn ldchain() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ldchain"));

@@ -13,14 +13,12 @@
 //! perhaps with another signal, since the address-space layout differs), and
 //! never hang.
 
-mod support;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 #[derive(Clone, Copy, Debug)]
 enum Class {

@@ -1,8 +1,6 @@
 //! The embedded chainloader as a file (structure, size, relocations) and
 //! the installer (atomic, idempotent, durable, refuses symlinks).
 
-mod support;
-
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -85,8 +83,8 @@ fn embedded_facts_match_the_bytes() {
         .bytes()
         .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
     // Independent check of the digest with sha256sum, when present.
-    if support::require("sha256sum", "checking the embedded digest") {
-        let (_t, _) = support::temp_image(NATIVE.bytes);
+    if crate::support::require("sha256sum", "checking the embedded digest") {
+        let (_t, _) = crate::support::temp_image(NATIVE.bytes);
         let out = std::process::Command::new("sha256sum").arg(_t.path()).output().unwrap();
         assert!(String::from_utf8_lossy(&out.stdout).starts_with(NATIVE.sha256));
     }
@@ -144,11 +142,16 @@ fn install_creates_then_is_idempotent_then_replaces_atomically() {
 #[test]
 fn install_ignores_the_umask() {
     // fchmod after creation: the installed mode is 0755 whatever the umask.
+    // The umask is the process's: set it in a child (`ldchain install`), not
+    // in this process, whose other tests create files meanwhile.
     let jail = tempfile::tempdir().unwrap();
-    let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
-    let done = install(jail.path());
-    rustix::process::umask(old);
-    done.unwrap();
+    let status = std::process::Command::new("sh")
+        .args(["-c", "umask 077 && exec \"$0\" install \"$1\" >/dev/null"])
+        .arg(env!("CARGO_BIN_EXE_ldchain"))
+        .arg(jail.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
     assert_eq!(
         fs::metadata(jail.path().join("chainloader"))
             .unwrap()
@@ -276,7 +279,7 @@ fn install_fsyncs_the_file_before_the_rename_and_the_directory_after_it() {
     // its last write and before it is renamed into place (else a crash can
     // leave an empty or partial `chainloader` under the final name), and the
     // jail directory after the rename (else the rename itself can be lost).
-    if !support::require("strace", "tracing the installer's system calls") {
+    if !crate::support::require("strace", "tracing the installer's system calls") {
         return;
     }
     let jail = tempfile::tempdir().unwrap();

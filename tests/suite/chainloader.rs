@@ -2,13 +2,11 @@
 //! musl side by side, static programs, Plash's old checklist, and every bad
 //! input the contract names.
 
-mod support;
-
 use std::fs::{self, File};
 use std::io::{Seek, SeekFrom};
 use std::path::Path;
 
-use support::*;
+use crate::support::*;
 
 /// Jail with the glibc probe and its libraries, no ld.so.
 fn glibc_jail() -> Option<(Jail, File)> {

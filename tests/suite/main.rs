@@ -1,0 +1,20 @@
+//! The integration suite: one test crate, so `tests/support` is built once.
+//! Each module is one area (the chainloader, the CLI, nested exec, the
+//! sandbox, ...). Tests that measure the whole process — its descriptor
+//! count, its descriptor limit — stay in crates of their own
+//! (`tests/load.rs`, `tests/resolver_fds.rs`, `tests/service.rs`): other
+//! tests' threads in the same process would disturb what they measure.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod chainloader;
+mod cli;
+mod embed;
+mod gdb;
+mod hostile;
+mod nested;
+mod ports;
+mod resolver;
+mod sandbox;
+mod signals;
