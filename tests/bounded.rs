@@ -176,7 +176,40 @@ fn glob_bomb_warm_plans_recheck_empty() {
     assert!(warm < Duration::from_millis(2), "a warm plan took {warm:?}");
 }
 
-#[allow(dead_code)]
-fn _unused(p: &Path) {
-    let _ = symlink(p, p);
+/// ld.so.conf naming 4,096 directories that all lead nowhere (the issue:
+/// each through a chain of 40 symlinks) used up the 4,096-candidate cap, so
+/// the real ld.so at `PT_INTERP`, later in the search, was never tried. The
+/// last two rules (one candidate each) are now always tried.
+#[test]
+fn symlink_chains_do_not_hide_the_real_ldso() {
+    let Some(probe) = glibc_probe() else { return };
+    let t = tree();
+    write(t.path(), "/bin/probe", &fs::read(&probe).unwrap());
+    fs::set_permissions(
+        t.path().join("bin/probe"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    write(t.path(), &format!("/lib64/{LDSO}"), &fs::read(glibc_ldso()).unwrap());
+    // A short chain of symlinks, each full of `./` components, behind every
+    // configured directory (scaled down: 8 links of 500 components).
+    let dots = "./".repeat(500);
+    fs::create_dir_all(t.path().join("s")).unwrap();
+    for i in 0..8 {
+        symlink(format!("/s/{dots}{}", i + 1), t.path().join(format!("s/{i}"))).unwrap();
+    }
+    let mut conf = Vec::new();
+    for i in 0..4096 {
+        conf.extend_from_slice(format!("/s/0/c{i}\n").as_bytes());
+    }
+    write(t.path(), "/etc/ld.so.conf", &conf);
+    let r = Resolver::new(Config::default());
+    let ns = Namespace::open(t.path()).unwrap();
+    let start = Instant::now();
+    let p = r.plan_exec(&ns, "/bin/probe", &["probe"], &[] as &[&str]);
+    let took = start.elapsed();
+    eprintln!("4,096 chained entries: {took:?}");
+    let p = p.expect("the real ld.so at PT_INTERP is found");
+    assert_eq!(p.ldso.unwrap().rule, Rule::Interp);
+    assert!(took < Duration::from_secs(5), "plan took {took:?}");
 }

@@ -168,10 +168,14 @@ impl<'a, E: AsRef<[u8]>> Search<'a, E> {
     }
 
     /// The candidate at `path`, if it exists, was not tried yet, and is
-    /// usable; an existing unusable one is recorded in `skipped`.
+    /// usable; an existing unusable one is recorded in `skipped`. The
+    /// candidate cap stops the search paths, never the last two rules (one
+    /// candidate each), so a namespace that fills the cap with dead ends
+    /// cannot hide the ld.so at `PT_INTERP`.
     fn try_path(&mut self, path: Vec<u8>, rule: Rule) -> Option<Found> {
         let path = self.ns.absolute(&path);
-        if self.tried.len() >= MAX_CANDIDATES || !self.tried.insert(path.clone()) {
+        let capped = !matches!(rule, Rule::Interp | Rule::Conventional) && self.tried.len() >= MAX_CANDIDATES;
+        if capped || !self.tried.insert(path.clone()) {
             return None;
         }
         let reason = match self.ns.open_file(&path) {
