@@ -392,3 +392,69 @@ fn hostile_images_derived_from_an_i386_static_program() {
     let (refused, ran) = corpus("i386 static probe", &exe, &["args", "x"], &cl);
     assert!(refused > 50 && ran > 10, "refused {refused}, ran {ran}");
 }
+
+/// A minimal x86-64 `ET_EXEC` whose one PT_LOAD is R-X, 0x2000 bytes of file
+/// and `memsz` of memory: the code at its entry calls exit(0).
+fn rx_image_with_bss(memsz: u64) -> Vec<u8> {
+    let vaddr = 0x10000u64;
+    let mut b = vec![0u8; 0x2000];
+    b[..4].copy_from_slice(b"\x7fELF");
+    b[4..7].copy_from_slice(&[2, 1, 1]);
+    for (off, w, v) in [
+        (16, 2, 2),           // ET_EXEC
+        (18, 2, 62),          // EM_X86_64
+        (20, 4, 1),           // EV_CURRENT
+        (24, 8, vaddr + 120), // entry: just after the one program header
+        (32, 8, 64),          // e_phoff
+        (52, 2, 64),          // e_ehsize
+        (54, 2, 56),          // e_phentsize
+        (56, 2, 1),           // e_phnum
+        (64, 4, 1),           // PT_LOAD
+        (68, 4, 5),           // PF_R | PF_X
+        (72, 8, 0),           // p_offset
+        (80, 8, vaddr),       // p_vaddr
+        (88, 8, vaddr),       // p_paddr
+        (96, 8, 0x2000),      // p_filesz
+        (104, 8, memsz),      // p_memsz
+        (112, 8, 0x1000),     // p_align
+    ] {
+        le_set(&mut b, off, w, v);
+    }
+    // xor edi, edi; mov eax, 60; syscall
+    b[120..129].copy_from_slice(&[0x31, 0xff, 0xb8, 60, 0, 0, 0, 0x0f, 0x05]);
+    b
+}
+
+/// The kernel maps bss like a writable private mapping, so it is accounted:
+/// an R-X segment with terabytes of bss fails its exec (ENOMEM past the
+/// point of no return: SIGSEGV) under the overcommit heuristic. The
+/// chainloader must refuse it the same way (127, one line) — or, where the
+/// kernel runs it (`vm.overcommit_memory = 1`), run it too.
+#[test]
+fn huge_bss_in_a_read_only_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    // 64 GiB, 16 TiB, and the 0x7fff00000000 (128 TiB).
+    for memsz in [0x10_0000_0000u64, 0x1000_0000_0000, 0x7fff_0000_0000] {
+        let path = dir.path().join(format!("bss-{memsz:#x}"));
+        fs::write(&path, rx_image_with_bss(memsz)).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        let kernel = run_bounded(&mut Command::new(&path));
+        let f = open(&path);
+        let ours = run_chainloader(&[&fdnum(&f), "image"], &[&f]);
+        let ctx = format!(
+            "memsz {memsz:#x}: kernel exit {:?} signal {:?}; chainloader exit {:?} signal {:?} stderr {:?}",
+            kernel.code, kernel.signal, ours.code, ours.signal, ours.stderr
+        );
+        eprintln!("{ctx}");
+        if kernel.code == Some(0) {
+            assert_eq!(ours.code, Some(0), "{ctx}");
+        } else {
+            assert!(kernel.signal.is_some() || kernel.refused.is_some(), "{ctx}");
+            assert_eq!(ours.code, Some(127), "{ctx}");
+            assert!(
+                ours.stderr.starts_with("chainloader: ") && ours.stderr.lines().count() == 1,
+                "{ctx}"
+            );
+        }
+    }
+}

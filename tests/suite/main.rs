@@ -8,6 +8,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod bounded;
 mod chainloader;
 mod cli;
 mod embed;

@@ -11,7 +11,7 @@
 
 use chainloader::elf::{self, Arch, Word, PT_LOAD};
 use chainloader::machine::Native;
-use chainloader::plan::{segment, Plan, Reserve};
+use chainloader::plan::{segment, Plan, Reserve, PROT_WRITE};
 use chainloader::{Error, Reason, Subject};
 
 use crate::rt::sys::{self, MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_PRIVATE};
@@ -111,15 +111,22 @@ pub fn load(fd: i32, plan: &Plan<W>, table: &[u8], page: W, known_size: u64) -> 
             }
             if seg.end > seg.file_end {
                 let anon = (seg.end - seg.file_end).to_usize();
+                // Mapped writable, as the kernel's vm_brk_flags() maps bss:
+                // so it is accounted, and refused (ENOMEM) where the kernel's
+                // exec would fail. A non-writable segment (rare) then gets
+                // its own protection back.
                 sys::mmap(
                     at(seg.file_end),
                     anon,
-                    seg.prot,
+                    seg.prot | PROT_WRITE,
                     MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS,
                     -1,
                     0,
                 )
                 .map_err(|e| fail(Reason::MapBss, e))?;
+                if seg.prot & PROT_WRITE == 0 {
+                    sys::mprotect(at(seg.file_end), anon, seg.prot).map_err(|e| fail(Reason::MapBss, e))?;
+                }
                 if seg.tail != 0 {
                     let from = seg.offset + (seg.file_end - seg.start);
                     let got = sys::pread_raw(fd, at(seg.file_end) as *mut u8, seg.tail.to_usize(), from.to_u64())

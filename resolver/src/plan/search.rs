@@ -48,9 +48,9 @@ pub(super) struct Search<'a, E> {
     from_env: bool,
     /// Every candidate path opened (each is tried once).
     tried: HashSet<Vec<u8>>,
-    /// How many of those came from the namespace's own rules (ld.so.conf,
-    /// `PT_INTERP`, the conventional path), bounded by [`MAX_CANDIDATES`];
-    /// the environment's entries are bounded by the exec string's size.
+    /// How many of those came from ld.so.conf, bounded by
+    /// [`MAX_CANDIDATES`]; the environment's entries are bounded by the exec
+    /// string's size, and the last two rules add one each.
     from_namespace: usize,
     /// The existing candidates rejected, in order, with their reasons.
     pub skipped: Vec<Skipped>,
@@ -169,14 +169,20 @@ impl<'a, E: AsRef<[u8]>> Search<'a, E> {
     }
 
     /// The candidate at `path`, if it exists, was not tried yet, and is
-    /// usable; an existing unusable one is recorded in `skipped`.
+    /// usable; an existing unusable one is recorded in `skipped`. The
+    /// candidate cap stops the search paths, never the last two rules (one
+    /// candidate each), so a namespace that fills the cap with dead ends
+    /// cannot hide the ld.so at `PT_INTERP`.
     fn try_path(&mut self, path: Vec<u8>, rule: Rule) -> Option<Found> {
         let path = self.ns.absolute(&path);
-        let from_env = matches!(rule, Rule::LdsoPath | Rule::LdLibraryPath);
-        if (!from_env && self.from_namespace >= MAX_CANDIDATES) || !self.tried.insert(path.clone()) {
+        // Only ld.so.conf's directories count against the cap: the
+        // environment's entries are bounded by execve's string limit, and
+        // PT_INTERP and the conventional path add one candidate each.
+        let conf = rule == Rule::LdSoConf;
+        if (conf && self.from_namespace >= MAX_CANDIDATES) || !self.tried.insert(path.clone()) {
             return None;
         }
-        self.from_namespace += usize::from(!from_env);
+        self.from_namespace += usize::from(conf);
         let reason = match self.ns.open_file(&path) {
             Err(ExecError::NotFound { .. }) => {
                 trace!(candidate = %lossy(&path), %rule, "not there");
