@@ -148,7 +148,7 @@ impl Loader<'_> {
         if self.stopped {
             return;
         }
-        let shown = String::from_utf8_lossy(path).into_owned();
+        let shown = crate::escape::for_terminal(path);
         if depth > MAX_DEPTH {
             self.note(format!("{shown}: include depth limit ({MAX_DEPTH}) reached"));
             return;
@@ -241,8 +241,8 @@ impl Loader<'_> {
     fn dir(&mut self, dir: Vec<u8>, from: &str) {
         if !dir.starts_with(b"/") {
             self.note(format!(
-                "{from}: relative directory {:?} ignored",
-                String::from_utf8_lossy(&dir)
+                "{from}: relative directory \"{}\" ignored",
+                crate::escape::for_terminal(&dir)
             ));
             return;
         }
@@ -299,7 +299,7 @@ impl Loader<'_> {
         let max = MAX_DIR_ENTRIES.min(self.left.entries);
         let names = Rc::new(self.ns.list_dir(dir, max + 1).unwrap_or_default());
         if names.len() > max {
-            let shown = String::from_utf8_lossy(dir).into_owned();
+            let shown = crate::escape::for_terminal(dir);
             self.stop(&match max == MAX_DIR_ENTRIES {
                 true => format!("{shown}: directory entry limit ({MAX_DIR_ENTRIES}) reached"),
                 false => format!("{shown}: directory entries read per load limit ({MAX_ENTRIES_READ}) reached"),
