@@ -5,7 +5,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use ldchain::resolver::{Config, ExecError, Strategy};
 
 mod binds;
@@ -188,6 +188,10 @@ struct RunArgs {
     /// Mount a fresh, empty tmpfs at DEST in the jail, owned by the program (repeatable).
     #[arg(long, value_name = "DEST")]
     tmpfs: Vec<PathBuf>,
+    /// --bind, --ro-bind and --tmpfs in command-line order (a later one
+    /// mounts over an earlier one, as in bwrap).
+    #[arg(skip)]
+    mounts: Vec<Mount>,
     /// The program's working directory inside the jail (default: /, or the
     /// caller's own when it lies in the program's bound directory).
     #[arg(long, value_name = "DIR")]
@@ -275,10 +279,44 @@ fn init_tracing(verbose: u8) {
         .try_init();
 }
 
+/// One of `run`'s mounts, in the order given.
+#[derive(Debug, Clone)]
+enum Mount {
+    /// `--bind` (writable) or `--ro-bind`.
+    Bind {
+        src: PathBuf,
+        dest: PathBuf,
+        read_only: bool,
+    },
+    /// `--tmpfs DEST`.
+    Tmpfs(PathBuf),
+}
+
+/// `run`'s mounts in command-line order: clap keeps each option's values
+/// apart, its indices say how they interleave.
+fn mounts_in_order(args: &RunArgs, m: &ArgMatches) -> Vec<Mount> {
+    let mut ops: Vec<(usize, Mount)> = Vec::new();
+    for (id, values, read_only) in [("bind", &args.bind, false), ("ro_bind", &args.ro_bind, true)] {
+        let at: Vec<usize> = m.indices_of(id).map(Iterator::collect).unwrap_or_default();
+        for (pair, index) in values.chunks(2).zip(at.iter().step_by(2)) {
+            let (src, dest) = (pair[0].clone(), pair[1].clone());
+            ops.push((*index, Mount::Bind { src, dest, read_only }));
+        }
+    }
+    let at = m.indices_of("tmpfs").into_iter().flatten();
+    ops.extend(at.zip(&args.tmpfs).map(|(i, d)| (i, Mount::Tmpfs(d.clone()))));
+    ops.sort_by_key(|(i, _)| *i);
+    ops.into_iter().map(|(_, op)| op).collect()
+}
+
 /// Parse the command line, run the subcommand, and return its exit status
 /// (see [`EXIT_LDCHAIN`] and the others).
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let (Command::Run(args), Some(m)) = (&mut cli.command, matches.subcommand_matches("run")) {
+        args.mounts = mounts_in_order(args, m);
+    }
     init_tracing(cli.verbose);
     match cli.command {
         Command::Install { jail_dir } => match ldchain::embed::install_all(&jail_dir) {

@@ -18,7 +18,7 @@ use ldchain::sandbox::{program_ids, Sandbox};
 use ldchain::throwaway::{enter_private_namespace, ignore_interactive_signals, ThrowawayJail};
 use tracing::{debug, info};
 
-use super::{binds, exec_failure_status, RunArgs, RunStrategy, EXIT_CANNOT_EXEC, EXIT_LDCHAIN, EXIT_NOT_FOUND};
+use super::{binds, exec_failure_status, Mount, RunArgs, RunStrategy, EXIT_CANNOT_EXEC, EXIT_LDCHAIN, EXIT_NOT_FOUND};
 
 fn own(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("ldchain: run: {msg}");
@@ -122,17 +122,17 @@ fn prepare(args: &RunArgs) -> Result<(Ready, Vec<Vec<u8>>), ExitCode> {
     Ok((ready, envp))
 }
 
-/// The user's --bind, --ro-bind and --tmpfs, in that order.
+/// The user's --bind, --ro-bind and --tmpfs, in command-line order.
 fn apply_binds(args: &RunArgs, view: &mut View) -> Result<(), String> {
-    for (pairs, ro) in [(&args.bind, false), (&args.ro_bind, true)] {
-        for pair in pairs.chunks(2) {
-            view.bind(&pair[0], &pair[1], ro)
-                .map_err(|e| format!("cannot bind {} at {}: {e}", pair[0].display(), pair[1].display()))?;
+    for m in &args.mounts {
+        match m {
+            Mount::Bind { src, dest, read_only } => view
+                .bind(src, dest, *read_only)
+                .map_err(|e| format!("cannot bind {} at {}: {e}", src.display(), dest.display()))?,
+            Mount::Tmpfs(dest) => view
+                .tmpfs(dest, program_ids())
+                .map_err(|e| format!("cannot mount a tmpfs at {}: {e}", dest.display()))?,
         }
-    }
-    for dest in &args.tmpfs {
-        view.tmpfs(dest, program_ids())
-            .map_err(|e| format!("cannot mount a tmpfs at {}: {e}", dest.display()))?;
     }
     Ok(())
 }

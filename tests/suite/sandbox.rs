@@ -491,3 +491,24 @@ fn the_jail_dies_with_ldchain() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+#[test]
+fn mounts_apply_in_command_line_order() {
+    // As in bwrap, a later mount goes over an earlier one: a bind inside a
+    // tmpfs given before it is seen; a tmpfs given after a bind hides it.
+    let Some(s) = setup() else { return };
+    let src = s.dir.path().join("order");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("f"), "in-bind\n").unwrap();
+    fs::set_permissions(&src, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(src.join("f"), fs::Permissions::from_mode(0o644)).unwrap();
+    let src = src.to_str().unwrap();
+    let mut c = s.ldchain(Who::Caller);
+    c.args(["run", "--tmpfs", "/x", "--ro-bind", src, "/x/b", "--"]);
+    let r: Run = c.args(["/bin/sh", "-c", "cat /x/b/f"]).output().unwrap().into();
+    assert_eq!(r.stdout, "in-bind\n", "{r:#?}");
+    let mut c = s.ldchain(Who::Caller);
+    c.args(["run", "--ro-bind", src, "/y", "--tmpfs", "/y", "--"]);
+    let r: Run = c.args(["/bin/sh", "-c", "ls -A /y | wc -l"]).output().unwrap().into();
+    assert_eq!(r.stdout.trim(), "0", "the tmpfs given last hides the bind: {r:#?}");
+}
