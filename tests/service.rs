@@ -268,6 +268,15 @@ fn answers_and_refuses_each_kind_of_request() {
     let _l = serial();
     let mut server = Server::start(limits(5000));
     server.ask(&good().encode()).assert_ldso(&server);
+    // One request per connection: bytes after it (read with it) are ignored,
+    // and a refusal is the request's own, not theirs (found by fuzzing).
+    let mut trailing = good().encode();
+    trailing.extend_from_slice(b"garbage after the request");
+    server.ask(&trailing).assert_ldso(&server);
+    let mut alien = good().encode();
+    alien[6..8].copy_from_slice(&4662u16.to_le_bytes());
+    alien.extend_from_slice(b"more");
+    server.ask(&alien).assert_refused(libc::ENOEXEC);
 
     // Without LDSO_PATH the jail has no ld.so for it.
     let missing = InterpRequest {
@@ -368,8 +377,8 @@ fn answers_and_refuses_each_kind_of_request() {
     // Still answering.
     server.ask(&good().encode()).assert_ldso(&server);
     let (served, refused, dropped) = server.settle();
-    assert_eq!((served, dropped), (2, 0));
-    assert_eq!(refused, server.made - 2);
+    assert_eq!((served, dropped), (3, 0));
+    assert_eq!(refused, server.made - 3);
 }
 
 #[test]

@@ -72,9 +72,6 @@ pub enum RequestError {
     /// An empty `PT_INTERP`.
     #[error("malformed request: empty PT_INTERP")]
     NoInterp,
-    /// More bytes than the header announced.
-    #[error("malformed request: bytes after the request")]
-    Trailing,
     /// `LDSO_PATH` or `LD_LIBRARY_PATH` (string `.0`) has bytes but its
     /// flag says the variable is not set.
     #[error("malformed request: string {0} sent without its flag")]

@@ -168,9 +168,8 @@ impl Conn {
         }
     }
 
-    /// The request, once all of it (and nothing more) has arrived. Only
-    /// what has arrived is ever held: a slow client announcing 400 KiB
-    /// costs what it sent.
+    /// The request, once all of it has arrived. Only what has arrived is
+    /// ever held: a slow client announcing 400 KiB costs what it sent.
     fn parse(&mut self) -> Option<Progress> {
         if self.header.is_none() {
             let head: &[u8; REQUEST_HEADER] = self.buf.get(..REQUEST_HEADER)?.try_into().ok()?;
@@ -181,14 +180,15 @@ impl Conn {
         }
         let h = self.header.as_ref()?;
         let want = REQUEST_HEADER + h.body_len();
-        match self.buf.len().cmp(&want) {
-            std::cmp::Ordering::Less => None,
-            std::cmp::Ordering::Greater => Some(Progress::Refuse(RequestError::Trailing)),
-            std::cmp::Ordering::Equal => Some(match InterpRequest::decode(h, &self.buf[REQUEST_HEADER..]) {
-                Ok(r) => Progress::Done(Box::new(r)),
-                Err(e) => Progress::Refuse(e),
-            }),
+        if self.buf.len() < want {
+            return None;
         }
+        // One request per connection: what a client sends after it is
+        // never looked at (the first read may have taken some of it).
+        Some(match InterpRequest::decode(h, &self.buf[REQUEST_HEADER..want]) {
+            Ok(r) => Progress::Done(Box::new(r)),
+            Err(e) => Progress::Refuse(e),
+        })
     }
 }
 
