@@ -106,7 +106,7 @@ fn glob_bomb_many_d_star() {
     let child = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "glob_bomb_many_d_star_child",
+            "bounded::glob_bomb_many_d_star_child",
             "--nocapture",
             "--test-threads=1",
         ])
