@@ -436,3 +436,31 @@ fn legal_symlinks_resolve_as_openat2_in_root_does() {
         assert_eq!(ours, kernel, "{p}");
     }
 }
+
+/// Once the search's budget is spent, a candidate without a symlink on its
+/// path is still found: the first `openat2(RESOLVE_NO_SYMLINKS)` never
+/// depends on what other lookups spent, nor on the prefixes that failed.
+#[test]
+fn a_plain_candidate_is_found_after_the_search_budget_is_spent() {
+    let Some(probe) = glibc_probe() else { return };
+    let t = tree_with_probe(&probe);
+    let mut conf = Vec::new();
+    for i in 0..16 {
+        chain(t.path(), &format!("t{i}"));
+        conf.extend_from_slice(format!("/t{i}/0\n").as_bytes());
+    }
+    // Four chains spend the search's 64 KiB; /t0/plain, next to a failed
+    // /t0/0, has no symlink on its path.
+    conf.extend_from_slice(b"/t0/plain\n");
+    write(t.path(), "/etc/ld.so.conf", &conf);
+    write(t.path(), &format!("/t0/plain/{LDSO}"), &fs::read(glibc_ldso()).unwrap());
+    let r = Resolver::new(Config::default());
+    let ns = Namespace::open(t.path()).unwrap();
+    let p = r.plan_exec(&ns, "/bin/probe", &["probe"], &[] as &[&str]).unwrap();
+    let ldso = p.ldso.as_ref().unwrap();
+    assert_eq!(
+        (ldso.rule, &ldso.path[..]),
+        (Rule::LdSoConf, format!("/t0/plain/{LDSO}").as_bytes())
+    );
+    assert_eq!(p.skipped.len(), 16, "{:?}", p.skipped);
+}
