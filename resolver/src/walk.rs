@@ -154,6 +154,8 @@ pub fn open(root: BorrowedFd<'_>, path: &[u8], flags: OFlags, lookups: &mut Look
         root,
         budget: start,
         links: 0,
+        batched: false,
+        short_of_components: false,
     };
     let result = walk.run(&key, flags);
     lookups.budget.charge(walk.budget.spent_since(start));
@@ -186,6 +188,11 @@ struct Walk<'r> {
     root: BorrowedFd<'r>,
     budget: Budget,
     links: usize,
+    /// Whether [`Walk::rest_at_once`] spent components: they were the
+    /// rest of the path's, not only its prefix's.
+    batched: bool,
+    /// Whether the budget ran out of components (not link bytes).
+    short_of_components: bool,
 }
 
 /// A component still to walk, and whether it came from the caller's path
@@ -213,24 +220,26 @@ impl Walk<'_> {
             if let Some(i) = from {
                 walked = i + 1;
             }
-            let fail = |f: Failure| (f, walked);
             if name == b".." {
-                self.spend(1, 0).map_err(fail)?;
+                self.spend(1, 0).map_err(|f| self.at(f, walked, key.len()))?;
                 names.pop();
-                dir = self.reopen(&names).map_err(fail)?;
+                dir = self.reopen(&names).map_err(|f| self.at(f, walked, key.len()))?;
                 continue;
             }
-            self.spend(1, 0).map_err(fail)?;
+            self.spend(1, 0).map_err(|f| self.at(f, walked, key.len()))?;
             let here = dir.as_ref().map_or(self.root, |d| d.as_fd());
             let last = todo.is_empty();
-            match self.step(here, &name, last, flags).map_err(fail)? {
+            match self
+                .step(here, &name, last, flags)
+                .map_err(|f| self.at(f, walked, key.len()))?
+            {
                 Step::Dir(fd) => {
                     names.push(name);
                     dir = Some(fd);
                 }
                 Step::End(fd) => return Ok(fd),
                 Step::Link(text) => {
-                    self.follow(here, &text).map_err(fail)?;
+                    self.follow(here, &text).map_err(|f| self.at(f, walked, key.len()))?;
                     if text.starts_with(b"/") {
                         names.clear();
                         dir = None;
@@ -269,15 +278,29 @@ impl Walk<'_> {
         if path.len() >= crate::ns::PATH_MAX {
             return None;
         }
+        if names.len() + todo.len() > self.budget.components {
+            return None;
+        }
         self.spend(names.len() + todo.len(), 0).ok()?;
+        self.batched = true;
         match openat2(self.root, &path, flags, ResolveFlags::NO_SYMLINKS) {
             Err(Errno::LOOP | Errno::NAMETOOLONG) => None,
             r => Some(r.map_err(Failure::Errno)),
         }
     }
 
+    /// `failure`, with how many of the caller's `len` components it is
+    /// known to follow from: `walked`, unless the components ran out after
+    /// [`Walk::rest_at_once`] spent some on later components (then `len`:
+    /// nothing to remember).
+    fn at(&self, failure: Failure, walked: usize, len: usize) -> (Failure, usize) {
+        let later = failure == Failure::OverBudget && self.batched && self.short_of_components;
+        (failure, if later { len } else { walked })
+    }
+
     /// Take `components` and `link_bytes` from the budget, or fail.
     fn spend(&mut self, components: usize, link_bytes: usize) -> Result<(), Failure> {
+        self.short_of_components |= components > self.budget.components;
         if components > self.budget.components || link_bytes > self.budget.link_bytes {
             return Err(Failure::OverBudget);
         }
