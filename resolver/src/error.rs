@@ -70,7 +70,8 @@ pub enum ExecError {
         what: String,
         /// What is wrong with it.
         reason: &'static str,
-        /// The errno `execve` gives for it (E2BIG, ENAMETOOLONG or EINVAL).
+        /// The errno `execve` gives for it (E2BIG, ENAMETOOLONG or EINVAL; ELOOP
+        /// for a path lookup over its budget).
         errno: i32,
     },
     /// Any other system error while looking at a file.

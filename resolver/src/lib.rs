@@ -36,6 +36,7 @@ mod ns;
 pub mod parse;
 mod plan;
 pub mod service;
+mod walk;
 
 pub use conf::LdSoConf;
 pub use elfinfo::{Flavor, Machine};

@@ -2,8 +2,10 @@
 //! directory inside it), opened with chroot semantics.
 //!
 //! Every open goes through `openat2(root, path, …, RESOLVE_IN_ROOT |
-//! RESOLVE_NO_MAGICLINKS)`: `..` and absolute symlinks stop at the root, so
-//! nothing the sandbox arranges can make the trusted server open a host file.
+//! RESOLVE_NO_MAGICLINKS)` semantics: `..` and absolute symlinks stop at the
+//! root, so nothing the sandbox arranges can make the trusted server open a
+//! host file. A path with a symlink is walked by [`walk`](crate::walk),
+//! within a budget.
 //! Files are opened `O_PATH` and only a regular file is reopened for reading
 //! (through its descriptor), so no FIFO, socket or device driver ever sees
 //! an open; reads are capped.
@@ -12,13 +14,10 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{self as rfs, Mode, OFlags, ResolveFlags};
+use rustix::fs::{self as rfs, Mode, OFlags};
 
 use crate::error::ExecError;
-
-/// How often an open is retried when `openat2` reports `EAGAIN` (a rename
-/// raced the lookup).
-const EAGAIN_RETRIES: usize = 32;
+use crate::walk::{self, Budget, Failure, Lookups};
 
 /// The longest path the resolver will build (`PATH_MAX`).
 pub const PATH_MAX: usize = 4096;
@@ -216,7 +215,14 @@ impl Namespace {
     /// type comes back with the `O_PATH` descriptor, which nothing can be
     /// read through: callers check `is_regular` first.
     pub fn open_file(&self, path: &[u8]) -> Result<Opened, ExecError> {
-        let fd = self.openat2(path, OFlags::PATH | OFlags::CLOEXEC)?;
+        self.open_file_in(path, &mut Lookups::with_budget(Budget::PER_CANDIDATE))
+    }
+
+    /// [`open_file`](Self::open_file), the lookup's work also charged to
+    /// `lookups` (one search's candidates share a budget, and a prefix
+    /// that failed once is not walked again).
+    pub(crate) fn open_file_in(&self, path: &[u8], lookups: &mut Lookups) -> Result<Opened, ExecError> {
+        let fd = self.lookup(path, OFlags::PATH | OFlags::CLOEXEC, lookups)?;
         let st = rfs::fstat(&fd).map_err(|e| io_err(path, e))?;
         let file = Opened::with_stat(fd, &st);
         if !file.is_regular() {
@@ -281,7 +287,15 @@ impl Namespace {
         self.openat2(path, OFlags::PATH | OFlags::CLOEXEC)
     }
 
+    /// Open `path` inside the namespace with `flags`, the lookup bounded
+    /// by [`Budget::PER_CANDIDATE`] (see [`walk`](crate::walk)).
     fn openat2(&self, path: &[u8], flags: OFlags) -> Result<OwnedFd, ExecError> {
+        self.lookup(path, flags, &mut Lookups::with_budget(Budget::PER_CANDIDATE))
+    }
+
+    /// Open `path` inside the namespace with `flags`, the lookup's work
+    /// charged to `lookups` as well (a search's shared budget).
+    fn lookup(&self, path: &[u8], flags: OFlags, lookups: &mut Lookups) -> Result<OwnedFd, ExecError> {
         if path.len() >= PATH_MAX {
             return Err(ExecError::InvalidArgument {
                 what: crate::escape::for_terminal(&path[..64]) + "...",
@@ -296,15 +310,15 @@ impl Namespace {
                 errno: libc::EINVAL,
             });
         }
-        let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
-        let mut tries = 0;
-        loop {
-            match rfs::openat2(&self.root, path, flags, Mode::empty(), resolve) {
-                Ok(fd) => return Ok(fd),
-                Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) if tries < EAGAIN_RETRIES => tries += 1,
-                Err(rustix::io::Errno::NOENT) => return Err(ExecError::NotFound { path: os_path(path) }),
-                Err(e) => return Err(io_err(path, e)),
-            }
+        match walk::open(self.root.as_fd(), path, flags, lookups) {
+            Ok(fd) => Ok(fd),
+            Err(Failure::Errno(rustix::io::Errno::NOENT)) => Err(ExecError::NotFound { path: os_path(path) }),
+            Err(Failure::Errno(e)) => Err(io_err(path, e)),
+            Err(Failure::OverBudget) => Err(ExecError::InvalidArgument {
+                what: crate::escape::for_terminal(path),
+                reason: "path lookup budget exceeded",
+                errno: libc::ELOOP,
+            }),
         }
     }
 }

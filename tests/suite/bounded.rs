@@ -106,7 +106,7 @@ fn glob_bomb_many_d_star() {
     let child = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "glob_bomb_many_d_star_child",
+            "bounded::glob_bomb_many_d_star_child",
             "--nocapture",
             "--test-threads=1",
         ])
@@ -210,4 +210,257 @@ fn symlink_chains_do_not_hide_the_real_ldso() {
     let p = p.expect("the real ld.so at PT_INTERP is found");
     assert_eq!(p.ldso.unwrap().rule, Rule::Interp);
     assert!(took < Duration::from_secs(5), "plan took {took:?}");
+}
+
+/// A probe program at `/bin/probe` of a new tree.
+fn tree_with_probe(probe: &Path) -> tempfile::TempDir {
+    let t = tree();
+    write(t.path(), "/bin/probe", &fs::read(probe).unwrap());
+    fs::set_permissions(
+        t.path().join("bin/probe"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    t
+}
+
+/// A chain of 40 symlinks `/{dir}/0` → `/{dir}/./././…/1` → … → `/{dir}/40`
+/// (missing), each of ~2,000 `./` components: the kernel walks 80,000
+/// components to learn that the path leads nowhere.
+fn chain(root: &Path, dir: &str) {
+    let dots = "./".repeat(2000);
+    fs::create_dir_all(root.join(dir)).unwrap();
+    for i in 0..40 {
+        symlink(format!("/{dir}/{dots}{}", i + 1), root.join(format!("{dir}/{i}"))).unwrap();
+    }
+}
+
+/// System calls of `ldchain resolve` under `strace -f -c`, by name.
+fn syscalls_of_resolve(root: &Path) -> Option<std::collections::HashMap<String, u64>> {
+    if !require("strace", "counts the resolver's system calls") {
+        return None;
+    }
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let status = std::process::Command::new("strace")
+        .args(["-f", "-c", "-o"])
+        .arg(out.path())
+        .arg(env!("CARGO_BIN_EXE_ldchain"))
+        .args(["resolve", "--json", "--root"])
+        .arg(root)
+        .args(["--", "/bin/probe"])
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "ldchain resolve: {status}");
+    let text = fs::read_to_string(out.path()).unwrap();
+    // "% time seconds usecs/call calls [errors] syscall": calls is the 4th field.
+    let counts = text
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            Some((f.last()?.to_string(), f.get(3)?.parse().ok()?))
+        })
+        .collect();
+    Some(counts)
+}
+
+/// The shape: 4,095 ld.so.conf entries, each behind a chain of 40
+/// symlinks of ~2,000 `./` components (12.6 s of kernel time per plan
+/// before), then `/legit`, itself a symlink, holding the real ld.so. Each
+/// lookup is bounded, a prefix that failed is not walked again, and the
+/// real ld.so is found by ld.so.conf: the plan takes well under a second
+/// and a bounded number of openat/openat2/readlinkat calls.
+#[test]
+fn symlink_chains_are_bounded_and_the_real_ldso_is_found() {
+    let Some(probe) = glibc_probe() else { return };
+    let t = tree_with_probe(&probe);
+    chain(t.path(), "s");
+    write(t.path(), &format!("/real/{LDSO}"), &fs::read(glibc_ldso()).unwrap());
+    symlink("/real", t.path().join("legit")).unwrap();
+    let mut conf: Vec<u8> = (0..4095).flat_map(|i| format!("/s/0/c{i}\n").into_bytes()).collect();
+    conf.extend_from_slice(b"/legit\n");
+    write(t.path(), "/etc/ld.so.conf", &conf);
+    let r = Resolver::new(Config::default());
+    let ns = Namespace::open(t.path()).unwrap();
+    let start = Instant::now();
+    let p = r.plan_exec(&ns, "/bin/probe", &["probe"], &[] as &[&str]);
+    let took = start.elapsed();
+    let p = p.expect("the real ld.so is found");
+    let ldso = p.ldso.as_ref().unwrap();
+    assert_eq!(
+        (ldso.rule, &ldso.path[..]),
+        (Rule::LdSoConf, format!("/legit/{LDSO}").as_bytes())
+    );
+    assert_eq!(p.skipped.len(), 4095);
+    assert!(
+        p.skipped
+            .iter()
+            .all(|s| s.reason.ends_with("path lookup budget exceeded")),
+        "{:?}",
+        p.skipped[0]
+    );
+    eprintln!("4,095 chains of 40 links: {took:?}");
+    assert!(took < Duration::from_millis(500), "plan took {took:?}");
+    // System calls against the same tree with only `/legit` configured
+    // (the process's own start-up cancels out): one openat2 per chained
+    // candidate (RESOLVE_NO_SYMLINKS stops at /s/0: a kernel walk bounded
+    // by the path), one walk up to the per-candidate budget (four links of
+    // 4 KiB), and nothing more for the rest of /s/0/…: it already failed.
+    let Some(calls) = syscalls_of_resolve(t.path()) else {
+        return;
+    };
+    write(t.path(), "/etc/ld.so.conf", b"/legit\n");
+    let Some(base) = syscalls_of_resolve(t.path()) else {
+        return;
+    };
+    let added = |name: &str| calls.get(name).copied().unwrap_or(0) as i64 - base.get(name).copied().unwrap_or(0) as i64;
+    let (openat2, walk) = (
+        added("openat2"),
+        added("openat") + added("readlinkat") + added("fstatfs"),
+    );
+    eprintln!("added by 4,095 chained entries: openat2 {openat2}, openat+readlinkat+fstatfs {walk}");
+    assert!(openat2 <= 4095 + 8, "{calls:?} against {base:?}");
+    assert!(walk <= 24, "{calls:?} against {base:?}");
+}
+
+/// Every candidate of the search paths behind its own chain: they share one
+/// per-search budget, which runs out after a few; the `PT_INTERP` path then
+/// still gets a budget of its own, and is found through `/lib64 -> usr/lib64`.
+#[test]
+fn the_search_budget_runs_out_but_pt_interp_is_reached() {
+    let Some(probe) = glibc_probe() else { return };
+    let t = tree_with_probe(&probe);
+    let mut conf = Vec::new();
+    for i in 0..64 {
+        chain(t.path(), &format!("t{i}"));
+        conf.extend_from_slice(format!("/t{i}/0\n").as_bytes());
+    }
+    write(t.path(), "/etc/ld.so.conf", &conf);
+    write(
+        t.path(),
+        &format!("/usr/lib64/{LDSO}"),
+        &fs::read(glibc_ldso()).unwrap(),
+    );
+    symlink("usr/lib64", t.path().join("lib64")).unwrap();
+    let r = Resolver::new(Config::default());
+    let ns = Namespace::open(t.path()).unwrap();
+    let start = Instant::now();
+    let p = r
+        .plan_exec(&ns, "/bin/probe", &["probe"], &[] as &[&str])
+        .expect("found at PT_INTERP");
+    let took = start.elapsed();
+    assert_eq!(p.ldso.as_ref().unwrap().rule, Rule::Interp);
+    assert_eq!(p.skipped.len(), 64, "{:?}", p.skipped);
+    assert!(took < Duration::from_millis(500), "plan took {took:?}");
+}
+
+/// Legal layouts resolve exactly as `openat2(RESOLVE_IN_ROOT)` resolves
+/// them: the same inode, or the same errno.
+#[test]
+fn legal_symlinks_resolve_as_openat2_in_root_does() {
+    let t = tree();
+    let root = t.path();
+    write(root, &format!("/usr/lib64/{LDSO}"), b"ld.so");
+    fs::create_dir_all(root.join("a/b/c")).unwrap();
+    let links: &[(&str, &str)] = &[
+        ("lib64", "usr/lib64"),
+        ("abs", "/usr/lib64"),
+        ("a/b/up", "../../usr"),
+        ("chain1", "chain2"),
+        ("chain2", "/a/../chain3"),
+        ("chain3", "lib64"),
+        ("a/dotdot", "../../../../.."),
+        ("a/b/self", "."),
+        ("a/b/file", &format!("../../usr/lib64/{LDSO}")),
+        ("loop1", "loop2"),
+        ("loop2", "loop1"),
+        ("dangling", "/nope"),
+        ("empty_dir_link", "a/b/c/"),
+        ("toroot", "/"),
+    ];
+    for (at, to) in links {
+        symlink(to, root.join(at)).unwrap();
+    }
+    // 40 links in a row resolve; 41 are a loop (ELOOP), as for the kernel.
+    for i in 0..41 {
+        symlink(format!("n{}", i + 1), root.join(format!("n{i}"))).unwrap();
+    }
+    fs::create_dir(root.join("n41")).unwrap();
+    let paths = [
+        format!("/lib64/{LDSO}"),
+        format!("/abs/{LDSO}"),
+        format!("/a/b/up/lib64/{LDSO}"),
+        format!("/chain1/{LDSO}"),
+        format!("/a/dotdot/usr/lib64/{LDSO}"),
+        format!("/a/dotdot/../../lib64/./{LDSO}"),
+        "/a/b/self/self/../b/file".into(),
+        format!("/lib64/../lib64/./{LDSO}"),
+        "/lib64/..".into(),
+        "/abs/../../..".into(),
+        "/chain1".into(),
+        "/a/b/file".into(),
+        "/a/b/file/".into(),
+        format!("/lib64/{LDSO}/x"),
+        "/loop1".into(),
+        "/dangling".into(),
+        "/empty_dir_link".into(),
+        "/toroot/abs/..".into(),
+        "lib64".into(),
+        "a/b/up/../..".into(),
+        "/n1".into(),
+        "/n0".into(),
+        "/n0/..".into(),
+        // `..` walked one component at a time, between two links.
+        format!("/a/b/up/../lib64/{LDSO}"),
+        format!("/a/dotdot/a/b/self/../up/../abs/../../chain1/{LDSO}"),
+        format!("/a/b/self/../../a/b/up/../../../../../lib64/{LDSO}"),
+    ];
+    let ns = Namespace::open(root).unwrap();
+    let dir = fs::File::open(root).unwrap();
+    let id = |st: rustix::fs::Stat| (st.st_dev, st.st_ino);
+    for p in &paths {
+        let kernel = rustix::fs::openat2(
+            &dir,
+            p.as_str(),
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+            rustix::fs::ResolveFlags::IN_ROOT | rustix::fs::ResolveFlags::NO_MAGICLINKS,
+        )
+        .map(|fd| id(rustix::fs::fstat(fd).unwrap()))
+        .map_err(|e| e.raw_os_error());
+        let ours = ns
+            .open_path(p.as_bytes())
+            .map(|fd| id(rustix::fs::fstat(fd).unwrap()))
+            .map_err(|e| e.errno());
+        assert_eq!(ours, kernel, "{p}");
+    }
+}
+
+/// Once the search's budget is spent, a candidate without a symlink on its
+/// path is still found: the first `openat2(RESOLVE_NO_SYMLINKS)` never
+/// depends on what other lookups spent, nor on the prefixes that failed.
+#[test]
+fn a_plain_candidate_is_found_after_the_search_budget_is_spent() {
+    let Some(probe) = glibc_probe() else { return };
+    let t = tree_with_probe(&probe);
+    let mut conf = Vec::new();
+    for i in 0..16 {
+        chain(t.path(), &format!("t{i}"));
+        conf.extend_from_slice(format!("/t{i}/0\n").as_bytes());
+    }
+    // Four chains spend the search's 64 KiB; /t0/plain, next to a failed
+    // /t0/0, has no symlink on its path.
+    conf.extend_from_slice(b"/t0/plain\n");
+    write(t.path(), "/etc/ld.so.conf", &conf);
+    write(t.path(), &format!("/t0/plain/{LDSO}"), &fs::read(glibc_ldso()).unwrap());
+    let r = Resolver::new(Config::default());
+    let ns = Namespace::open(t.path()).unwrap();
+    let p = r.plan_exec(&ns, "/bin/probe", &["probe"], &[] as &[&str]).unwrap();
+    let ldso = p.ldso.as_ref().unwrap();
+    assert_eq!(
+        (ldso.rule, &ldso.path[..]),
+        (Rule::LdSoConf, format!("/t0/plain/{LDSO}").as_bytes())
+    );
+    assert_eq!(p.skipped.len(), 16, "{:?}", p.skipped);
 }

@@ -17,6 +17,7 @@ use crate::elfinfo::{self, Machine};
 use crate::error::ExecError;
 use crate::ns::{os_path, Namespace, Opened};
 use crate::parse::ldpath;
+use crate::walk::Lookups;
 
 use super::cache::{cached, insert_bounded, lock};
 use super::{lossy, Resolver, Rule, Skipped, MAX_CANDIDATES};
@@ -56,6 +57,9 @@ pub(super) struct Search<'a, E> {
     pub skipped: Vec<Skipped>,
     /// The ld.so.conf consulted, if the search got that far.
     conf: Option<Arc<LdSoConf>>,
+    /// The path lookups of the search paths' candidates: one budget for
+    /// them all, and the prefixes that failed (`crate::walk`).
+    lookups: Lookups,
 }
 
 impl<'a, E: AsRef<[u8]>> Search<'a, E> {
@@ -83,6 +87,7 @@ impl<'a, E: AsRef<[u8]>> Search<'a, E> {
             from_namespace: 0,
             skipped: Vec::new(),
             conf: None,
+            lookups: Lookups::per_search(),
         }
     }
 
@@ -183,7 +188,13 @@ impl<'a, E: AsRef<[u8]>> Search<'a, E> {
             return None;
         }
         self.from_namespace += usize::from(conf);
-        let reason = match self.ns.open_file(&path) {
+        // The search paths share one lookup budget; PT_INTERP and the
+        // conventional path get their own, so they are always reached.
+        let opened = match rule {
+            Rule::Interp | Rule::Conventional => self.ns.open_file(&path),
+            _ => self.ns.open_file_in(&path, &mut self.lookups),
+        };
+        let reason = match opened {
             Err(ExecError::NotFound { .. }) => {
                 trace!(candidate = %lossy(&path), %rule, "not there");
                 return None;

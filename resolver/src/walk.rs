@@ -1,0 +1,384 @@
+//! Bounded path lookup inside a namespace's root.
+//!
+//! Every open first tries `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS)`:
+//! a path without symlinks (the common case) costs that one system call,
+//! and the kernel's work is bounded by the path's length. Only when it
+//! fails with `ELOOP` is the path resolved here, one component at a time
+//! with `openat(O_PATH | O_NOFOLLOW)` and `readlinkat`, exactly as
+//! `RESOLVE_IN_ROOT` would (absolute symlinks and `..` stop at the root, at
+//! most 40 symlinks) but counting the work against a [`Budget`]: a chain of
+//! links full of `./` costs the kernel a component for each of them, and
+//! the sandbox chooses how many. After each symlink the rest of the path is
+//! tried in one `openat2(RESOLVE_NO_SYMLINKS)` again, so a path through one
+//! link (merged `/usr`) costs five system calls, not one per component.
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use rustix::fs::{self as rfs, Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
+
+/// Symlinks followed in one lookup, as the kernel's `MAXSYMLINKS`.
+pub const MAX_SYMLINKS: usize = 40;
+
+/// What one lookup may cost: components walked (each a system call or two)
+/// and bytes of symlink text read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Components (other than `.`) still allowed.
+    pub components: usize,
+    /// Bytes of symlink targets still allowed.
+    pub link_bytes: usize,
+}
+
+impl Budget {
+    /// One candidate (or any single open): 256 components and 16 KiB of
+    /// symlink text. A real system's longest lookups (Debian's `/lib64` →
+    /// `/lib/x86_64-linux-gnu`, merged `/usr`) take 1–2 links and under 20
+    /// components; the chain (40 links × ~2,000 `./`) takes
+    /// 80,000 components and 160 KiB.
+    pub const PER_CANDIDATE: Budget = Budget {
+        components: 256,
+        link_bytes: 16 * 1024,
+    };
+
+    /// One search's path rules together (`LDSO_PATH`, `LD_LIBRARY_PATH`,
+    /// ld.so.conf): 4,096 components and 64 KiB of symlink text, spent
+    /// only by lookups that meet a symlink.
+    pub const PER_SEARCH: Budget = Budget {
+        components: 4096,
+        link_bytes: 64 * 1024,
+    };
+
+    fn min(self, other: Budget) -> Budget {
+        Budget {
+            components: self.components.min(other.components),
+            link_bytes: self.link_bytes.min(other.link_bytes),
+        }
+    }
+
+    fn spent_since(self, start: Budget) -> Budget {
+        Budget {
+            components: start.components - self.components,
+            link_bytes: start.link_bytes - self.link_bytes,
+        }
+    }
+
+    fn charge(&mut self, spent: Budget) {
+        self.components = self.components.saturating_sub(spent.components);
+        self.link_bytes = self.link_bytes.saturating_sub(spent.link_bytes);
+    }
+}
+
+/// The lookups of one search: a shared budget, and the path prefixes
+/// already found to fail (over budget, missing, not a directory, a loop),
+/// which are not walked again. Within one search only: across plans the
+/// namespace may change, and telling that it did not would mean
+/// re-checking every directory and link on the way — the walk itself.
+#[derive(Debug)]
+pub struct Lookups {
+    budget: Budget,
+    /// Normalized prefixes (components joined by `/`) and how they failed.
+    failed: HashMap<Vec<u8>, Failure>,
+}
+
+impl Lookups {
+    /// A fresh search's lookups, with [`Budget::PER_SEARCH`].
+    pub fn per_search() -> Lookups {
+        Lookups::with_budget(Budget::PER_SEARCH)
+    }
+
+    /// Lookups sharing `budget` in all.
+    pub fn with_budget(budget: Budget) -> Lookups {
+        Lookups {
+            budget,
+            failed: HashMap::new(),
+        }
+    }
+}
+
+/// Why a lookup failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The system's answer (`ENOENT`, `ENOTDIR`, `ELOOP`, ...).
+    Errno(Errno),
+    /// The lookup ran out of its budget.
+    OverBudget,
+}
+
+impl From<Errno> for Failure {
+    fn from(e: Errno) -> Failure {
+        Failure::Errno(e)
+    }
+}
+
+/// The flags every lookup adds: stay in the root, never a magic link.
+const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
+
+/// Bounded retries of `EAGAIN` (a rename raced the kernel's lookup).
+const EAGAIN_RETRIES: usize = 32;
+
+/// `openat2(root, path, flags, extra | RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`,
+/// retrying `EAGAIN` and `EINTR` a bounded number of times.
+pub fn openat2(root: BorrowedFd<'_>, path: &[u8], flags: OFlags, extra: ResolveFlags) -> Result<OwnedFd, Errno> {
+    let mut tries = 0;
+    loop {
+        match rfs::openat2(root, path, flags, Mode::empty(), RESOLVE | extra) {
+            Err(Errno::AGAIN | Errno::INTR) if tries < EAGAIN_RETRIES => tries += 1,
+            r => return r,
+        }
+    }
+}
+
+/// Open `path` (absolute or relative to the root) inside `root` with
+/// `flags`, as `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)` would,
+/// the work bounded by [`Budget::PER_CANDIDATE`] and by what is left in
+/// `lookups`, which is charged what this lookup spent.
+pub fn open(root: BorrowedFd<'_>, path: &[u8], flags: OFlags, lookups: &mut Lookups) -> Result<OwnedFd, Failure> {
+    match openat2(root, path, flags, ResolveFlags::NO_SYMLINKS) {
+        Err(Errno::LOOP) => {}
+        r => return r.map_err(Failure::Errno),
+    }
+    // A symlink on the way: walk it here, unless a prefix already failed
+    // in this search (checked only now, so a path without symlinks never
+    // depends on what other lookups spent).
+    let key = normalized(path);
+    if let Some(failure) = known_failure(&key, lookups) {
+        return Err(failure);
+    }
+    // A trailing `/` asks for a directory, as it does of the kernel.
+    let flags = match path.ends_with(b"/") {
+        true => flags | OFlags::DIRECTORY,
+        false => flags,
+    };
+    let start = Budget::PER_CANDIDATE.min(lookups.budget);
+    let mut walk = Walk {
+        root,
+        budget: start,
+        links: 0,
+        batched: false,
+        short_of_components: false,
+    };
+    let result = walk.run(&key, flags);
+    lookups.budget.charge(walk.budget.spent_since(start));
+    result.map_err(|(failure, prefix)| {
+        if prefix < key.len() {
+            lookups.failed.insert(key[..prefix].join(&b'/'), failure);
+        }
+        failure
+    })
+}
+
+/// The first recorded failing prefix of `key`'s components, if any.
+fn known_failure(key: &[&[u8]], lookups: &Lookups) -> Option<Failure> {
+    if lookups.failed.is_empty() {
+        return None;
+    }
+    (1..key.len()).find_map(|n| lookups.failed.get(&key[..n].join(&b'/')).copied())
+}
+
+/// The components of `path` without empty ones and `.` (which change
+/// nothing), `..` kept: two spellings of one lookup share a key.
+fn normalized(path: &[u8]) -> Vec<&[u8]> {
+    path.split(|&b| b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+        .collect()
+}
+
+/// One component-by-component lookup.
+struct Walk<'r> {
+    root: BorrowedFd<'r>,
+    budget: Budget,
+    links: usize,
+    /// Whether [`Walk::rest_at_once`] spent components: they were the
+    /// rest of the path's, not only its prefix's.
+    batched: bool,
+    /// Whether the budget ran out of components (not link bytes).
+    short_of_components: bool,
+}
+
+/// A component still to walk, and whether it came from the caller's path
+/// (its index there) or from a symlink's text.
+type Pending = (Vec<u8>, Option<usize>);
+
+impl Walk<'_> {
+    /// Walk `key` (the caller's path, normalized) and open its end with
+    /// `flags`. `Err` carries how many of `key`'s components were walked
+    /// when it failed: that prefix fails for every path that starts with it.
+    fn run(&mut self, key: &[&[u8]], flags: OFlags) -> Result<OwnedFd, (Failure, usize)> {
+        // Components still to walk, the next one last.
+        let mut todo: Vec<Pending> = key
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(i, c)| (c.to_vec(), Some(i)))
+            .collect();
+        // The directories walked so far (names from the root): `..` is the
+        // one before, never above the root, as RESOLVE_IN_ROOT has it.
+        let mut names: Vec<Vec<u8>> = Vec::new();
+        let mut dir: Option<OwnedFd> = None; // None: the root
+        let mut walked = 0;
+        while let Some((name, from)) = todo.pop() {
+            if let Some(i) = from {
+                walked = i + 1;
+            }
+            if name == b".." {
+                self.spend(1, 0).map_err(|f| self.at(f, walked, key.len()))?;
+                names.pop();
+                dir = self.reopen(&names).map_err(|f| self.at(f, walked, key.len()))?;
+                continue;
+            }
+            self.spend(1, 0).map_err(|f| self.at(f, walked, key.len()))?;
+            let here = dir.as_ref().map_or(self.root, |d| d.as_fd());
+            let last = todo.is_empty();
+            match self
+                .step(here, &name, last, flags)
+                .map_err(|f| self.at(f, walked, key.len()))?
+            {
+                Step::Dir(fd) => {
+                    names.push(name);
+                    dir = Some(fd);
+                }
+                Step::End(fd) => return Ok(fd),
+                Step::Link(text) => {
+                    self.follow(here, &text).map_err(|f| self.at(f, walked, key.len()))?;
+                    if text.starts_with(b"/") {
+                        names.clear();
+                        dir = None;
+                    }
+                    todo.extend(normalized(&text).into_iter().rev().map(|c| (c.to_vec(), None)));
+                    if todo.is_empty() {
+                        // A link to "/" (or to its own directory, "."): its
+                        // directory is the end.
+                        todo.push((b".".to_vec(), None));
+                    }
+                    if let Some(end) = self.rest_at_once(&names, &todo, flags) {
+                        return end.map_err(|f| (f, key.len()));
+                    }
+                }
+            }
+        }
+        // The path ended in `..` or named the root: open the directory reached.
+        let here = dir.as_ref().map_or(self.root, |d| d.as_fd());
+        rfs::openat(here, ".", flags | OFlags::NOFOLLOW, Mode::empty()).map_err(|e| (e.into(), walked))
+    }
+
+    /// The rest of the path after a symlink, in one `openat2(RESOLVE_NO_SYMLINKS)`
+    /// from the root (the directories walked, then what is left): a
+    /// merged-`/usr` link costs one call, not one per component. None when
+    /// there is another symlink on the way (`ELOOP`; the walk goes on one
+    /// component at a time), or the path or the budget is too short. Any
+    /// other answer is the walk's: without symlinks, the kernel's `..` from
+    /// a walked directory is the one walked before it.
+    fn rest_at_once(&mut self, names: &[Vec<u8>], todo: &[Pending], flags: OFlags) -> Option<Result<OwnedFd, Failure>> {
+        let mut path = Vec::new();
+        for c in names.iter().chain(todo.iter().rev().map(|(c, _)| c)) {
+            path.extend_from_slice(c);
+            path.push(b'/');
+        }
+        path.pop();
+        if path.len() >= crate::ns::PATH_MAX {
+            return None;
+        }
+        if names.len() + todo.len() > self.budget.components {
+            return None;
+        }
+        self.spend(names.len() + todo.len(), 0).ok()?;
+        self.batched = true;
+        match openat2(self.root, &path, flags, ResolveFlags::NO_SYMLINKS) {
+            Err(Errno::LOOP | Errno::NAMETOOLONG) => None,
+            r => Some(r.map_err(Failure::Errno)),
+        }
+    }
+
+    /// `failure`, with how many of the caller's `len` components it is
+    /// known to follow from: `walked`, unless the components ran out after
+    /// [`Walk::rest_at_once`] spent some on later components (then `len`:
+    /// nothing to remember).
+    fn at(&self, failure: Failure, walked: usize, len: usize) -> (Failure, usize) {
+        let later = failure == Failure::OverBudget && self.batched && self.short_of_components;
+        (failure, if later { len } else { walked })
+    }
+
+    /// Take `components` and `link_bytes` from the budget, or fail.
+    fn spend(&mut self, components: usize, link_bytes: usize) -> Result<(), Failure> {
+        self.short_of_components |= components > self.budget.components;
+        if components > self.budget.components || link_bytes > self.budget.link_bytes {
+            return Err(Failure::OverBudget);
+        }
+        self.budget.components -= components;
+        self.budget.link_bytes -= link_bytes;
+        Ok(())
+    }
+
+    /// Account for following the symlink in `dir` whose text is `text`.
+    fn follow(&mut self, dir: BorrowedFd<'_>, text: &[u8]) -> Result<(), Failure> {
+        self.links += 1;
+        if self.links > MAX_SYMLINKS {
+            return Err(Errno::LOOP.into());
+        }
+        if text.is_empty() {
+            return Err(Errno::NOENT.into());
+        }
+        // RESOLVE_NO_MAGICLINKS: the kernel refuses procfs's magic links;
+        // in user space they cannot be told from its plain ones, so every
+        // procfs symlink is refused (only an ELOOP where it would not).
+        if rfs::fstatfs(dir).is_ok_and(|s| s.f_type as u64 == 0x9fa0) {
+            return Err(Errno::LOOP.into());
+        }
+        self.spend(0, text.len())
+    }
+
+    /// The directory `names` leads to from the root, opened again (one
+    /// `openat2` with no symlink allowed: they were all resolved already).
+    fn reopen(&self, names: &[Vec<u8>]) -> Result<Option<OwnedFd>, Failure> {
+        if names.is_empty() {
+            return Ok(None);
+        }
+        let path = names.join(&b'/');
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        Ok(Some(openat2(self.root, &path, flags, ResolveFlags::NO_SYMLINKS)?))
+    }
+
+    /// Look at `name` in `dir`: a directory to go on from, a symlink to
+    /// follow, or (the last component) the file, opened with `flags`.
+    fn step(&self, dir: BorrowedFd<'_>, name: &[u8], last: bool, flags: OFlags) -> Result<Step, Failure> {
+        if !last {
+            // An ordinary directory: one openat (O_NOFOLLOW | O_DIRECTORY
+            // fails with ENOTDIR on a symlink).
+            let dflags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            match rfs::openat(dir, name, dflags, Mode::empty()) {
+                Ok(fd) => return Ok(Step::Dir(fd)),
+                Err(Errno::NOTDIR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        // Room for the longest link (PATH_MAX): one system call.
+        match rfs::readlinkat(dir, name, Vec::with_capacity(crate::ns::PATH_MAX)) {
+            Ok(text) => return Ok(Step::Link(text.into_bytes())),
+            Err(Errno::INVAL) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if !last {
+            return Err(Errno::NOTDIR.into());
+        }
+        // Not a symlink (if one was swapped in since, O_NOFOLLOW opens the
+        // link itself with O_PATH, or fails: never a file outside).
+        Ok(Step::End(rfs::openat(
+            dir,
+            name,
+            flags | OFlags::NOFOLLOW,
+            Mode::empty(),
+        )?))
+    }
+}
+
+/// What one component turned out to be.
+enum Step {
+    /// A directory, opened `O_PATH`.
+    Dir(OwnedFd),
+    /// The last component, opened.
+    End(OwnedFd),
+    /// A symlink, with its text.
+    Link(Vec<u8>),
+}
