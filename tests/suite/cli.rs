@@ -367,7 +367,7 @@ fn as_nobody(args: &[&str], dir: &Path) -> Option<Run> {
     fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
     let bin = dir.join("ldchain");
     if !bin.exists() {
-        fs::copy(env!("CARGO_BIN_EXE_ldchain"), &bin).unwrap();
+        copy_file(Path::new(env!("CARGO_BIN_EXE_ldchain")), &bin);
         fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
     }
     let probe = Command::new("setpriv")
@@ -410,7 +410,7 @@ fn run_as_an_unprivileged_user() {
     let jail = dir.path().join("jail");
     fs::create_dir(&jail).unwrap();
     fs::create_dir(jail.join("bin")).unwrap();
-    fs::copy(&probe, jail.join("bin/probe")).unwrap();
+    copy_file(&probe, &jail.join("bin/probe"));
     let out = Command::new("ldd").arg(&probe).output().unwrap();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         if let Some((_, rest)) = line.split_once("=> ") {

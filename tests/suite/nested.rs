@@ -281,7 +281,7 @@ fn root_jail_setuid_child_runs_in_secure_mode() {
         } else {
             rj.jail.host(from)
         };
-        fs::copy(from, &su).unwrap();
+        copy_file(&from, &su);
         fs::set_permissions(&su, fs::Permissions::from_mode(0o4755)).unwrap();
     }
     // Under `ldchain run` a setuid-root file gains nothing (the jail runs

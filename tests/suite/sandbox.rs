@@ -37,9 +37,9 @@ fn setup() -> Option<Setup> {
     let dir = tempfile::Builder::new().prefix("ldchain-sandbox-").tempdir().unwrap();
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let bin = std::env::var_os("LDCHAIN_TEST_BIN").unwrap_or(env!("CARGO_BIN_EXE_ldchain").into());
-    fs::copy(bin, dir.path().join("ldchain")).unwrap();
+    copy_file(Path::new(&bin), &dir.path().join("ldchain"));
     let local = dir.path().join("escape");
-    fs::copy(&escape, &local).unwrap();
+    copy_file(&escape, &local);
     let secret = dir.path().join("secret");
     fs::write(&secret, format!("{SECRET}\n")).unwrap();
     fs::set_permissions(&secret, fs::Permissions::from_mode(0o644)).unwrap();
@@ -395,8 +395,8 @@ fn a_program_runs_from_its_own_directory_bound_read_only() {
     let proj = s.dir.path().join("proj");
     fs::create_dir(&proj).unwrap();
     fs::set_permissions(&proj, fs::Permissions::from_mode(0o777)).unwrap();
-    fs::copy(&probe, proj.join("a.out")).unwrap();
-    fs::copy(&s.escape, proj.join("escape")).unwrap();
+    copy_file(&probe, &proj.join("a.out"));
+    copy_file(&s.escape, &proj.join("escape"));
     fs::write(proj.join("notes"), "project-notes\n").unwrap();
     for who in everyone() {
         let run = |argv: &[&str]| -> Run {

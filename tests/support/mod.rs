@@ -190,7 +190,7 @@ impl Jail {
     pub fn add(&self, from: &Path, inside: &str) {
         let to = self.host(inside);
         fs::create_dir_all(to.parent().unwrap()).unwrap();
-        fs::copy(from, &to).unwrap_or_else(|e| panic!("copy {} -> {}: {e}", from.display(), to.display()));
+        copy_file(from, &to);
     }
 
     /// Write `bytes` to `inside` with `mode`.
@@ -387,4 +387,18 @@ pub fn retry_text_busy<T>(mut spawn: impl FnMut() -> std::io::Result<T>) -> std:
 /// `cmd.output()`, retried on ETXTBSY ([`retry_text_busy`]).
 pub fn output(cmd: &mut Command) -> std::io::Result<Output> {
     retry_text_busy(|| cmd.output())
+}
+
+/// Copy `from` to `to` keeping its mode, in a `cp` child process. A file
+/// that will be exec'd must not be written by this process: while it holds
+/// the file open for writing, any test thread's fork hands the descriptor
+/// to a child, and exec'ing the file meanwhile fails with ETXTBSY.
+pub fn copy_file(from: &Path, to: &Path) {
+    let status = Command::new("cp")
+        .arg("--preserve=mode")
+        .arg(from)
+        .arg(to)
+        .status()
+        .expect("cp");
+    assert!(status.success(), "cp {} {}", from.display(), to.display());
 }
