@@ -112,6 +112,14 @@ nested_timing=--no-timing
 benches/nested.sh target/release/ldchain "$tmp" "$nested_timing" > "$tmp/nested"
 grep '^|' "$tmp/nested"
 nested_added=$(sed -n 's/.*nested_added_syscalls=\([0-9-]*\).*/\1/p' "$tmp/nested")
+if [ "$mode" = full ]; then
+    # Wall clock is compared, never failed on: CI machines are shared.
+    ratio=$(sed -n 's/.*nested_wall_ratio=\([0-9.]*\).*/\1/p' "$tmp/nested")
+    max=$(awk -F'=' '$1 ~ "^nested_wall_ratio_max[ ]*$" { gsub(/[ \t]|#.*/, "", $2); print $2 }' benches/budgets.toml)
+    verdict=$(awk -v r="$ratio" -v m="$max" 'BEGIN { print (r <= m) ? "within" : "OVER" }')
+    echo
+    echo "interp mode / real ld.so: $ratio ($verdict the $max in benches/budgets.toml)"
+fi
 
 if [ "$mode" = full ]; then
     echo
