@@ -314,17 +314,4 @@ mod tests {
             }
         }
     }
-
-    #[test]
-    fn conventional_paths_by_family() {
-        assert_eq!(
-            Machine::I386.conventional_ldso(b"ld-linux.so.2"),
-            Some(&b"/lib/ld-linux.so.2"[..])
-        );
-        assert_eq!(
-            Machine::X86_64.conventional_ldso(b"ld-musl-x86_64.so.1"),
-            Some(&b"/lib/ld-musl-x86_64.so.1"[..])
-        );
-        assert_eq!(Machine::X86_64.conventional_ldso(b"ld.so.1"), None);
-    }
 }
