@@ -71,73 +71,74 @@ fn main() {
     };
     let mut order = vec![host];
     order.extend(Machine::ALL.into_iter().filter(|&m| m != host));
-    let strict = env::var_os("CI").is_some();
     let mut entries = String::new();
     for m in order {
-        let native = m == host;
-        let (arch, triple, linkers) = (m.name(), m.triple(), m.cross_linkers());
-        let wanted = env::var_os(format!("CARGO_FEATURE_{}", arch.to_uppercase())).is_some();
-        let linker = if native {
-            None
-        } else {
-            linkers.iter().copied().find(|l| on_path(l))
-        };
-        if !native {
-            let missing = match (has_rust_target(triple), linker) {
-                (false, _) => Some(format!(
-                    "the Rust standard library for {triple} (rustup target add {triple})"
-                )),
-                (true, None) => Some(format!("a linker for {triple} ({})", linkers.join(" or "))),
-                _ => None,
-            };
-            if let Some(missing) = missing {
-                if wanted || strict {
-                    panic!(
-                        "ldchain-embed: cannot build the {arch} chainloader: missing {missing}. \
-                         .ci/run installs it; without CI=true or the `{arch}` feature it would be skipped."
-                    );
-                }
-                println!("cargo:warning=ldchain: no {arch} chainloader: missing {missing}");
-                continue;
-            }
-        }
+        let Some(linker) = toolchain(m, host) else { continue };
         let bytes = build(
             &chainloader,
-            triple,
+            m.triple(),
             linker,
             m.max_page_size(),
-            &out.join(format!("chainloader-build-{arch}")),
+            &out.join(format!("chainloader-build-{}", m.name())),
             &script,
         );
-        let bytes = strip_section_headers(bytes);
-        if let Err(why) = check_no_relocations(&bytes) {
-            panic!(
-                "ldchain-embed: the {arch} chainloader {why}. It runs before anything could relocate it, \
-                 so it must have none: avoid pointers in static data (tables of &str, function pointers) \
-                 and variable-length copies (memcpy through the GOT). See DESIGN.md."
-            );
-        }
-        let blob = out.join(format!("chainloader-{arch}"));
-        fs::write(&blob, &bytes).unwrap();
-        let mut hex = String::new();
-        for b in Sha256::digest(&bytes) {
-            write!(hex, "{b:02x}").unwrap();
-        }
-        let file_name = format!("chainloader{}", m.chainloader_suffix(host));
-        let machine = m.target().machine;
-        writeln!(
-            entries,
-            "    Chainloader {{ arch: {arch:?}, triple: {triple:?}, machine: {machine}, \
-             bytes: include_bytes_aligned::include_bytes_aligned!(8, concat!(env!(\"OUT_DIR\"), \"/chainloader-{arch}\")), \
-             sha256: {hex:?}, file_name: {file_name:?} }},"
-        )
-        .unwrap();
+        entries += &embed_entry(m, host, strip_section_headers(bytes), &out);
     }
     fs::write(
         out.join("chainloaders.rs"),
         format!("/// Every chainloader this build embeds, the host's own first.\npub static ALL: &[Chainloader] = &[\n{entries}];\n"),
     )
     .unwrap();
+}
+
+/// The cross linker for machine `m` (`Some(None)` for the host's own, which
+/// needs none), or `None` to skip it — a missing toolchain is a build error
+/// with `CI` set or the machine's feature on, else a warning.
+fn toolchain(m: Machine, host: Machine) -> Option<Option<&'static str>> {
+    if m == host {
+        return Some(None);
+    }
+    let (arch, triple, linkers) = (m.name(), m.triple(), m.cross_linkers());
+    let linker = linkers.iter().copied().find(|l| on_path(l));
+    let missing = match (has_rust_target(triple), linker) {
+        (false, _) => format!("the Rust standard library for {triple} (rustup target add {triple})"),
+        (true, None) => format!("a linker for {triple} ({})", linkers.join(" or ")),
+        (true, Some(l)) => return Some(Some(l)),
+    };
+    let wanted = env::var_os(format!("CARGO_FEATURE_{}", arch.to_uppercase())).is_some();
+    if wanted || env::var_os("CI").is_some() {
+        panic!(
+            "ldchain-embed: cannot build the {arch} chainloader: missing {missing}. \
+             .ci/run installs it; without CI=true or the `{arch}` feature it would be skipped."
+        );
+    }
+    println!("cargo:warning=ldchain: no {arch} chainloader: missing {missing}");
+    None
+}
+
+/// Check a built chainloader, write it to `OUT_DIR`, and return its line
+/// of `ALL`.
+fn embed_entry(m: Machine, host: Machine, bytes: Vec<u8>, out: &Path) -> String {
+    let (arch, triple) = (m.name(), m.triple());
+    if let Err(why) = check_no_relocations(&bytes) {
+        panic!(
+            "ldchain-embed: the {arch} chainloader {why}. It runs before anything could relocate it, \
+             so it must have none: avoid pointers in static data (tables of &str, function pointers) \
+             and variable-length copies (memcpy through the GOT). See DESIGN.md."
+        );
+    }
+    fs::write(out.join(format!("chainloader-{arch}")), &bytes).unwrap();
+    let mut hex = String::new();
+    for b in Sha256::digest(&bytes) {
+        write!(hex, "{b:02x}").unwrap();
+    }
+    let file_name = format!("chainloader{}", m.chainloader_suffix(host));
+    let machine = m.target().machine;
+    format!(
+        "    Chainloader {{ arch: {arch:?}, triple: {triple:?}, machine: {machine}, \
+         bytes: include_bytes_aligned::include_bytes_aligned!(8, concat!(env!(\"OUT_DIR\"), \"/chainloader-{arch}\")), \
+         sha256: {hex:?}, file_name: {file_name:?} }},\n"
+    )
 }
 
 fn on_path(tool: &str) -> bool {

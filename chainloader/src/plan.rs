@@ -139,6 +139,37 @@ pub fn segment<W: Word>(ph: &Phdr<W>, page: W) -> Segment<W> {
     }
 }
 
+/// The kernel's checks of one `PT_LOAD` (number `i`): its page-aligned end
+/// in memory and the end of its data in the file.
+#[inline(always)]
+fn check_load<A: Arch>(
+    i: u16,
+    ph: &Phdr<A::Word>,
+    page: A::Word,
+    limit: A::Word,
+    file_size: u64,
+) -> Result<(A::Word, u64), Error> {
+    if ph.p_filesz > ph.p_memsz {
+        return Err(ph_err(i, Reason::FileszMemsz));
+    }
+    if ph.p_offset & (page - A::Word::ONE) != ph.p_vaddr & (page - A::Word::ONE) {
+        return Err(ph_err(i, Reason::Congruence));
+    }
+    let file_end = match ph.p_offset.checked_add(ph.p_filesz).map(Word::to_u64) {
+        Some(end) if end <= file_size => end,
+        Some(_) => return Err(ph_err(i, Reason::PastEof)),
+        None => return Err(ph_err(i, Reason::OffsetOverflow)),
+    };
+    let end = match ph.p_vaddr.checked_add(ph.p_memsz).and_then(|e| page_up(e, page)) {
+        Some(end) if end <= limit => end,
+        _ => return Err(ph_err(i, Reason::AddrOverflow)),
+    };
+    if ph.p_flags & PF_W != 0 && ph.p_flags & PF_X != 0 {
+        return Err(ph_err(i, Reason::WriteExec));
+    }
+    Ok((end, file_end))
+}
+
 /// Validate the program headers in `table` (for the already-checked `ehdr`,
 /// in a file of `file_size` bytes — `u64::MAX` if not known yet — with
 /// `page`-byte pages, for architecture `A`) and plan the load.
@@ -171,24 +202,8 @@ pub fn plan<A: Arch>(ehdr: &Ehdr, table: &[u8], file_size: u64, page: u64) -> Re
             _ => continue,
         }
         let ph = elf::phdr::<A>(table, i);
-        if ph.p_filesz > ph.p_memsz {
-            return Err(ph_err(i, Reason::FileszMemsz));
-        }
-        if ph.p_offset & (page - A::Word::ONE) != ph.p_vaddr & (page - A::Word::ONE) {
-            return Err(ph_err(i, Reason::Congruence));
-        }
-        match ph.p_offset.checked_add(ph.p_filesz).map(Word::to_u64) {
-            Some(end) if end <= file_size => file_extent = file_extent.max(end),
-            Some(_) => return Err(ph_err(i, Reason::PastEof)),
-            None => return Err(ph_err(i, Reason::OffsetOverflow)),
-        }
-        let end = match ph.p_vaddr.checked_add(ph.p_memsz).and_then(|e| page_up(e, page)) {
-            Some(end) if end <= limit => end,
-            _ => return Err(ph_err(i, Reason::AddrOverflow)),
-        };
-        if ph.p_flags & PF_W != 0 && ph.p_flags & PF_X != 0 {
-            return Err(ph_err(i, Reason::WriteExec));
-        }
+        let (end, file_end) = check_load::<A>(i, &ph, page, limit, file_size)?;
+        file_extent = file_extent.max(file_end);
         let start = page_down(ph.p_vaddr, page);
         if loads > 0 && start < prev_end {
             return Err(ph_err(i, Reason::Overlap));
@@ -212,10 +227,46 @@ pub fn plan<A: Arch>(ehdr: &Ehdr, table: &[u8], file_size: u64, page: u64) -> Re
         prev_end = end;
         loads += 1;
     }
-    let first = match first {
-        Some(first) => first,
-        None => return Err(Error::new(Subject::Image, Reason::NoLoad)),
+    let first = first.ok_or(Error::new(Subject::Image, Reason::NoLoad))?;
+    let scan = Scan {
+        span_start,
+        prev_end,
+        align,
+        first,
+        file_extent,
+        phdr: pt_phdr.or(mapped_phdr),
+        entry_ok,
     };
+    finish::<A>(ehdr, page, limit, scan)
+}
+
+/// What one pass over the program headers found.
+struct Scan<W> {
+    span_start: W,
+    /// Page-aligned end of the last `PT_LOAD`.
+    prev_end: W,
+    align: W,
+    first: Phdr<W>,
+    file_extent: u64,
+    /// Where the program headers are in memory (`PT_PHDR`, else the
+    /// `PT_LOAD` that maps them).
+    phdr: Option<W>,
+    entry_ok: bool,
+}
+
+/// The image-wide checks, then the plan.
+#[inline(always)]
+fn finish<A: Arch>(ehdr: &Ehdr, page: A::Word, limit: A::Word, scan: Scan<A::Word>) -> Result<Plan<A::Word>, Error> {
+    let Scan {
+        span_start,
+        prev_end,
+        mut align,
+        first,
+        file_extent,
+        phdr,
+        entry_ok,
+    } = scan;
+    let image_err = |reason| Error::new(Subject::Image, reason);
     let fixed = ehdr.e_type == elf::ET_EXEC;
     if fixed {
         // The kernel ignores p_align for fixed-address images.
@@ -223,21 +274,15 @@ pub fn plan<A: Arch>(ehdr: &Ehdr, table: &[u8], file_size: u64, page: u64) -> Re
     }
     let span_len = prev_end - span_start;
     if fixed && span_start == A::Word::ZERO {
-        return Err(Error::new(Subject::Image, Reason::PageZero));
+        return Err(image_err(Reason::PageZero));
     }
     if !fixed && span_len.checked_add(align).is_none_or(|n| n > limit) {
-        return Err(Error::new(Subject::Image, Reason::SpanTooBig));
+        return Err(image_err(Reason::SpanTooBig));
     }
-
-    let phdr = pt_phdr.or(mapped_phdr);
-    let phdr = match phdr {
-        Some(phdr) => phdr,
-        None => return Err(Error::new(Subject::Image, Reason::PhdrsUnmapped)),
-    };
+    let phdr = phdr.ok_or(image_err(Reason::PhdrsUnmapped))?;
     if !entry_ok {
-        return Err(Error::new(Subject::Image, Reason::EntryOutside));
+        return Err(image_err(Reason::EntryOutside));
     }
-
     let first_seg = segment(&first, page);
     let reserve = if first_seg.file_end > first_seg.start && (fixed || align == page) {
         Reserve::FirstSegment

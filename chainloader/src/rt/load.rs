@@ -11,7 +11,7 @@
 
 use chainloader::elf::{self, Arch, Word, PT_LOAD};
 use chainloader::machine::Native;
-use chainloader::plan::{segment, Plan, Reserve, PROT_WRITE};
+use chainloader::plan::{segment, Plan, Reserve, Segment, PROT_WRITE};
 use chainloader::{Error, Reason, Subject};
 
 use crate::rt::sys::{self, MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_PRIVATE};
@@ -62,6 +62,42 @@ fn reserve(fd: i32, plan: &Plan<W>, page: W) -> Result<usize, Error> {
     Ok(start)
 }
 
+/// Map the part of `seg` past its file data at `addr`: anonymous memory,
+/// mapped writable as the kernel's `vm_brk_flags()` maps bss (so it is
+/// accounted, and refused with ENOMEM where the kernel's exec would fail),
+/// then — for a non-writable segment (rare) — given its own protection back;
+/// the file bytes of a last page shared with the file data are read into
+/// it. Returns how far into the file that read proved the file long (0 if
+/// none).
+///
+/// # Safety
+/// `addr .. addr + (seg.end - seg.file_end)` must lie inside the span the
+/// image reserved, and hold nothing still in use.
+#[inline(always)]
+unsafe fn map_bss(fd: i32, seg: &Segment<W>, addr: usize, i: u16) -> Result<u64, Error> {
+    let fail = |reason, e| Error::sys(Subject::ProgramHeader(i), reason, e);
+    let anon = (seg.end - seg.file_end).to_usize();
+    let flags = MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS;
+    // SAFETY: the caller vouches for the range.
+    unsafe {
+        sys::mmap(addr, anon, seg.prot | PROT_WRITE, flags, -1, 0).map_err(|e| fail(Reason::MapBss, e))?;
+        if seg.prot & PROT_WRITE == 0 {
+            sys::mprotect(addr, anon, seg.prot).map_err(|e| fail(Reason::MapBss, e))?;
+        }
+    }
+    if seg.tail == 0 {
+        return Ok(0);
+    }
+    let from = seg.offset + (seg.file_end - seg.start);
+    // SAFETY: the tail's bytes lie at the start of the writable range just mapped.
+    let got = unsafe { sys::pread_raw(fd, addr as *mut u8, seg.tail.to_usize(), from.to_u64()) }
+        .map_err(|e| fail(Reason::ReadTail, e))?;
+    if got != seg.tail.to_usize() {
+        return Err(fail(Reason::PastEof, 0));
+    }
+    Ok(from.to_u64() + seg.tail.to_u64())
+}
+
 /// Map the image on `fd` as `plan` says; returns the load bias (0 for
 /// `ET_EXEC`). `known_size` is the file's size when the header read showed
 /// it (a short file), else `u64::MAX`: then the file is proven long enough
@@ -110,32 +146,7 @@ pub fn load(fd: i32, plan: &Plan<W>, table: &[u8], page: W, known_size: u64) -> 
                 .map_err(|e| fail(Reason::MapSegment, e))?;
             }
             if seg.end > seg.file_end {
-                let anon = (seg.end - seg.file_end).to_usize();
-                // Mapped writable, as the kernel's vm_brk_flags() maps bss:
-                // so it is accounted, and refused (ENOMEM) where the kernel's
-                // exec would fail. A non-writable segment (rare) then gets
-                // its own protection back.
-                sys::mmap(
-                    at(seg.file_end),
-                    anon,
-                    seg.prot | PROT_WRITE,
-                    MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS,
-                    -1,
-                    0,
-                )
-                .map_err(|e| fail(Reason::MapBss, e))?;
-                if seg.prot & PROT_WRITE == 0 {
-                    sys::mprotect(at(seg.file_end), anon, seg.prot).map_err(|e| fail(Reason::MapBss, e))?;
-                }
-                if seg.tail != 0 {
-                    let from = seg.offset + (seg.file_end - seg.start);
-                    let got = sys::pread_raw(fd, at(seg.file_end) as *mut u8, seg.tail.to_usize(), from.to_u64())
-                        .map_err(|e| fail(Reason::ReadTail, e))?;
-                    if got != seg.tail.to_usize() {
-                        return Err(fail(Reason::PastEof, 0));
-                    }
-                    proven = proven.max(from.to_u64() + seg.tail.to_u64());
-                }
+                proven = proven.max(map_bss(fd, &seg, at(seg.file_end), i)?);
             }
         }
         prev_end = seg.end;
