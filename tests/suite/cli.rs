@@ -358,10 +358,7 @@ fn run_with_root_glibc_musl_static_and_script_in_one_jail() {
 /// Run `ldchain` as user nobody (65534), from a copy of the binary every
 /// user can read, if this machine allows unprivileged user namespaces.
 fn as_nobody(args: &[&str], dir: &Path) -> Option<Run> {
-    if !require_root("switching to user nobody for the unprivileged run") {
-        return None;
-    }
-    if !require("setpriv", "switching to an unprivileged user") {
+    if !nobody_can_run("the unprivileged run") {
         return None;
     }
     fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
@@ -369,21 +366,6 @@ fn as_nobody(args: &[&str], dir: &Path) -> Option<Run> {
     if !bin.exists() {
         copy_file(Path::new(env!("CARGO_BIN_EXE_ldchain")), &bin);
         fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    let probe = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "unshare",
-            "-Ur",
-            "true",
-        ])
-        .status()
-        .unwrap();
-    if !probe.success() {
-        skip("unprivileged run: unprivileged user namespaces are disabled on this machine");
-        return None;
     }
     Some(
         Command::new("setpriv")

@@ -3,8 +3,6 @@
 //! tools/ldchain-gdb.py (`ldchain-start`) it stops in the program's `main`
 //! and in libc's `puts`, with a symbolic backtrace.
 
-use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -13,7 +11,6 @@ use crate::support::*;
 /// gdb -batch with the ld.so open on descriptor 7 in the inferior.
 fn gdb(script: bool, ex: &[&str], program: &Path) -> String {
     let ldso = open(&glibc_ldso());
-    let raw = ldso.as_raw_fd();
     let mut cmd = Command::new("gdb");
     cmd.args(["-batch", "-nx"]);
     if script {
@@ -28,15 +25,7 @@ fn gdb(script: bool, ex: &[&str], program: &Path) -> String {
         .args(["7", "ld.so"])
         .arg(program);
     cmd.stdin(Stdio::null());
-    // SAFETY: dup2 is async-signal-safe; the file outlives the spawn.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::dup2(raw, 7) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    pass_as_fd(&mut cmd, &ldso, 7);
     let out = cmd.output().expect("run gdb");
     String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
 }

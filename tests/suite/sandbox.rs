@@ -7,7 +7,6 @@
 //! build (to show that they fail on one without the sandbox).
 
 use std::fs::{self, File};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -53,36 +52,9 @@ fn setup() -> Option<Setup> {
     })
 }
 
-/// Whether tests can run as uid 65534 here (root, setpriv, unprivileged
-/// user namespaces); a loud skip (a failure in CI) otherwise.
-fn nobody_possible() -> bool {
-    if !rustix::process::geteuid().is_root() {
-        assert!(!strict(), "CI runs as root");
-        eprintln!("\n*** SKIP unprivileged variant: the test itself is not root ***\n");
-        return false;
-    }
-    if !require("setpriv", "switching to an unprivileged user") {
-        return false;
-    }
-    let ok = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "unshare",
-            "-Ur",
-            "true",
-        ])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok || !strict(), "unprivileged user namespaces are disabled");
-    ok
-}
-
 fn everyone() -> Vec<Who> {
     let mut v = vec![Who::Caller];
-    if nobody_possible() {
+    if nobody_can_run("the unprivileged variant") {
         v.push(Who::Nobody);
     }
     v
@@ -104,16 +76,22 @@ impl Setup {
         c
     }
 
+    /// Make the `--root` jail uid 65534's, so that a nobody run can use it.
+    fn give_jail_to_nobody(&self) {
+        let status = Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(self.jail.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
     /// The attacker run with `args` in the throwaway jail (delivered on
     /// stdin into the jail's /tmp, so that any build can run it) and in the
     /// `--root` jail, each as `who`; `extra` are ldchain options.
     fn escape(&self, who: Who, extra: &[&str], args: &[&str]) -> [(String, Run); 2] {
         if who == Who::Nobody {
-            Command::new("chown")
-                .args(["-R", "65534:65534"])
-                .arg(self.jail.path())
-                .status()
-                .unwrap();
+            self.give_jail_to_nobody();
         }
         let mut throwaway = self.ldchain(who);
         throwaway
@@ -220,17 +198,7 @@ fn the_program_cannot_see_or_signal_a_host_process() {
 /// `5</some/dir` leaves it.
 fn with_fd_5(cmd: &mut Command, dir: &Path) -> File {
     let d = File::open(dir).unwrap();
-    let raw = d.as_raw_fd();
-    // SAFETY: dup2 is async-signal-safe; `d` stays open until spawn returns.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::dup2(raw, 5) < 0 {
-                Err(std::io::Error::last_os_error())
-            } else {
-                Ok(())
-            }
-        });
-    }
+    pass_as_fd(cmd, &d, 5);
     d
 }
 
@@ -372,11 +340,7 @@ fn bind_ro_bind_tmpfs_and_chdir() {
         assert!(!ro.join("new").exists());
         // In a --root jail: the bind's mount point exists only in the view.
         if who == Who::Nobody {
-            Command::new("chown")
-                .args(["-R", "65534:65534"])
-                .arg(s.jail.path())
-                .status()
-                .unwrap();
+            s.give_jail_to_nobody();
         }
         let mut c = s.ldchain(who);
         c.args(["run", "--root"])

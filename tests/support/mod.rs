@@ -402,3 +402,56 @@ pub fn copy_file(from: &Path, to: &Path) {
         .expect("cp");
     assert!(status.success(), "cp {} {}", from.display(), to.display());
 }
+
+/// Whether tests can run something as uid 65534 with an unprivileged user
+/// namespace of its own (root to switch, `setpriv`, and the kernel
+/// allowing it); otherwise [`skip`] for `why`.
+#[track_caller]
+pub fn nobody_can_run(why: &str) -> bool {
+    if !require_root(why) || !require("setpriv", "switching to an unprivileged user") {
+        return false;
+    }
+    let probe = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "unshare",
+            "-Ur",
+            "true",
+        ])
+        .status()
+        .unwrap();
+    if !probe.success() {
+        skip(&format!(
+            "{why}: unprivileged user namespaces are disabled on this machine"
+        ));
+    }
+    probe.success()
+}
+
+/// Have `cmd`'s child hold `file` as descriptor `n` (its number in this
+/// process may be anything, `n` included: then dup2 would be a no-op that
+/// leaves it close-on-exec, so the flag is cleared instead). `file` must
+/// stay open until the command has been spawned.
+pub fn pass_as_fd(cmd: &mut Command, file: &File, n: i32) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let raw = file.as_raw_fd();
+    // SAFETY: dup2 and fcntl are async-signal-safe, and touch only
+    // descriptors.
+    unsafe {
+        cmd.pre_exec(move || {
+            let r = if raw == n {
+                libc::fcntl(n, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(raw, n)
+            };
+            if r < 0 {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(())
+            }
+        });
+    }
+}
