@@ -59,6 +59,60 @@ pub const FLAG_LDSO_PATH: u8 = 2;
 pub const FLAG_LD_LIBRARY_PATH: u8 = 4;
 const KNOWN_FLAGS: u8 = FLAG_SECURE | FLAG_LDSO_PATH | FLAG_LD_LIBRARY_PATH;
 
+/// Where the service leaves answers that need no round trip, inside the
+/// jail: a directory of symbolic links, one per (machine, `PT_INTERP`), each
+/// pointing at the dynamic linker the resolver chose for programs that set
+/// neither `LDSO_PATH` nor `LD_LIBRARY_PATH` and do not run in secure mode
+/// (so that nothing in the process changes the answer). The chainloader
+/// opens `ANSWER_DIR` + [`answer_name`] first and asks over the socket only
+/// when there is no link or what it leads to does not load. The jail sees
+/// the directory read-only; the service removes every link as soon as
+/// anything the answers depended on changes.
+pub const ANSWER_DIR: &[u8] = b"/run/ldchain/ld/";
+/// Longest answer link name (`NAME_MAX`).
+pub const MAX_ANSWER_NAME: usize = 255;
+
+/// The name of the answer link for a `class`/`machine` program whose
+/// `PT_INTERP` is `interp`: `e_machine` as four lowercase hex digits, the
+/// class as one digit, then `interp` with `%` written `%25` and `/` written
+/// `%2f` (so different strings get different names, and none is `.` or
+/// `..`). Returns the name's length in `out`, or `None` when `interp` is not
+/// absolute or the name would not fit in `NAME_MAX` bytes.
+pub fn answer_name(class: u8, machine: u16, interp: &[u8], out: &mut [u8; MAX_ANSWER_NAME]) -> Option<usize> {
+    if interp.first() != Some(&b'/') {
+        return None;
+    }
+    let digits = [
+        (machine >> 12) as u8,
+        (machine >> 8) as u8,
+        (machine >> 4) as u8,
+        machine as u8,
+        class,
+    ];
+    let mut len = 0;
+    for d in digits {
+        let d = d & 15;
+        out[len] = if d < 10 { b'0' + d } else { b'a' + d - 10 };
+        len += 1;
+    }
+    for &b in interp {
+        let escaped = matches!(b, b'/' | b'%');
+        if len + if escaped { 3 } else { 1 } > MAX_ANSWER_NAME {
+            return None;
+        }
+        if escaped {
+            out[len] = b'%';
+            out[len + 1] = b'2';
+            out[len + 2] = if b == b'/' { b'f' } else { b'5' };
+            len += 3;
+        } else {
+            out[len] = b;
+            len += 1;
+        }
+    }
+    Some(len)
+}
+
 /// Most bytes each of the five strings may have, in request order.
 pub const MAX_LENGTHS: [u32; 5] = [MAX_PATH, MAX_PATH, MAX_PATH, MAX_ENV, MAX_ENV];
 
@@ -159,6 +213,7 @@ pub fn decode_reply_header(b: &[u8]) -> Option<(u16, usize)> {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::*;
 
     #[test]
@@ -203,6 +258,36 @@ mod tests {
             b[12 + 4 * i..16 + 4 * i].copy_from_slice(&max.to_le_bytes());
             assert!(RequestHeader::decode(&b).is_ok());
         }
+    }
+
+    fn name(class: u8, machine: u16, interp: &[u8]) -> Option<std::vec::Vec<u8>> {
+        let mut out = [0u8; MAX_ANSWER_NAME];
+        answer_name(class, machine, interp, &mut out).map(|n| out[..n].to_vec())
+    }
+
+    #[test]
+    fn answer_names() {
+        assert_eq!(
+            name(2, 62, b"/lib64/ld-linux-x86-64.so.2").as_deref(),
+            Some(&b"003e2%2flib64%2fld-linux-x86-64.so.2"[..])
+        );
+        assert_eq!(
+            name(1, 3, b"/lib/ld-linux.so.2").as_deref(),
+            Some(&b"00031%2flib%2fld-linux.so.2"[..])
+        );
+        assert_eq!(name(2, 183, b"/a%b").as_deref(), Some(&b"00b72%2fa%25b"[..]));
+        // One string, one name: `%` cannot be confused with an escape.
+        assert_ne!(name(2, 62, b"/%2f"), name(2, 62, b"//"));
+        assert_ne!(name(2, 62, b"/x"), name(1, 62, b"/x"));
+        // Relative PT_INTERP depends on the working directory: never a link.
+        assert_eq!(name(2, 62, b"lib/ld.so"), None);
+        assert_eq!(name(2, 62, b""), None);
+        // NAME_MAX, exactly: 5 + 3 + 247 = 255 fits, one more byte does not.
+        let mut long = std::vec![b'/'];
+        long.extend(std::iter::repeat_n(b'a', 247));
+        assert_eq!(name(2, 62, &long).map(|n| n.len()), Some(MAX_ANSWER_NAME));
+        long.push(b'a');
+        assert_eq!(name(2, 62, &long), None);
     }
 
     #[test]

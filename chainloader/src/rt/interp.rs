@@ -1,8 +1,10 @@
 //! Interp mode: the kernel ran the chainloader as a program's `PT_INTERP`.
 //!
 //! ```text
-//! find PT_INTERP in the program the kernel mapped -> getcwd
-//! -> connect to the exec service -> send what the resolver needs
+//! find PT_INTERP in the program the kernel mapped
+//! -> no LDSO_PATH, LD_LIBRARY_PATH or AT_SECURE: open the service's standing
+//!    answer (proto::ANSWER_DIR); if it is there and loads, go to "jump"
+//! -> getcwd -> connect to the exec service -> send what the resolver needs
 //! -> receive one ld.so descriptor -> map it -> AT_BASE = its base -> jump
 //! ```
 //!
@@ -46,16 +48,6 @@ pub fn run(stack: &mut Stack) -> Result<usize, Error> {
         // copied onto the stack.
         p => unsafe { c_str(p as *const u8) },
     };
-    // Not zero-initialised: only the bytes getcwd fills are read.
-    let mut cwd_buf = core::mem::MaybeUninit::<[u8; proto::MAX_PATH as usize]>::uninit();
-    // SAFETY: cwd_buf is MAX_PATH writable bytes; getcwd initialises the
-    // first `len + 1` (the path and its NUL) on success.
-    let cwd = unsafe {
-        let len = sys::getcwd(cwd_buf.as_mut_ptr().cast(), proto::MAX_PATH as usize).unwrap_or(0);
-        core::slice::from_raw_parts(cwd_buf.as_ptr().cast::<u8>(), len)
-    };
-    // A cwd that cannot be named (deleted, or outside the root) is sent empty.
-    let cwd = if cwd.first() == Some(&b'/') { cwd } else { b"" };
     let ldso_path = stack.env(b"LDSO_PATH");
     let ld_library_path = stack.env(b"LD_LIBRARY_PATH");
     let mut flags = 0;
@@ -68,6 +60,23 @@ pub fn run(stack: &mut Stack) -> Result<usize, Error> {
     if ld_library_path.is_some() {
         flags |= FLAG_LD_LIBRARY_PATH;
     }
+    // Nothing in the process can change the answer: take the one the
+    // service left in ANSWER_DIR, if there is one and it loads.
+    if flags == 0 {
+        if let Some(entry) = answered(interp, stack) {
+            return Ok(entry);
+        }
+    }
+    // Not zero-initialised: only the bytes getcwd fills are read.
+    let mut cwd_buf = core::mem::MaybeUninit::<[u8; proto::MAX_PATH as usize]>::uninit();
+    // SAFETY: cwd_buf is MAX_PATH writable bytes; getcwd initialises the
+    // first `len + 1` (the path and its NUL) on success.
+    let cwd = unsafe {
+        let len = sys::getcwd(cwd_buf.as_mut_ptr().cast(), proto::MAX_PATH as usize).unwrap_or(0);
+        core::slice::from_raw_parts(cwd_buf.as_ptr().cast::<u8>(), len)
+    };
+    // A cwd that cannot be named (deleted, or outside the root) is sent empty.
+    let cwd = if cwd.first() == Some(&b'/') { cwd } else { b"" };
     let parts: [&[u8]; 5] = [
         interp,
         execfn,
@@ -94,6 +103,37 @@ pub fn run(stack: &mut Stack) -> Result<usize, Error> {
     let (bias, plan) = crate::rt::start::map_fd(fd, stack)?;
     stack.set_base(bias);
     Ok(bias.wrapping_add(plan.entry.to_usize()))
+}
+
+/// The service's standing answer for `interp` (see [`proto::ANSWER_DIR`]),
+/// mapped: the entry point, or `None` to ask over the socket instead — no
+/// link, or what it leads to now is not a loadable ld.so (the sandbox may
+/// have changed it; the service will have removed the link by the time it
+/// answers).
+fn answered(interp: &[u8], stack: &mut Stack) -> Option<usize> {
+    const DIR: usize = proto::ANSWER_DIR.len();
+    let mut path = [0u8; DIR + proto::MAX_ANSWER_NAME + 1];
+    // A byte loop, not copy_from_slice: no memcpy call through the GOT.
+    for (slot, &b) in path.iter_mut().zip(proto::ANSWER_DIR) {
+        *slot = b;
+    }
+    let name: &mut [u8; proto::MAX_ANSWER_NAME] = (&mut path[DIR..DIR + proto::MAX_ANSWER_NAME]).try_into().ok()?;
+    let (class, machine) = Native::MACHINE.ident();
+    let len = proto::answer_name(class, machine, interp, name)?;
+    // path[DIR + len] is still 0: the NUL.
+    let fd = sys::open_read(&path[..DIR + len + 1]).ok()?;
+    match crate::rt::start::map_fd(fd, stack) {
+        Ok((bias, plan)) => {
+            stack.set_base(bias);
+            Some(bias.wrapping_add(plan.entry.to_usize()))
+        }
+        Err(_) => {
+            // Closed by map_fd only on success. A failure after some
+            // segments were mapped leaves them: address space, not state.
+            let _ = sys::close(fd);
+            None
+        }
+    }
 }
 
 const E2BIG: i32 = 7;
