@@ -12,6 +12,7 @@
 use std::collections::HashSet;
 use std::fs;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::UnixListener;
 use std::path::{Component, Path, PathBuf};
@@ -19,6 +20,7 @@ use std::path::{Component, Path, PathBuf};
 use rustix::mount::{self, MountFlags};
 use tracing::debug;
 
+use crate::resolver::service::proto::ANSWER_DIR;
 use crate::resolver::service::SERVICE_PATH;
 use crate::resolver::Machine;
 
@@ -31,6 +33,15 @@ pub fn stub_paths() -> Vec<(&'static str, Machine)> {
         .flat_map(|m| [&b"ld-linux"[..], b"ld-musl-"].map(|family| (m.conventional_ldso(family), *m)))
         .filter_map(|(path, m)| Some((std::str::from_utf8(path?).ok()?, m)))
         .collect()
+}
+
+/// The exec service's end of the jail's view.
+#[derive(Debug)]
+pub struct ServiceDir {
+    /// Listening at [`SERVICE_PATH`].
+    pub listener: UnixListener,
+    /// The directory the jail sees, read-only, at [`ANSWER_DIR`].
+    pub answers: OwnedFd,
 }
 
 /// A jail's view being prepared: which of its directories are already
@@ -85,28 +96,48 @@ impl View {
             .collect()
     }
 
-    /// Bind the exec service's socket at [`SERVICE_PATH`] in a fresh tmpfs
-    /// directory of its own.
-    pub fn bind_service(&mut self) -> io::Result<UnixListener> {
-        let path = std::str::from_utf8(SERVICE_PATH).expect("ASCII path");
-        let dir = Path::new(path).parent().expect("has a parent");
+    /// Bind the exec service's socket at [`SERVICE_PATH`], and make the
+    /// directory for its standing answers at [`ANSWER_DIR`], in a fresh
+    /// tmpfs that the jail sees read-only. The writable mount of that tmpfs
+    /// is detached: only the returned directory descriptor reaches it.
+    pub fn bind_service(&mut self) -> io::Result<ServiceDir> {
+        let path = Path::new(std::str::from_utf8(SERVICE_PATH).expect("ASCII path"));
+        let answers = Path::new(std::str::from_utf8(ANSWER_DIR).expect("ASCII path"));
+        let dir = path.parent().expect("has a parent");
+        assert_eq!(
+            answers.parent(),
+            Some(dir),
+            "the socket and the answers share a directory"
+        );
         let host_dir = self.ensure_dir(dir)?;
-        if !self.ours.contains(&host_dir) {
-            mount::mount(
-                "tmpfs",
-                &host_dir,
-                "tmpfs",
-                MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
-                c"mode=0755",
-            )?;
-            self.ours.insert(host_dir.clone());
-        }
-        let sock = self.host_path(path);
-        let _ = fs::remove_file(&sock);
-        let listener = UnixListener::bind(&sock)?;
-        // Every process of the jail execs through it, whatever its uid.
-        fs::set_permissions(&sock, fs::Permissions::from_mode(0o666))?;
-        Ok(listener)
+        let scratch = tempfile::Builder::new().prefix("ldchain-service-").tempdir()?;
+        let s = scratch.path();
+        mount::mount(
+            "tmpfs",
+            s,
+            "tmpfs",
+            MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+            c"mode=0755",
+        )?;
+        let listener = UnixListener::bind(s.join(path.file_name().expect("a name")))?;
+        // Every process of the jail execs through it, whatever its uid; a
+        // socket on a read-only mount can still be connected to.
+        fs::set_permissions(
+            s.join(path.file_name().expect("a name")),
+            fs::Permissions::from_mode(0o666),
+        )?;
+        let answers_host = s.join(answers.file_name().expect("a name"));
+        fs::DirBuilder::new().mode(0o755).create(&answers_host)?;
+        let answers = rustix::fs::open(
+            &answers_host,
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )?;
+        mount::mount_bind(s, &host_dir)?;
+        crate::throwaway::remount_read_only(s, &host_dir)?;
+        mount::unmount(s, mount::UnmountFlags::DETACH)?;
+        self.ours.remove(&host_dir);
+        Ok(ServiceDir { listener, answers })
     }
 
     /// Bind host path `src` at `dest` inside the jail (created as a mount

@@ -153,6 +153,21 @@ m musl-ldd-mode resolver/src/plan.rs \
     'arg0.push(b'"'"'/'"'"');' \
     '' "$RES"
 
+# --- Nested exec: standing answers ---------------------------------------
+NEST='--test suite -- nested::'
+m standing-never-taken chainloader/src/rt/interp.rs \
+    '    if flags == 0 {' \
+    '    if flags == u8::MAX {' "$NEST"
+m standing-despite-env chainloader/src/rt/interp.rs \
+    '    if flags == 0 {' \
+    '    if flags & FLAG_SECURE == 0 {' "$NEST"
+m stale-answer-stands resolver/src/service/server.rs \
+    'CHANGED => self.source.refresh(),' \
+    'CHANGED => {}' "$NEST"
+m standing-despite-cwd resolver/src/plan.rs \
+    '            && !search.depends_on_cwd();' \
+    '            ;' "$NEST"
+
 # ---------------------------------------------------------------------------
 
 apply() { # FILE FROM TO: exactly one occurrence, or fail

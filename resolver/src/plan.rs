@@ -228,10 +228,16 @@ impl Resolver {
             flavor,
             interp: request.interp.clone(),
         };
+        let standing = request.ldso_path.is_none()
+            && request.ld_library_path.is_none()
+            && !secure
+            && request.interp.starts_with(b"/")
+            && !search.depends_on_cwd();
         Ok(InterpAnswer {
             fd: found.file.fd,
             choice,
             consulted: search.consulted(),
+            standing,
         })
     }
 
@@ -306,6 +312,13 @@ pub struct InterpAnswer {
     /// Every path (inside the namespace) whose state decided the answer:
     /// while none of them changes, the answer stays the same.
     pub consulted: Vec<Vec<u8>>,
+    /// Whether the answer holds for every process of this machine whose
+    /// program names this (absolute) `PT_INTERP` and that sets neither
+    /// `LDSO_PATH` nor `LD_LIBRARY_PATH` and is not in secure mode: it
+    /// depended on nothing else in the request (not the working directory,
+    /// not the program's path). Such an answer may be left standing in
+    /// [`proto::ANSWER_DIR`](crate::service::proto::ANSWER_DIR).
+    pub standing: bool,
 }
 
 /// E2BIG for a string `execve` would refuse: longer than [`MAX_ARG_STRLEN`]

@@ -5,13 +5,12 @@
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::net::UnixListener;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, ExitStatus};
 use std::sync::Arc;
 
-use ldchain::nested::{Placed, View};
+use ldchain::nested::{Placed, ServiceDir, View};
 use ldchain::resolver::service::{ExecService, Limits, NamespaceSource};
 use ldchain::resolver::{find_program, Namespace, Resolver};
 use ldchain::sandbox::{program_ids, Sandbox};
@@ -72,7 +71,7 @@ pub fn main(args: RunArgs) -> ExitCode {
 struct Ready {
     jail: Jail,
     /// The socket of the exec service (interp mode).
-    listener: Option<UnixListener>,
+    service: Option<ServiceDir>,
     /// The program's path inside the jail.
     program: Vec<u8>,
     /// Its working directory inside the jail.
@@ -91,7 +90,7 @@ fn prepare(args: &RunArgs) -> Result<(Ready, Vec<Vec<u8>>), ExitCode> {
         Jail::Throwaway(_) => binds::own_directory(args, &mut view).map_err(own)?,
         Jail::Given(_) => None,
     };
-    let listener = match args.strategy {
+    let service = match args.strategy {
         RunStrategy::Interp => {
             Some(stubs_and_socket(&mut view).map_err(|e| own(format!("cannot start the exec service: {e}")))?)
         }
@@ -115,7 +114,7 @@ fn prepare(args: &RunArgs) -> Result<(Ready, Vec<Vec<u8>>), ExitCode> {
     })?;
     let ready = Ready {
         jail,
-        listener,
+        service,
         program,
         cwd,
     };
@@ -159,10 +158,10 @@ fn go(args: &RunArgs, ready: Ready, envp: &[Vec<u8>]) -> ExitCode {
             return ExitCode::from(exec_failure_status(&e));
         }
     };
-    if let Some(listener) = ready.listener {
+    if let Some(service) = ready.service {
         drop(plan);
-        let source = NamespaceSource::new(resolver, ns);
-        let _service = match ExecService::start(listener, Arc::new(source), Limits::default()) {
+        let source = NamespaceSource::new(resolver, ns).with_answer_dir(service.answers);
+        let _service = match ExecService::start(service.listener, Arc::new(source), Limits::default()) {
             Ok(s) => s,
             Err(e) => return own(format!("cannot start the exec service: {e}")),
         };
@@ -202,7 +201,7 @@ fn sandbox(args: &RunArgs, root: &Path, cwd: &[u8]) -> Result<Sandbox, String> {
 }
 
 /// Place the stubs and bind the exec service's socket in the jail's view.
-fn stubs_and_socket(view: &mut View) -> std::io::Result<UnixListener> {
+fn stubs_and_socket(view: &mut View) -> std::io::Result<ServiceDir> {
     for placed in view.place_stubs() {
         match placed {
             Placed::Stub(p) => debug!(path = %p.display(), "interp stub placed"),

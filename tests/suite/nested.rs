@@ -511,3 +511,189 @@ fn aarch64_program_through_the_aarch64_stub_under_qemu_user() {
     assert_eq!(chosen(&r), ["/opt/aarch64/ld-linux-aarch64.so.1"], "{r:#?}");
     no_conventional_ldso(jail.path());
 }
+
+/// The standing answer's link for x86-64 programs naming glibc's PT_INTERP.
+const STANDING_X86_64: &str = "/run/ldchain/ld/003e2%2flib64%2fld-linux-x86-64.so.2";
+
+/// Run `cmd` to its end, or kill it after 20 s (a hang is a failure, not a
+/// stuck suite).
+fn run_bounded(cmd: &mut Command) -> Run {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{cmd:?} hung");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.wait_with_output().unwrap().into()
+}
+
+#[test]
+fn the_stub_takes_a_standing_answer_without_the_service_and_asks_when_it_does_not_load() {
+    let Some(probe) = glibc_probe() else { return };
+    let jail = Jail::new();
+    jail.add_glibc_program(&probe, "/bin/probe");
+    jail.add(&host_chainloader(), "/lib64/ld-linux-x86-64.so.2");
+    jail.add(&glibc_ldso(), "/opt/glibc/ld-linux-x86-64.so.2");
+    jail.add(&probe, "/opt/static-or-not");
+    let link = jail.host(STANDING_X86_64);
+    fs::create_dir_all(link.parent().unwrap()).unwrap();
+    let point = |target: &str| {
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink(target, &link).unwrap();
+    };
+    // A standing answer: no service at all, and the program runs.
+    point("/opt/glibc/ld-linux-x86-64.so.2");
+    // (cargo test sets LD_LIBRARY_PATH: the programs here must not inherit it.)
+    let command = |argv: &[&str]| {
+        let mut c = jail.command(argv, &[]);
+        c.env_remove("LD_LIBRARY_PATH").env_remove("LDSO_PATH");
+        c
+    };
+    let r = run_bounded(&mut command(&["/bin/probe", "args", "x"]));
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    assert!(r.stdout.contains("argv[2]=x\n"), "{r:#?}");
+    let asked = "chainloader: exec service: cannot connect: ENOENT\n";
+    // Its own search path in the environment: the answer may not hold, so
+    // the stub asks (and, with no service here, fails as without an ld.so).
+    for var in ["LD_LIBRARY_PATH=/opt", "LDSO_PATH=/opt/glibc"] {
+        let (k, v) = var.split_once('=').unwrap();
+        let r = run_bounded(command(&["/bin/probe", "args"]).env(k, v));
+        assert_eq!((r.code, r.stderr.as_str()), (Some(127), asked), "{var}: {r:#?}");
+    }
+    // What the link leads to does not load (the sandbox changed it before
+    // the service removed the link): the stub asks instead — never blocks
+    // on a FIFO, never maps a directory, garbage or another program.
+    fs::write(jail.host("/opt/garbage"), b"\x7fELF not really").unwrap();
+    assert!(Command::new("mkfifo")
+        .arg(jail.host("/opt/fifo"))
+        .status()
+        .unwrap()
+        .success());
+    fs::create_dir(jail.host("/opt/dir")).unwrap();
+    for target in [
+        "/opt/fifo",
+        "/opt/garbage",
+        "/opt/dir",
+        "/opt/missing",
+        "/opt/static-or-not",
+        "/run/ldchain/ld",
+    ] {
+        point(target);
+        let r = run_bounded(&mut command(&["/bin/probe", "args"]));
+        assert_eq!((r.code, r.stderr.as_str()), (Some(127), asked), "{target}: {r:#?}");
+    }
+}
+
+#[test]
+fn standing_answers_spare_the_round_trip_and_the_jail_cannot_write_them() {
+    if !require("strace", "counting the stub's connections") {
+        return;
+    }
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let script = format!(
+        "/bin/true; /bin/true; /bin/true; LD_LIBRARY_PATH=/nowhere /bin/true; ls /run/ldchain/ld; \
+         readlink '{STANDING_X86_64}'; ln -s /x /run/ldchain/ld/mine 2>&1 | grep -c 'Read-only file system'"
+    );
+    let r = run(Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=connect", "-o"])
+        .arg(log.path())
+        .arg(env!("CARGO_BIN_EXE_ldchain"))
+        .args([
+            "run",
+            "-i",
+            "--env",
+            "PATH=/usr/bin:/bin",
+            "--",
+            "/bin/sh",
+            "-c",
+            &script,
+        ])
+        .stdin(Stdio::null()))
+    .ok();
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{r:#?}");
+    assert_eq!(lines[0], STANDING_X86_64.rsplit('/').next().unwrap(), "{r:#?}");
+    assert!(
+        lines[1].ends_with("/ld-linux-x86-64.so.2") && lines[1] != "/lib64/ld-linux-x86-64.so.2",
+        "{r:#?}"
+    );
+    assert_eq!(lines[2], "1", "the jail wrote to the answer directory: {r:#?}");
+    // Seven programs started in the jail (sh, 4 × true, ls, readlink, ln,
+    // grep: nine): only sh (before any answer stood) and the one with its
+    // own LD_LIBRARY_PATH asked the service.
+    let trace = fs::read_to_string(log.path()).unwrap();
+    let asked = trace.lines().filter(|l| l.contains("exec.sock")).count();
+    assert_eq!(asked, 2, "{trace}");
+}
+
+#[test]
+fn a_standing_answer_goes_when_what_it_depended_on_changes() {
+    // --ldso-path is the sandbox's default LDSO_PATH, the same for every
+    // process: answers found through it stand. A new ld.so in its first
+    // directory must replace the standing answer.
+    let which = "grep -m1 -o '/[^ ]*/ld-linux-x86-64.so.2' /proc/self/maps";
+    let script = format!(
+        "{which}; {which}; cp /usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 /tmp/first/x && \
+         mv /tmp/first/x /tmp/first/ld-linux-x86-64.so.2; i=0; \
+         while [ \"$(readlink '{STANDING_X86_64}')\" != /tmp/first/ld-linux-x86-64.so.2 ] && [ $i -lt 500 ]; do i=$((i+1)); done; \
+         echo waited=$i; {which}"
+    );
+    let r = run(ldchain().args([
+        "run",
+        "-i",
+        "--env",
+        "PATH=/usr/bin:/bin",
+        "--ldso-path",
+        "/tmp/first:/usr/lib/x86_64-linux-gnu",
+        "--",
+        "/bin/sh",
+        "-c",
+        &format!("mkdir /tmp/first && {script}"),
+    ]))
+    .ok();
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{r:#?}");
+    let host = "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2";
+    assert!(lines[0].ends_with(host) && lines[1].ends_with(host), "{r:#?}");
+    assert_ne!(lines[2], "waited=500", "the old answer kept standing: {r:#?}");
+    assert!(lines[3].ends_with("/tmp/first/ld-linux-x86-64.so.2"), "{r:#?}");
+}
+
+#[test]
+fn an_answer_that_depends_on_the_working_directory_never_stands() {
+    // A relative --ldso-path entry is searched from each process's working
+    // directory: the same PT_INTERP gets different answers in /tmp and in /.
+    let which = "grep -m1 -o '/[^ ]*/ld-linux-x86-64.so.2' /proc/self/maps";
+    let r = run(ldchain().args([
+        "run",
+        "-i",
+        "--env",
+        "PATH=/usr/bin:/bin",
+        "--ldso-path",
+        "rel:/usr/lib/x86_64-linux-gnu",
+        "--",
+        "/bin/sh",
+        "-c",
+        &format!(
+            "mkdir /tmp/rel && cp /usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 /tmp/rel/ && cd /tmp && {which} && {which} \
+             && cd / && {which} && ls /run/ldchain/ld | wc -l"
+        ),
+    ]))
+    .ok();
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{r:#?}");
+    assert!(lines[0].ends_with("/tmp/rel/ld-linux-x86-64.so.2"), "{r:#?}");
+    assert!(lines[1].ends_with("/tmp/rel/ld-linux-x86-64.so.2"), "{r:#?}");
+    assert!(
+        lines[2].ends_with("/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"),
+        "{r:#?}"
+    );
+    assert_eq!(lines[3], "0", "an answer stood: {r:#?}");
+}

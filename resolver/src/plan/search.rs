@@ -60,6 +60,9 @@ pub(super) struct Search<'a, E> {
     /// The path lookups of the search paths' candidates: one budget for
     /// them all, and the prefixes that failed (`crate::walk`).
     lookups: Lookups,
+    /// Whether a candidate path was relative (resolved from the working
+    /// directory): then the answer depends on it.
+    relative: bool,
 }
 
 impl<'a, E: AsRef<[u8]>> Search<'a, E> {
@@ -88,7 +91,14 @@ impl<'a, E: AsRef<[u8]>> Search<'a, E> {
             skipped: Vec::new(),
             conf: None,
             lookups: Lookups::per_search(),
+            relative: false,
         }
+    }
+
+    /// Whether the outcome depended on the working directory (a relative
+    /// candidate path was tried).
+    pub fn depends_on_cwd(&self) -> bool {
+        self.relative
     }
 
     /// Every path whose state decided the outcome so far: each candidate
@@ -179,6 +189,7 @@ impl<'a, E: AsRef<[u8]>> Search<'a, E> {
     /// candidate each), so a namespace that fills the cap with dead ends
     /// cannot hide the ld.so at `PT_INTERP`.
     fn try_path(&mut self, path: Vec<u8>, rule: Rule) -> Option<Found> {
+        self.relative |= !path.starts_with(b"/");
         let path = self.ns.absolute(&path);
         // Only ld.so.conf's directories count against the cap: the
         // environment's entries are bounded by execve's string limit, and

@@ -17,9 +17,10 @@
 //! a directory that only a symbolic link's *target* path passes through.
 
 use std::collections::{BTreeSet, HashMap};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 
+use rustix::fs as rfs;
 use rustix::fs::inotify::{self, WatchFlags};
 
 use super::InterpRequest;
@@ -33,8 +34,8 @@ const MAX_ENTRIES: usize = 1024;
 /// `LD_LIBRARY_PATH`) are answered, not cached, so the cache stays small.
 const MAX_KEY_BYTES: usize = 8192;
 /// Most watches one cache holds (inotify watches count against the user's
-/// `max_user_watches`, 8,192 on many systems); past that the cache starts
-/// over with a new inotify instance.
+/// `max_user_watches`, 8,192 on many systems); past that every watch is
+/// removed and the cache starts over.
 const MAX_WATCHES: usize = 1024;
 
 /// Everything in a request that can change the answer.
@@ -73,37 +74,89 @@ impl Key {
 /// The cache; see the module docs.
 #[derive(Debug)]
 pub struct AnswerCache {
+    /// One instance for the cache's life (watches are removed, never the
+    /// instance replaced), so the server can wait on it.
+    inotify: OwnedFd,
     state: Mutex<State>,
 }
 
 #[derive(Debug)]
 struct State {
-    inotify: OwnedFd,
     answers: HashMap<Key, Arc<OwnedFd>>,
     watches: BTreeSet<i32>,
+    /// Bumped each time the answers are dropped: an answer searched for
+    /// under an older generation may be stale and is not kept.
+    generation: u64,
+    /// Where standing answers are left (`proto::ANSWER_DIR` as the jail
+    /// sees it), and the names of the links there.
+    answer_dir: Option<OwnedFd>,
+    published: Vec<Vec<u8>>,
 }
 
-fn new_inotify() -> Option<OwnedFd> {
-    inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK).ok()
+/// A standing answer to leave in the answer directory: the link's name
+/// (`proto::answer_name`) and the dynamic linker's path in the namespace.
+#[derive(Debug)]
+pub struct Standing<'a> {
+    /// The link's name.
+    pub name: &'a [u8],
+    /// What it points at.
+    pub target: &'a [u8],
 }
+
+/// The temporary name a link is made under before it is renamed into
+/// place (answer names start with a hex digit, never a dot).
+const NEW_LINK: &str = ".new";
 
 impl AnswerCache {
     /// An empty cache, or None if inotify is unavailable (nothing is cached then).
     pub fn new() -> Option<AnswerCache> {
+        let inotify = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK).ok()?;
         Some(AnswerCache {
+            inotify,
             state: Mutex::new(State {
-                inotify: new_inotify()?,
                 answers: HashMap::new(),
                 watches: BTreeSet::new(),
+                generation: 0,
+                answer_dir: None,
+                published: Vec::new(),
             }),
         })
+    }
+
+    /// Leave standing answers in `dir` from now on (its entries are the
+    /// service's: every link there is removed when the cache is emptied).
+    pub fn publish_in(&self, dir: OwnedFd) {
+        let mut state = self.lock();
+        state.clear();
+        state.answer_dir = Some(dir);
+    }
+
+    /// The inotify descriptor: readable when something an answer depended
+    /// on has changed ([`refresh`](Self::refresh) then).
+    pub fn changes(&self) -> BorrowedFd<'_> {
+        self.inotify.as_fd()
+    }
+
+    /// Drop every answer if anything changed since the last look.
+    pub fn refresh(&self) {
+        let mut state = self.lock();
+        if drain(&self.inotify) {
+            state.clear();
+        }
+    }
+
+    /// The current generation (after dropping stale answers): pass it to
+    /// [`insert`](Self::insert) with an answer searched for from now on.
+    pub fn generation(&self) -> u64 {
+        self.refresh();
+        self.lock().generation
     }
 
     /// The cached answer for `key`, unless anything changed since.
     pub fn get(&self, key: &Key) -> Option<Arc<OwnedFd>> {
         let mut state = self.lock();
-        if drain(&state.inotify) {
-            state.answers.clear();
+        if drain(&self.inotify) {
+            state.clear();
             return None;
         }
         state.answers.get(key).cloned()
@@ -135,13 +188,11 @@ impl AnswerCache {
             | WatchFlags::MOVE_SELF;
         let mut state = self.lock();
         if state.watches.len() + paths.len() > MAX_WATCHES {
-            // Start over: a new instance drops every old watch at once.
-            let Some(fresh) = new_inotify() else { return false };
-            *state = State {
-                inotify: fresh,
-                answers: HashMap::new(),
-                watches: BTreeSet::new(),
-            };
+            // Start over: every answer goes with the watches it relied on.
+            for wd in std::mem::take(&mut state.watches) {
+                let _ = inotify::remove_watch(&self.inotify, wd);
+            }
+            state.clear();
             if paths.len() > MAX_WATCHES {
                 return false;
             }
@@ -154,7 +205,7 @@ impl AnswerCache {
                 Err(_) => return false,
             };
             let proc_path = format!("/proc/self/fd/{}", fd.as_raw_fd());
-            match inotify::add_watch(&state.inotify, proc_path.as_str(), flags) {
+            match inotify::add_watch(&self.inotify, proc_path.as_str(), flags) {
                 Ok(wd) => {
                     state.watches.insert(wd);
                 }
@@ -164,17 +215,56 @@ impl AnswerCache {
         true
     }
 
-    /// Remember `fd` as the answer for `key`.
-    pub fn insert(&self, key: Key, fd: Arc<OwnedFd>) {
+    /// Remember `fd` as the answer for `key` — unless the answers were
+    /// dropped since `generation` (something changed while it was searched
+    /// for) — and leave `standing` in the answer directory.
+    pub fn insert(&self, key: Key, fd: Arc<OwnedFd>, generation: u64, standing: Option<Standing<'_>>) {
         let mut state = self.lock();
+        if drain(&self.inotify) {
+            state.clear();
+        }
+        if state.generation != generation {
+            return;
+        }
         if state.answers.len() >= MAX_ENTRIES {
-            state.answers.clear();
+            // Not stale, only many: this one is still kept.
+            state.clear();
         }
         state.answers.insert(key, fd);
+        if let Some(standing) = standing {
+            state.publish(&standing);
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl State {
+    /// Drop every answer, and every link left standing.
+    fn clear(&mut self) {
+        self.answers.clear();
+        self.generation += 1;
+        if let Some(dir) = &self.answer_dir {
+            for name in self.published.drain(..) {
+                let _ = rfs::unlinkat(dir, name.as_slice(), rfs::AtFlags::empty());
+            }
+        }
+    }
+
+    /// Leave a link `name` -> `target` in the answer directory, replacing
+    /// any link of that name at once (a process opening it meanwhile sees
+    /// the old answer or the new one).
+    fn publish(&mut self, standing: &Standing<'_>) {
+        let Some(dir) = &self.answer_dir else { return };
+        let _ = rfs::unlinkat(dir, NEW_LINK, rfs::AtFlags::empty());
+        let made = rfs::symlinkat(standing.target, dir, NEW_LINK)
+            .and_then(|()| rfs::renameat(dir, NEW_LINK, dir, standing.name));
+        match made {
+            Ok(()) => self.published.push(standing.name.to_vec()),
+            Err(e) => tracing::debug!(error = %e, "exec service: cannot leave a standing answer"),
+        }
     }
 }
 

@@ -18,10 +18,10 @@
 mod cache;
 mod server;
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
-use cache::{AnswerCache, Key};
+use cache::{AnswerCache, Key, Standing};
 
 /// The wire format, for other clients and servers.
 pub use chainloader::proto;
@@ -194,6 +194,19 @@ pub trait LdsoSource: Send + Sync {
     fn cached(&self, _request: &InterpRequest) -> Option<Arc<OwnedFd>> {
         None
     }
+
+    /// A descriptor that becomes readable when cached answers may have
+    /// gone stale: the server waits on it with its clients and calls
+    /// [`refresh`](Self::refresh) (on the I/O thread: it must not block).
+    /// Answers left standing in [`proto::ANSWER_DIR`] are taken without
+    /// asking, so they must go as soon as they are stale, not at the next
+    /// request.
+    fn changes(&self) -> Option<BorrowedFd<'_>> {
+        None
+    }
+
+    /// Drop whatever cached answers have gone stale.
+    fn refresh(&self) {}
 }
 
 /// The resolver over one sandbox's namespace, with an answer cache that
@@ -214,6 +227,22 @@ impl NamespaceSource {
             cache: AnswerCache::new(),
         }
     }
+
+    /// Leave standing answers in `dir`, the directory the jail sees at
+    /// [`proto::ANSWER_DIR`]: a symbolic link per (machine, `PT_INTERP`) to
+    /// the chosen dynamic linker, for requests whose answer depends on
+    /// nothing else ([`InterpAnswer::standing`](crate::InterpAnswer)), so
+    /// that the chainloader needs no round trip for them. The jail must see
+    /// `dir` read-only (else the sandbox chooses its own answers — for its
+    /// own unprivileged processes only, as secure-mode programs always ask),
+    /// and nothing else may write there: every link in it is the service's
+    /// and is removed when anything an answer depended on changes.
+    pub fn with_answer_dir(self, dir: OwnedFd) -> NamespaceSource {
+        if let Some(cache) = &self.cache {
+            cache.publish_in(dir);
+        }
+        self
+    }
 }
 
 impl LdsoSource for NamespaceSource {
@@ -226,14 +255,26 @@ impl LdsoSource for NamespaceSource {
         let answer = match &self.cache {
             Some(cache) if Key::of(request).is_some() && cache.watch(&self.ns, &first.consulted) => {
                 // Watched from here on: search again, so that a change made
-                // before the watches were in place is not cached.
+                // before the watches were in place is not cached (and one
+                // made during the search is seen by the generation).
+                let generation = cache.generation();
                 let first_consulted = first.consulted;
                 drop(first.fd);
                 let second = self.resolver.ldso_for(&self.ns, request)?;
                 let fd = Arc::new(second.fd);
                 match Key::of(request) {
                     Some(key) if second.consulted.iter().all(|p| first_consulted.contains(p)) => {
-                        cache.insert(key, fd.clone())
+                        let mut name = [0u8; proto::MAX_ANSWER_NAME];
+                        let (class, machine) = request.machine.ident();
+                        let standing = second
+                            .standing
+                            .then(|| proto::answer_name(class, machine, &request.interp, &mut name))
+                            .flatten()
+                            .map(|len| Standing {
+                                name: &name[..len],
+                                target: &second.choice.path,
+                            });
+                        cache.insert(key, fd.clone(), generation, standing)
                     }
                     _ => {}
                 }
@@ -249,6 +290,16 @@ impl LdsoSource for NamespaceSource {
 
     fn cached(&self, request: &InterpRequest) -> Option<Arc<OwnedFd>> {
         self.cache.as_ref()?.get(&Key::of(request)?)
+    }
+
+    fn changes(&self) -> Option<BorrowedFd<'_>> {
+        self.cache.as_ref().map(AnswerCache::changes)
+    }
+
+    fn refresh(&self) {
+        if let Some(cache) = &self.cache {
+            cache.refresh();
+        }
     }
 }
 

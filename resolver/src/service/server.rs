@@ -75,6 +75,8 @@ const LISTENER: u64 = u64::MAX;
 const STOP: u64 = u64::MAX - 1;
 /// A worker has finished with a connection: a slot may be free.
 const WAKE: u64 = u64::MAX - 2;
+/// Something cached answers depended on changed (`LdsoSource::changes`).
+const CHANGED: u64 = u64::MAX - 3;
 /// How long the listener is left alone after `accept` failed for want of
 /// descriptors or memory.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
@@ -228,6 +230,14 @@ impl IoLoop {
         )?;
         epoll::add(&epoll, stop, epoll::EventData::new_u64(STOP), epoll::EventFlags::IN)?;
         epoll::add(&epoll, &*wake, epoll::EventData::new_u64(WAKE), epoll::EventFlags::IN)?;
+        if let Some(changes) = source.changes() {
+            epoll::add(
+                &epoll,
+                changes,
+                epoll::EventData::new_u64(CHANGED),
+                epoll::EventFlags::IN,
+            )?;
+        }
         Ok(IoLoop {
             epoll,
             wake,
@@ -265,6 +275,7 @@ impl IoLoop {
                     WAKE => {
                         let _ = rustix::io::read(&*self.wake, &mut [0u8; 8]);
                     }
+                    CHANGED => self.source.refresh(),
                     LISTENER => self.accept(),
                     token => self.readable(token),
                 }
