@@ -364,12 +364,19 @@ fn when_the_service_refuses_the_program_fails_like_a_missing_ldso() {
     );
 }
 
-#[test]
-fn without_the_service_the_stub_fails_with_one_line_and_127() {
-    let Some(probe) = glibc_probe() else { return };
+/// A chroot jail with the glibc probe at /bin/probe and the stub at its
+/// PT_INTERP, and no exec service; and the probe's host path.
+fn stub_jail() -> Option<(Jail, PathBuf)> {
+    let probe = glibc_probe()?;
     let jail = Jail::new();
     jail.add_glibc_program(&probe, "/bin/probe");
     jail.add(&host_chainloader(), "/lib64/ld-linux-x86-64.so.2");
+    Some((jail, probe))
+}
+
+#[test]
+fn without_the_service_the_stub_fails_with_one_line_and_127() {
+    let Some((jail, _)) = stub_jail() else { return };
     let r = jail.run(&["/bin/probe", "args"], &[]);
     assert_eq!(r.code, Some(127), "{r:#?}");
     assert_eq!(r.stdout, "");
@@ -536,10 +543,7 @@ fn run_bounded(cmd: &mut Command) -> Run {
 
 #[test]
 fn the_stub_takes_a_standing_answer_without_the_service_and_asks_when_it_does_not_load() {
-    let Some(probe) = glibc_probe() else { return };
-    let jail = Jail::new();
-    jail.add_glibc_program(&probe, "/bin/probe");
-    jail.add(&host_chainloader(), "/lib64/ld-linux-x86-64.so.2");
+    let Some((jail, probe)) = stub_jail() else { return };
     jail.add(&glibc_ldso(), "/opt/glibc/ld-linux-x86-64.so.2");
     jail.add(&probe, "/opt/static-or-not");
     let link = jail.host(STANDING_X86_64);
