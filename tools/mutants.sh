@@ -34,7 +34,7 @@ export CI=true
 # gdb:: and ports:: are left out; MUTANTS_FULL=1 runs the whole workspace's
 # tests (without the README's release build) for every mutant instead.
 CL='--test suite -- chainloader:: signals::'
-PLAN='-p chainloader --lib'
+PLAN='-p ldchain-chainloader --lib'
 EMBED='--test suite -- embed:: cli::install'
 RES='--test suite -- resolver:: + --test resolver_fds + --test suite -- cli:: --skip readme_quick_start'
 RESLIB='-p ldchain-resolver --lib'
