@@ -115,6 +115,9 @@ m umask-decides-mode embed/src/lib.rs \
 m unchanged-without-comparing embed/src/lib.rs \
     '&& same_contents(&fd, blob.bytes)' \
     '' "$EMBED"
+m check-escapes-jail embed/src/check.rs \
+    'ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,' \
+    'ResolveFlags::NO_MAGICLINKS,' "$EMBED"
 
 # --- The resolver ----------------------------------------------------------
 m secure-mode-ignored resolver/src/plan/search.rs \

@@ -15,9 +15,16 @@
 //! the ldchain repository; `LDCHAIN_CHAINLOADER_FROM_SOURCE=1` builds them
 //! from source instead (in that repository only).
 //!
+//! Which chainloader a jail holds: [`VERSION`] and each [`Chainloader::sha256`]
+//! name the embedded ones, and [`check`] compares a jail's files with them —
+//! what a jail tool runs after an upgrade to know which jails to refresh.
+//!
 //! ```no_run
 //! let done = ldchain_embed::install(std::path::Path::new("/srv/jail"))?;
 //! println!("{}", done);
+//! for c in ldchain_embed::check(std::path::Path::new("/srv/jail"))? {
+//!     println!("{c}");
+//! }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![forbid(unsafe_code)]
@@ -58,6 +65,9 @@ include!(concat!(env!("OUT_DIR"), "/chainloaders.rs"));
 /// This crate's version: with [`Chainloader::sha256`], what identifies the
 /// embedded chainloaders.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+mod check;
+pub use check::{check, CheckError, Checked, Role, State};
 
 /// The chainloader for the architecture this library was compiled for.
 pub static NATIVE: &Chainloader = &ALL[0];
