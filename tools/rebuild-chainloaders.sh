@@ -85,4 +85,4 @@ if [ $stale = 1 ]; then
     echo "embed/blobs does not match chainloader/ built with Rust $TOOLCHAIN: run tools/rebuild-chainloaders.sh and commit the result"
     exit 1
 fi
-echo "embed/blobs matches a rebuild from source, bit for bit ($(cd "$blobs" && ls chainloader-* | tr '\n' ' '))"
+echo "embed/blobs matches a rebuild from source, bit for bit ($(cd "$blobs" && echo chainloader-*))"
