@@ -27,6 +27,8 @@ MUTANT_TIMEOUT=${MUTANT_TIMEOUT:-900}
 src=$MUTANTS_DIR/src
 export CARGO_TARGET_DIR=$MUTANTS_DIR/target
 export CI=true
+# Embed chainloaders built from the (mutated) source, not the committed blobs.
+export LDCHAIN_CHAINLOADER_FROM_SOURCE=1
 
 # Test selections (cargo test arguments; several are joined with " + ").
 # The integration suite is one crate (tests/suite); its modules are chosen
