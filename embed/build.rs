@@ -1,10 +1,21 @@
-//! Build the chainloader from source (a nested `cargo build` of
-//! `../chainloader` with its own target directory and flags) and leave the
-//! bytes, with their size and SHA-256, in `OUT_DIR` for `src/lib.rs`.
+//! The chainloaders `src/lib.rs` embeds: one per machine in the
+//! chainloader's table, the host's own first, left in `OUT_DIR` with their
+//! SHA-256 for `include_bytes_aligned!`.
 //!
-//! Nothing from the outer build leaks in: RUSTFLAGS, wrappers (clippy's
-//! included) and profile overrides are removed, and the flags the freestanding
-//! program needs are passed explicitly.
+//! **By default** they are the committed, reviewed binaries in `blobs/`,
+//! each checked against `blobs/SHA256SUMS` (a mismatch or a missing file is
+//! a build error). That needs no cross toolchain, no rustup target and no
+//! network, so every build of a version embeds the same three files.
+//!
+//! **With `LDCHAIN_CHAINLOADER_FROM_SOURCE=1`** (a git checkout only: the
+//! packaged crate has no `../chainloader`) they are built from source: a
+//! nested `cargo build` of `../chainloader` per target, with its own target
+//! directory and a clean environment (RUSTFLAGS, wrappers — clippy's
+//! included — and profile overrides are removed), linked by the Rust
+//! toolchain's own `rust-lld`. `tools/rebuild-chainloaders.sh` runs this
+//! with the pinned toolchain and `LDCHAIN_CHAINLOADER_EXPORT=DIR`, which
+//! also writes the files, `SHA256SUMS` and `BUILD-INFO` to DIR: that is how
+//! `blobs/` is written and how CI checks it.
 
 use std::env;
 use std::fmt::Write as _;
@@ -15,53 +26,47 @@ use std::process::Command;
 use chainloader::machine::Machine;
 use sha2::{Digest, Sha256};
 
-/// Flags for the freestanding static PIE. See DESIGN.md ("The chainloader
-/// binary") for what each buys.
+/// Set to `1`: build the chainloaders from `../chainloader` instead of
+/// embedding `blobs/`.
+const FROM_SOURCE: &str = "LDCHAIN_CHAINLOADER_FROM_SOURCE";
+/// With [`FROM_SOURCE`]: a directory to write the built files, their
+/// `SHA256SUMS` and `BUILD-INFO` to (the rebuild tool's output).
+const EXPORT: &str = "LDCHAIN_CHAINLOADER_EXPORT";
+
+/// Flags for the freestanding static PIE, on every target. See DESIGN.md
+/// ("The chainloader binary") for what each buys. The linker is the
+/// toolchain's own `rust-lld`, called directly (no C compiler driver): the
+/// bytes then depend on the Rust toolchain alone.
 const RUSTFLAGS: &[&str] = &[
+    "-Clinker=rust-lld",
+    "-Clinker-flavor=ld.lld",
     "-Crelocation-model=pie",
     "-Cforce-unwind-tables=no",
     // Keep byte loops loops: a memcpy/memset call would go through the GOT,
     // i.e. need a dynamic relocation, and the program has no relocator.
     "-Cllvm-args=-disable-loop-idiom-memcpy",
     "-Cllvm-args=-disable-loop-idiom-memset",
-    "-Clink-arg=-nostartfiles",
     "-Clink-arg=-nostdlib",
-    "-Clink-arg=-Wl,-z,noexecstack",
-    "-Clink-arg=-Wl,-z,noseparate-code",
-    "-Clink-arg=-Wl,-z,norelro",
-    "-Clink-arg=-Wl,--build-id=none",
-    "-Clink-arg=-Wl,--no-eh-frame-hdr",
-    "-Clink-arg=-Wl,--gc-sections",
-    "-Clink-arg=-Wl,--hash-style=gnu",
+    "-Clink-arg=-znoexecstack",
+    "-Clink-arg=-znoseparate-code",
+    "-Clink-arg=-znorelro",
+    "-Clink-arg=--build-id=none",
+    "-Clink-arg=--no-eh-frame-hdr",
+    "-Clink-arg=--gc-sections",
+    "-Clink-arg=--hash-style=gnu",
 ];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());
-    let chainloader = manifest_dir.join("../chainloader");
-    for p in ["src", "Cargo.toml"] {
-        println!("cargo:rerun-if-changed={}", chainloader.join(p).display());
-    }
-    println!(
-        "cargo:rerun-if-changed={}",
-        manifest_dir.join("../Cargo.toml").display()
-    );
-    println!("cargo:rerun-if-env-changed=CI");
-    println!("cargo:rerun-if-env-changed=PATH");
+    let out = PathBuf::from(env::var_os("OUT_DIR").unwrap());
+    let blobs_dir = manifest_dir.join("blobs");
+    println!("cargo:rerun-if-changed={}", blobs_dir.display());
+    println!("cargo:rerun-if-env-changed={FROM_SOURCE}");
+    println!("cargo:rerun-if-env-changed={EXPORT}");
 
     let host_triple = env::var("TARGET").unwrap();
-    let out = PathBuf::from(env::var_os("OUT_DIR").unwrap());
-    // Unwind tables are useless without an unwinder, but LTO merges core's
-    // "uwtable" module flag into ours; drop .eh_frame at link time instead.
-    let script = out.join("discard-eh-frame.ld");
-    fs::write(
-        &script,
-        "SECTIONS { /DISCARD/ : { *(.eh_frame) *(.eh_frame_hdr) } } INSERT AFTER .text;\n",
-    )
-    .unwrap();
-
-    // Every machine in the chainloader's table, the host's own first: it is
-    // `NATIVE`, installed as /chainloader; every other one is
-    // /chainloader-ARCH.
+    // The host's own first: it is `NATIVE`, installed as /chainloader; every
+    // other one is /chainloader-ARCH.
     let Some(host) = Machine::from_triple(&host_triple) else {
         let supported: Vec<_> = Machine::ALL.iter().map(|m| m.triple()).collect();
         panic!(
@@ -71,106 +76,344 @@ fn main() {
     };
     let mut order = vec![host];
     order.extend(Machine::ALL.into_iter().filter(|&m| m != host));
+
+    let blobs = Blobs::read(&blobs_dir);
+    // In a git checkout: the chainloader's sources, to build from or to
+    // compare against what the blobs were built from.
+    let workspace = manifest_dir.join("..");
+    let sources = workspace
+        .join("chainloader/src/main.rs")
+        .is_file()
+        .then(|| Sources::new(&workspace));
+    let built = match env::var(FROM_SOURCE).as_deref() {
+        Ok("1") => {
+            let Some(sources) = &sources else {
+                panic!(
+                    "ldchain-embed: {FROM_SOURCE}=1, but {} does not exist: building the chainloaders \
+                     from source needs the ldchain git checkout (the packaged crate carries only the \
+                     prebuilt blobs/; unset {FROM_SOURCE} to use them)",
+                    workspace.join("chainloader").display()
+                );
+            };
+            Some(build_all(sources, &order, &out, &blobs))
+        }
+        Ok("0") | Ok("") | Err(env::VarError::NotPresent) => {
+            if let Some(sources) = &sources {
+                sources.warn_if_blobs_stale(&blobs);
+            }
+            None
+        }
+        Ok(v) => panic!("ldchain-embed: {FROM_SOURCE}={v:?}: expected 1 (or unset)"),
+        Err(e) => panic!("ldchain-embed: {FROM_SOURCE}: {e}"),
+    };
+    let prebuilt = built.is_none();
     let mut entries = String::new();
-    for m in order {
-        let Some(linker) = toolchain(m, host) else { continue };
-        let bytes = build(
-            &chainloader,
-            m.triple(),
-            linker,
-            m.max_page_size(),
-            &out.join(format!("chainloader-build-{}", m.name())),
-            &script,
-        );
-        entries += &embed_entry(m, host, strip_section_headers(bytes), &out);
+    for (i, &m) in order.iter().enumerate() {
+        let bytes = match &built {
+            Some(b) => b[i].clone(),
+            None => blobs.verified(m),
+        };
+        entries += &embed_entry(m, host, &bytes, &out);
     }
     fs::write(
         out.join("chainloaders.rs"),
-        format!("/// Every chainloader this build embeds, the host's own first.\npub static ALL: &[Chainloader] = &[\n{entries}];\n"),
+        format!(
+            "/// Every chainloader this build embeds, the host's own first.\n\
+             pub static ALL: &[Chainloader] = &[\n{entries}];\n\n\
+             /// `true` when [`ALL`] holds the crate's committed, reviewed binaries\n\
+             /// (`blobs/`); `false` when this build compiled them from source\n\
+             /// (`{FROM_SOURCE}=1`).\n\
+             pub const PREBUILT: bool = {prebuilt};\n"
+        ),
     )
     .unwrap();
 }
 
-/// The cross linker for machine `m` (`Some(None)` for the host's own, which
-/// needs none), or `None` to skip it — a missing toolchain is a build error
-/// with `CI` set or the machine's feature on, else a warning.
-fn toolchain(m: Machine, host: Machine) -> Option<Option<&'static str>> {
-    if m == host {
-        return Some(None);
-    }
-    let (arch, triple, linkers) = (m.name(), m.triple(), m.cross_linkers());
-    let linker = linkers.iter().copied().find(|l| on_path(l));
-    let missing = match (has_rust_target(triple), linker) {
-        (false, _) => format!("the Rust standard library for {triple} (rustup target add {triple})"),
-        (true, None) => format!("a linker for {triple} ({})", linkers.join(" or ")),
-        (true, Some(l)) => return Some(Some(l)),
-    };
-    let wanted = env::var_os(format!("CARGO_FEATURE_{}", arch.to_uppercase())).is_some();
-    if wanted || env::var_os("CI").is_some() {
-        panic!(
-            "ldchain-embed: cannot build the {arch} chainloader: missing {missing}. \
-             .ci/run installs it; without CI=true or the `{arch}` feature it would be skipped."
-        );
-    }
-    println!("cargo:warning=ldchain: no {arch} chainloader: missing {missing}");
-    None
+/// `blobs/`: the committed binaries and their manifest.
+struct Blobs {
+    dir: PathBuf,
+    /// (file name, lowercase hex SHA-256) from `SHA256SUMS`.
+    sums: Vec<(String, String)>,
+    /// The `sources` line of `BUILD-INFO`, if any.
+    sources: Option<String>,
 }
 
-/// Check a built chainloader, write it to `OUT_DIR`, and return its line
-/// of `ALL`.
-fn embed_entry(m: Machine, host: Machine, bytes: Vec<u8>, out: &Path) -> String {
+impl Blobs {
+    fn read(dir: &Path) -> Blobs {
+        let manifest = dir.join("SHA256SUMS");
+        let text =
+            fs::read_to_string(&manifest).unwrap_or_else(|e| panic!("ldchain-embed: {}: {e}", manifest.display()));
+        let mut sums = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            // sha256sum's format: 64 hex digits, a space, a space (text) or
+            // `*` (binary), the file name.
+            let parsed = line.split_at_checked(64).and_then(|(hex, rest)| {
+                let name = rest.strip_prefix("  ").or_else(|| rest.strip_prefix(" *"))?;
+                let hex_ok = hex.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c));
+                (hex_ok && !name.is_empty()).then(|| (name.to_owned(), hex.to_owned()))
+            });
+            let Some((name, hex)) = parsed else {
+                panic!(
+                    "ldchain-embed: {}:{}: not a sha256sum line: {line:?}",
+                    manifest.display(),
+                    n + 1
+                );
+            };
+            if sums.iter().any(|(other, _)| *other == name) {
+                panic!("ldchain-embed: {}: {name} is listed twice", manifest.display());
+            }
+            sums.push((name, hex));
+        }
+        let sources = fs::read_to_string(dir.join("BUILD-INFO")).ok().and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("sources: "))
+                .map(|s| s.split_whitespace().next().unwrap_or("").to_owned())
+        });
+        Blobs {
+            dir: dir.to_owned(),
+            sums,
+            sources,
+        }
+    }
+
+    fn file_name(m: Machine) -> String {
+        format!("chainloader-{}", m.name())
+    }
+
+    /// The committed SHA-256 of `m`'s blob.
+    fn sum(&self, m: Machine) -> Option<&str> {
+        let name = Blobs::file_name(m);
+        self.sums.iter().find(|(n, _)| *n == name).map(|(_, h)| h.as_str())
+    }
+
+    /// `m`'s blob, after checking it against the manifest.
+    fn verified(&self, m: Machine) -> Vec<u8> {
+        let name = Blobs::file_name(m);
+        let path = self.dir.join(&name);
+        let Some(want) = self.sum(m) else {
+            panic!(
+                "ldchain-embed: {}: no line for {name}",
+                self.dir.join("SHA256SUMS").display()
+            );
+        };
+        let bytes = fs::read(&path).unwrap_or_else(|e| panic!("ldchain-embed: {}: {e}", path.display()));
+        let got = sha256_hex(&bytes);
+        if got != want {
+            panic!(
+                "ldchain-embed: {}: SHA-256 {got}, but SHA256SUMS says {want}: the blob is not the \
+                 reviewed one (tools/rebuild-chainloaders.sh rewrites both from source)",
+                path.display()
+            );
+        }
+        bytes
+    }
+}
+
+/// The chainloader's sources in a git checkout.
+struct Sources {
+    workspace: PathBuf,
+}
+
+impl Sources {
+    fn new(workspace: &Path) -> Sources {
+        let chainloader = workspace.join("chainloader");
+        for p in ["src", "Cargo.toml"] {
+            println!("cargo:rerun-if-changed={}", chainloader.join(p).display());
+        }
+        println!("cargo:rerun-if-changed={}", workspace.join("Cargo.toml").display());
+        Sources {
+            workspace: workspace.to_owned(),
+        }
+    }
+
+    /// SHA-256 over what shapes the chainloader's bytes and lives in this
+    /// repository: `chainloader/Cargo.toml`, every file under
+    /// `chainloader/src` (relative path and contents, in path order), the
+    /// workspace's `[profile.chainloader]` and this script's [`RUSTFLAGS`].
+    /// Not covered (the CI rebuild is): the toolchain, `Cargo.lock`.
+    fn digest(&self) -> String {
+        let root = self.workspace.join("chainloader");
+        let mut files = vec![PathBuf::from("Cargo.toml")];
+        walk(&root, Path::new("src"), &mut files);
+        files.sort();
+        let mut h = Sha256::new();
+        for f in &files {
+            let bytes = fs::read(root.join(f)).unwrap_or_else(|e| panic!("{}: {e}", root.join(f).display()));
+            h.update(f.to_string_lossy().as_bytes());
+            h.update([0]);
+            h.update((bytes.len() as u64).to_le_bytes());
+            h.update(&bytes);
+        }
+        let cargo_toml = fs::read_to_string(self.workspace.join("Cargo.toml")).unwrap();
+        let profile: Vec<&str> = cargo_toml
+            .lines()
+            .skip_while(|l| l.trim() != "[profile.chainloader]")
+            .take_while(|l| !l.starts_with('[') || l.trim() == "[profile.chainloader]")
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .collect();
+        h.update(profile.join("\n").as_bytes());
+        h.update(RUSTFLAGS.join("\x1f").as_bytes());
+        hex(&h.finalize())
+    }
+
+    /// A warning (not an error: the blobs are still the reviewed ones) when
+    /// the sources changed since `blobs/` was built from them.
+    fn warn_if_blobs_stale(&self, blobs: &Blobs) {
+        let now = self.digest();
+        if blobs.sources.as_deref() != Some(now.as_str()) {
+            println!(
+                "cargo:warning=ldchain-embed: chainloader/src changed since embed/blobs was built; \
+                 this build embeds the committed blobs. Run tools/rebuild-chainloaders.sh to refresh \
+                 them, or set {FROM_SOURCE}=1 to test the sources."
+            );
+        }
+    }
+}
+
+fn walk(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) {
+    let dir = root.join(rel);
+    for e in fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let e = e.unwrap();
+        let rel = rel.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            walk(root, &rel, out);
+        } else {
+            out.push(rel);
+        }
+    }
+}
+
+/// Build every machine's chainloader from source, in `order`; with
+/// [`EXPORT`] set, also write them, `SHA256SUMS` and `BUILD-INFO` there.
+fn build_all(sources: &Sources, order: &[Machine], out: &Path, blobs: &Blobs) -> Vec<Vec<u8>> {
+    // Unwind tables are useless without an unwinder, but LTO merges core's
+    // "uwtable" module flag into ours; drop .eh_frame at link time instead.
+    let script = out.join("discard-eh-frame.ld");
+    fs::write(
+        &script,
+        "SECTIONS { /DISCARD/ : { *(.eh_frame) *(.eh_frame_hdr) } } INSERT AFTER .text;\n",
+    )
+    .unwrap();
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let sysroot = rustc_output(&rustc, &["--print", "sysroot"]);
+    let mut all = Vec::new();
+    for &m in order {
+        require_target(&sysroot, m.triple());
+        let target_dir = out.join(format!("chainloader-build-{}", m.name()));
+        let bytes = strip_section_headers(build(sources, m, &target_dir, &script));
+        if blobs.sum(m) != Some(sha256_hex(&bytes).as_str()) {
+            println!(
+                "cargo:warning=ldchain-embed: the {} chainloader built from source differs from \
+                 embed/blobs/{}; tools/rebuild-chainloaders.sh refreshes the blobs",
+                m.name(),
+                Blobs::file_name(m)
+            );
+        }
+        all.push(bytes);
+    }
+    if let Some(dir) = env::var_os(EXPORT) {
+        let dir = PathBuf::from(dir);
+        fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        // SHA256SUMS in the table's order, so that the file is the same
+        // whichever host wrote it.
+        let mut sums = String::new();
+        for m in Machine::ALL {
+            let bytes = &all[order.iter().position(|&o| o == m).unwrap()];
+            let name = Blobs::file_name(m);
+            fs::write(dir.join(&name), bytes).unwrap();
+            writeln!(sums, "{}  {name}", sha256_hex(bytes)).unwrap();
+        }
+        fs::write(dir.join("SHA256SUMS"), sums).unwrap();
+        let info = format!(
+            "# What embed/blobs was built from, written by tools/rebuild-chainloaders.sh;\n\
+             # its --check rebuilds every file here and compares.\n\
+             toolchain: {}\n\
+             linker: rust-lld (the toolchain's own; no C compiler)\n\
+             sources: {} (chainloader/Cargo.toml, chainloader/src, [profile.chainloader], embed/build.rs RUSTFLAGS)\n",
+            rustc_output(&rustc, &["-V"]),
+            sources.digest()
+        );
+        fs::write(dir.join("BUILD-INFO"), info).unwrap();
+    }
+    all
+}
+
+fn rustc_output(rustc: &std::ffi::OsStr, args: &[&str]) -> String {
+    let out = Command::new(rustc)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("ldchain-embed: cannot run rustc {}: {e}", args.join(" ")));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Building from source needs the target's `core` (a rustup target) and
+/// the toolchain's `rust-lld`; nothing is skipped.
+fn require_target(sysroot: &str, triple: &str) {
+    let rustlib = Path::new(sysroot).join("lib/rustlib");
+    if !rustlib.join(triple).join("lib").is_dir() {
+        panic!(
+            "ldchain-embed: {FROM_SOURCE}=1: cannot build the {triple} chainloader: this toolchain has \
+             no standard library for it (rustup target add {triple}; tools/rebuild-chainloaders.sh \
+             installs it)"
+        );
+    }
+    let host = env::var("HOST").unwrap();
+    if !rustlib.join(&host).join("bin/rust-lld").is_file() {
+        panic!(
+            "ldchain-embed: {FROM_SOURCE}=1: this toolchain has no rust-lld ({}); a rustup toolchain \
+             ships it",
+            rustlib.join(&host).join("bin/rust-lld").display()
+        );
+    }
+}
+
+/// Check a chainloader, write it to `OUT_DIR`, and return its line of `ALL`.
+fn embed_entry(m: Machine, host: Machine, bytes: &[u8], out: &Path) -> String {
     let (arch, triple) = (m.name(), m.triple());
-    if let Err(why) = check_no_relocations(&bytes) {
+    if let Err(why) = check_no_relocations(bytes) {
         panic!(
             "ldchain-embed: the {arch} chainloader {why}. It runs before anything could relocate it, \
              so it must have none: avoid pointers in static data (tables of &str, function pointers) \
              and variable-length copies (memcpy through the GOT). See DESIGN.md."
         );
     }
-    fs::write(out.join(format!("chainloader-{arch}")), &bytes).unwrap();
-    let mut hex = String::new();
-    for b in Sha256::digest(&bytes) {
-        write!(hex, "{b:02x}").unwrap();
-    }
+    fs::write(out.join(format!("chainloader-{arch}")), bytes).unwrap();
+    let hex = sha256_hex(bytes);
     let file_name = format!("chainloader{}", m.chainloader_suffix(host));
     let machine = m.target().machine;
+    // The conventional PT_INTERP paths of each libc family, where interp
+    // mode puts this chainloader as a stub (as src/nested.rs does).
+    let interp_paths: Vec<&str> = [&b"ld-linux"[..], b"ld-musl-"]
+        .into_iter()
+        .filter_map(|family| m.conventional_ldso(family))
+        .map(|p| std::str::from_utf8(p).expect("ASCII path"))
+        .collect();
     format!(
         "    Chainloader {{ arch: {arch:?}, triple: {triple:?}, machine: {machine}, \
          bytes: include_bytes_aligned::include_bytes_aligned!(8, concat!(env!(\"OUT_DIR\"), \"/chainloader-{arch}\")), \
-         sha256: {hex:?}, file_name: {file_name:?} }},\n"
+         sha256: {hex:?}, file_name: {file_name:?}, interp_paths: &{interp_paths:?} }},\n"
     )
 }
 
-fn on_path(tool: &str) -> bool {
-    env::var_os("PATH").is_some_and(|p| env::split_paths(&p).any(|d| d.join(tool).is_file()))
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
 }
 
-fn has_rust_target(triple: &str) -> bool {
-    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-    let Ok(out) = Command::new(rustc).args(["--print", "sysroot"]).output() else {
-        return false;
-    };
-    let sysroot = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    Path::new(&sysroot)
-        .join("lib/rustlib")
-        .join(triple)
-        .join("lib")
-        .is_dir()
+fn hex(bytes: &[u8]) -> String {
+    let mut s = String::new();
+    for b in bytes {
+        write!(s, "{b:02x}").unwrap();
+    }
+    s
 }
 
-fn build(
-    chainloader: &Path,
-    target: &str,
-    linker: Option<&str>,
-    page: u32,
-    target_dir: &Path,
-    script: &Path,
-) -> Vec<u8> {
+fn build(sources: &Sources, m: Machine, target_dir: &Path, script: &Path) -> Vec<u8> {
+    let target = m.triple();
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.arg("build")
         .arg("--manifest-path")
-        .arg(chainloader.join("Cargo.toml"))
+        .arg(sources.workspace.join("chainloader/Cargo.toml"))
         .args([
             "--profile",
             "chainloader",
@@ -178,6 +421,7 @@ fn build(
             "program",
             "--bin",
             "chainloader",
+            "--locked",
         ])
         .args(["--target", target])
         .arg("--target-dir")
@@ -203,19 +447,26 @@ fn build(
         }
     }
     let mut flags: Vec<String> = RUSTFLAGS.iter().map(|f| f.to_string()).collect();
-    flags.push(format!("-Clink-arg=-Wl,-z,max-page-size={page}"));
-    if target.starts_with("x86_64") {
-        // rustc links a crt-static PIE as -static-pie on this target.
+    flags.push(format!("-Clink-arg=-zmax-page-size={}", m.max_page_size()));
+    if m == Machine::X86_64 {
+        // rustc links a crt-static PIE as a static PIE on this target.
         flags.push("-Ctarget-feature=+crt-static".into());
     } else {
-        // Elsewhere (i686) crt-static means a fixed-address executable: link
-        // a dynamic-style PIE and make it static ourselves.
-        flags.push("-Clink-arg=-static-pie".into());
+        // Elsewhere (i686, aarch64) crt-static means a fixed-address
+        // executable: link a dynamic-style PIE and make it static ourselves.
+        flags.extend(["-static", "--no-dynamic-linker", "-ztext"].map(|a| format!("-Clink-arg={a}")));
     }
-    flags.push(format!("-Clink-arg=-Wl,-T,{}", script.display()));
-    if let Some(linker) = linker {
-        let var = format!("CARGO_TARGET_{}_LINKER", target.to_uppercase().replace('-', "_"));
-        cmd.env(var, linker);
+    flags.push("-Clink-arg=-T".into());
+    flags.push(format!("-Clink-arg={}", script.display()));
+    // Paths never reach the stripped binary today; should one ever (a panic
+    // location), it must not depend on where the checkout or cargo's
+    // registry is.
+    let workspace = fs::canonicalize(&sources.workspace).unwrap();
+    flags.push(format!("--remap-path-prefix={}=/ldchain", workspace.display()));
+    if let Some(home) =
+        env::var_os("CARGO_HOME").or_else(|| env::var_os("HOME").map(|h| Path::new(&h).join(".cargo").into()))
+    {
+        flags.push(format!("--remap-path-prefix={}=/cargo", Path::new(&home).display()));
     }
     cmd.env("CARGO_ENCODED_RUSTFLAGS", flags.join("\x1f"));
     let output = cmd.output().expect("cannot run cargo to build the chainloader");
@@ -233,6 +484,9 @@ fn build(
 /// The program is started by the kernel and never relocated: refuse one
 /// whose dynamic section asks for relocations.
 fn check_no_relocations(bytes: &[u8]) -> Result<(), String> {
+    if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" {
+        return Err("is not an ELF file".into());
+    }
     let class64 = bytes[4] == 2;
     let w = if class64 { 8 } else { 4 };
     let (phoff, phentsize, phnum) = if class64 {

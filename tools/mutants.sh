@@ -27,6 +27,8 @@ MUTANT_TIMEOUT=${MUTANT_TIMEOUT:-900}
 src=$MUTANTS_DIR/src
 export CARGO_TARGET_DIR=$MUTANTS_DIR/target
 export CI=true
+# Embed chainloaders built from the (mutated) source, not the committed blobs.
+export LDCHAIN_CHAINLOADER_FROM_SOURCE=1
 
 # Test selections (cargo test arguments; several are joined with " + ").
 # The integration suite is one crate (tests/suite); its modules are chosen
@@ -34,7 +36,7 @@ export CI=true
 # gdb:: and ports:: are left out; MUTANTS_FULL=1 runs the whole workspace's
 # tests (without the README's release build) for every mutant instead.
 CL='--test suite -- chainloader:: signals::'
-PLAN='-p chainloader --lib'
+PLAN='-p ldchain-chainloader --lib'
 EMBED='--test suite -- embed:: cli::install'
 RES='--test suite -- resolver:: + --test resolver_fds + --test suite -- cli:: --skip readme_quick_start'
 RESLIB='-p ldchain-resolver --lib'
@@ -115,6 +117,9 @@ m umask-decides-mode embed/src/lib.rs \
 m unchanged-without-comparing embed/src/lib.rs \
     '&& same_contents(&fd, blob.bytes)' \
     '' "$EMBED"
+m check-escapes-jail embed/src/check.rs \
+    'ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,' \
+    'ResolveFlags::NO_MAGICLINKS,' "$EMBED"
 
 # --- The resolver ----------------------------------------------------------
 m secure-mode-ignored resolver/src/plan/search.rs \

@@ -2,8 +2,9 @@
 //!
 //! A row holds everything the workspace knows about one architecture: how
 //! its ELF images are identified and checked ([`Target`]), how
-//! `embed/build.rs` cross-builds the chainloader for it (Rust target triple,
-//! cross linkers, the largest page size its kernels use), the name its
+//! `embed/build.rs` builds the chainloader for it (Rust target triple, the
+//! largest page size its kernels use; the linker is the toolchain's own
+//! `rust-lld` on every target), the name its
 //! chainloader has in a jail, and what the resolver needs to find its
 //! dynamic linker (glibc's `$LIB` and `$PLATFORM`, the conventional ld.so
 //! paths). The chainloader library, the resolver and `embed/build.rs` (as a
@@ -37,7 +38,6 @@ pub struct Machine {
     chainloader_suffix: &'static str,
     target: Target,
     triple: &'static str,
-    cross_linkers: &'static [&'static str],
     max_page_size: u32,
     lib: &'static str,
     platform: &'static str,
@@ -56,7 +56,6 @@ impl Machine {
             addr_limit: 0x7fff_ffff_f000,
         },
         triple: "x86_64-unknown-linux-gnu",
-        cross_linkers: &["x86_64-linux-gnu-gcc-12", "x86_64-linux-gnu-gcc"],
         max_page_size: 4096,
         lib: "lib64",
         platform: "x86_64",
@@ -74,7 +73,6 @@ impl Machine {
             addr_limit: 0xffff_e000,
         },
         triple: "i686-unknown-linux-gnu",
-        cross_linkers: &["i686-linux-gnu-gcc-12", "i686-linux-gnu-gcc"],
         max_page_size: 4096,
         lib: "lib",
         platform: "i686",
@@ -93,7 +91,6 @@ impl Machine {
             addr_limit: 1 << 48,
         },
         triple: "aarch64-unknown-linux-gnu",
-        cross_linkers: &["aarch64-linux-gnu-gcc-12", "aarch64-linux-gnu-gcc"],
         max_page_size: 65536,
         lib: "lib64",
         platform: "aarch64",
@@ -153,12 +150,6 @@ impl Machine {
     /// The Rust target triple the chainloader is built for.
     pub const fn triple(&self) -> &'static str {
         self.triple
-    }
-
-    /// C compilers that can link for this machine when it is not the build
-    /// host's, in order of preference (Debian's cross-compiler names).
-    pub const fn cross_linkers(&self) -> &'static [&'static str] {
-        self.cross_linkers
     }
 
     /// The largest page size this architecture's kernels use: the

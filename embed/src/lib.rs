@@ -1,14 +1,31 @@
-//! The chainloader, built from source by `build.rs` for the host and, where
-//! the toolchains are installed, for i386 and AArch64 too, embedded; and an
-//! atomic, idempotent installer that writes it into a jail.
+//! ldchain's chainloaders, embedded, and an installer and a checker for
+//! jails.
 //!
-//! Features `i386` and `aarch64` make a missing cross toolchain a build
-//! error instead of a warning (so does `CI` in the environment).
+//! The chainloader is the small static program ldchain puts into a jail
+//! (`/chainloader`) to run a dynamic linker from a file descriptor. This
+//! crate embeds one build per architecture ldchain supports — x86-64, i386,
+//! AArch64 ([`ALL`]; the host's own is [`NATIVE`]) — and writes them into
+//! jails atomically and idempotently ([`install`], [`install_all`]).
+//!
+//! The bytes are the crate's committed, reviewed binaries (`blobs/`, with
+//! their SHA-256 in `blobs/SHA256SUMS`, checked at build time): building
+//! this crate needs no cross compiler and no extra rustup target, and every
+//! build of one version embeds the same files. They are rebuilt from the
+//! chainloader's source, bit for bit, by `tools/rebuild-chainloaders.sh` in
+//! the ldchain repository; `LDCHAIN_CHAINLOADER_FROM_SOURCE=1` builds them
+//! from source instead (in that repository only).
+//!
+//! Which chainloader a jail holds: [`VERSION`] and each [`Chainloader::sha256`]
+//! name the embedded ones, and [`check`] compares a jail's files with them —
+//! what a jail tool runs after an upgrade to know which jails to refresh.
 //!
 //! ```no_run
 //! let done = ldchain_embed::install(std::path::Path::new("/srv/jail"))?;
 //! println!("{}", done);
-//! # Ok::<(), ldchain_embed::InstallError>(())
+//! for c in ldchain_embed::check(std::path::Path::new("/srv/jail"))? {
+//!     println!("{c}");
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -21,7 +38,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use rustix::fs::{self as rfs, Mode, OFlags};
 
 /// One embedded chainloader build.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Chainloader {
     /// Its machine's name in the chainloader's machine table (`x86_64`,
     /// `i386`, `aarch64`), as in its file name.
@@ -38,9 +55,19 @@ pub struct Chainloader {
     /// Its file name in the jail's root directory: `chainloader` for the
     /// host's own architecture, `chainloader-ARCH` for the others.
     pub file_name: &'static str,
+    /// The conventional `PT_INTERP` paths of its architecture (glibc's and
+    /// musl's `ld.so`), where `ldchain run`'s interp mode puts it as a stub.
+    pub interp_paths: &'static [&'static str],
 }
 
 include!(concat!(env!("OUT_DIR"), "/chainloaders.rs"));
+
+/// This crate's version: with [`Chainloader::sha256`], what identifies the
+/// embedded chainloaders.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+mod check;
+pub use check::{check, CheckError, Checked, Role, State};
 
 /// The chainloader for the architecture this library was compiled for.
 pub static NATIVE: &Chainloader = &ALL[0];

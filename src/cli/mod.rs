@@ -29,6 +29,7 @@ Examples:
                                               always use this host ld.so (Plash's fixed-ld.so mode)
   ldchain resolve --json -- /bin/ls           show the exec plan for /bin/ls on /, as JSON
   ldchain install /srv/jail                   write /srv/jail/chainloader (idempotent)
+  ldchain install --check /srv/jail           are its chainloaders this build's? (exit 1 if not)
 
 Exit status: the program's own; 128+N if it was killed by signal N; 125 if ldchain
 itself failed; 126 if the program cannot be executed; 127 if it was not found.
@@ -53,13 +54,25 @@ struct Cli {
 enum Command {
     /// Write the embedded chainloaders into JAIL_DIR, mode 0755.
     ///
-    /// The host's own is `chainloader`; those for other architectures (when
-    /// this build embeds them) are `chainloader-i386`, `chainloader-aarch64`.
+    /// The host's own is `chainloader`; those for the other architectures are
+    /// `chainloader-i386`, `chainloader-aarch64` (or `chainloader-x86_64`).
     /// Atomic (a temporary file is renamed into place), idempotent (an
     /// identical file is left alone), durable (fsync), and it refuses to
     /// follow a symbolic link planted at the target.
-    #[command(after_help = "Example:\n  ldchain install /srv/jail")]
+    ///
+    /// With --check, write nothing: compare JAIL_DIR's chainloaders, and any
+    /// chainloader at the conventional PT_INTERP paths (interp stubs), with
+    /// this build's, one line per path (current, outdated, missing, absent,
+    /// foreign). Symbolic links are reported, never followed; paths resolve
+    /// inside the jail. Exit status 0 if nothing needs refreshing, 1 if
+    /// something does, 2 on error.
+    #[command(
+        after_help = "Examples:\n  ldchain install /srv/jail\n  ldchain install --check /srv/jail || ldchain install /srv/jail"
+    )]
     Install {
+        /// Only report whether the jail's chainloaders are this build's.
+        #[arg(long)]
+        check: bool,
         /// The jail's root directory.
         jail_dir: PathBuf,
     },
@@ -309,17 +322,67 @@ fn mounts_in_order(args: &RunArgs, m: &ArgMatches) -> Vec<Mount> {
     ops.into_iter().map(|(_, op)| op).collect()
 }
 
+/// `install --check`: one line per path, then 0 (up to date), 1 (refresh
+/// needed) or 2 (error), as `cmp` and `diff` answer.
+fn check(jail: &std::path::Path) -> ExitCode {
+    match ldchain::embed::check(jail) {
+        Ok(report) => {
+            report.iter().for_each(|c| println!("{c}"));
+            let stale = report.iter().filter(|c| c.needs_refresh()).count();
+            if stale == 0 {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!(
+                    "ldchain: {}: {stale} of the paths above need a refresh (ldchain install {0} \
+                     rewrites its /chainloader*; an interp stub on disk is replaced by hand)",
+                    jail.display()
+                );
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("ldchain: install --check: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `--version`'s long form: the embedded chainloaders' identity too.
+fn long_version() -> &'static str {
+    let e = &ldchain::embed::ALL;
+    let mut v = format!(
+        "{}\nchainloaders (ldchain-embed {}, {}):",
+        env!("CARGO_PKG_VERSION"),
+        ldchain::embed::VERSION,
+        if ldchain::embed::PREBUILT {
+            "the committed blobs"
+        } else {
+            "built from source"
+        }
+    );
+    for c in e.iter() {
+        v += &format!(
+            "\n  {:<20} {:>6} bytes  sha256 {}",
+            c.file_name,
+            c.bytes.len(),
+            c.sha256
+        );
+    }
+    Box::leak(v.into_boxed_str())
+}
+
 /// Parse the command line, run the subcommand, and return its exit status
 /// (see [`EXIT_LDCHAIN`] and the others).
 pub fn main() -> ExitCode {
-    let matches = Cli::command().get_matches();
+    let matches = Cli::command().long_version(long_version()).get_matches();
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if let (Command::Run(args), Some(m)) = (&mut cli.command, matches.subcommand_matches("run")) {
         args.mounts = mounts_in_order(args, m);
     }
     init_tracing(cli.verbose);
     match cli.command {
-        Command::Install { jail_dir } => match ldchain::embed::install_all(&jail_dir) {
+        Command::Install { check: true, jail_dir } => check(&jail_dir),
+        Command::Install { check: false, jail_dir } => match ldchain::embed::install_all(&jail_dir) {
             Ok(done) => {
                 done.iter().for_each(|d| println!("{d}"));
                 ExitCode::SUCCESS

@@ -39,6 +39,76 @@ fn install_prints_what_it_did_and_is_idempotent() {
 }
 
 #[test]
+fn install_check_reports_each_path_and_exits_1_until_refreshed() {
+    let jail = tempfile::tempdir().unwrap();
+    let j = jail.path();
+    let r = run(ldchain().args(["install", "--check"]).arg(j));
+    assert_eq!(r.code, Some(1), "{r:#?}");
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 9, "{r:#?}");
+    assert_eq!(
+        lines[0],
+        format!("missing  {}/chainloader (ldchain install writes it)", j.display())
+    );
+    assert_eq!(
+        lines[5],
+        format!(
+            "absent   {}/lib/ld-linux.so.2 (no interp stub; none needed)",
+            j.display()
+        )
+    );
+    assert!(r.stderr.contains("3 of the paths above need a refresh"), "{r:#?}");
+    assert!(fs::read_dir(j).unwrap().next().is_none(), "--check wrote something");
+
+    run(ldchain().arg("install").arg(j)).ok();
+    let r = run(ldchain().args(["install", "--check"]).arg(j)).ok();
+    assert!(
+        r.stdout.starts_with(&format!(
+            "current  {}/chainloader (x86_64, sha256 {})\n",
+            j.display(),
+            ldchain::embed::NATIVE.sha256
+        )),
+        "{r:#?}"
+    );
+    assert_eq!(r.stderr, "");
+
+    // An outdated chainloader (one byte of another build) makes it 1 again.
+    let mut old = ldchain::embed::NATIVE.bytes.to_vec();
+    old[100] ^= 1;
+    fs::write(j.join("chainloader"), old).unwrap();
+    let r = run(ldchain().args(["install", "--check"]).arg(j));
+    assert_eq!(r.code, Some(1), "{r:#?}");
+    assert!(
+        r.stdout.starts_with(&format!(
+            "outdated {}/chainloader (another chainloader build, sha256 ",
+            j.display()
+        )),
+        "{r:#?}"
+    );
+    // Errors are 2.
+    let r = run(ldchain().args(["install", "--check", "/nonexistent/jail"]));
+    assert_eq!(r.code, Some(2), "{r:#?}");
+    assert_eq!(
+        r.stderr,
+        "ldchain: install --check: /nonexistent/jail: cannot open jail directory: No such file or directory (os error 2)\n"
+    );
+}
+
+#[test]
+fn version_names_the_embedded_chainloaders() {
+    let r = run(ldchain().arg("--version")).ok();
+    assert!(
+        r.stdout
+            .starts_with(&format!("ldchain {}\n", env!("CARGO_PKG_VERSION"))),
+        "{r:#?}"
+    );
+    for c in ldchain::embed::ALL {
+        let line = format!("{:<20} {:>6} bytes  sha256 {}", c.file_name, c.bytes.len(), c.sha256);
+        assert!(r.stdout.contains(&line), "{line}\n{r:#?}");
+    }
+}
+
+#[test]
 fn install_failure_exits_125_with_a_message() {
     let jail = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink("/etc/passwd", jail.path().join("chainloader")).unwrap();

@@ -1,11 +1,14 @@
-//! The embedded chainloader as a file (structure, size, relocations) and
-//! the installer (atomic, idempotent, durable, refuses symlinks).
+//! The embedded chainloader as a file (structure, size, relocations), the
+//! committed blobs it comes from, the installer (atomic, idempotent,
+//! durable, refuses symlinks) and the checker (current or not, never
+//! following a symlink).
 
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
 
-use ldchain::embed::{install, InstallError, Outcome, NATIVE};
+use ldchain::embed::{check, install, CheckError, Checked, InstallError, Outcome, Role, State, NATIVE};
 use object::elf::{self, FileHeader64};
 use object::read::elf::{Dyn, FileHeader, ProgramHeader};
 use object::LittleEndian as LE;
@@ -342,4 +345,193 @@ fn install_replaces_a_file_of_the_same_size_and_mode_with_other_bytes() {
     fs::set_permissions(&target, fs::Permissions::from_mode(0o755)).unwrap();
     assert_eq!(install(jail.path()).unwrap().outcome, Outcome::Replaced);
     assert_eq!(fs::read(&target).unwrap(), NATIVE.bytes);
+}
+
+#[test]
+fn every_machine_is_embedded_from_the_committed_blobs() {
+    // All three on every build, whatever cross toolchains this machine has:
+    // the host's own first, then the table's order.
+    let names: Vec<&str> = ldchain::embed::ALL.iter().map(|c| c.arch).collect();
+    assert_eq!(names, ["x86_64", "i386", "aarch64"]);
+    let files: Vec<&str> = ldchain::embed::ALL.iter().map(|c| c.file_name).collect();
+    assert_eq!(files, ["chainloader", "chainloader-i386", "chainloader-aarch64"]);
+    // Each one's interp paths are where interp mode puts stubs.
+    for c in ldchain::embed::ALL {
+        let mut want: Vec<&str> = ldchain::nested::stub_paths()
+            .into_iter()
+            .filter(|(_, m)| m.ident().1 == c.machine)
+            .map(|(p, _)| p)
+            .collect();
+        want.sort();
+        let mut got = c.interp_paths.to_vec();
+        got.sort();
+        assert_eq!(got, want, "{}", c.arch);
+    }
+    let from_source = std::env::var_os("LDCHAIN_CHAINLOADER_FROM_SOURCE").is_some_and(|v| v == "1");
+    assert_eq!(
+        ldchain::embed::PREBUILT,
+        !from_source,
+        "PREBUILT unless built from source"
+    );
+    if from_source {
+        return;
+    }
+    // The embedded bytes are the committed files, and the manifest names
+    // them with their digests, in sha256sum's format.
+    let blobs = Path::new(env!("CARGO_MANIFEST_DIR")).join("embed/blobs");
+    let sums = fs::read_to_string(blobs.join("SHA256SUMS")).unwrap();
+    for c in ldchain::embed::ALL {
+        let name = format!("chainloader-{}", c.arch);
+        assert_eq!(fs::read(blobs.join(&name)).unwrap(), c.bytes, "{name}");
+        assert!(
+            sums.lines().any(|l| l == format!("{}  {name}", c.sha256)),
+            "{name}: {sums}"
+        );
+        assert_eq!(c.bytes.len() as u64, fs::metadata(blobs.join(&name)).unwrap().len());
+    }
+    assert_eq!(sums.lines().count(), 3);
+    assert_eq!(ldchain::embed::VERSION, env!("CARGO_PKG_VERSION"));
+}
+
+/// `check`'s verdict for the path ending in `suffix`.
+fn verdict(report: &[Checked], suffix: &str) -> (State, bool) {
+    let c = report
+        .iter()
+        .find(|c| c.path.to_string_lossy().ends_with(suffix))
+        .unwrap_or_else(|| panic!("{suffix} not checked: {report:#?}"));
+    (c.state.clone(), c.needs_refresh())
+}
+
+fn i386() -> &'static ldchain::embed::Chainloader {
+    ldchain::embed::ALL.iter().find(|c| c.arch == "i386").unwrap()
+}
+
+#[test]
+fn check_tells_current_from_missing_outdated_and_foreign() {
+    let jail = tempfile::tempdir().unwrap();
+    let j = jail.path();
+    let report = check(j).unwrap();
+    // Three chainloaders, then six conventional PT_INTERP paths.
+    assert_eq!(report.len(), 9, "{report:#?}");
+    assert_eq!(report.iter().filter(|c| c.role == Role::Chainloader).count(), 3);
+    assert_eq!(verdict(&report, "/chainloader"), (State::Missing, true));
+    assert_eq!(verdict(&report, "/lib/ld-linux.so.2"), (State::Missing, false));
+    assert!(report[0]
+        .to_string()
+        .starts_with(&format!("missing  {}/chainloader ", j.display())));
+
+    ldchain::embed::install_all(j).unwrap();
+    let report = check(j).unwrap();
+    for c in &report[..3] {
+        assert_eq!(c.state, State::Current, "{c}");
+        assert!(c.to_string().contains(c.expected.sha256), "{c}");
+    }
+    assert!(report.iter().all(|c| !c.needs_refresh()), "{report:#?}");
+
+    // An older build of the same chainloader (one byte differs), another
+    // architecture's, the right bytes with the wrong mode.
+    let mut old = i386().bytes.to_vec();
+    old[200] ^= 1;
+    fs::write(j.join("chainloader-i386"), &old).unwrap();
+    fs::write(j.join("chainloader-aarch64"), NATIVE.bytes).unwrap();
+    fs::set_permissions(j.join("chainloader"), fs::Permissions::from_mode(0o700)).unwrap();
+    let report = check(j).unwrap();
+    let (state, refresh) = verdict(&report, "/chainloader-i386");
+    assert!(
+        matches!(&state, State::Outdated(why) if why.starts_with("another chainloader build, sha256 ")),
+        "{state:?}"
+    );
+    assert!(refresh);
+    let (state, _) = verdict(&report, "/chainloader-aarch64");
+    assert_eq!(
+        state,
+        State::Outdated("the x86_64 chainloader, not the aarch64 one".into())
+    );
+    let (state, _) = verdict(&report, "/chainloader");
+    assert_eq!(
+        state,
+        State::Outdated("the current bytes, but mode 0700, not 0755".into())
+    );
+    // install_all is what refreshes them.
+    ldchain::embed::install_all(j).unwrap();
+    assert!(check(j).unwrap().iter().all(|c| !c.needs_refresh()));
+
+    // Interp stubs: the current one, an old one, and a real ld.so (left
+    // alone), at the conventional paths.
+    fs::create_dir_all(j.join("lib64")).unwrap();
+    fs::create_dir_all(j.join("lib")).unwrap();
+    fs::write(j.join("lib/ld-linux.so.2"), i386().bytes).unwrap();
+    fs::write(j.join("lib/ld-musl-i386.so.1"), &old).unwrap();
+    let real = fs::canonicalize("/lib64/ld-linux-x86-64.so.2").unwrap();
+    fs::copy(&real, j.join("lib64/ld-linux-x86-64.so.2")).unwrap();
+    let report = check(j).unwrap();
+    assert_eq!(verdict(&report, "/lib/ld-linux.so.2"), (State::Current, false));
+    let (state, refresh) = verdict(&report, "/lib/ld-musl-i386.so.1");
+    assert!(matches!(state, State::Outdated(_)) && refresh, "{state:?}");
+    let (state, refresh) = verdict(&report, "/lib64/ld-linux-x86-64.so.2");
+    assert!(
+        matches!(&state, State::Foreign(what) if what.starts_with("a file of ")),
+        "{state:?}"
+    );
+    assert!(!refresh);
+    let line = report
+        .iter()
+        .find(|c| c.path.ends_with("lib64/ld-linux-x86-64.so.2"))
+        .unwrap()
+        .to_string();
+    assert!(
+        line.starts_with("foreign  ") && line.ends_with("not a chainloader: left alone)"),
+        "{line}"
+    );
+}
+
+#[test]
+fn check_never_follows_a_symlink_out_of_the_jail() {
+    // Outside the jail, the current chainloaders at the paths a symlink in
+    // the jail points to: a check that followed them would call the jail
+    // current.
+    let outside = tempfile::tempdir().unwrap();
+    let o = fs::canonicalize(outside.path()).unwrap();
+    fs::write(o.join("ld-linux-x86-64.so.2"), NATIVE.bytes).unwrap();
+    fs::write(o.join("chainloader"), NATIVE.bytes).unwrap();
+    fs::set_permissions(o.join("chainloader"), fs::Permissions::from_mode(0o755)).unwrap();
+    let jail = tempfile::tempdir().unwrap();
+    let j = jail.path();
+    // A directory on the way: an absolute symlink resolves inside the jail.
+    std::os::unix::fs::symlink(&o, j.join("lib64")).unwrap();
+    // The checked file itself: reported, not followed.
+    std::os::unix::fs::symlink(o.join("chainloader"), j.join("chainloader")).unwrap();
+    // A FIFO at a checked path: examined without opening it for reading.
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        j.join("chainloader-i386"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+    let report = check(j).unwrap();
+    assert_eq!(
+        verdict(&report, "/lib64/ld-linux-x86-64.so.2"),
+        (State::Missing, false),
+        "followed /lib64 out of the jail"
+    );
+    let (state, refresh) = verdict(&report, "/chainloader");
+    assert_eq!(
+        state,
+        State::Foreign(format!(
+            "a symbolic link to {}, not followed",
+            o.join("chainloader").display()
+        ))
+    );
+    assert!(refresh, "install refuses a symlink: the jail needs attention");
+    let (state, _) = verdict(&report, "/chainloader-i386");
+    assert!(
+        matches!(&state, State::Foreign(w) if w.starts_with("not a regular file")),
+        "{state:?}"
+    );
+    // A jail that is not a directory is an error, not a report.
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let err = check(file.path()).unwrap_err();
+    assert!(matches!(err, CheckError::Jail { .. }), "{err}");
 }
