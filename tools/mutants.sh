@@ -123,9 +123,9 @@ m secure-mode-ignored resolver/src/plan/search.rs \
 m setgid-without-group-exec resolver/src/plan/script.rs \
     '(mode & 0o2000 != 0 && mode & 0o010 != 0)' \
     '(mode & 0o2000 != 0)' "$RES"
-m resolve-in-root-dropped resolver/src/ns.rs \
-    'let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;' \
-    'let resolve = ResolveFlags::NO_MAGICLINKS;' "$RES"
+m resolve-in-root-dropped resolver/src/walk.rs \
+    'const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);' \
+    'const RESOLVE: ResolveFlags = ResolveFlags::NO_MAGICLINKS;' "$RES"
 m search-order-swapped resolver/src/plan/search.rs \
     'let value = from_env.or_else(|| self.resolver.config.default_ldso_path.clone())?;' \
     'let value = from_env.or_else(|| self.resolver.config.default_ldso_path.clone()).filter(|_| self.getenv(b"LD_LIBRARY_PATH").is_none())?;' "$RES"
