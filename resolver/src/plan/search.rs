@@ -60,6 +60,9 @@ pub(super) struct Search<'a, E> {
     /// The path lookups of the search paths' candidates: one budget for
     /// them all, and the prefixes that failed (`crate::walk`).
     lookups: Lookups,
+    /// The server ran out of descriptors or memory opening a candidate:
+    /// the search ends with that error, no candidate is tried after it.
+    aborted: Option<ExecError>,
 }
 
 impl<'a, E: AsRef<[u8]>> Search<'a, E> {
@@ -88,6 +91,7 @@ impl<'a, E: AsRef<[u8]>> Search<'a, E> {
             skipped: Vec::new(),
             conf: None,
             lookups: Lookups::per_search(),
+            aborted: None,
         }
     }
 
@@ -109,6 +113,9 @@ impl<'a, E: AsRef<[u8]>> Search<'a, E> {
                 .or_else(|| self.interp())
                 .or_else(|| self.conventional()),
         };
+        if let Some(e) = self.aborted.take() {
+            return Err(e);
+        }
         found.ok_or_else(|| ExecError::NoLdso {
             program: os_path(self.program),
             interp: os_path(self.interp),
@@ -177,14 +184,16 @@ impl<'a, E: AsRef<[u8]>> Search<'a, E> {
     /// usable; an existing unusable one is recorded in `skipped`. The
     /// candidate cap stops the search paths, never the last two rules (one
     /// candidate each), so a namespace that fills the cap with dead ends
-    /// cannot hide the ld.so at `PT_INTERP`.
+    /// cannot hide the ld.so at `PT_INTERP`. Running out of descriptors or
+    /// memory ends the search instead ([`ExecError::is_resource_shortage`]).
     fn try_path(&mut self, path: Vec<u8>, rule: Rule) -> Option<Found> {
         let path = self.ns.absolute(&path);
         // Only ld.so.conf's directories count against the cap: the
         // environment's entries are bounded by execve's string limit, and
         // PT_INTERP and the conventional path add one candidate each.
         let conf = rule == Rule::LdSoConf;
-        if (conf && self.from_namespace >= MAX_CANDIDATES) || !self.tried.insert(path.clone()) {
+        let capped = conf && self.from_namespace >= MAX_CANDIDATES;
+        if self.aborted.is_some() || capped || !self.tried.insert(path.clone()) {
             return None;
         }
         self.from_namespace += usize::from(conf);
@@ -197,6 +206,11 @@ impl<'a, E: AsRef<[u8]>> Search<'a, E> {
         let reason = match opened {
             Err(ExecError::NotFound { .. }) => {
                 trace!(candidate = %lossy(&path), %rule, "not there");
+                return None;
+            }
+            Err(e) if e.is_resource_shortage() => {
+                debug!(candidate = %lossy(&path), %rule, error = %e, "search aborted");
+                self.aborted = Some(e);
                 return None;
             }
             Err(e) => e.to_string(),
