@@ -151,6 +151,10 @@ pub fn open(root: BorrowedFd<'_>, path: &[u8], flags: OFlags, lookups: &mut Look
         true => flags | OFlags::DIRECTORY,
         false => flags,
     };
+    if lookups.budget.components == 0 || lookups.budget.link_bytes == 0 {
+        // Spent: a walk would fail at its first component or link.
+        return Err(Failure::OverBudget);
+    }
     let start = Budget::PER_CANDIDATE.min(lookups.budget);
     let mut walk = Walk {
         root,
@@ -161,6 +165,14 @@ pub fn open(root: BorrowedFd<'_>, path: &[u8], flags: OFlags, lookups: &mut Look
     };
     let result = walk.run(&key, flags);
     lookups.budget.charge(walk.budget.spent_since(start));
+    if matches!(result, Err((Failure::OverBudget, _))) && walk.stopped_by_shared(start) {
+        // What was left of the shared budget stopped this walk: no walk
+        // after it (each would read a link or two before failing too).
+        lookups.budget = Budget {
+            components: 0,
+            link_bytes: 0,
+        };
+    }
     result.map_err(|(failure, prefix)| {
         if prefix < key.len() {
             lookups.failed.insert(key[..prefix].join(&b'/'), failure);
@@ -298,6 +310,16 @@ impl Walk<'_> {
     fn at(&self, failure: Failure, walked: usize, len: usize) -> (Failure, usize) {
         let later = failure == Failure::OverBudget && self.batched && self.short_of_components;
         (failure, if later { len } else { walked })
+    }
+
+    /// Whether the walk, started with `start`, ran out of what the shared
+    /// budget allowed rather than of [`Budget::PER_CANDIDATE`]: then its
+    /// failure says more about what other lookups spent than about the path.
+    fn stopped_by_shared(&self, start: Budget) -> bool {
+        match self.short_of_components {
+            true => start.components < Budget::PER_CANDIDATE.components,
+            false => start.link_bytes < Budget::PER_CANDIDATE.link_bytes,
+        }
     }
 
     /// Take `components` and `link_bytes` from the budget, or fail.
