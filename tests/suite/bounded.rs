@@ -464,3 +464,40 @@ fn a_plain_candidate_is_found_after_the_search_budget_is_spent() {
     );
     assert_eq!(p.skipped.len(), 16, "{:?}", p.skipped);
 }
+
+/// ld.so.conf's own lookups share one budget for the whole load: 250
+/// `include`s, each behind its own chain of 40 links of ~2,000 `./`, cost
+/// about what four do (before: each had a per-file budget, ~17 system
+/// calls of walking apiece, ~4,250 in all). The directory named after them
+/// is still kept, and found.
+#[test]
+fn an_ld_so_conf_load_shares_one_lookup_budget() {
+    let Some(probe) = glibc_probe() else { return };
+    let t = tree_with_probe(&probe);
+    let mut conf = Vec::new();
+    for i in 0..250 {
+        chain(t.path(), &format!("t{i}"));
+        conf.extend_from_slice(format!("include /t{i}/0/x.conf\n").as_bytes());
+    }
+    conf.extend_from_slice(b"/legit\n");
+    write(t.path(), "/etc/ld.so.conf", &conf);
+    write(t.path(), &format!("/legit/{LDSO}"), &fs::read(glibc_ldso()).unwrap());
+    let (loaded, took) = load(t.path());
+    eprintln!("250 chained includes: {took:?}, notes {:?}", loaded.notes.first());
+    assert!(has_dir(&loaded, "/legit"), "{:?}", loaded.dirs);
+    let Some(calls) = syscalls_of_resolve(t.path()) else {
+        return;
+    };
+    write(t.path(), "/etc/ld.so.conf", b"/legit\n");
+    let Some(base) = syscalls_of_resolve(t.path()) else {
+        return;
+    };
+    let added = |name: &str| calls.get(name).copied().unwrap_or(0) as i64 - base.get(name).copied().unwrap_or(0) as i64;
+    let walk = added("openat") + added("readlinkat") + added("fstatfs");
+    eprintln!(
+        "added by 250 chained includes: openat2 {}, openat+readlinkat+fstatfs {walk}",
+        added("openat2")
+    );
+    assert!(walk <= 4 * 20 + 8, "{calls:?} against {base:?}");
+    assert!(added("openat2") <= 250 + 4 * 8, "{calls:?} against {base:?}");
+}
