@@ -61,6 +61,16 @@ impl LdSoConf {
         load(ns, path)
     }
 
+    /// The identity of this configuration: a digest of every file and
+    /// directory it was read from, with their identities then. Failures
+    /// of its candidates' lookups are remembered under it (`crate::walk`).
+    pub(crate) fn identity(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.deps.hash(&mut h);
+        h.finish()
+    }
+
     /// Whether every dependency still has the identity it had (the checks
     /// share one lookup budget, as the load did: a path over it has no
     /// identity, as it had none in the load).
@@ -90,7 +100,7 @@ struct Loader<'a> {
     /// opened and directory listed, as a search's candidates share one
     /// (`crate::walk`), so 256 includes behind costly symlink chains cost
     /// what four do.
-    lookups: Lookups,
+    lookups: Lookups<'a>,
 }
 
 /// What one load may still spend.

@@ -47,7 +47,8 @@ pub struct FileId {
 }
 
 impl FileId {
-    fn of(st: &rfs::Stat) -> FileId {
+    /// The identity `fstat` gave.
+    pub(crate) fn of(st: &rfs::Stat) -> FileId {
         FileId {
             dev: st.st_dev,
             ino: st.st_ino,
@@ -221,7 +222,7 @@ impl Namespace {
     /// [`open_file`](Self::open_file), the lookup's work also charged to
     /// `lookups` (one search's candidates share a budget, and a prefix
     /// that failed once is not walked again).
-    pub(crate) fn open_file_in(&self, path: &[u8], lookups: &mut Lookups) -> Result<Opened, ExecError> {
+    pub(crate) fn open_file_in(&self, path: &[u8], lookups: &mut Lookups<'_>) -> Result<Opened, ExecError> {
         let fd = self.lookup(path, OFlags::PATH | OFlags::CLOEXEC, lookups)?;
         let st = rfs::fstat(&fd).map_err(|e| io_err(path, e))?;
         let file = Opened::with_stat(fd, &st);
@@ -292,7 +293,7 @@ impl Namespace {
     /// [`identity`](Self::identity), the lookup's work also charged to
     /// `lookups`: a path whose lookup is over budget has no identity, as
     /// a missing one.
-    pub(crate) fn identity_in(&self, path: &[u8], lookups: &mut Lookups) -> Option<FileId> {
+    pub(crate) fn identity_in(&self, path: &[u8], lookups: &mut Lookups<'_>) -> Option<FileId> {
         let fd = self.lookup(path, OFlags::PATH | OFlags::CLOEXEC, lookups).ok()?;
         rfs::fstat(&fd).ok().map(|st| FileId::of(&st))
     }
@@ -311,7 +312,7 @@ impl Namespace {
 
     /// Open `path` inside the namespace with `flags`, the lookup's work
     /// charged to `lookups` as well (a search's shared budget).
-    fn lookup(&self, path: &[u8], flags: OFlags, lookups: &mut Lookups) -> Result<OwnedFd, ExecError> {
+    fn lookup(&self, path: &[u8], flags: OFlags, lookups: &mut Lookups<'_>) -> Result<OwnedFd, ExecError> {
         if path.len() >= PATH_MAX {
             return Err(ExecError::InvalidArgument {
                 what: crate::escape::for_terminal(&path[..64]) + "...",

@@ -17,7 +17,7 @@ use crate::elfinfo::{self, Machine};
 use crate::error::ExecError;
 use crate::ns::{os_path, Namespace, Opened};
 use crate::parse::ldpath;
-use crate::walk::Lookups;
+use crate::walk::{Lookups, Scope};
 
 use super::cache::{cached, insert_bounded, lock};
 use super::{lossy, Resolver, Rule, Skipped, MAX_CANDIDATES};
@@ -59,7 +59,7 @@ pub(super) struct Search<'a, E> {
     conf: Option<Arc<LdSoConf>>,
     /// The path lookups of the search paths' candidates: one budget for
     /// them all, and the prefixes that failed (`crate::walk`).
-    lookups: Lookups,
+    lookups: Lookups<'a>,
     /// The server ran out of descriptors or memory opening a candidate:
     /// the search ends with that error, no candidate is tried after it.
     aborted: Option<ExecError>,
@@ -151,6 +151,10 @@ impl<'a, E: AsRef<[u8]>> Search<'a, E> {
     fn ld_so_conf(&mut self) -> Option<Found> {
         let conf = self.resolver.ld_so_conf(self.ns);
         self.conf = Some(conf.clone());
+        // Lookups that failed in an earlier search for this configuration
+        // are not walked again while what decided them is unchanged.
+        let scope = Scope::new(self.ns.root_key(), conf.identity());
+        self.lookups.remember_in(&self.resolver.caches.failures, scope);
         conf.dirs.iter().find_map(|dir| self.try_in(dir, Rule::LdSoConf))
     }
 
