@@ -19,6 +19,8 @@ use rustix::fs::{self as rfs, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 
 mod memo;
+#[cfg(test)]
+mod tests;
 pub use memo::{Memo, Scope};
 
 /// Symlinks followed in one lookup, as the kernel's `MAXSYMLINKS`.
