@@ -710,25 +710,7 @@ fn a_remembered_chain_is_walked_again_when_a_mount_covers_its_directory() {
     }
     let t = chain_to_nowhere(&probe);
     let root = t.path().to_owned();
-    std::thread::spawn(move || {
-        // SAFETY: unshare and mount take only these arguments; the new
-        // mount namespace is this thread's alone (CLONE_NEWNS implies
-        // CLONE_FS), and "/" is made private so nothing propagates out.
-        unsafe {
-            assert_eq!(libc::unshare(libc::CLONE_NEWNS), 0, "unshare");
-            let slash = c"/";
-            let flags = libc::MS_REC | libc::MS_PRIVATE;
-            assert_eq!(
-                libc::mount(
-                    std::ptr::null(),
-                    slash.as_ptr(),
-                    std::ptr::null(),
-                    flags,
-                    std::ptr::null()
-                ),
-                0
-            );
-        }
+    in_a_mount_namespace_of_its_own(move || {
         let r = Resolver::new(Config::default());
         let ns = Namespace::open(&root).unwrap();
         let interp = (Rule::Interp, format!("/lib64/{LDSO}"));
@@ -736,7 +718,70 @@ fn a_remembered_chain_is_walked_again_when_a_mount_covers_its_directory() {
         assert_eq!(r.remembered_failures().0, 1, "the chain's failure is remembered");
         rustix::mount::mount_bind(root.join("alt"), root.join("c")).expect("bind mount");
         assert_eq!(found_by(&r, &ns), (Rule::LdSoConf, format!("/c/0/{LDSO}")));
+    });
+}
+
+/// Run `f` on a thread of its own in a mount namespace of its own
+/// (`CLONE_NEWNS` implies `CLONE_FS`: only that thread moves), with "/"
+/// made private so that nothing it mounts propagates out; the namespace
+/// and its mounts go with the thread.
+fn in_a_mount_namespace_of_its_own(f: impl FnOnce() + Send + 'static) {
+    std::thread::spawn(move || {
+        // SAFETY: unshare and mount are given only these constants.
+        unsafe {
+            assert_eq!(libc::unshare(libc::CLONE_NEWNS), 0, "unshare");
+            let flags = libc::MS_REC | libc::MS_PRIVATE;
+            let slash = c"/".as_ptr();
+            assert_eq!(
+                libc::mount(std::ptr::null(), slash, std::ptr::null(), flags, std::ptr::null()),
+                0
+            );
+        }
+        f()
     })
     .join()
     .unwrap();
+}
+
+/// A mount over a *link* leaves every directory as it was: `move_mount`
+/// puts a file over a symbolic link (the new mount API does not follow
+/// it). Here `/y` links to `/x`, whose `ld-linux-x86-64.so.2` links into
+/// the chain to nowhere; once the real ld.so is mounted over that link,
+/// the remembered failure must not be believed (each link read is checked
+/// to be the same inode), and the next plan finds ld.so through `/y`.
+#[test]
+fn a_remembered_chain_is_walked_again_when_a_file_is_mounted_over_a_link_in_it() {
+    let Some(probe) = glibc_probe() else { return };
+    if !require_root("mounting in a mount namespace of its own") {
+        return;
+    }
+    let t = tree_with_probe(&probe);
+    chain(t.path(), "c");
+    let ldso = fs::read(glibc_ldso()).unwrap();
+    write(t.path(), &format!("/lib64/{LDSO}"), &ldso);
+    write(t.path(), &format!("/real/{LDSO}"), &ldso);
+    fs::create_dir(t.path().join("x")).unwrap();
+    symlink("/c/0", t.path().join(format!("x/{LDSO}"))).unwrap();
+    symlink("/x", t.path().join("y")).unwrap();
+    write(t.path(), "/etc/ld.so.conf", b"/y\n");
+    settle();
+    let root = t.path().to_owned();
+    in_a_mount_namespace_of_its_own(move || {
+        use rustix::mount::{move_mount, open_tree, MoveMountFlags, OpenTreeFlags};
+        let r = Resolver::new(Config::default());
+        let ns = Namespace::open(&root).unwrap();
+        let interp = (Rule::Interp, format!("/lib64/{LDSO}"));
+        assert_eq!(found_by(&r, &ns), interp);
+        assert_eq!(r.remembered_failures().0, 1, "the chain's failure is remembered");
+        let cwd = rustix::fs::CWD;
+        let tree = open_tree(
+            cwd,
+            root.join(format!("real/{LDSO}")),
+            OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+        )
+        .expect("open_tree");
+        let over = root.join(format!("x/{LDSO}"));
+        move_mount(&tree, "", cwd, &over, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH).expect("a file over a link");
+        assert_eq!(found_by(&r, &ns), (Rule::LdSoConf, format!("/y/{LDSO}")));
+    });
 }
