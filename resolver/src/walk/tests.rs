@@ -112,3 +112,21 @@ fn failures_with_long_paths_stay_within_the_byte_cap() {
         "the byte cap emptied the memory: {entries} entries, {bytes} bytes"
     );
 }
+
+/// A directory changed less than 2 s ago is not relied on: a change within
+/// the same tick of the file system's clock could leave its change time as
+/// it was. The same failure is remembered once the tree has settled.
+#[test]
+fn a_failure_in_a_directory_changed_just_now_is_not_remembered() {
+    let t = tempfile::tempdir().unwrap();
+    chains(&t.path().join("d"), "/d", 1);
+    let root = root_of(&t);
+    let memo = Memo::default();
+    let r = open_remembering(&root, "/d/0/x", &memo);
+    assert_eq!(r.err(), Some(Failure::Errno(Errno::NOENT)));
+    assert_eq!(memo.size().0, 0, "remembered a failure in a directory changed just now");
+    settle();
+    let r = open_remembering(&root, "/d/0/x", &memo);
+    assert_eq!(r.err(), Some(Failure::Errno(Errno::NOENT)));
+    assert_eq!(memo.size().0, 1);
+}
