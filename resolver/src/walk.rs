@@ -11,6 +11,9 @@
 //! the sandbox chooses how many. After each symlink the rest of the path is
 //! tried in one `openat2(RESOLVE_NO_SYMLINKS)` again, so a path through one
 //! link (merged `/usr`) costs five system calls, not one per component.
+//! A costly failure of an ld.so.conf candidate is remembered across
+//! searches with what decided it, and re-checked before it is believed
+//! ([`memo`]).
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
