@@ -399,9 +399,12 @@ impl<'r> Walk<'r> {
     /// component at a time), or the path or the budget is too short. Any
     /// other answer is the walk's: without symlinks, the kernel's `..` from
     /// a walked directory is the one walked before it.
-    /// A recorded walk takes only a success from it: the directories the
-    /// kernel looked in on the way to a failure are not known, so the walk
-    /// goes on one component at a time (the components given back).
+    /// A recorded walk takes only a success from it, and gets the
+    /// components back otherwise: which directories the kernel looked in on
+    /// the way to a failure (or to the `ELOOP`) is not known, so what a
+    /// recorded walk ends with must not depend on it. Going on one
+    /// component at a time, it spends no more than the unrecorded walk, so
+    /// it fails only where that one fails too.
     fn rest_at_once(&mut self, names: &[Vec<u8>], todo: &[Pending], flags: OFlags) -> Option<Result<OwnedFd, Failure>> {
         let mut path = Vec::new();
         for c in names.iter().chain(todo.iter().rev().map(|(c, _)| c)) {
@@ -420,12 +423,12 @@ impl<'r> Walk<'r> {
         self.batched = true;
         self.calls += 1;
         match openat2(self.root, &path, flags, ResolveFlags::NO_SYMLINKS) {
-            Err(Errno::LOOP | Errno::NAMETOOLONG) => None,
             Err(_) if self.record.is_some() => {
                 self.budget.components += spent;
                 self.batched = batched;
                 None
             }
+            Err(Errno::LOOP | Errno::NAMETOOLONG) => None,
             r => Some(r.map_err(Failure::Errno)),
         }
     }
