@@ -40,9 +40,11 @@ PLAN='-p ldchain-chainloader --lib'
 EMBED='--test suite -- embed:: cli::install'
 RES='--test suite -- resolver:: + --test resolver_fds + --test suite -- cli:: --skip readme_quick_start'
 RESLIB='-p ldchain-resolver --lib'
+BOUNDED='--test suite -- bounded::'
+FDS='--test resolver_fds'
 
 if [ -n "${MUTANTS_FULL:-}" ]; then
-    CL='--workspace -- --skip readme_quick_start' PLAN=$CL EMBED=$CL RES=$CL RESLIB=$CL
+    CL='--workspace -- --skip readme_quick_start' PLAN=$CL EMBED=$CL RES=$CL RESLIB=$CL BOUNDED=$CL FDS=$CL
 fi
 
 names=() files=() froms=() tos=() tests=()
@@ -157,6 +159,24 @@ m no-exec-bit-allowed resolver/src/plan/script.rs \
 m musl-ldd-mode resolver/src/plan.rs \
     'arg0.push(b'"'"'/'"'"');' \
     '' "$RES"
+m memo-believed-unchecked resolver/src/walk.rs \
+    'if !entry.still_holds(root) {' \
+    'if false && !entry.still_holds(root) {' "$BOUNDED"
+m memo-links-unchecked resolver/src/walk/memo.rs \
+    '.all(|(_, name, want)| link_id(dir, name) == Some(*want))' \
+    '.all(|(_, name, want)| true || link_id(dir, name) == Some(*want))' "$BOUNDED"
+m memo-never-consulted resolver/src/walk.rs \
+    'known_failure(&key, lookups).or_else(|| remembered(root, &key, lookups))' \
+    'known_failure(&key, lookups)' "$BOUNDED"
+m memo-racy-ctime-trusted resolver/src/walk/memo.rs \
+    'self.unusable |= (id.ctime, id.ctime_nsec) >= self.settled_before;' \
+    '' "$RESLIB"
+m emfile-is-a-rejection resolver/src/plan/search.rs \
+    'Err(e) if e.is_resource_shortage() => {' \
+    'Err(e) if false && e.is_resource_shortage() => {' "$FDS"
+m conf-budget-per-file resolver/src/conf.rs \
+    'let opened = match self.ns.open_file_in(path, &mut self.lookups) {' \
+    'let opened = match self.ns.open_file(path) {' "$BOUNDED"
 
 # --- Nested exec: standing answers ---------------------------------------
 NEST='--test suite -- nested::'

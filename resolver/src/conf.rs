@@ -6,7 +6,8 @@
 //! file: patterns expanded, directory entries read, glob matches, bytes read,
 //! notes and dependencies (each dependency costs a warm plan an `openat2`).
 //! When a budget runs out the load stops there, says so in one note, and
-//! keeps the directories found before it.
+//! keeps the directories found before it. Path lookups through symlinks
+//! share one budget for the whole load (`crate::walk`), as a search's do.
 
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
@@ -16,6 +17,7 @@ use tracing::debug;
 use crate::bytepath::{dirname, join};
 use crate::ns::{FileId, Namespace};
 use crate::parse::{glob, ldsoconf};
+use crate::walk::Lookups;
 
 /// Deepest include nesting followed (glibc has no limit; cycles would hang it).
 pub const MAX_DEPTH: usize = 16;
@@ -59,9 +61,24 @@ impl LdSoConf {
         load(ns, path)
     }
 
-    /// Whether every dependency still has the identity it had.
+    /// The identity of this configuration: a digest of every file and
+    /// directory it was read from, with their identities then. Failures
+    /// of its candidates' lookups are remembered under it (`crate::walk`).
+    pub(crate) fn identity(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.deps.hash(&mut h);
+        h.finish()
+    }
+
+    /// Whether every dependency still has the identity it had (the checks
+    /// share one lookup budget, as the load did: a path over it has no
+    /// identity, as it had none in the load).
     pub fn is_fresh(&self, ns: &Namespace) -> bool {
-        self.deps.iter().all(|(path, id)| ns.identity(path) == *id)
+        let mut lookups = Lookups::per_search();
+        self.deps
+            .iter()
+            .all(|(path, id)| ns.identity_in(path, &mut lookups) == *id)
     }
 }
 
@@ -79,6 +96,11 @@ struct Loader<'a> {
     left: Budget,
     /// A budget ran out: nothing more is opened, listed or expanded.
     stopped: bool,
+    /// The path lookups of the whole load: one budget for every file
+    /// opened and directory listed, as a search's candidates share one
+    /// (`crate::walk`), so 256 includes behind costly symlink chains cost
+    /// what four do.
+    lookups: Lookups<'a>,
 }
 
 /// What one load may still spend.
@@ -106,6 +128,7 @@ pub fn load(ns: &Namespace, path: &[u8]) -> LdSoConf {
             bytes: MAX_TOTAL_BYTES,
         },
         stopped: false,
+        lookups: Lookups::per_search(),
     };
     l.file(path, 0);
     l.out
@@ -178,7 +201,7 @@ impl Loader<'_> {
     /// Open and read one configuration file, recording it as a dependency;
     /// None when it is missing, odd, part of a cycle, or over a budget.
     fn read(&mut self, path: &[u8], shown: &str) -> Option<(FileId, Vec<u8>)> {
-        let opened = match self.ns.open_file(path) {
+        let opened = match self.ns.open_file_in(path, &mut self.lookups) {
             Ok(o) => o,
             Err(e) => {
                 if !matches!(e, crate::ExecError::NotFound { .. }) {
@@ -292,12 +315,12 @@ impl Loader<'_> {
         if let Some(names) = self.listed.get(dir) {
             return Some(names.clone());
         }
-        let id = self.ns.identity(dir);
+        let id = self.ns.identity_in(dir, &mut self.lookups);
         if !self.depend(dir, id) {
             return None;
         }
         let max = MAX_DIR_ENTRIES.min(self.left.entries);
-        let names = Rc::new(self.ns.list_dir(dir, max + 1).unwrap_or_default());
+        let names = Rc::new(self.ns.list_dir_in(dir, max + 1, &mut self.lookups).unwrap_or_default());
         if names.len() > max {
             let shown = crate::escape::for_terminal(dir);
             self.stop(&match max == MAX_DIR_ENTRIES {

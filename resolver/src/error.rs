@@ -109,6 +109,14 @@ impl ExecError {
     pub fn errno_name(&self) -> Cow<'static, str> {
         errno_name(self.errno())
     }
+
+    /// Whether this is the server running out of descriptors (`EMFILE`,
+    /// `ENFILE`) or memory (`ENOMEM`): a fact about the server, not about
+    /// the file, so it must end the exec with that errno (as `execve`
+    /// would) rather than count the file as unusable.
+    pub fn is_resource_shortage(&self) -> bool {
+        matches!(self.errno(), libc::EMFILE | libc::ENFILE | libc::ENOMEM)
+    }
 }
 
 /// Defines [`errno_name`]'s table from `libc`'s constants, so a name can

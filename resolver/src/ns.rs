@@ -47,7 +47,8 @@ pub struct FileId {
 }
 
 impl FileId {
-    fn of(st: &rfs::Stat) -> FileId {
+    /// The identity `fstat` gave.
+    pub(crate) fn of(st: &rfs::Stat) -> FileId {
         FileId {
             dev: st.st_dev,
             ino: st.st_ino,
@@ -221,7 +222,7 @@ impl Namespace {
     /// [`open_file`](Self::open_file), the lookup's work also charged to
     /// `lookups` (one search's candidates share a budget, and a prefix
     /// that failed once is not walked again).
-    pub(crate) fn open_file_in(&self, path: &[u8], lookups: &mut Lookups) -> Result<Opened, ExecError> {
+    pub(crate) fn open_file_in(&self, path: &[u8], lookups: &mut Lookups<'_>) -> Result<Opened, ExecError> {
         let fd = self.lookup(path, OFlags::PATH | OFlags::CLOEXEC, lookups)?;
         let st = rfs::fstat(&fd).map_err(|e| io_err(path, e))?;
         let file = Opened::with_stat(fd, &st);
@@ -255,10 +256,19 @@ impl Namespace {
     /// Open a directory inside the namespace and list its entry names
     /// (without `.` and `..`), at most `max` of them, unsorted.
     pub fn list_dir(&self, path: &[u8], max: usize) -> Result<Vec<Vec<u8>>, ExecError> {
-        let fd = self.openat2(
-            path,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NONBLOCK | OFlags::CLOEXEC,
-        )?;
+        self.list_dir_in(path, max, &mut Lookups::with_budget(Budget::PER_CANDIDATE))
+    }
+
+    /// [`list_dir`](Self::list_dir), the lookup's work also charged to
+    /// `lookups` (one ld.so.conf load shares a budget).
+    pub(crate) fn list_dir_in(
+        &self,
+        path: &[u8],
+        max: usize,
+        lookups: &mut Lookups,
+    ) -> Result<Vec<Vec<u8>>, ExecError> {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        let fd = self.lookup(path, flags, lookups)?;
         let mut dir = rfs::Dir::read_from(&fd).map_err(|e| io_err(path, e))?;
         let mut names = Vec::new();
         while let Some(entry) = dir.read() {
@@ -277,7 +287,14 @@ impl Namespace {
 
     /// Identity of the file or directory at `path`, if it exists.
     pub fn identity(&self, path: &[u8]) -> Option<FileId> {
-        let fd = self.openat2(path, OFlags::PATH | OFlags::CLOEXEC).ok()?;
+        self.identity_in(path, &mut Lookups::with_budget(Budget::PER_CANDIDATE))
+    }
+
+    /// [`identity`](Self::identity), the lookup's work also charged to
+    /// `lookups`: a path whose lookup is over budget has no identity, as
+    /// a missing one.
+    pub(crate) fn identity_in(&self, path: &[u8], lookups: &mut Lookups<'_>) -> Option<FileId> {
+        let fd = self.lookup(path, OFlags::PATH | OFlags::CLOEXEC, lookups).ok()?;
         rfs::fstat(&fd).ok().map(|st| FileId::of(&st))
     }
 
@@ -295,7 +312,7 @@ impl Namespace {
 
     /// Open `path` inside the namespace with `flags`, the lookup's work
     /// charged to `lookups` as well (a search's shared budget).
-    fn lookup(&self, path: &[u8], flags: OFlags, lookups: &mut Lookups) -> Result<OwnedFd, ExecError> {
+    fn lookup(&self, path: &[u8], flags: OFlags, lookups: &mut Lookups<'_>) -> Result<OwnedFd, ExecError> {
         if path.len() >= PATH_MAX {
             return Err(ExecError::InvalidArgument {
                 what: crate::escape::for_terminal(&path[..64]) + "...",

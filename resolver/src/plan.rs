@@ -26,6 +26,7 @@ mod search;
 
 pub use exec_plan::{Arg, ExecPlan, Kind, LdsoChoice, PlanParts, Rule, ScriptHop, Skipped, Target};
 
+pub(crate) use cache::MAX_CACHE_ENTRIES;
 use cache::{cached, Caches};
 use search::Search;
 
@@ -147,6 +148,13 @@ impl Resolver {
     /// Its configuration.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// How many failed path lookups it remembers across plans, and the
+    /// bytes of paths they hold (bounded: 4,096 and 4 MiB; see DESIGN.md,
+    /// "Bounded path lookups"). For tests and monitoring.
+    pub fn remembered_failures(&self) -> (usize, usize) {
+        self.caches.failures.size()
     }
 
     /// Plan `execve(path, argv, envp)` for a process whose file system is

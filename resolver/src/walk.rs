@@ -11,12 +11,20 @@
 //! the sandbox chooses how many. After each symlink the rest of the path is
 //! tried in one `openat2(RESOLVE_NO_SYMLINKS)` again, so a path through one
 //! link (merged `/usr`) costs five system calls, not one per component.
+//! A costly failure of an ld.so.conf candidate is remembered across
+//! searches with what decided it, and re-checked before it is believed
+//! ([`memo`]).
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use rustix::fs::{self as rfs, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
+
+mod memo;
+#[cfg(test)]
+mod tests;
+pub use memo::{Memo, Scope};
 
 /// Symlinks followed in one lookup, as the kernel's `MAXSYMLINKS`.
 pub const MAX_SYMLINKS: usize = 40;
@@ -72,28 +80,36 @@ impl Budget {
 
 /// The lookups of one search: a shared budget, and the path prefixes
 /// already found to fail (over budget, missing, not a directory, a loop),
-/// which are not walked again. Within one search only: across plans the
-/// namespace may change, and telling that it did not would mean
-/// re-checking every directory and link on the way — the walk itself.
+/// which are not walked again. For the candidates of ld.so.conf, also the
+/// resolver's [`Memo`] of failures from earlier searches, each kept with
+/// the identities that decided it and checked before it is believed.
 #[derive(Debug)]
-pub struct Lookups {
+pub struct Lookups<'m> {
     budget: Budget,
     /// Normalized prefixes (components joined by `/`) and how they failed.
     failed: HashMap<Vec<u8>, Failure>,
+    /// Where failures are remembered across searches, and for what.
+    memo: Option<(&'m Memo, Scope)>,
 }
 
-impl Lookups {
+impl<'m> Lookups<'m> {
     /// A fresh search's lookups, with [`Budget::PER_SEARCH`].
-    pub fn per_search() -> Lookups {
+    pub fn per_search() -> Lookups<'m> {
         Lookups::with_budget(Budget::PER_SEARCH)
     }
 
     /// Lookups sharing `budget` in all.
-    pub fn with_budget(budget: Budget) -> Lookups {
+    pub fn with_budget(budget: Budget) -> Lookups<'m> {
         Lookups {
             budget,
             failed: HashMap::new(),
+            memo: None,
         }
+    }
+
+    /// From now on, consult and feed `memo` for `scope`.
+    pub fn remember_in(&mut self, memo: &'m Memo, scope: Scope) {
+        self.memo = Some((memo, scope));
     }
 }
 
@@ -134,16 +150,17 @@ pub fn openat2(root: BorrowedFd<'_>, path: &[u8], flags: OFlags, extra: ResolveF
 /// `flags`, as `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)` would,
 /// the work bounded by [`Budget::PER_CANDIDATE`] and by what is left in
 /// `lookups`, which is charged what this lookup spent.
-pub fn open(root: BorrowedFd<'_>, path: &[u8], flags: OFlags, lookups: &mut Lookups) -> Result<OwnedFd, Failure> {
+pub fn open(root: BorrowedFd<'_>, path: &[u8], flags: OFlags, lookups: &mut Lookups<'_>) -> Result<OwnedFd, Failure> {
     match openat2(root, path, flags, ResolveFlags::NO_SYMLINKS) {
         Err(Errno::LOOP) => {}
         r => return r.map_err(Failure::Errno),
     }
     // A symlink on the way: walk it here, unless a prefix already failed
-    // in this search (checked only now, so a path without symlinks never
-    // depends on what other lookups spent).
+    // in this search or, as its files still show, in an earlier one
+    // (checked only now, so a path without symlinks never depends on what
+    // other lookups spent or remembered).
     let key = normalized(path);
-    if let Some(failure) = known_failure(&key, lookups) {
+    if let Some(failure) = known_failure(&key, lookups).or_else(|| remembered(root, &key, lookups)) {
         return Err(failure);
     }
     // A trailing `/` asks for a directory, as it does of the kernel.
@@ -151,16 +168,27 @@ pub fn open(root: BorrowedFd<'_>, path: &[u8], flags: OFlags, lookups: &mut Look
         true => flags | OFlags::DIRECTORY,
         false => flags,
     };
+    if lookups.budget.components == 0 || lookups.budget.link_bytes == 0 {
+        // Spent: a walk would fail at its first component or link.
+        return Err(Failure::OverBudget);
+    }
     let start = Budget::PER_CANDIDATE.min(lookups.budget);
-    let mut walk = Walk {
-        root,
-        budget: start,
-        links: 0,
-        batched: false,
-        short_of_components: false,
-    };
-    let result = walk.run(&key, flags);
+    let mut walk = Walk::new(root, start);
+    let mut result = walk.run(&key, flags);
     lookups.budget.charge(walk.budget.spent_since(start));
+    if matches!(result, Err((Failure::OverBudget, _))) && walk.stopped_by_shared() {
+        // What was left of the shared budget stopped this walk: no walk
+        // after it (each would read a link or two before failing too).
+        lookups.budget = Budget {
+            components: 0,
+            link_bytes: 0,
+        };
+    }
+    if let Err((failure, _)) = result {
+        if let Some(again) = walk_again_to_remember(&walk, failure, &key, flags, lookups) {
+            result = again;
+        }
+    }
     result.map_err(|(failure, prefix)| {
         if prefix < key.len() {
             lookups.failed.insert(key[..prefix].join(&b'/'), failure);
@@ -169,8 +197,65 @@ pub fn open(root: BorrowedFd<'_>, path: &[u8], flags: OFlags, lookups: &mut Look
     })
 }
 
+/// The failure remembered by an earlier search for a prefix of `key` (or
+/// `key` itself), if its directories and links are still what they were;
+/// one that no longer holds is forgotten. A prefix's failure then counts
+/// for the rest of this search too, without spending any of its budget.
+fn remembered(root: BorrowedFd<'_>, key: &[&[u8]], lookups: &mut Lookups<'_>) -> Option<Failure> {
+    let (memo, scope) = lookups.memo?;
+    for n in 1..=key.len() {
+        let at = key[..n].join(&b'/');
+        let Some(entry) = memo.get(scope, &at) else {
+            continue;
+        };
+        if !entry.still_holds(root) {
+            memo.forget(scope, &at);
+            continue;
+        }
+        if n < key.len() {
+            lookups.failed.insert(at, entry.failure);
+        }
+        return Some(entry.failure);
+    }
+    None
+}
+
+/// After `first` failed with `failure`: if the lookups remember failures,
+/// the failure is the files' own (not what other lookups left of the
+/// shared budget, not a shortage of descriptors or memory) and the walk
+/// was costly, walk again noting what each look depends on
+/// ([`memo::Record`]), and remember that walk's failure. Its result is the
+/// answer (the files may have changed in between). The second walk is not
+/// charged: it does at most what the first did, and only for a failure.
+fn walk_again_to_remember(
+    first: &Walk<'_>,
+    failure: Failure,
+    key: &[&[u8]],
+    flags: OFlags,
+    lookups: &Lookups<'_>,
+) -> Option<Result<OwnedFd, (Failure, usize)>> {
+    let (memo, scope) = lookups.memo?;
+    if first.calls < memo::MIN_WALK_CALLS || !first.intrinsic(failure) {
+        return None;
+    }
+    let mut walk = Walk::new(first.root, first.start);
+    walk.record = Some(memo::Record::new());
+    let result = walk.run(key, flags);
+    if let (Err((failure, prefix)), Some(record)) = (&result, walk.record.take()) {
+        if walk.intrinsic(*failure) {
+            let n = if (1..key.len()).contains(prefix) {
+                *prefix
+            } else {
+                key.len()
+            };
+            memo.remember(scope, key[..n].join(&b'/'), *failure, record, first.calls);
+        }
+    }
+    Some(result)
+}
+
 /// The first recorded failing prefix of `key`'s components, if any.
-fn known_failure(key: &[&[u8]], lookups: &Lookups) -> Option<Failure> {
+fn known_failure(key: &[&[u8]], lookups: &Lookups<'_>) -> Option<Failure> {
     if lookups.failed.is_empty() {
         return None;
     }
@@ -188,6 +273,8 @@ fn normalized(path: &[u8]) -> Vec<&[u8]> {
 /// One component-by-component lookup.
 struct Walk<'r> {
     root: BorrowedFd<'r>,
+    /// The budget it started with, and what is left of it.
+    start: Budget,
     budget: Budget,
     links: usize,
     /// Whether [`Walk::rest_at_once`] spent components: they were the
@@ -195,13 +282,30 @@ struct Walk<'r> {
     batched: bool,
     /// Whether the budget ran out of components (not link bytes).
     short_of_components: bool,
+    /// System calls made.
+    calls: usize,
+    /// What each look depended on, when the walk is to be remembered.
+    record: Option<memo::Record>,
 }
 
 /// A component still to walk, and whether it came from the caller's path
 /// (its index there) or from a symlink's text.
 type Pending = (Vec<u8>, Option<usize>);
 
-impl Walk<'_> {
+impl<'r> Walk<'r> {
+    fn new(root: BorrowedFd<'r>, start: Budget) -> Walk<'r> {
+        Walk {
+            root,
+            start,
+            budget: start,
+            links: 0,
+            batched: false,
+            short_of_components: false,
+            calls: 0,
+            record: None,
+        }
+    }
+
     /// Walk `key` (the caller's path, normalized) and open its end with
     /// `flags`. `Err` carries how many of `key`'s components were walked
     /// when it failed: that prefix fails for every path that starts with it.
@@ -230,6 +334,7 @@ impl Walk<'_> {
             }
             self.spend(1, 0).map_err(|f| self.at(f, walked, key.len()))?;
             let here = dir.as_ref().map_or(self.root, |d| d.as_fd());
+            self.look_in(&names, here);
             let last = todo.is_empty();
             match self
                 .step(here, &name, last, flags)
@@ -260,7 +365,31 @@ impl Walk<'_> {
         }
         // The path ended in `..` or named the root: open the directory reached.
         let here = dir.as_ref().map_or(self.root, |d| d.as_fd());
+        self.look_in(&names, here);
+        self.calls += 1;
         rfs::openat(here, ".", flags | OFlags::NOFOLLOW, Mode::empty()).map_err(|e| (e.into(), walked))
+    }
+
+    /// Note, when the walk is recorded, that it is about to look a name up
+    /// in `here`, reached from the root by `names`.
+    fn look_in(&mut self, names: &[Vec<u8>], here: BorrowedFd<'_>) {
+        if let Some(record) = &mut self.record {
+            self.calls += record.dir(names, here);
+        }
+    }
+
+    /// Whether `failure` is the files' own: an answer of the file system
+    /// about them (not a shortage of descriptors or memory), or the
+    /// per-candidate budget running out (not what other lookups left of
+    /// the shared one). Only such a failure is remembered across searches.
+    fn intrinsic(&self, failure: Failure) -> bool {
+        match failure {
+            Failure::OverBudget => !self.stopped_by_shared(),
+            Failure::Errno(e) => matches!(
+                e,
+                Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::ACCESS | Errno::NAMETOOLONG
+            ),
+        }
     }
 
     /// The rest of the path after a symlink, in one `openat2(RESOLVE_NO_SYMLINKS)`
@@ -270,6 +399,12 @@ impl Walk<'_> {
     /// component at a time), or the path or the budget is too short. Any
     /// other answer is the walk's: without symlinks, the kernel's `..` from
     /// a walked directory is the one walked before it.
+    /// A recorded walk takes only a success from it, and gets the
+    /// components back otherwise: which directories the kernel looked in on
+    /// the way to a failure (or to the `ELOOP`) is not known, so what a
+    /// recorded walk ends with must not depend on it. Going on one
+    /// component at a time, it spends no more than the unrecorded walk, so
+    /// it fails only where that one fails too.
     fn rest_at_once(&mut self, names: &[Vec<u8>], todo: &[Pending], flags: OFlags) -> Option<Result<OwnedFd, Failure>> {
         let mut path = Vec::new();
         for c in names.iter().chain(todo.iter().rev().map(|(c, _)| c)) {
@@ -283,9 +418,16 @@ impl Walk<'_> {
         if names.len() + todo.len() > self.budget.components {
             return None;
         }
-        self.spend(names.len() + todo.len(), 0).ok()?;
+        let (spent, batched) = (names.len() + todo.len(), self.batched);
+        self.spend(spent, 0).ok()?;
         self.batched = true;
+        self.calls += 1;
         match openat2(self.root, &path, flags, ResolveFlags::NO_SYMLINKS) {
+            Err(_) if self.record.is_some() => {
+                self.budget.components += spent;
+                self.batched = batched;
+                None
+            }
             Err(Errno::LOOP | Errno::NAMETOOLONG) => None,
             r => Some(r.map_err(Failure::Errno)),
         }
@@ -298,6 +440,16 @@ impl Walk<'_> {
     fn at(&self, failure: Failure, walked: usize, len: usize) -> (Failure, usize) {
         let later = failure == Failure::OverBudget && self.batched && self.short_of_components;
         (failure, if later { len } else { walked })
+    }
+
+    /// Whether the walk ran out of what the shared
+    /// budget allowed rather than of [`Budget::PER_CANDIDATE`]: then its
+    /// failure says more about what other lookups spent than about the path.
+    fn stopped_by_shared(&self) -> bool {
+        match self.short_of_components {
+            true => self.start.components < Budget::PER_CANDIDATE.components,
+            false => self.start.link_bytes < Budget::PER_CANDIDATE.link_bytes,
+        }
     }
 
     /// Take `components` and `link_bytes` from the budget, or fail.
@@ -313,6 +465,7 @@ impl Walk<'_> {
 
     /// Account for following the symlink in `dir` whose text is `text`.
     fn follow(&mut self, dir: BorrowedFd<'_>, text: &[u8]) -> Result<(), Failure> {
+        self.calls += 1;
         self.links += 1;
         if self.links > MAX_SYMLINKS {
             return Err(Errno::LOOP.into());
@@ -331,10 +484,11 @@ impl Walk<'_> {
 
     /// The directory `names` leads to from the root, opened again (one
     /// `openat2` with no symlink allowed: they were all resolved already).
-    fn reopen(&self, names: &[Vec<u8>]) -> Result<Option<OwnedFd>, Failure> {
+    fn reopen(&mut self, names: &[Vec<u8>]) -> Result<Option<OwnedFd>, Failure> {
         if names.is_empty() {
             return Ok(None);
         }
+        self.calls += 1;
         let path = names.join(&b'/');
         let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
         Ok(Some(openat2(self.root, &path, flags, ResolveFlags::NO_SYMLINKS)?))
@@ -342,8 +496,9 @@ impl Walk<'_> {
 
     /// Look at `name` in `dir`: a directory to go on from, a symlink to
     /// follow, or (the last component) the file, opened with `flags`.
-    fn step(&self, dir: BorrowedFd<'_>, name: &[u8], last: bool, flags: OFlags) -> Result<Step, Failure> {
+    fn step(&mut self, dir: BorrowedFd<'_>, name: &[u8], last: bool, flags: OFlags) -> Result<Step, Failure> {
         if !last {
+            self.calls += 1;
             // An ordinary directory: one openat (O_NOFOLLOW | O_DIRECTORY
             // fails with ENOTDIR on a symlink).
             let dflags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
@@ -353,7 +508,11 @@ impl Walk<'_> {
                 Err(e) => return Err(e.into()),
             }
         }
+        if let Some(record) = &mut self.record {
+            self.calls += record.link(dir, name);
+        }
         // Room for the longest link (PATH_MAX): one system call.
+        self.calls += 1;
         match rfs::readlinkat(dir, name, Vec::with_capacity(crate::ns::PATH_MAX)) {
             Ok(text) => return Ok(Step::Link(text.into_bytes())),
             Err(Errno::INVAL) => {}
@@ -362,6 +521,7 @@ impl Walk<'_> {
         if !last {
             return Err(Errno::NOTDIR.into());
         }
+        self.calls += 1;
         // Not a symlink (if one was swapped in since, O_NOFOLLOW opens the
         // link itself with O_PATH, or fails: never a file outside).
         Ok(Step::End(rfs::openat(

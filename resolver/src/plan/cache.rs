@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crate::conf::LdSoConf;
 use crate::elfinfo::{Flavor, Machine};
 use crate::ns::FileId;
+use crate::walk::Memo;
 
 use super::script::Class;
 
@@ -32,6 +33,9 @@ pub(super) struct Caches {
     pub ldso: Mutex<HashMap<(FileId, Machine), Result<(), String>>>,
     /// Which libc a dynamic linker belongs to.
     pub flavor: Mutex<HashMap<FileId, Flavor>>,
+    /// Path lookups of ld.so.conf's candidates that failed, with what
+    /// decided each (bounded like the others: [`MAX_CACHE_ENTRIES`]).
+    pub failures: Memo,
 }
 
 /// A cache's map; a panic elsewhere while it was held leaves it usable (every

@@ -17,7 +17,7 @@ use crate::elfinfo::{self, Machine};
 use crate::error::ExecError;
 use crate::ns::{os_path, Namespace, Opened};
 use crate::parse::ldpath;
-use crate::walk::Lookups;
+use crate::walk::{Lookups, Scope};
 
 use super::cache::{cached, insert_bounded, lock};
 use super::{lossy, Resolver, Rule, Skipped, MAX_CANDIDATES};
@@ -59,7 +59,10 @@ pub(super) struct Search<'a, E> {
     conf: Option<Arc<LdSoConf>>,
     /// The path lookups of the search paths' candidates: one budget for
     /// them all, and the prefixes that failed (`crate::walk`).
-    lookups: Lookups,
+    lookups: Lookups<'a>,
+    /// The server ran out of descriptors or memory opening a candidate:
+    /// the search ends with that error, no candidate is tried after it.
+    aborted: Option<ExecError>,
     /// Whether a candidate path was relative (resolved from the working
     /// directory): then the answer depends on it.
     relative: bool,
@@ -91,6 +94,7 @@ impl<'a, E: AsRef<[u8]>> Search<'a, E> {
             skipped: Vec::new(),
             conf: None,
             lookups: Lookups::per_search(),
+            aborted: None,
             relative: false,
         }
     }
@@ -119,6 +123,9 @@ impl<'a, E: AsRef<[u8]>> Search<'a, E> {
                 .or_else(|| self.interp())
                 .or_else(|| self.conventional()),
         };
+        if let Some(e) = self.aborted.take() {
+            return Err(e);
+        }
         found.ok_or_else(|| ExecError::NoLdso {
             program: os_path(self.program),
             interp: os_path(self.interp),
@@ -154,6 +161,10 @@ impl<'a, E: AsRef<[u8]>> Search<'a, E> {
     fn ld_so_conf(&mut self) -> Option<Found> {
         let conf = self.resolver.ld_so_conf(self.ns);
         self.conf = Some(conf.clone());
+        // Lookups that failed in an earlier search for this configuration
+        // are not walked again while what decided them is unchanged.
+        let scope = Scope::new(self.ns.root_key(), conf.identity());
+        self.lookups.remember_in(&self.resolver.caches.failures, scope);
         conf.dirs.iter().find_map(|dir| self.try_in(dir, Rule::LdSoConf))
     }
 
@@ -187,7 +198,8 @@ impl<'a, E: AsRef<[u8]>> Search<'a, E> {
     /// usable; an existing unusable one is recorded in `skipped`. The
     /// candidate cap stops the search paths, never the last two rules (one
     /// candidate each), so a namespace that fills the cap with dead ends
-    /// cannot hide the ld.so at `PT_INTERP`.
+    /// cannot hide the ld.so at `PT_INTERP`. Running out of descriptors or
+    /// memory ends the search instead ([`ExecError::is_resource_shortage`]).
     fn try_path(&mut self, path: Vec<u8>, rule: Rule) -> Option<Found> {
         self.relative |= !path.starts_with(b"/");
         let path = self.ns.absolute(&path);
@@ -195,7 +207,8 @@ impl<'a, E: AsRef<[u8]>> Search<'a, E> {
         // environment's entries are bounded by execve's string limit, and
         // PT_INTERP and the conventional path add one candidate each.
         let conf = rule == Rule::LdSoConf;
-        if (conf && self.from_namespace >= MAX_CANDIDATES) || !self.tried.insert(path.clone()) {
+        let capped = conf && self.from_namespace >= MAX_CANDIDATES;
+        if self.aborted.is_some() || capped || !self.tried.insert(path.clone()) {
             return None;
         }
         self.from_namespace += usize::from(conf);
@@ -208,6 +221,11 @@ impl<'a, E: AsRef<[u8]>> Search<'a, E> {
         let reason = match opened {
             Err(ExecError::NotFound { .. }) => {
                 trace!(candidate = %lossy(&path), %rule, "not there");
+                return None;
+            }
+            Err(e) if e.is_resource_shortage() => {
+                debug!(candidate = %lossy(&path), %rule, error = %e, "search aborted");
+                self.aborted = Some(e);
                 return None;
             }
             Err(e) => e.to_string(),
