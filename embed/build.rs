@@ -54,6 +54,11 @@ const RUSTFLAGS: &[&str] = &[
     "-Clink-arg=--no-eh-frame-hdr",
     "-Clink-arg=--gc-sections",
     "-Clink-arg=--hash-style=gnu",
+    // One PT_LOAD: read-only data in the text segment, and .dynamic (never
+    // written: nothing relocates the program) read-only with it. One mapping
+    // for the kernel to make, one VMA left in every process.
+    "-Clink-arg=--no-rosegment",
+    "-Clink-arg=-zrodynamic",
 ];
 
 fn main() {

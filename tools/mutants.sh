@@ -189,6 +189,9 @@ m standing-despite-env chainloader/src/rt/interp.rs \
 m stale-answer-stands resolver/src/service/server.rs \
     'CHANGED => self.source.refresh(),' \
     'CHANGED => {}' "$NEST"
+m keeper-lingers src/sandbox.rs \
+    'let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));' \
+    'let _ = ();' "$NEST"
 m standing-despite-cwd resolver/src/plan.rs \
     '            && !search.depends_on_cwd();' \
     '            ;' "$NEST"

@@ -11,9 +11,9 @@ use std::process::{Child, Command, ExitCode, ExitStatus};
 use std::sync::Arc;
 
 use ldchain::nested::{Placed, ServiceDir, View};
-use ldchain::resolver::service::{ExecService, Limits, NamespaceSource};
+use ldchain::resolver::service::{ExecService, LdsoSource, Limits, NamespaceSource};
 use ldchain::resolver::{find_program, Namespace, Resolver};
-use ldchain::sandbox::{program_ids, Sandbox};
+use ldchain::sandbox::{program_ids, release_after_exit, Sandbox};
 use ldchain::throwaway::{enter_private_namespace, ignore_interactive_signals, ThrowawayJail};
 use tracing::{debug, info};
 
@@ -160,8 +160,13 @@ fn go(args: &RunArgs, ready: Ready, envp: &[Vec<u8>]) -> ExitCode {
     };
     if let Some(service) = ready.service {
         drop(plan);
-        let source = NamespaceSource::new(resolver, ns).with_answer_dir(service.answers);
-        let _service = match ExecService::start(service.listener, Arc::new(source), Limits::default()) {
+        let source = Arc::new(NamespaceSource::new(resolver, ns).with_answer_dir(service.answers));
+        if let Some(changes) = source.changes() {
+            if let Err(e) = release_after_exit(changes) {
+                debug!(error = %e, "the answer cache's inotify instance will be closed at exit");
+            }
+        }
+        let _service = match ExecService::start(service.listener, source, Limits::default()) {
             Ok(s) => s,
             Err(e) => return own(format!("cannot start the exec service: {e}")),
         };

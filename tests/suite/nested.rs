@@ -605,21 +605,23 @@ fn standing_answers_spare_the_round_trip_and_the_jail_cannot_write_them() {
         "/bin/true; /bin/true; /bin/true; LD_LIBRARY_PATH=/nowhere /bin/true; ls /run/ldchain/ld; \
          readlink '{STANDING_X86_64}'; ln -s /x /run/ldchain/ld/mine 2>&1 | grep -c 'Read-only file system'"
     );
-    let r = run(Command::new("strace")
-        .args(["-f", "-qq", "-e", "trace=connect", "-o"])
-        .arg(log.path())
-        .arg(env!("CARGO_BIN_EXE_ldchain"))
-        .args([
-            "run",
-            "-i",
-            "--env",
-            "PATH=/usr/bin:/bin",
-            "--",
-            "/bin/sh",
-            "-c",
-            &script,
-        ])
-        .stdin(Stdio::null()))
+    let r = run_bounded(
+        Command::new("strace")
+            .args(["-f", "-qq", "-e", "trace=connect", "-o"])
+            .arg(log.path())
+            .arg(env!("CARGO_BIN_EXE_ldchain"))
+            .args([
+                "run",
+                "-i",
+                "--env",
+                "PATH=/usr/bin:/bin",
+                "--",
+                "/bin/sh",
+                "-c",
+                &script,
+            ])
+            .stdin(Stdio::null()),
+    )
     .ok();
     let lines: Vec<&str> = r.stdout.lines().collect();
     assert_eq!(lines.len(), 3, "{r:#?}");
@@ -700,4 +702,40 @@ fn an_answer_that_depends_on_the_working_directory_never_stands() {
         "{r:#?}"
     );
     assert_eq!(lines[3], "0", "an answer stood: {r:#?}");
+}
+
+/// The processes in process group `pgid`.
+fn members_of_group(pgid: u32) -> Vec<String> {
+    fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| fs::read_to_string(e.ok()?.path().join("stat")).ok())
+        .filter(|stat| {
+            // pid (comm) state ppid pgrp ...: comm may hold spaces, not ')'.
+            let rest = &stat[stat.rfind(')').unwrap() + 2..];
+            rest.split(' ').nth(2) == Some(pgid.to_string().as_str())
+        })
+        .collect()
+}
+
+#[test]
+fn nothing_of_ldchain_outlives_it() {
+    // ldchain hands its inotify instance to a child so that its own exit
+    // need not wait for the instance's last close; that child must die with
+    // ldchain, not linger.
+    use std::os::unix::process::CommandExt;
+    let mut c = ldchain();
+    c.args(["run", "-i", "--", "/bin/sh", "-c", "/bin/true; /bin/true"])
+        .process_group(0);
+    let mut child = c.spawn().unwrap();
+    let pgid = child.id();
+    assert!(child.wait().unwrap().success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let left = members_of_group(pgid);
+        if left.is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "left behind: {left:?}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
