@@ -34,7 +34,15 @@ while [ $# -gt 0 ]; do
 done
 [ "$check" = yes ] || [ "$blobs" = "$repo/embed/blobs" ] || usage
 
-# The toolchain and the targets (the machine table's triples).
+# The toolchain and the targets (the machine table's triples). An installed
+# toolchain of exactly that release (stable, often) is the same compiler:
+# use it rather than download it again.
+for have in $(rustup toolchain list | cut -d' ' -f1); do
+    if rustup run "$have" rustc -V 2>/dev/null | grep -q "^rustc $TOOLCHAIN "; then
+        TOOLCHAIN=$have
+        break
+    fi
+done
 if ! rustup run "$TOOLCHAIN" rustc -V >/dev/null 2>&1; then
     echo "installing Rust $TOOLCHAIN (rustup)" >&2
     rustup toolchain install "$TOOLCHAIN" --profile minimal >&2
