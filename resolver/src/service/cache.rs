@@ -139,27 +139,18 @@ impl AnswerCache {
 
     /// Drop every answer if anything changed since the last look.
     pub fn refresh(&self) {
-        let mut state = self.lock();
-        if drain(&self.inotify) {
-            state.clear();
-        }
+        drop(self.fresh());
     }
 
     /// The current generation (after dropping stale answers): pass it to
     /// [`insert`](Self::insert) with an answer searched for from now on.
     pub fn generation(&self) -> u64 {
-        self.refresh();
-        self.lock().generation
+        self.fresh().generation
     }
 
     /// The cached answer for `key`, unless anything changed since.
     pub fn get(&self, key: &Key) -> Option<Arc<OwnedFd>> {
-        let mut state = self.lock();
-        if drain(&self.inotify) {
-            state.clear();
-            return None;
-        }
-        state.answers.get(key).cloned()
+        self.fresh().answers.get(key).cloned()
     }
 
     /// Watch everything `consulted` depends on; false if that could not be
@@ -219,10 +210,7 @@ impl AnswerCache {
     /// dropped since `generation` (something changed while it was searched
     /// for) — and leave `standing` in the answer directory.
     pub fn insert(&self, key: Key, fd: Arc<OwnedFd>, generation: u64, standing: Option<Standing<'_>>) {
-        let mut state = self.lock();
-        if drain(&self.inotify) {
-            state.clear();
-        }
+        let mut state = self.fresh();
         if state.generation != generation {
             return;
         }
@@ -234,6 +222,16 @@ impl AnswerCache {
         if let Some(standing) = standing {
             state.publish(&standing);
         }
+    }
+
+    /// The state, every answer dropped first if anything changed since the
+    /// last look.
+    fn fresh(&self) -> std::sync::MutexGuard<'_, State> {
+        let mut state = self.lock();
+        if drain(&self.inotify) {
+            state.clear();
+        }
+        state
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
