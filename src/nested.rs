@@ -119,13 +119,11 @@ impl View {
             MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
             c"mode=0755",
         )?;
-        let listener = UnixListener::bind(s.join(path.file_name().expect("a name")))?;
+        let socket = s.join(path.file_name().expect("a name"));
+        let listener = UnixListener::bind(&socket)?;
         // Every process of the jail execs through it, whatever its uid; a
         // socket on a read-only mount can still be connected to.
-        fs::set_permissions(
-            s.join(path.file_name().expect("a name")),
-            fs::Permissions::from_mode(0o666),
-        )?;
+        fs::set_permissions(&socket, fs::Permissions::from_mode(0o666))?;
         let answers_host = s.join(answers.file_name().expect("a name"));
         fs::DirBuilder::new().mode(0o755).create(&answers_host)?;
         let answers = rustix::fs::open(

@@ -145,7 +145,7 @@ impl Sandbox {
         self.drop_privileges()?;
         // Every descriptor but 0, 1, 2 is closed at exec (Command's own
         // error pipe included, so it still reports a failed exec).
-        close_range(3, libc::CLOSE_RANGE_CLOEXEC)?;
+        close_range(3, u32::MAX, libc::CLOSE_RANGE_CLOEXEC)?;
         // SAFETY: each fd was checked open by `keep_fd`, and nothing in
         // this process has closed it since.
         ldchain_resolver::inherit_fds(self.keep.iter().map(|&fd| unsafe { BorrowedFd::borrow_raw(fd) }))?;
@@ -250,10 +250,11 @@ fn fork() -> rustix::io::Result<libc::pid_t> {
     Ok(pid as libc::pid_t)
 }
 
-fn close_range(first: u32, flags: u32) -> rustix::io::Result<()> {
+/// `close_range(first, last, flags)`.
+fn close_range(first: u32, last: u32, flags: u32) -> rustix::io::Result<()> {
     // SAFETY: close_range only closes (or marks) descriptors of this
     // process; nothing in it uses them afterwards.
-    if unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, flags) } != 0 {
+    if unsafe { libc::syscall(libc::SYS_close_range, first, last, flags) } != 0 {
         return Err(rustix::io::Errno::from_raw_os_error(errno()));
     }
     Ok(())
@@ -263,7 +264,7 @@ fn close_range(first: u32, flags: u32) -> rustix::io::Result<()> {
 /// PID namespace until none is left): close every descriptor, wait for
 /// `child`, and exit with its status, a signal N as 128+N.
 fn pass_on(child: libc::pid_t, only_it: bool) -> ! {
-    let _ = close_range(3, 0);
+    let _ = close_range(3, u32::MAX, 0);
     let mut code = 125;
     loop {
         let mut status = 0;
@@ -311,14 +312,10 @@ pub fn release_after_exit(fd: BorrowedFd<'_>) -> io::Result<()> {
                 // SAFETY: _exit ends the process at once, no handlers run.
                 unsafe { libc::_exit(0) };
             }
-            // SAFETY: close_range only closes descriptors of this process,
-            // which runs no other code that could use them.
-            unsafe {
-                if keep > 0 {
-                    libc::syscall(libc::SYS_close_range, 0u32, keep - 1, 0u32);
-                }
-                libc::syscall(libc::SYS_close_range, keep + 1, u32::MAX, 0u32);
+            if keep > 0 {
+                let _ = close_range(0, keep - 1, 0);
             }
+            let _ = close_range(keep + 1, u32::MAX, 0);
             loop {
                 // SAFETY: pause touches no memory.
                 unsafe { libc::pause() };
