@@ -16,7 +16,7 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::*;
 
@@ -229,58 +229,27 @@ struct Outcome {
 
 fn run_bounded(cmd: &mut Command) -> Outcome {
     use std::os::unix::process::ExitStatusExt;
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    // ETXTBSY: another test thread's fork may briefly hold a descriptor
-    // open for writing to the image we just wrote; try again.
-    let mut spawned = cmd.spawn();
-    for _ in 0..100 {
-        match &spawned {
-            Err(e) if e.raw_os_error() == Some(26) => {
-                std::thread::sleep(Duration::from_millis(5));
-                spawned = cmd.spawn();
-            }
-            _ => break,
-        }
-    }
-    let mut child = match spawned {
-        Ok(c) => c,
-        Err(e) => {
-            return Outcome {
-                refused: Some(e.raw_os_error().unwrap_or(-1)),
-                code: None,
-                signal: None,
-                stdout: String::new(),
-                stderr: String::new(),
-                hung: false,
-            }
-        }
+    let nothing = Outcome {
+        refused: None,
+        code: None,
+        signal: None,
+        stdout: String::new(),
+        stderr: String::new(),
+        hung: false,
     };
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let out = child.wait_with_output().unwrap();
-            return Outcome {
-                refused: None,
-                code: status.code(),
-                signal: status.signal(),
-                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-                hung: false,
-            };
-        }
-        if start.elapsed() > Duration::from_secs(10) {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Outcome {
-                refused: None,
-                code: None,
-                signal: None,
-                stdout: String::new(),
-                stderr: String::new(),
-                hung: true,
-            };
-        }
-        std::thread::sleep(Duration::from_millis(2));
+    match output_within(cmd.stdin(Stdio::null()), Duration::from_secs(10)) {
+        Err(e) => Outcome {
+            refused: Some(e.raw_os_error().unwrap_or(-1)),
+            ..nothing
+        },
+        Ok(None) => Outcome { hung: true, ..nothing },
+        Ok(Some(out)) => Outcome {
+            code: out.status.code(),
+            signal: out.status.signal(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            ..nothing
+        },
     }
 }
 

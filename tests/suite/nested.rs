@@ -525,20 +525,10 @@ const STANDING_X86_64: &str = "/run/ldchain/ld/003e2%2flib64%2fld-linux-x86-64.s
 /// Run `cmd` to its end, or kill it after 20 s (a hang is a failure, not a
 /// stuck suite).
 fn run_bounded(cmd: &mut Command) -> Run {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while child.try_wait().unwrap().is_none() {
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("{cmd:?} hung");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    child.wait_with_output().unwrap().into()
+    output_within(cmd, std::time::Duration::from_secs(20))
+        .expect("spawn")
+        .unwrap_or_else(|| panic!("{cmd:?} hung"))
+        .into()
 }
 
 #[test]

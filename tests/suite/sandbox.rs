@@ -90,6 +90,12 @@ impl Setup {
     /// stdin into the jail's /tmp, so that any build can run it) and in the
     /// `--root` jail, each as `who`; `extra` are ldchain options.
     fn escape(&self, who: Who, extra: &[&str], args: &[&str]) -> [(String, Run); 2] {
+        self.escape_commands(who, extra, args)
+            .map(|(what, mut c)| (what, c.output().unwrap().into()))
+    }
+
+    /// The two commands [`escape`](Self::escape) runs, named, not yet run.
+    fn escape_commands(&self, who: Who, extra: &[&str], args: &[&str]) -> [(String, Command); 2] {
         if who == Who::Nobody {
             self.give_jail_to_nobody();
         }
@@ -114,8 +120,7 @@ impl Setup {
             .arg("--")
             .arg("/bin/escape")
             .args(args);
-        [("throwaway", throwaway), ("--root", given)]
-            .map(|(w, mut c)| (format!("{who:?} {w}"), c.output().unwrap().into()))
+        [("throwaway", throwaway), ("--root", given)].map(|(w, c)| (format!("{who:?} {w}"), c))
     }
 }
 
@@ -208,34 +213,15 @@ fn the_program_cannot_use_a_descriptor_it_was_not_given() {
     for who in everyone() {
         for given in [false, true] {
             let extra: &[&str] = if given { &["--keep-fd", "5"] } else { &[] };
-            let mut throwaway = s.ldchain(who);
-            throwaway
-                .arg("run")
-                .args(extra)
-                .args([
-                    "--",
-                    "/bin/sh",
-                    "-c",
-                    "cat > /tmp/e && chmod 755 /tmp/e && exec /tmp/e fd 5 secret",
-                ])
-                .stdin(File::open(&s.escape).unwrap());
-            let mut root = s.ldchain(who);
-            root.args(["run", "--root"]).arg(s.jail.path()).args(extra).args([
-                "--",
-                "/bin/escape",
-                "fd",
-                "5",
-                "secret",
-            ]);
-            for (what, mut cmd) in [("throwaway", throwaway), ("--root", root)] {
+            for (what, mut cmd) in s.escape_commands(who, extra, &["fd", "5", "secret"]) {
                 let _d = with_fd_5(&mut cmd, s.dir.path());
                 let r: Run = cmd.output().unwrap().into();
                 if given {
                     // --keep-fd passes it on purpose.
-                    assert_eq!(r.stdout, format!("fd: ok {SECRET}\n"), "{who:?} {what}: {r:#?}");
+                    assert_eq!(r.stdout, format!("fd: ok {SECRET}\n"), "{what}: {r:#?}");
                 } else {
-                    contained(&format!("{who:?} {what}"), &r);
-                    assert!(r.stdout.contains("fd: failed"), "{who:?} {what}: {r:#?}");
+                    contained(&what, &r);
+                    assert!(r.stdout.contains("fd: failed"), "{what}: {r:#?}");
                 }
             }
         }

@@ -389,6 +389,24 @@ pub fn output(cmd: &mut Command) -> std::io::Result<Output> {
     retry_text_busy(|| cmd.output())
 }
 
+/// `cmd`'s output (stdout and stderr piped; spawn retried on ETXTBSY),
+/// waiting at most `limit`: `Ok(None)` if it was still running then (it is
+/// killed and reaped), `Err` if it could not be spawned at all.
+pub fn output_within(cmd: &mut Command, limit: std::time::Duration) -> std::io::Result<Option<Output>> {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = retry_text_busy(|| cmd.spawn())?;
+    let deadline = std::time::Instant::now() + limit;
+    while child.try_wait()?.is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(None);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.wait_with_output().map(Some)
+}
+
 /// Copy `from` to `to` keeping its mode, in a `cp` child process. A file
 /// that will be exec'd must not be written by this process: while it holds
 /// the file open for writing, any test thread's fork hands the descriptor
