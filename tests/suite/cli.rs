@@ -23,6 +23,11 @@ fn json(out: &str) -> serde_json::Value {
     serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
 }
 
+/// A JSON array of strings, as `&str`s.
+fn strings(v: &serde_json::Value) -> Vec<&str> {
+    v.as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect()
+}
+
 #[test]
 fn install_prints_what_it_did_and_is_idempotent() {
     let jail = tempfile::tempdir().unwrap();
@@ -216,12 +221,7 @@ fn resolve_json_shape_with_skipped_candidates() {
     assert_eq!(v["skipped"][0]["path"], "/bad/ld-linux-x86-64.so.2");
     assert_eq!(v["skipped"][0]["reason"], "not an ELF file");
     assert_eq!(v["scripts"][0]["interpreter"], "/bin/probe");
-    let argv: Vec<&str> = v["argv"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap())
-        .collect();
+    let argv = strings(&v["argv"]);
     assert_eq!(
         argv,
         [
@@ -771,12 +771,7 @@ fn origin_through_a_symlink_in_command_mode() {
     .ok();
     let v = json(&r.stdout);
     assert_eq!(v["program"], "/opt/app/bin/app", "{v}");
-    let argv: Vec<&str> = v["argv"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap())
-        .collect();
+    let argv = strings(&v["argv"]);
     assert_eq!(
         argv[2..],
         [
