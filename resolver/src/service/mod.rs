@@ -243,46 +243,54 @@ impl NamespaceSource {
         }
         self
     }
+
+    /// `first` was found and everything it consulted is now watched: search
+    /// again, so that a change made before the watches were in place is not
+    /// cached (one made during the search is caught by the generation), and
+    /// cache that answer — left standing too, if it may be.
+    fn search_again_and_cache(
+        &self,
+        cache: &AnswerCache,
+        key: Key,
+        request: &InterpRequest,
+        first: crate::InterpAnswer,
+    ) -> Result<(Arc<OwnedFd>, crate::LdsoChoice), ExecError> {
+        let generation = cache.generation();
+        drop(first.fd);
+        let second = self.resolver.ldso_for(&self.ns, request)?;
+        let fd = Arc::new(second.fd);
+        if second.consulted.iter().all(|p| first.consulted.contains(p)) {
+            let mut name = [0u8; proto::MAX_ANSWER_NAME];
+            let (class, machine) = request.machine.ident();
+            let standing = second
+                .standing
+                .then(|| proto::answer_name(class, machine, &request.interp, &mut name))
+                .flatten()
+                .map(|len| Standing {
+                    name: &name[..len],
+                    target: &second.choice.path,
+                });
+            cache.insert(key, fd.clone(), generation, standing);
+        }
+        Ok((fd, second.choice))
+    }
 }
 
 impl LdsoSource for NamespaceSource {
     fn ldso(&self, request: &InterpRequest) -> Result<Arc<OwnedFd>, ExecError> {
+        let key = Key::of(request);
+        let cache = self.cache.as_ref().zip(key.as_ref());
         // Another worker may have answered the same question meanwhile.
-        if let Some(fd) = self.cached(request) {
+        if let Some(fd) = cache.and_then(|(cache, key)| cache.get(key)) {
             return Ok(fd);
         }
         let first = self.resolver.ldso_for(&self.ns, request)?;
-        let answer = match &self.cache {
-            Some(cache) if Key::of(request).is_some() && cache.watch(&self.ns, &first.consulted) => {
-                // Watched from here on: search again, so that a change made
-                // before the watches were in place is not cached (and one
-                // made during the search is seen by the generation).
-                let generation = cache.generation();
-                let first_consulted = first.consulted;
-                drop(first.fd);
-                let second = self.resolver.ldso_for(&self.ns, request)?;
-                let fd = Arc::new(second.fd);
-                match Key::of(request) {
-                    Some(key) if second.consulted.iter().all(|p| first_consulted.contains(p)) => {
-                        let mut name = [0u8; proto::MAX_ANSWER_NAME];
-                        let (class, machine) = request.machine.ident();
-                        let standing = second
-                            .standing
-                            .then(|| proto::answer_name(class, machine, &request.interp, &mut name))
-                            .flatten()
-                            .map(|len| Standing {
-                                name: &name[..len],
-                                target: &second.choice.path,
-                            });
-                        cache.insert(key, fd.clone(), generation, standing)
-                    }
-                    _ => {}
-                }
-                (fd, second.choice)
+        let (fd, choice) = match (&self.cache, key) {
+            (Some(cache), Some(key)) if cache.watch(&self.ns, &first.consulted) => {
+                self.search_again_and_cache(cache, key, request, first)?
             }
             _ => (Arc::new(first.fd), first.choice),
         };
-        let (fd, choice) = answer;
         tracing::info!(ldso = %crate::escape::for_terminal(&choice.path), rule = %choice.rule,
             flavor = %choice.flavor, "exec service");
         Ok(fd)
