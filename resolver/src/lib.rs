@@ -48,6 +48,14 @@ pub use plan::{
     Strategy, Target, MAX_ARG_STRLEN, MAX_CANDIDATES, MAX_PATH_ENTRIES, MAX_SCRIPT_DEPTH,
 };
 
+/// Lock `mutex` even if a thread panicked while holding it: every shared
+/// map here (the resolver's caches, the failures it remembers, the exec
+/// service's answers and job queue) is complete after each update, so what
+/// a panic leaves behind is still usable.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Plan with a default [`Config`] (no cache kept between calls; servers
 /// should keep a [`Resolver`]).
 pub fn plan_exec<A: AsRef<[u8]>, E: AsRef<[u8]>>(

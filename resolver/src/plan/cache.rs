@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use crate::conf::LdSoConf;
 use crate::elfinfo::{Flavor, Machine};
@@ -38,11 +38,7 @@ pub(super) struct Caches {
     pub failures: Memo,
 }
 
-/// A cache's map; a panic elsewhere while it was held leaves it usable (every
-/// entry is complete when inserted).
-pub(super) fn lock<T>(map: &Mutex<T>) -> MutexGuard<'_, T> {
-    map.lock().unwrap_or_else(|e| e.into_inner())
-}
+pub(super) use crate::lock;
 
 /// Insert into a cache, emptying it first when it is full.
 pub(super) fn insert_bounded<K: Hash + Eq, V>(map: &Mutex<HashMap<K, V>>, key: K, value: V) {

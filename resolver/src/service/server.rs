@@ -404,7 +404,7 @@ impl IoLoop {
 
 fn worker(queue: &Mutex<Receiver<Job>>, source: &dyn LdsoSource, stats: &Stats, wake: &OwnedFd) {
     loop {
-        let job = match queue.lock().unwrap_or_else(|e| e.into_inner()).recv() {
+        let job = match crate::lock(queue).recv() {
             Ok(job) => job,
             Err(_) => return,
         };

@@ -216,7 +216,7 @@ struct Map {
 
 impl Memo {
     fn lock(&self) -> MutexGuard<'_, Map> {
-        self.map.lock().unwrap_or_else(|e| e.into_inner())
+        crate::lock(&self.map)
     }
 
     /// The failure remembered for the walk of `path` (normalized) in
