@@ -9,7 +9,7 @@ use rustix::fs::{self as rfs, FileType, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 use sha2::{Digest, Sha256};
 
-use crate::{Chainloader, ALL};
+use crate::{read_up_to, Chainloader, ALL};
 
 /// No chainloader is near this size (they are under 12 KiB); a larger file
 /// is not one, and is not read.
@@ -248,17 +248,4 @@ fn looks_like_a_chainloader(bytes: &[u8]) -> bool {
         && bytes[16] == ET_DYN
         && bytes[17] == 0
         && bytes.windows(13).any(|w| w == b"chainloader: ")
-}
-
-fn read_up_to(fd: &OwnedFd, max: usize) -> rustix::io::Result<Vec<u8>> {
-    let mut buf = vec![0u8; max];
-    let mut done = 0;
-    while done < max {
-        match rustix::io::retry_on_intr(|| rustix::io::pread(fd, &mut buf[done..], done as u64))? {
-            0 => break,
-            n => done += n,
-        }
-    }
-    buf.truncate(done);
-    Ok(buf)
 }

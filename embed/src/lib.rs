@@ -258,14 +258,23 @@ pub fn install_blob(jail: &Path, blob: &Chainloader) -> Result<Installed, Instal
     Ok(installed(outcome))
 }
 
+/// Whether the file open on `fd` begins with `want` (its size is checked
+/// apart); a read error is a no.
 fn same_contents(fd: &rustix::fd::OwnedFd, want: &[u8]) -> bool {
-    let mut buf = vec![0u8; want.len()];
+    read_up_to(fd, want.len()).is_ok_and(|got| got == want)
+}
+
+/// Up to `max` bytes from the start of the file open on `fd` (fewer if it
+/// is shorter), read with `pread`: the file offset is not used.
+fn read_up_to(fd: &rustix::fd::OwnedFd, max: usize) -> rustix::io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; max];
     let mut done = 0;
-    while done < buf.len() {
-        match rustix::io::retry_on_intr(|| rustix::io::pread(fd, &mut buf[done..], done as u64)) {
-            Ok(0) | Err(_) => return false,
-            Ok(n) => done += n,
+    while done < max {
+        match rustix::io::retry_on_intr(|| rustix::io::pread(fd, &mut buf[done..], done as u64))? {
+            0 => break,
+            n => done += n,
         }
     }
-    buf == want
+    buf.truncate(done);
+    Ok(buf)
 }
