@@ -429,7 +429,7 @@ fn the_service_sees_the_namespace_change_between_execs() {
     // The service caches answers; a new, removed or replaced ld.so in a
     // searched directory must be seen by the very next exec. Which ld.so a
     // process got is in its own /proc/self/maps.
-    let which = "LDSO_PATH=/tmp/ld grep -m1 -o '/[^ ]*/ld-linux-x86-64.so.2' /proc/self/maps";
+    let which = format!("LDSO_PATH=/tmp/ld {WHICH_LDSO}");
     let r = sh(&format!(
         "{which}; {which}; mkdir /tmp/ld && cp /lib64/../usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 /tmp/ld/; \
          {which}; {which}; rm /tmp/ld/ld-linux-x86-64.so.2; {which}; \
@@ -522,6 +522,19 @@ fn aarch64_program_through_the_aarch64_stub_under_qemu_user() {
 /// The standing answer's link for x86-64 programs naming glibc's PT_INTERP.
 const STANDING_X86_64: &str = "/run/ldchain/ld/003e2%2flib64%2fld-linux-x86-64.so.2";
 
+/// A shell command that prints the path of the x86-64 ld.so its process
+/// got, from its own /proc/self/maps.
+const WHICH_LDSO: &str = "grep -m1 -o '/[^ ]*/ld-linux-x86-64.so.2' /proc/self/maps";
+
+/// ldchain's arguments to run `script` with `/bin/sh` in a throwaway jail
+/// with ldchain `options` and an environment of PATH alone (cargo test's
+/// LD_LIBRARY_PATH would make every exec ask the service).
+fn clean_sh(options: &[&str], script: &str) -> Vec<String> {
+    let head = ["run", "-i", "--env", "PATH=/usr/bin:/bin"];
+    let tail = ["--", "/bin/sh", "-c", script];
+    head.iter().chain(options).chain(&tail).map(|a| a.to_string()).collect()
+}
+
 /// Run `cmd` to its end, or kill it after 20 s (a hang is a failure, not a
 /// stuck suite).
 fn run_bounded(cmd: &mut Command) -> Run {
@@ -600,16 +613,7 @@ fn standing_answers_spare_the_round_trip_and_the_jail_cannot_write_them() {
             .args(["-f", "-qq", "-e", "trace=connect", "-o"])
             .arg(log.path())
             .arg(env!("CARGO_BIN_EXE_ldchain"))
-            .args([
-                "run",
-                "-i",
-                "--env",
-                "PATH=/usr/bin:/bin",
-                "--",
-                "/bin/sh",
-                "-c",
-                &script,
-            ])
+            .args(clean_sh(&[], &script))
             .stdin(Stdio::null()),
     )
     .ok();
@@ -634,25 +638,17 @@ fn a_standing_answer_goes_when_what_it_depended_on_changes() {
     // --ldso-path is the sandbox's default LDSO_PATH, the same for every
     // process: answers found through it stand. A new ld.so in its first
     // directory must replace the standing answer.
-    let which = "grep -m1 -o '/[^ ]*/ld-linux-x86-64.so.2' /proc/self/maps";
+    let which = WHICH_LDSO;
     let script = format!(
         "{which}; {which}; cp /usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 /tmp/first/x && \
          mv /tmp/first/x /tmp/first/ld-linux-x86-64.so.2; i=0; \
          while [ \"$(readlink '{STANDING_X86_64}')\" != /tmp/first/ld-linux-x86-64.so.2 ] && [ $i -lt 500 ]; do i=$((i+1)); done; \
          echo waited=$i; {which}"
     );
-    let r = run(ldchain().args([
-        "run",
-        "-i",
-        "--env",
-        "PATH=/usr/bin:/bin",
-        "--ldso-path",
-        "/tmp/first:/usr/lib/x86_64-linux-gnu",
-        "--",
-        "/bin/sh",
-        "-c",
+    let r = run(ldchain().args(clean_sh(
+        &["--ldso-path", "/tmp/first:/usr/lib/x86_64-linux-gnu"],
         &format!("mkdir /tmp/first && {script}"),
-    ]))
+    )))
     .ok();
     let lines: Vec<&str> = r.stdout.lines().collect();
     assert_eq!(lines.len(), 4, "{r:#?}");
@@ -666,22 +662,14 @@ fn a_standing_answer_goes_when_what_it_depended_on_changes() {
 fn an_answer_that_depends_on_the_working_directory_never_stands() {
     // A relative --ldso-path entry is searched from each process's working
     // directory: the same PT_INTERP gets different answers in /tmp and in /.
-    let which = "grep -m1 -o '/[^ ]*/ld-linux-x86-64.so.2' /proc/self/maps";
-    let r = run(ldchain().args([
-        "run",
-        "-i",
-        "--env",
-        "PATH=/usr/bin:/bin",
-        "--ldso-path",
-        "rel:/usr/lib/x86_64-linux-gnu",
-        "--",
-        "/bin/sh",
-        "-c",
+    let which = WHICH_LDSO;
+    let r = run(ldchain().args(clean_sh(
+        &["--ldso-path", "rel:/usr/lib/x86_64-linux-gnu"],
         &format!(
             "mkdir /tmp/rel && cp /usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 /tmp/rel/ && cd /tmp && {which} && {which} \
              && cd / && {which} && ls /run/ldchain/ld | wc -l"
         ),
-    ]))
+    )))
     .ok();
     let lines: Vec<&str> = r.stdout.lines().collect();
     assert_eq!(lines.len(), 4, "{r:#?}");
