@@ -4,8 +4,5 @@
 
 pub use ldchain_embed as embed;
 pub use ldchain_resolver as resolver;
-
-pub mod jail;
-pub mod nested;
-pub mod sandbox;
-pub mod throwaway;
+pub use ldchain_sandbox as sandbox;
+pub use ldchain_service as service;

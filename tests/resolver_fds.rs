@@ -11,8 +11,8 @@ use std::fs;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
-use ldchain::resolver::service::InterpRequest;
 use ldchain::resolver::{Config, Machine, Namespace, Resolver};
+use ldchain::service::InterpRequest;
 
 fn open_fds() -> Vec<i32> {
     let mut v: Vec<i32> = fs::read_dir("/proc/self/fd")

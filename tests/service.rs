@@ -25,12 +25,10 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use ldchain::resolver::service::proto::{
-    decode_reply_header, RequestHeader, MAX_ENV, MAX_MESSAGE, MAX_PATH, REPLY_HEADER,
-};
-use ldchain::resolver::service::{ExecService, InterpRequest, LdsoSource, Limits, NamespaceSource, Stats};
 use ldchain::resolver::ExecError;
 use ldchain::resolver::{Config, Machine, Namespace, Resolver};
+use ldchain::service::proto::{decode_reply_header, RequestHeader, MAX_ENV, MAX_MESSAGE, MAX_PATH, REPLY_HEADER};
+use ldchain::service::{ExecService, InterpRequest, LdsoSource, Limits, NamespaceSource, Stats};
 use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
 
 /// Where the jail keeps its only ld.so: no conventional path, so a request

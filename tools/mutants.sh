@@ -186,10 +186,10 @@ m standing-never-taken chainloader/src/rt/interp.rs \
 m standing-despite-env chainloader/src/rt/interp.rs \
     '    if flags == 0 {' \
     '    if flags & FLAG_SECURE == 0 {' "$NEST"
-m stale-answer-stands resolver/src/service/server.rs \
+m stale-answer-stands service/src/server.rs \
     'CHANGED => self.source.refresh(),' \
     'CHANGED => {}' "$NEST"
-m keeper-lingers src/sandbox.rs \
+m keeper-lingers sandbox/src/boundary.rs \
     'let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));' \
     'let _ = ();' "$NEST"
 m standing-despite-cwd resolver/src/plan.rs \

@@ -26,7 +26,7 @@ use std::time::Duration;
 use chainloader::proto::{
     decode_reply_header, ProtoError, RequestHeader, MAX_LENGTHS, MAX_MESSAGE, REPLY_HEADER, REQUEST_HEADER,
 };
-use ldchain_resolver::service::{ExecService, InterpRequest, Limits, NamespaceSource, RequestError};
+use ldchain_service::{ExecService, InterpRequest, Limits, NamespaceSource, RequestError};
 use ldchain_resolver::{Config, Namespace, Resolver};
 use libfuzzer_sys::fuzz_target;
 use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};

@@ -32,10 +32,11 @@ mod elfinfo;
 mod error;
 pub mod escape;
 mod exec;
+mod lock;
 mod ns;
 pub mod parse;
 mod plan;
-pub mod service;
+mod request;
 mod walk;
 
 pub use conf::LdSoConf;
@@ -47,14 +48,7 @@ pub use plan::{
     find_program, Arg, Config, ExecPlan, InterpAnswer, Kind, LdsoChoice, PlanParts, Resolver, Rule, ScriptHop, Skipped,
     Strategy, Target, MAX_ARG_STRLEN, MAX_CANDIDATES, MAX_PATH_ENTRIES, MAX_SCRIPT_DEPTH,
 };
-
-/// Lock `mutex` even if a thread panicked while holding it: every shared
-/// map here (the resolver's caches, the failures it remembers, the exec
-/// service's answers and job queue) is complete after each update, so what
-/// a panic leaves behind is still usable.
-pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
+pub use request::{InterpRequest, RequestError};
 
 /// Plan with a default [`Config`] (no cache kept between calls; servers
 /// should keep a [`Resolver`]).

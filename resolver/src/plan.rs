@@ -17,7 +17,7 @@ use crate::elfinfo::{self, Flavor, Machine};
 use crate::error::ExecError;
 use crate::ns::{os_path, Namespace, Opened};
 use crate::parse::ldpath;
-use crate::service::InterpRequest;
+use crate::request::InterpRequest;
 
 mod cache;
 mod exec_plan;
@@ -325,7 +325,7 @@ pub struct InterpAnswer {
     /// `LDSO_PATH` nor `LD_LIBRARY_PATH` and is not in secure mode: it
     /// depended on nothing else in the request (not the working directory,
     /// not the program's path). Such an answer may be left standing in
-    /// [`proto::ANSWER_DIR`](crate::service::proto::ANSWER_DIR).
+    /// [`proto::ANSWER_DIR`](chainloader::proto::ANSWER_DIR).
     pub standing: bool,
 }
 

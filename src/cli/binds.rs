@@ -5,7 +5,7 @@
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use ldchain::nested::View;
+use ldchain::sandbox::view::View;
 
 use super::RunArgs;
 

@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, ExitStatus};
 use std::sync::Arc;
 
-use ldchain::nested::{Placed, ServiceDir, View};
-use ldchain::resolver::service::{ExecService, LdsoSource, Limits, NamespaceSource};
 use ldchain::resolver::{find_program, Namespace, Resolver};
-use ldchain::sandbox::{program_ids, release_after_exit, Sandbox};
-use ldchain::throwaway::{enter_private_namespace, ignore_interactive_signals, ThrowawayJail};
+use ldchain::sandbox::boundary::{program_ids, release_after_exit, Sandbox};
+use ldchain::sandbox::throwaway::{enter_private_namespace, ignore_interactive_signals, ThrowawayJail};
+use ldchain::sandbox::view::{Placed, ServiceDir, View};
+use ldchain::service::{ExecService, LdsoSource, Limits, NamespaceSource};
 use tracing::{debug, info};
 
 use super::{binds, exec_failure_status, Mount, RunArgs, RunStrategy, EXIT_CANNOT_EXEC, EXIT_LDCHAIN, EXIT_NOT_FOUND};

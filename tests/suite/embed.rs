@@ -357,7 +357,7 @@ fn every_machine_is_embedded_from_the_committed_blobs() {
     assert_eq!(files, ["chainloader", "chainloader-i386", "chainloader-aarch64"]);
     // Each one's interp paths are where interp mode puts stubs.
     for c in ldchain::embed::ALL {
-        let mut want: Vec<&str> = ldchain::nested::stub_paths()
+        let mut want: Vec<&str> = ldchain::sandbox::view::stub_paths()
             .into_iter()
             .filter(|(_, m)| m.ident().1 == c.machine)
             .map(|(p, _)| p)

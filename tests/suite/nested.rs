@@ -152,7 +152,7 @@ impl RootJail {
 }
 
 fn no_conventional_ldso(jail: &Path) {
-    for (path, _) in ldchain::nested::stub_paths() {
+    for (path, _) in ldchain::sandbox::view::stub_paths() {
         let p = jail.join(path.trim_start_matches('/'));
         assert!(p.symlink_metadata().is_err(), "{} exists on disk", p.display());
     }
@@ -310,11 +310,11 @@ fn root_jail_setuid_child_runs_in_secure_mode() {
         ..Default::default()
     });
     let ns = ldchain::resolver::Namespace::open(rj.jail.path()).unwrap();
-    let source = ldchain::resolver::service::NamespaceSource::new(resolver, ns);
-    let _service = ldchain::resolver::service::ExecService::start(
+    let source = ldchain::service::NamespaceSource::new(resolver, ns);
+    let _service = ldchain::service::ExecService::start(
         listener,
         std::sync::Arc::new(source),
-        ldchain::resolver::service::Limits::default(),
+        ldchain::service::Limits::default(),
     )
     .unwrap();
     let maps = |program: &str| {

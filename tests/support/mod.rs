@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, OnceLock};
 
-pub use ldchain::jail::Confinement;
+pub use ldchain::sandbox::confine::Confinement;
 
 /// Whether every test must run (CI): a missing tool is then a failure, not a
 /// skip.

@@ -38,7 +38,7 @@ pub(super) struct Caches {
     pub failures: Memo,
 }
 
-pub(super) use crate::lock;
+pub(super) use crate::lock::lock;
 
 /// Insert into a cache, emptying it first when it is full.
 pub(super) fn insert_bounded<K: Hash + Eq, V>(map: &Mutex<HashMap<K, V>>, key: K, value: V) {

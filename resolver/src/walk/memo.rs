@@ -216,7 +216,7 @@ struct Map {
 
 impl Memo {
     fn lock(&self) -> MutexGuard<'_, Map> {
-        crate::lock(&self.map)
+        crate::lock::lock(&self.map)
     }
 
     /// The failure remembered for the walk of `path` (normalized) in

@@ -1,37 +1,11 @@
-//! The exec service: how programs *inside* a jail start other programs.
-//!
-//! The chainloader sits at the jail's `PT_INTERP` paths
-//! (`/lib64/ld-linux-x86-64.so.2`, …). When the kernel runs it as a
-//! program's interpreter, it connects to [`SERVICE_PATH`] inside the jail,
-//! sends what the resolver needs — the program's machine and `PT_INTERP`,
-//! `AT_EXECFN`, `AT_SECURE`, its working directory, its `LDSO_PATH` and
-//! `LD_LIBRARY_PATH` — and receives one descriptor: the dynamic linker the
-//! [`Resolver`] chose inside the sandbox's namespace, by the
-//! same rules and limits as [`plan_exec`](crate::Resolver::plan_exec). The
-//! wire format is `chainloader::proto` (one definition for both sides).
-//!
-//! [`ExecService::start`] serves one listening socket with one I/O thread
-//! (non-blocking, `epoll`: a slow or hostile client holds up no one) and a
-//! few worker threads that run the resolver. Every connection has a deadline
-//! and a size limit; a client that dies mid-request costs nothing more.
+//! The exec service's question: one request from a chainloader in interp
+//! mode, as the wire format (`chainloader::proto`) carries it, decoded and
+//! checked. The resolver answers it ([`Resolver::ldso_for`](crate::Resolver::ldso_for));
+//! the exec service (crate `ldchain-service`) receives and replies.
 
-mod cache;
-mod server;
-
-use std::os::fd::{BorrowedFd, OwnedFd};
-use std::sync::Arc;
-
-use cache::{AnswerCache, Key, Standing};
-
-/// The wire format, for other clients and servers.
-pub use chainloader::proto;
-pub use chainloader::proto::{ProtoError, RequestHeader, MAX_MESSAGE, SERVICE_PATH};
-pub use server::{ExecService, Limits, Stats};
+use chainloader::proto::{ProtoError, RequestHeader};
 
 use crate::elfinfo::Machine;
-use crate::error::ExecError;
-use crate::ns::Namespace;
-use crate::plan::Resolver;
 
 /// One request from a chainloader in interp mode, decoded and checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +73,12 @@ impl RequestError {
 }
 
 impl InterpRequest {
+    /// The directory of the program's path (`AT_EXECFN`), which `$ORIGIN`
+    /// in its search path stands for.
+    pub fn origin(&self) -> &[u8] {
+        crate::bytepath::dirname(&self.execfn)
+    }
+
     /// Decode a request whose header has been checked: `body` must be
     /// exactly [`RequestHeader::body_len`] bytes. What is accepted is what
     /// [`encode`](Self::encode) gives back byte for byte: every byte of the
@@ -179,135 +159,6 @@ impl InterpRequest {
         let mut out = header.encode().to_vec();
         strings.iter().for_each(|s| out.extend_from_slice(s));
         out
-    }
-}
-
-/// What answers requests: the resolver over one namespace, or anything else
-/// an FsOp server wants to put there.
-pub trait LdsoSource: Send + Sync {
-    /// The dynamic linker for this request, open for reading (the same
-    /// open file may be handed out again: clients only `pread` it).
-    fn ldso(&self, request: &InterpRequest) -> Result<Arc<OwnedFd>, ExecError>;
-
-    /// An answer known without searching, if any: asked on the I/O thread,
-    /// so it must not block.
-    fn cached(&self, _request: &InterpRequest) -> Option<Arc<OwnedFd>> {
-        None
-    }
-
-    /// A descriptor that becomes readable when cached answers may have
-    /// gone stale: the server waits on it with its clients and calls
-    /// [`refresh`](Self::refresh) (on the I/O thread: it must not block).
-    /// Answers left standing in [`proto::ANSWER_DIR`] are taken without
-    /// asking, so they must go as soon as they are stale, not at the next
-    /// request.
-    fn changes(&self) -> Option<BorrowedFd<'_>> {
-        None
-    }
-
-    /// Drop whatever cached answers have gone stale.
-    fn refresh(&self) {}
-}
-
-/// The resolver over one sandbox's namespace, with an answer cache that
-/// watches what each answer depended on: what `ldchain run` serves.
-#[derive(Debug)]
-pub struct NamespaceSource {
-    resolver: Resolver,
-    ns: Namespace,
-    cache: Option<AnswerCache>,
-}
-
-impl NamespaceSource {
-    /// Serve `ns` with `resolver`.
-    pub fn new(resolver: Resolver, ns: Namespace) -> NamespaceSource {
-        NamespaceSource {
-            resolver,
-            ns,
-            cache: AnswerCache::new(),
-        }
-    }
-
-    /// Leave standing answers in `dir`, the directory the jail sees at
-    /// [`proto::ANSWER_DIR`]: a symbolic link per (machine, `PT_INTERP`) to
-    /// the chosen dynamic linker, for requests whose answer depends on
-    /// nothing else ([`InterpAnswer::standing`](crate::InterpAnswer)), so
-    /// that the chainloader needs no round trip for them. The jail must see
-    /// `dir` read-only (else the sandbox chooses its own answers — for its
-    /// own unprivileged processes only, as secure-mode programs always ask),
-    /// and nothing else may write there: every link in it is the service's
-    /// and is removed when anything an answer depended on changes.
-    pub fn with_answer_dir(self, dir: OwnedFd) -> NamespaceSource {
-        if let Some(cache) = &self.cache {
-            cache.publish_in(dir);
-        }
-        self
-    }
-
-    /// `first` was found and everything it consulted is now watched: search
-    /// again, so that a change made before the watches were in place is not
-    /// cached (one made during the search is caught by the generation), and
-    /// cache that answer — left standing too, if it may be.
-    fn search_again_and_cache(
-        &self,
-        cache: &AnswerCache,
-        key: Key,
-        request: &InterpRequest,
-        first: crate::InterpAnswer,
-    ) -> Result<(Arc<OwnedFd>, crate::LdsoChoice), ExecError> {
-        let generation = cache.generation();
-        drop(first.fd);
-        let second = self.resolver.ldso_for(&self.ns, request)?;
-        let fd = Arc::new(second.fd);
-        if second.consulted.iter().all(|p| first.consulted.contains(p)) {
-            let mut name = [0u8; proto::MAX_ANSWER_NAME];
-            let (class, machine) = request.machine.ident();
-            let standing = second
-                .standing
-                .then(|| proto::answer_name(class, machine, &request.interp, &mut name))
-                .flatten()
-                .map(|len| Standing {
-                    name: &name[..len],
-                    target: &second.choice.path,
-                });
-            cache.insert(key, fd.clone(), generation, standing);
-        }
-        Ok((fd, second.choice))
-    }
-}
-
-impl LdsoSource for NamespaceSource {
-    fn ldso(&self, request: &InterpRequest) -> Result<Arc<OwnedFd>, ExecError> {
-        let key = Key::of(request);
-        let cache = self.cache.as_ref().zip(key.as_ref());
-        // Another worker may have answered the same question meanwhile.
-        if let Some(fd) = cache.and_then(|(cache, key)| cache.get(key)) {
-            return Ok(fd);
-        }
-        let first = self.resolver.ldso_for(&self.ns, request)?;
-        let (fd, choice) = match (&self.cache, key) {
-            (Some(cache), Some(key)) if cache.watch(&self.ns, &first.consulted) => {
-                self.search_again_and_cache(cache, key, request, first)?
-            }
-            _ => (Arc::new(first.fd), first.choice),
-        };
-        tracing::info!(ldso = %crate::escape::for_terminal(&choice.path), rule = %choice.rule,
-            flavor = %choice.flavor, "exec service");
-        Ok(fd)
-    }
-
-    fn cached(&self, request: &InterpRequest) -> Option<Arc<OwnedFd>> {
-        self.cache.as_ref()?.get(&Key::of(request)?)
-    }
-
-    fn changes(&self) -> Option<BorrowedFd<'_>> {
-        self.cache.as_ref().map(AnswerCache::changes)
-    }
-
-    fn refresh(&self) {
-        if let Some(cache) = &self.cache {
-            cache.refresh();
-        }
     }
 }
 

@@ -20,9 +20,9 @@ use std::path::{Component, Path, PathBuf};
 use rustix::mount::{self, MountFlags};
 use tracing::debug;
 
-use crate::resolver::service::proto::ANSWER_DIR;
-use crate::resolver::service::SERVICE_PATH;
-use crate::resolver::Machine;
+use chainloader::proto::ANSWER_DIR;
+use chainloader::proto::SERVICE_PATH;
+use ldchain_resolver::Machine;
 
 /// The conventional `PT_INTERP` paths the stubs are placed at — glibc's and
 /// musl's for every machine in the chainloader's table — and the

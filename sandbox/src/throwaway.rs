@@ -3,7 +3,7 @@
 //! `/chainloader`, read-only binds of the host's `/usr` and `/etc`, the
 //! host's top-level symlinks (`/bin`, `/lib`, …) recreated — but **no
 //! `/lib64`** — a minimal `/dev`, a fresh `/tmp`, and an empty `/proc` on
-//! which the jail's init mounts its own PID namespace's (`crate::sandbox`).
+//! which the jail's init mounts its own PID namespace's (`crate::boundary`).
 //!
 //! Without `/lib64`, the `PT_INTERP` of the host's x86-64 programs
 //! (`/lib64/ld-linux-x86-64.so.2`) does not exist inside: the kernel cannot
@@ -28,7 +28,7 @@ use rustix::fs::StatVfsMountFlags as St;
 use rustix::mount::{self, MountFlags, MountPropagationFlags, UnmountFlags};
 use rustix::thread::UnshareFlags;
 
-use crate::jail::IdMaps;
+use crate::confine::IdMaps;
 
 /// Why the throwaway jail could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -143,7 +143,7 @@ impl ThrowawayJail {
             )?;
         }
         // /proc: a mount point; the jail's init mounts its own PID
-        // namespace's there (crate::sandbox).
+        // namespace's there (crate::boundary).
         step(|| "mkdir /proc".into(), fs::create_dir(r.join("proc")))?;
         let tmp = r.join("tmp");
         step(|| "mkdir /tmp".into(), fs::create_dir(&tmp))?;

@@ -18,7 +18,7 @@ use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 use tracing::{debug, warn};
 
 use super::{InterpRequest, LdsoSource, RequestError};
-use crate::error::ExecError;
+use ldchain_resolver::ExecError;
 
 /// Bounds on what clients may cost the server.
 #[derive(Debug, Clone, Copy)]
@@ -404,7 +404,7 @@ impl IoLoop {
 
 fn worker(queue: &Mutex<Receiver<Job>>, source: &dyn LdsoSource, stats: &Stats, wake: &OwnedFd) {
     loop {
-        let job = match crate::lock(queue).recv() {
+        let job = match crate::lock::lock(queue).recv() {
             Ok(job) => job,
             Err(_) => return,
         };
@@ -446,7 +446,7 @@ fn reply_exec_error(stream: &UnixStream, request: &InterpRequest, e: &ExecError,
 /// Send an errno and a one-line message (control bytes escaped, cut to
 /// [`MAX_MESSAGE`] bytes on a character boundary).
 fn reply_error(stream: &UnixStream, errno: i32, message: &str, stats: &Stats) {
-    let text = crate::escape::for_terminal(message.as_bytes());
+    let text = ldchain_resolver::escape::for_terminal(message.as_bytes());
     let mut cut = text.len().min(MAX_MESSAGE);
     while !text.is_char_boundary(cut) {
         cut -= 1;

@@ -24,9 +24,7 @@ use rustix::fs as rfs;
 use rustix::fs::inotify::{self, WatchFlags};
 
 use super::InterpRequest;
-use crate::bytepath::dirname;
-use crate::elfinfo::Machine;
-use crate::ns::Namespace;
+use ldchain_resolver::{Machine, Namespace};
 
 /// Most answers kept (the cache is emptied when full).
 const MAX_ENTRIES: usize = 1024;
@@ -66,7 +64,7 @@ impl Key {
             ldso_path: request.ldso_path.clone(),
             ld_library_path: request.ld_library_path.clone(),
             cwd: request.cwd.clone(),
-            origin: dirname(&request.execfn).to_vec(),
+            origin: request.origin().to_vec(),
         })
     }
 }
@@ -192,7 +190,7 @@ impl AnswerCache {
             let fd = match ns.open_path(&path) {
                 Ok(fd) => fd,
                 // Its parent is watched: its creation will be seen.
-                Err(crate::ExecError::NotFound { .. }) => continue,
+                Err(ldchain_resolver::ExecError::NotFound { .. }) => continue,
                 Err(_) => return false,
             };
             let proc_path = format!("/proc/self/fd/{}", fd.as_raw_fd());
@@ -235,7 +233,7 @@ impl AnswerCache {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        crate::lock(&self.state)
+        crate::lock::lock(&self.state)
     }
 }
 

@@ -128,7 +128,7 @@ impl<'fd> Confinement<'fd> {
     /// ```no_run
     /// # use std::os::fd::AsFd;
     /// let ldso = std::fs::File::open("/lib64/ld-linux-x86-64.so.2")?;
-    /// let confinement = ldchain::jail::Confinement::new("/srv/jail".as_ref())?.keep_fd(ldso.as_fd());
+    /// let confinement = ldchain_sandbox::confine::Confinement::new("/srv/jail".as_ref())?.keep_fd(ldso.as_fd());
     /// let child = confinement.spawn(std::process::Command::new("/bin/true"))?;
     /// # Ok::<(), std::io::Error>(())
     /// ```

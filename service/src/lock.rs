@@ -1,0 +1,8 @@
+//! One poison-tolerant lock for the service's shared maps.
+
+/// Lock `mutex` even if a thread panicked while holding it: the answer
+/// cache and the job queue are complete after each update, so what a panic
+/// leaves behind is still usable.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
