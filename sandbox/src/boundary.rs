@@ -42,7 +42,8 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command};
 
-use rustix::mount::{self, MountFlags, MountPropagationFlags, UnmountFlags};
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::mount::{self, MountPropagationFlags, UnmountFlags};
 use rustix::thread::{CapabilitySet, CapabilitySets, UnshareFlags};
 
 /// The unprivileged host uid and gid a program runs as when ldchain is root.
@@ -52,7 +53,7 @@ pub const NOBODY: u32 = 65534;
 #[derive(Debug, Clone)]
 pub struct Sandbox {
     root: CString,
-    proc_target: Option<CString>,
+    mount_proc: bool,
     cwd: CString,
     keep: Vec<RawFd>,
     unshare_net: bool,
@@ -69,11 +70,10 @@ impl Sandbox {
     /// `root/proc` if that is a directory (not a symbolic link), and
     /// `cwd` (a path inside the jail) as the program's working directory.
     pub fn new(root: &Path, cwd: &[u8]) -> io::Result<Sandbox> {
-        let proc_dir = root.join("proc");
-        let has_proc = proc_dir.symlink_metadata().map(|m| m.is_dir()).unwrap_or(false);
+        let has_proc = root.join("proc").symlink_metadata().is_ok_and(|m| m.is_dir());
         Ok(Sandbox {
             root: cstring(root.as_os_str().as_bytes())?,
-            proc_target: has_proc.then(|| cstring(proc_dir.as_os_str().as_bytes())).transpose()?,
+            mount_proc: has_proc,
             cwd: cstring(cwd)?,
             keep: Vec::new(),
             unshare_net: false,
@@ -158,11 +158,22 @@ impl Sandbox {
         mount::mount_change(c"/", MountPropagationFlags::PRIVATE | MountPropagationFlags::REC)?;
         // pivot_root needs the new root to be a mount point.
         mount::mount_bind_recursive(self.root.as_c_str(), self.root.as_c_str())?;
-        if let Some(target) = &self.proc_target {
-            let flags = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
-            mount::mount(c"proc", target.as_c_str(), c"proc", flags, None)?;
-        }
         rustix::process::chdir(self.root.as_c_str())?;
+        if self.mount_proc {
+            // Onto the jail's `proc` as a descriptor: a symbolic link put
+            // there meanwhile is refused, never followed.
+            let fs = mount::fsopen(c"proc", mount::FsOpenFlags::FSOPEN_CLOEXEC)?;
+            mount::fsconfig_create(&fs)?;
+            let attrs = mount::MountAttrFlags::MOUNT_ATTR_NOSUID
+                | mount::MountAttrFlags::MOUNT_ATTR_NODEV
+                | mount::MountAttrFlags::MOUNT_ATTR_NOEXEC;
+            let proc = mount::fsmount(&fs, mount::FsMountFlags::FSMOUNT_CLOEXEC, attrs)?;
+            let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+            let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            let target = rustix::fs::openat2(rustix::fs::CWD, c"proc", flags, Mode::empty(), resolve)?;
+            let empty = mount::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | mount::MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH;
+            mount::move_mount(&proc, c"", &target, c"", empty)?;
+        }
         // The old root is stacked on top of the new one, then detached.
         rustix::process::pivot_root(c".", c".")?;
         mount::unmount(c".", UnmountFlags::DETACH)?;

@@ -18,5 +18,6 @@
 
 pub mod boundary;
 pub mod confine;
+mod mount;
 pub mod throwaway;
 pub mod view;

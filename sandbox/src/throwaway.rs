@@ -24,11 +24,14 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::StatVfsMountFlags as St;
+use std::os::fd::AsFd;
+
+use rustix::fs::{Mode, OFlags};
 use rustix::mount::{self, MountFlags, MountPropagationFlags, UnmountFlags};
 use rustix::thread::UnshareFlags;
 
 use crate::confine::IdMaps;
+use crate::mount::{attach, clone_tree, set_read_only};
 
 /// Why the throwaway jail could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -165,38 +168,20 @@ impl ThrowawayJail {
     }
 }
 
-/// Recursive bind of `from` at `to` (created), then remounted read-only,
-/// keeping the source's own flags (a user namespace may not drop them).
+/// Recursive bind of `from` at `to` (created), every mount under it
+/// read-only too: the tree is cloned, made read-only while still detached,
+/// then attached (no moment where it is writable).
 fn bind_read_only(from: &Path, to: &Path) -> Result<(), JailError> {
     step(|| format!("mkdir {}", to.display()), fs::create_dir_all(to))?;
-    step(
-        || format!("binding {}", from.display()),
-        mount::mount_bind_recursive(from, to),
-    )?;
+    let open = |p: &Path| rustix::fs::open(p, OFlags::PATH | OFlags::CLOEXEC, Mode::empty());
+    let src = step(|| format!("opening {}", from.display()), open(from))?;
+    let tree = step(|| format!("binding {}", from.display()), clone_tree(src.as_fd(), c""))?;
     step(
         || format!("making {} read-only", to.display()),
-        remount_read_only(from, to),
-    )
-}
-
-/// Remount the bind of `from` at `to` read-only, keeping the source's own
-/// flags (a user namespace may not drop them).
-pub(crate) fn remount_read_only(from: &Path, to: &Path) -> io::Result<()> {
-    let st = rustix::fs::statvfs(from)?;
-    let mut flags = MountFlags::BIND | MountFlags::RDONLY;
-    for (s, m) in [
-        (St::NOSUID, MountFlags::NOSUID),
-        (St::NODEV, MountFlags::NODEV),
-        (St::NOEXEC, MountFlags::NOEXEC),
-        (St::NOATIME, MountFlags::NOATIME),
-        (St::NODIRATIME, MountFlags::NODIRATIME),
-        (St::RELATIME, MountFlags::RELATIME),
-    ] {
-        if st.f_flag.contains(s) {
-            flags |= m;
-        }
-    }
-    Ok(mount::mount_remount(to, flags, "")?)
+        set_read_only(tree.as_fd(), true),
+    )?;
+    let dest = step(|| format!("opening {}", to.display()), open(to))?;
+    step(|| format!("binding {}", from.display()), attach(tree.as_fd(), dest.as_fd()))
 }
 
 impl Drop for ThrowawayJail {

@@ -1,28 +1,47 @@
-//! Nested exec: the chainloader placed at the jail's `PT_INTERP` paths, and
-//! the exec service's socket, in the jail's private view.
+//! A jail's private view: the user's binds, the chainloader at the jail's
+//! `PT_INTERP` paths, and the exec service's socket.
 //!
 //! Everything here happens in ldchain's own private mount namespace (see
-//! [`crate::throwaway`] and `ldchain run --root`): the jail directory on disk
-//! is never written. Where a stub or the socket needs a directory entry the
-//! jail does not have, the directory that would hold it is *mirrored*: a
-//! tmpfs with a bind of each of its entries is mounted over it, and the new
-//! entry is created in the tmpfs. Entries already there are left alone — a
-//! jail that brings a real `ld.so` at a `PT_INTERP` path keeps it.
+//! [`crate::throwaway`] and `ldchain run --root`): **the jail directory on
+//! disk is never written**. Where a stub, a mount point or the socket needs
+//! a directory entry the jail does not have, the directory that would hold
+//! it is *mirrored*: a tmpfs with the directory's owner and mode, holding a
+//! bind of each of its entries (symbolic links copied), is mounted over it,
+//! and the new entry is created in the tmpfs. [`View::finish`] makes every
+//! mirror read-only: a program that creates a new entry in a mirrored
+//! directory gets `EROFS`, never a write that vanishes; what it writes in
+//! the entries (the binds) reaches the jail on disk as before. Entries
+//! already there are left alone: a jail that brings a real `ld.so` at a
+//! `PT_INTERP` path keeps it.
+//!
+//! **Built from descriptors.** The jail may change its own files while the
+//! view is built (another run of the same jail, a program racing the set-up).
+//! So every directory is opened once, one component at a time, from the
+//! jail root's descriptor, refusing symbolic links and `..`
+//! ([`crate::mount`]); mirrors clone each entry by name relative to that
+//! descriptor without following it; every mount is made onto a descriptor.
+//! No path the jail can change is resolved twice, or on the host.
 
-use std::collections::HashSet;
-use std::fs;
+use std::collections::HashMap;
+use std::ffi::{CString, OsStr, OsString};
 use std::io;
-use std::os::fd::OwnedFd;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::net::UnixListener;
 use std::path::{Component, Path, PathBuf};
-
-use rustix::mount::{self, MountFlags};
-use tracing::debug;
 
 use chainloader::proto::ANSWER_DIR;
 use chainloader::proto::SERVICE_PATH;
 use ldchain_resolver::Machine;
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::mount::MountAttrFlags;
+use tracing::debug;
+
+use crate::mount::{attach, clone_tree, new_tmpfs, open_beneath, set_read_only};
+
+/// The most entries a directory may have to be mirrored: a jail that fills
+/// one with more gets an error that names this limit, not a long stall.
+pub const MAX_MIRROR_ENTRIES: usize = 65_536;
 
 /// The conventional `PT_INTERP` paths the stubs are placed at — glibc's and
 /// musl's for every machine in the chainloader's table — and the
@@ -40,22 +59,29 @@ pub fn stub_paths() -> Vec<(&'static str, Machine)> {
 pub struct ServiceDir {
     /// Listening at [`SERVICE_PATH`].
     pub listener: UnixListener,
-    /// The directory the jail sees, read-only, at [`ANSWER_DIR`].
+    /// The directory the jail sees, read-only, at [`ANSWER_DIR`] (this
+    /// descriptor reaches it through a writable mount of its own).
     pub answers: OwnedFd,
 }
 
-/// A jail's view being prepared: which of its directories are already
-/// ldchain's own tmpfs (writable without touching the disk).
+/// A jail's view being prepared (see the module docs).
 #[derive(Debug)]
 pub struct View {
-    root: PathBuf,
-    ours: HashSet<PathBuf>,
+    /// The jail's root directory, or the mirror over it.
+    root: OwnedFd,
+    /// Directories of ours, by path inside the jail: a tmpfs (a mirror, or
+    /// the throwaway jail's root) or a directory created in one. Entries
+    /// can be created in them without touching the disk.
+    ours: HashMap<PathBuf, OwnedFd>,
+    /// The mirrors, made read-only by [`View::finish`].
+    mirrors: Vec<OwnedFd>,
 }
 
-/// What [`View::place_stubs`] did with one path.
+/// What [`View::place_stubs`] or [`View::place_chainloaders`] did with one
+/// path (a path inside the jail).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Placed {
-    /// A stub was written.
+    /// The file was written (in a mirror of its directory).
     Stub(PathBuf),
     /// The jail already has something there (kept).
     Kept(PathBuf),
@@ -66,18 +92,25 @@ pub enum Placed {
 }
 
 impl View {
-    /// The view of `root`, in the calling process's private mount namespace.
+    /// The view of `root` (a host path, trusted: the jail's root directory
+    /// itself), in the calling process's private mount namespace.
     /// `root_is_ours`: `root` itself is a tmpfs ldchain made (the throwaway
     /// jail), so entries can be created in it directly.
-    pub fn new(root: &Path, root_is_ours: bool) -> View {
-        let mut ours = HashSet::new();
+    pub fn new(root: &Path, root_is_ours: bool) -> io::Result<View> {
+        let fd = rustix::fs::open(
+            root,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        let mut ours = HashMap::new();
         if root_is_ours {
-            ours.insert(root.to_owned());
+            ours.insert(PathBuf::from("/"), fd.try_clone()?);
         }
-        View {
-            root: root.to_owned(),
+        Ok(View {
+            root: fd,
             ours,
-        }
+            mirrors: Vec::new(),
+        })
     }
 
     /// Place the architecture's chainloader at every conventional
@@ -87,19 +120,63 @@ impl View {
             .into_iter()
             .map(|(path, machine)| {
                 let (_, e_machine) = machine.ident();
-                let host = self.host_path(path);
                 match ldchain_embed::ALL.iter().find(|c| c.machine == e_machine) {
-                    None => Placed::NoChainloader(host),
-                    Some(blob) => self.place_file(path, blob.bytes),
+                    None => Placed::NoChainloader(path.into()),
+                    Some(blob) => self.place_file(Path::new(path), blob.bytes),
                 }
+            })
+            .collect()
+    }
+
+    /// Place this build's chainloaders at `/chainloader*` (what the
+    /// `chainloader` strategy's plans exec). A jail's own copy with the same
+    /// bytes is kept; any other file there is hidden by ours, in the view
+    /// only.
+    pub fn place_chainloaders(&mut self) -> Vec<Placed> {
+        let blobs = ldchain_embed::ALL;
+        let root = match self.dir(Path::new("/")) {
+            Ok(fd) => fd,
+            Err(e) => {
+                let why = e.to_string();
+                return blobs
+                    .iter()
+                    .map(|b| Placed::Skipped(Path::new("/").join(b.file_name), why.clone()))
+                    .collect();
+            }
+        };
+        let current = |b: &ldchain_embed::Chainloader| {
+            open_beneath(root.as_fd(), b.file_name).is_ok_and(|fd| same_bytes(&fd, b.bytes))
+        };
+        let stale: Vec<&OsStr> = blobs
+            .iter()
+            .filter(|b| !current(b))
+            .map(|b| OsStr::new(b.file_name))
+            .collect();
+        let ours = if stale.is_empty() || self.ours.contains_key(Path::new("/")) {
+            Ok(())
+        } else {
+            self.make_ours(Path::new("/"), root.as_fd(), &stale).map(drop)
+        };
+        blobs
+            .iter()
+            .map(|b| {
+                let inside = Path::new("/").join(b.file_name);
+                if !stale.contains(&OsStr::new(b.file_name)) {
+                    return Placed::Kept(inside);
+                }
+                let result = match &ours {
+                    Ok(()) => write_new(self.ours[Path::new("/")].as_fd(), OsStr::new(b.file_name), b.bytes),
+                    Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+                };
+                placed(&inside, result.map(|()| true))
             })
             .collect()
     }
 
     /// Bind the exec service's socket at [`SERVICE_PATH`], and make the
     /// directory for its standing answers at [`ANSWER_DIR`], in a fresh
-    /// tmpfs that the jail sees read-only. The writable mount of that tmpfs
-    /// is detached: only the returned directory descriptor reaches it.
+    /// tmpfs that the jail sees read-only. Only the returned directory
+    /// descriptor reaches it through a writable mount.
     pub fn bind_service(&mut self) -> io::Result<ServiceDir> {
         let path = Path::new(std::str::from_utf8(SERVICE_PATH).expect("ASCII path"));
         let answers = Path::new(std::str::from_utf8(ANSWER_DIR).expect("ASCII path"));
@@ -109,188 +186,307 @@ impl View {
             Some(dir),
             "the socket and the answers share a directory"
         );
-        let host_dir = self.ensure_dir(dir)?;
-        let scratch = tempfile::Builder::new().prefix("ldchain-service-").tempdir()?;
-        let s = scratch.path();
-        mount::mount(
-            "tmpfs",
-            s,
-            "tmpfs",
-            MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
-            c"mode=0755",
+        let target = self.mount_point(dir, true)?;
+        let tmpfs = new_tmpfs(
+            &[(c"mode", c"0755")],
+            MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV | MountAttrFlags::MOUNT_ATTR_NOEXEC,
         )?;
-        let socket = s.join(path.file_name().expect("a name"));
-        let listener = UnixListener::bind(&socket)?;
+        attach(tmpfs.as_fd(), target.as_fd())?;
+        let name = path.file_name().expect("a name");
+        let listener = UnixListener::bind(crate::mount::fd_path(&tmpfs).join(name))?;
         // Every process of the jail execs through it, whatever its uid; a
         // socket on a read-only mount can still be connected to.
-        fs::set_permissions(&socket, fs::Permissions::from_mode(0o666))?;
-        let answers_host = s.join(answers.file_name().expect("a name"));
-        fs::DirBuilder::new().mode(0o755).create(&answers_host)?;
-        let answers = rustix::fs::open(
-            &answers_host,
-            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
+        rustix::fs::chmodat(&tmpfs, name, Mode::from_raw_mode(0o666), AtFlags::empty())?;
+        let answers_name = answers.file_name().expect("a name");
+        rustix::fs::mkdirat(&tmpfs, answers_name, Mode::from_raw_mode(0o755))?;
+        // A writable mount of the same tmpfs, reachable only by descriptor;
+        // the one the jail sees becomes read-only.
+        let writable = clone_tree(tmpfs.as_fd(), c"")?;
+        let answers = rustix::fs::openat(
+            &writable,
+            answers_name,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::empty(),
         )?;
-        mount::mount_bind(s, &host_dir)?;
-        crate::throwaway::remount_read_only(s, &host_dir)?;
-        mount::unmount(s, mount::UnmountFlags::DETACH)?;
-        self.ours.remove(&host_dir);
+        set_read_only(tmpfs.as_fd(), false)?;
         Ok(ServiceDir { listener, answers })
     }
 
     /// Bind host path `src` at `dest` inside the jail (created as a mount
-    /// point if missing, in a directory of ours), read-only if `read_only`.
+    /// point if missing, in a mirror), with every mount under `src`; all of
+    /// them read-only if `read_only`. `src` is the caller's own path and is
+    /// resolved as such (symbolic links followed); `dest` is resolved in
+    /// the jail, refusing symbolic links.
     pub fn bind(&mut self, src: &Path, dest: &Path, read_only: bool) -> io::Result<()> {
-        let meta = fs::metadata(src).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", src.display())))?;
-        let target = self.mount_point(dest, meta.is_dir())?;
-        mount::mount_bind_recursive(src, &target)?;
+        let from = rustix::fs::open(src, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| with_path(src, e.into()))?;
+        let is_dir = rustix::fs::fstat(&from)?.st_mode & libc::S_IFMT == libc::S_IFDIR;
+        let tree = clone_tree(from.as_fd(), c"")?;
         if read_only {
-            crate::throwaway::remount_read_only(src, &target)?;
+            set_read_only(tree.as_fd(), true)?;
         }
-        Ok(())
+        let target = self.mount_point(dest, is_dir)?;
+        attach(tree.as_fd(), target.as_fd())
     }
 
     /// Mount a fresh tmpfs at `dest` inside the jail, owned by `owner`
     /// (uid, gid as this process's user namespace names them), mode 0755.
     pub fn tmpfs(&mut self, dest: &Path, owner: (u32, u32)) -> io::Result<()> {
         let target = self.mount_point(dest, true)?;
-        let data = std::ffi::CString::new(format!("mode=0755,uid={},gid={}", owner.0, owner.1))?;
-        mount::mount(
-            "tmpfs",
-            &target,
-            "tmpfs",
-            MountFlags::NOSUID | MountFlags::NODEV,
-            &*data,
+        let (uid, gid) = (CString::new(owner.0.to_string())?, CString::new(owner.1.to_string())?);
+        let tmpfs = new_tmpfs(
+            &[(c"mode", c"0755"), (c"uid", &uid), (c"gid", &gid)],
+            MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV,
         )?;
+        attach(tmpfs.as_fd(), target.as_fd())
+    }
+
+    /// The view is complete: every mirror becomes read-only (its entries,
+    /// binds of the jail's own, keep their own mounts' flags).
+    pub fn finish(&mut self) -> io::Result<()> {
+        for mirror in self.mirrors.drain(..) {
+            set_read_only(mirror.as_fd(), false)?;
+        }
         Ok(())
     }
 
-    /// The host path of `inside`, a directory (or a file, `!dir`) to mount
-    /// on: created in a directory of ours when missing. Symbolic links are
-    /// refused anywhere on the way.
-    fn mount_point(&mut self, inside: &Path, dir: bool) -> io::Result<PathBuf> {
-        let bad = || {
+    /// `inside`, a directory (or a file, `!dir`) to mount on: created in a
+    /// mirror of its directory when missing. Symbolic links are refused
+    /// anywhere on the way.
+    fn mount_point(&mut self, inside: &Path, dir: bool) -> io::Result<OwnedFd> {
+        let bad = |why: &str| {
             io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("{}: not a usable mount point", inside.display()),
+                format!("{}: not a usable mount point ({why})", inside.display()),
             )
         };
-        if !inside.is_absolute() || inside.components().any(|c| matches!(c, Component::ParentDir)) {
-            return Err(bad());
-        }
-        let (Some(parent), Some(name)) = (inside.parent(), inside.file_name()) else {
-            return Err(bad());
-        };
-        let host_parent = self.ensure_dir(parent)?;
-        let host = host_parent.join(name);
-        match host.symlink_metadata() {
-            Ok(m) if m.is_dir() == dir && !m.file_type().is_symlink() => Ok(host),
-            Ok(_) => Err(bad()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                self.make_ours(&host_parent)?;
-                if dir {
-                    fs::DirBuilder::new().mode(0o755).create(&host)?;
-                } else {
-                    fs::File::create(&host)?;
-                }
-                Ok(host)
+        let (parent, name) = split(inside).ok_or_else(|| bad("not an absolute path without `..`"))?;
+        let parent_fd = self.dir(parent)?;
+        match open_beneath(parent_fd.as_fd(), name) {
+            Ok(fd) if is_dir(&fd)? == dir => Ok(fd),
+            Ok(_) if dir => Err(bad("not a directory")),
+            Ok(_) => Err(bad("a directory, where a file is bound")),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err(bad("a symbolic link")),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                let ours = self.make_ours(parent, parent_fd.as_fd(), &[])?;
+                create(ours.as_fd(), name, dir, 0o755)?;
+                open_beneath(ours, name)
             }
             Err(e) => Err(e),
         }
     }
 
-    fn host_path(&self, inside: &str) -> PathBuf {
-        self.root.join(inside.trim_start_matches('/'))
-    }
-
-    fn place_file(&mut self, inside: &str, bytes: &[u8]) -> Placed {
-        let host = self.host_path(inside);
-        if host.symlink_metadata().is_ok() {
-            return Placed::Kept(host);
-        }
-        let parent = Path::new(inside).parent().unwrap_or(Path::new("/"));
-        let result = self.ensure_dir(parent).and_then(|dir| {
-            // Never a write to the jail on disk: the directory becomes ours first.
-            self.make_ours(&dir)?;
-            let file = dir.join(Path::new(inside).file_name().expect("a file name"));
-            write_new(&file, bytes).map(|()| file)
-        });
-        match result {
-            Ok(file) => Placed::Stub(file),
-            Err(e) => Placed::Skipped(host, e.to_string()),
-        }
-    }
-
-    /// The host path of directory `inside`, created (in a tmpfs of ours) if
-    /// missing. A component that is a symbolic link, or not a directory, is
-    /// an error: following it could lead anywhere in the jail.
-    fn ensure_dir(&mut self, inside: &Path) -> io::Result<PathBuf> {
-        let mut cur = self.root.clone();
+    /// Directory `inside`, opened `O_PATH`; missing components are created
+    /// in mirrors. A component that is a symbolic link, or not a directory,
+    /// is an error: following it could lead anywhere.
+    fn dir(&mut self, inside: &Path) -> io::Result<OwnedFd> {
+        let mut cur = self.root.try_clone()?;
+        let mut path = PathBuf::from("/");
         for comp in inside.components() {
-            let Component::Normal(name) = comp else { continue };
-            let next = cur.join(name);
-            match next.symlink_metadata() {
-                Ok(m) if m.is_dir() => {}
-                Ok(_) => {
-                    return Err(io::Error::other(format!(
-                        "{} is not a directory (or is a symbolic link)",
-                        next.display()
-                    )))
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    self.make_ours(&cur)?;
-                    fs::DirBuilder::new().mode(0o755).create(&next)?;
-                    self.ours.insert(next.clone());
-                }
-                Err(e) => return Err(e),
+            let name = match comp {
+                Component::RootDir => continue,
+                Component::Normal(name) => name,
+                _ => return Err(io::Error::new(io::ErrorKind::InvalidInput, "`.` or `..` in a jail path")),
+            };
+            let parent = path.clone();
+            path.push(name);
+            if let Some(ours) = self.ours.get(&path) {
+                cur = ours.try_clone()?;
+                continue;
             }
-            cur = next;
+            cur = match open_beneath(cur.as_fd(), name) {
+                Ok(fd) if is_dir(&fd)? => fd,
+                Ok(_) => return Err(not_a_dir(&path)),
+                Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(not_a_dir(&path)),
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                    let ours = self.make_ours(&parent, cur.as_fd(), &[])?;
+                    create(ours.as_fd(), name, true, 0o755)?;
+                    let fd = open_beneath(ours, name)?;
+                    self.ours.insert(path.clone(), fd.try_clone()?);
+                    fd
+                }
+                Err(e) => return Err(with_path(&path, e)),
+            };
         }
         Ok(cur)
     }
 
-    /// Make directory `dir` writable without touching what is under it:
-    /// mirror it into a tmpfs (a bind of each entry, symbolic links copied)
-    /// mounted over it.
-    fn make_ours(&mut self, dir: &Path) -> io::Result<()> {
-        if self.ours.contains(dir) {
-            return Ok(());
-        }
-        let scratch = tempfile::Builder::new().prefix("ldchain-mirror-").tempdir()?;
-        let s = scratch.path();
-        mount::mount("tmpfs", s, "tmpfs", MountFlags::NOSUID, c"mode=0755")?;
-        let meta = dir.metadata()?;
-        fs::set_permissions(s, meta.permissions())?;
-        for entry in fs::read_dir(dir)? {
-            let entry = entry?;
-            let (from, to) = (entry.path(), s.join(entry.file_name()));
-            let ty = entry.file_type()?;
-            if ty.is_symlink() {
-                std::os::unix::fs::symlink(fs::read_link(&from)?, &to)?;
-                continue;
+    /// Make directory `inside` (open as `dir`) writable without touching
+    /// the disk: mirror it (module docs), leaving out the entries `except`.
+    /// Returns the mirror's descriptor.
+    fn make_ours(&mut self, inside: &Path, dir: BorrowedFd<'_>, except: &[&OsStr]) -> io::Result<BorrowedFd<'_>> {
+        if !self.ours.contains_key(inside) {
+            let mirror = mirror(inside, dir, except)?;
+            if inside == Path::new("/") {
+                self.root = mirror.try_clone()?;
             }
-            if ty.is_dir() {
-                fs::create_dir(&to)?;
-            } else {
-                fs::File::create(&to)?;
-            }
-            mount::mount_bind_recursive(&from, &to)?;
+            self.ours.insert(inside.to_owned(), mirror.try_clone()?);
+            self.mirrors.push(mirror);
         }
-        debug!(dir = %dir.display(), "mirrored into a tmpfs");
-        mount::mount_move(s, dir)?;
-        self.ours.insert(dir.to_owned());
-        Ok(())
+        Ok(self.ours[inside].as_fd())
+    }
+
+    /// Write `bytes` at `inside` as a new file (mode 0755), in a mirror of
+    /// its directory, unless something is already there.
+    fn place_file(&mut self, inside: &Path, bytes: &[u8]) -> Placed {
+        let Some((parent, name)) = split(inside) else {
+            return Placed::Skipped(inside.into(), "not an absolute path".into());
+        };
+        let result = self.dir(parent).and_then(|dir| match open_beneath(dir.as_fd(), name) {
+            Ok(_) => Ok(false),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Ok(false),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                let ours = self.make_ours(parent, dir.as_fd(), &[])?;
+                write_new(ours, name, bytes).map(|()| true)
+            }
+            Err(e) => Err(e),
+        });
+        placed(inside, result)
     }
 }
 
-/// Write a new file, mode 0755, failing if anything is there.
-fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    use std::io::Write as _;
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o755)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)?;
-    f.write_all(bytes)
+fn placed(inside: &Path, result: io::Result<bool>) -> Placed {
+    match result {
+        Ok(true) => Placed::Stub(inside.into()),
+        Ok(false) => Placed::Kept(inside.into()),
+        Err(e) => Placed::Skipped(inside.into(), e.to_string()),
+    }
+}
+
+/// Mirror directory `inside` (open as `dir`): a tmpfs with its owner and
+/// mode, mounted over it, holding a clone of each entry's mount tree (never
+/// following a symbolic link: a link is copied as a link) but `except`.
+fn mirror(inside: &Path, dir: BorrowedFd<'_>, except: &[&OsStr]) -> io::Result<OwnedFd> {
+    let names = list(inside, dir)?;
+    let st = rustix::fs::fstat(dir)?;
+    let mode = CString::new(format!("{:o}", st.st_mode & 0o7777))?;
+    let (uid, gid) = (CString::new(st.st_uid.to_string())?, CString::new(st.st_gid.to_string())?);
+    let attrs = MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV;
+    // The owner may have no name in this user namespace: then the mirror is
+    // owned by us (it is read-only to the jail in the end either way).
+    let tmpfs = new_tmpfs(&[(c"mode", &mode), (c"uid", &uid), (c"gid", &gid)], attrs)
+        .or_else(|_| new_tmpfs(&[(c"mode", &mode)], attrs))?;
+    attach(tmpfs.as_fd(), dir)?;
+    for name in names.iter().filter(|n| !except.contains(&n.as_os_str())) {
+        mirror_entry(dir, tmpfs.as_fd(), name)?;
+    }
+    debug!(dir = %inside.display(), entries = names.len(), "mirrored into a tmpfs");
+    Ok(tmpfs)
+}
+
+/// Mirror entry `name` of `dir` into `tmpfs`. An entry that is gone or has
+/// changed its type meanwhile is left out, as if it had changed a moment
+/// later; nothing it has become is followed.
+fn mirror_entry(dir: BorrowedFd<'_>, tmpfs: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
+    let gone = |e: &io::Error| matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR | libc::EINVAL));
+    let st = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => st,
+        Err(rustix::io::Errno::NOENT) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    if FileType::from_raw_mode(st.st_mode) == FileType::Symlink {
+        return match rustix::fs::readlinkat(dir, name, Vec::new()) {
+            Ok(target) => Ok(rustix::fs::symlinkat(&*target, tmpfs, name)?),
+            Err(e) if gone(&e.into()) => Ok(()),
+            Err(e) => Err(e.into()),
+        };
+    }
+    let c_name = CString::new(name.as_bytes())?;
+    let tree = match clone_tree(dir, &c_name) {
+        Ok(t) => t,
+        Err(e) if gone(&e) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    // What was cloned decides the mount point's type, not the stat above.
+    let ty = FileType::from_raw_mode(rustix::fs::fstat(&tree)?.st_mode);
+    if ty == FileType::Symlink {
+        return Ok(());
+    }
+    create(tmpfs, name, ty == FileType::Directory, 0o755)?;
+    attach(tree.as_fd(), open_beneath(tmpfs, name)?.as_fd())
+}
+
+/// The names in directory `dir`, at most [`MAX_MIRROR_ENTRIES`].
+fn list(inside: &Path, dir: BorrowedFd<'_>) -> io::Result<Vec<OsString>> {
+    let fd = rustix::fs::openat(dir, c".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+    let mut names = Vec::new();
+    for entry in rustix::fs::Dir::read_from(&fd)? {
+        let name = entry?.file_name().to_bytes().to_vec();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        if names.len() == MAX_MIRROR_ENTRIES {
+            return Err(io::Error::other(format!(
+                "{}: more than {MAX_MIRROR_ENTRIES} entries to mirror (the limit of MAX_MIRROR_ENTRIES)",
+                inside.display()
+            )));
+        }
+        names.push(OsString::from_vec(name));
+    }
+    Ok(names)
+}
+
+/// `inside` as (its directory, its name): absolute, no `.` or `..`.
+fn split(inside: &Path) -> Option<(&Path, &OsStr)> {
+    if !inside.is_absolute() || inside.components().any(|c| matches!(c, Component::ParentDir | Component::CurDir)) {
+        return None;
+    }
+    Some((inside.parent()?, inside.file_name()?))
+}
+
+fn is_dir(fd: &OwnedFd) -> io::Result<bool> {
+    Ok(FileType::from_raw_mode(rustix::fs::fstat(fd)?.st_mode) == FileType::Directory)
+}
+
+/// A new directory or empty file `name` in `dir` (a tmpfs of ours).
+fn create(dir: BorrowedFd<'_>, name: &OsStr, is_dir: bool, mode: u32) -> io::Result<()> {
+    if is_dir {
+        rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(mode))?;
+    } else {
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        rustix::fs::openat(dir, name, flags, Mode::from_raw_mode(0o644))?;
+    }
+    Ok(())
+}
+
+/// Whether `fd` (`O_PATH`) is a regular file holding exactly `bytes`.
+fn same_bytes(fd: &OwnedFd, bytes: &[u8]) -> bool {
+    let Ok(st) = rustix::fs::fstat(fd) else { return false };
+    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile || st.st_size as usize != bytes.len() {
+        return false;
+    }
+    let Ok(file) = rustix::fs::openat(fd, c"", OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK, Mode::empty())
+    else {
+        return false;
+    };
+    let mut buf = vec![0; bytes.len() + 1];
+    let mut got = 0;
+    while got < buf.len() {
+        match rustix::io::read(&file, &mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(_) => return false,
+        }
+    }
+    &buf[..got] == bytes
+}
+
+/// Write a new file `name` in `dir`, mode 0755, failing if anything is there.
+fn write_new(dir: BorrowedFd<'_>, name: &OsStr, bytes: &[u8]) -> io::Result<()> {
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat(dir, name, flags, Mode::from_raw_mode(0o755))?;
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let n = rustix::io::retry_on_intr(|| rustix::io::write(&fd, rest))?;
+        rest = &rest[n..];
+    }
+    Ok(())
+}
+
+fn not_a_dir(path: &Path) -> io::Error {
+    io::Error::other(format!("{} is not a directory (or is a symbolic link)", path.display()))
+}
+
+fn with_path(path: &Path, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }

@@ -1,8 +1,10 @@
 //! The default that lets `ldchain run -- ./prog` run a program from outside
 //! `/usr` in the throwaway jail: its own directory, bound read-only at the
-//! same path — never `/` or the caller's home directory.
+//! same path — never `/` or the caller's home directory, and only the
+//! program itself when the directory is world-writable and sticky (`/tmp`).
 
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use ldchain::sandbox::view::View;
@@ -53,10 +55,19 @@ pub fn own_directory(args: &RunArgs, view: &mut View) -> Result<Option<OwnDirect
             dir.display()
         ));
     }
-    view.bind(&dir, &dir, true)
-        .map_err(|e| format!("cannot bind {} into the jail: {e}", dir.display()))?;
+    // A world-writable sticky directory (`/tmp`, `/dev/shm`, …) is shared:
+    // its other entries (sockets of agents and X servers, other users'
+    // files) stay out; only the program itself is bound.
+    let shared = std::fs::metadata(&dir).is_ok_and(|m| m.permissions().mode() & 0o1002 == 0o1002);
+    let what = if shared { &program } else { &dir };
+    view.bind(what, what, true)
+        .map_err(|e| format!("cannot bind {} into the jail: {e}", what.display()))?;
     let cwd = cwd.canonicalize().unwrap_or(cwd);
-    let inside = if cwd.starts_with(&dir) { cwd } else { PathBuf::from("/") };
+    let inside = if (shared && cwd == dir) || (!shared && cwd.starts_with(&dir)) {
+        cwd
+    } else {
+        PathBuf::from("/")
+    };
     Ok(Some(OwnDirectory {
         program: program.as_os_str().as_bytes().to_vec(),
         cwd: inside.as_os_str().as_bytes().to_vec(),

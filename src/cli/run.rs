@@ -43,10 +43,7 @@ impl Jail {
 fn jail(args: &RunArgs) -> Result<Jail, ExitCode> {
     match &args.root {
         Some(dir) => {
-            match ldchain::embed::install_all(dir) {
-                Ok(done) => done.iter().for_each(|d| info!("{d}")),
-                Err(e) => return Err(own(e)),
-            }
+            // Never written: what ldchain adds goes into the view.
             enter_private_namespace().map_err(|e| own(format!("cannot make a private view of the jail: {e}")))?;
             Ok(Jail::Given(dir.clone()))
         }
@@ -84,7 +81,8 @@ fn prepare(args: &RunArgs) -> Result<(Ready, Vec<Vec<u8>>), ExitCode> {
     let envp = args.common.envp().map_err(own)?;
     let jail = jail(args)?;
     let root = jail.root().to_owned();
-    let mut view = View::new(&root, matches!(jail, Jail::Throwaway(_)));
+    let mut view = View::new(&root, matches!(jail, Jail::Throwaway(_)))
+        .map_err(|e| own(format!("{}: cannot open jail directory: {e}", root.display())))?;
     apply_binds(args, &mut view).map_err(own)?;
     let own_dir = match jail {
         Jail::Throwaway(_) => binds::own_directory(args, &mut view).map_err(own)?,
@@ -94,8 +92,16 @@ fn prepare(args: &RunArgs) -> Result<(Ready, Vec<Vec<u8>>), ExitCode> {
         RunStrategy::Interp => {
             Some(stubs_and_socket(&mut view).map_err(|e| own(format!("cannot start the exec service: {e}")))?)
         }
-        _ => None,
+        RunStrategy::Chainloader => {
+            if matches!(jail, Jail::Given(_)) {
+                chainloaders(&mut view).map_err(own)?;
+            }
+            None
+        }
+        RunStrategy::Execveat => None,
     };
+    view.finish()
+        .map_err(|e| own(format!("cannot make the view's mirrors read-only: {e}")))?;
     let cwd = match (&args.chdir, &own_dir) {
         (Some(dir), _) => dir.as_bytes().to_vec(),
         (None, Some(d)) => d.cwd.clone(),
@@ -203,6 +209,20 @@ fn sandbox(args: &RunArgs, root: &Path, cwd: &[u8]) -> Result<Sandbox, String> {
         sandbox = sandbox.keep_fd(fd).map_err(|e| e.to_string())?;
     }
     Ok(sandbox)
+}
+
+/// Place this build's chainloaders at `/chainloader*` in a `--root` jail's
+/// view (the throwaway jail has them already).
+fn chainloaders(view: &mut View) -> Result<(), String> {
+    for placed in view.place_chainloaders() {
+        match placed {
+            Placed::Stub(p) => debug!(path = %p.display(), "chainloader placed in the view"),
+            Placed::Kept(p) => debug!(path = %p.display(), "the jail's own chainloader is current"),
+            Placed::Skipped(p, why) => return Err(format!("cannot place {} in the jail's view: {why}", p.display())),
+            Placed::NoChainloader(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// Place the stubs and bind the exec service's socket in the jail's view.

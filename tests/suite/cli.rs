@@ -382,7 +382,7 @@ fn run_with_root_glibc_musl_static_and_script_in_one_jail() {
         return;
     };
     let jail = Jail::new();
-    fs::remove_file(jail.path().join("chainloader")).unwrap(); // run installs it on demand
+    fs::remove_file(jail.path().join("chainloader")).unwrap(); // run places it in its view
     jail.add_glibc_program(&probe, "/bin/probe");
     jail.add(&mprobe, "/bin/mprobe");
     jail.add(&sprobe, "/bin/sprobe");
@@ -405,7 +405,16 @@ fn run_with_root_glibc_musl_static_and_script_in_one_jail() {
         go(&["--ldso", ldso], &["/bin/probe", "args", "g"]).ok().stdout,
         "argc=3\nargv[0]=/bin/probe\nargv[1]=args\nargv[2]=g\n"
     );
-    assert!(jail.path().join("chainloader").exists(), "installed on demand");
+    assert_eq!(
+        go(&["--strategy", "chainloader", "--ldso", ldso], &["/bin/probe", "args", "c"])
+            .ok()
+            .stdout,
+        "argc=3\nargv[0]=/bin/probe\nargv[1]=args\nargv[2]=c\n"
+    );
+    assert!(
+        !jail.path().join("chainloader").exists(),
+        "--root is never written: /chainloader lives in the view only"
+    );
     assert_eq!(
         go(&["--ldso-path", "/opt/musl"], &["/bin/mprobe", "args", "m"])
             .ok()
