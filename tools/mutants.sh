@@ -196,6 +196,27 @@ m standing-despite-cwd resolver/src/plan.rs \
     '            && !search.depends_on_cwd();' \
     '            ;' "$NEST"
 
+# --- The jail's view: built from descriptors --------------------------------
+VIEW='--test suite -- view::'
+m view-follows-symlinks sandbox/src/mount.rs \
+    '.union(ResolveFlags::NO_SYMLINKS)' \
+    '.union(ResolveFlags::empty())' "$VIEW"
+m mirror-follows-entry sandbox/src/mount.rs \
+    'OpenTreeFlags::AT_SYMLINK_NOFOLLOW' \
+    'OpenTreeFlags::empty()' "$VIEW"
+m ro-bind-top-only sandbox/src/view.rs \
+    'set_read_only(tree.as_fd(), true)?;' \
+    'set_read_only(tree.as_fd(), false)?;' "$VIEW"
+m mirrors-stay-writable sandbox/src/view.rs \
+    'set_read_only(mirror.as_fd(), false)?;' \
+    'let _ = mirror;' "$VIEW"
+m mirror-mode-default sandbox/src/view.rs \
+    'let mode = CString::new(format!("{:o}", st.st_mode & 0o7777))?;' \
+    'let mode = CString::new("755")?;' "$VIEW"
+m shared-dir-bound-whole src/cli/binds.rs \
+    'm.permissions().mode() & 0o1002 == 0o1002' \
+    'm.permissions().mode() & 0o1002 == 0o7777' "$VIEW"
+
 # ---------------------------------------------------------------------------
 
 apply() { # FILE FROM TO: exactly one occurrence, or fail

@@ -46,8 +46,7 @@ pub(crate) fn open_beneath(dir: BorrowedFd<'_>, name: impl AsRef<std::path::Path
 /// itself), every submount included. A symbolic link at `name` is cloned
 /// as itself, never followed.
 pub(crate) fn clone_tree(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<OwnedFd> {
-    let mut flags =
-        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_RECURSIVE;
+    let mut flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_RECURSIVE;
     flags |= if name.is_empty() {
         OpenTreeFlags::AT_EMPTY_PATH
     } else {

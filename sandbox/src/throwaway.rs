@@ -181,7 +181,10 @@ fn bind_read_only(from: &Path, to: &Path) -> Result<(), JailError> {
         set_read_only(tree.as_fd(), true),
     )?;
     let dest = step(|| format!("opening {}", to.display()), open(to))?;
-    step(|| format!("binding {}", from.display()), attach(tree.as_fd(), dest.as_fd()))
+    step(
+        || format!("binding {}", from.display()),
+        attach(tree.as_fd(), dest.as_fd()),
+    )
 }
 
 impl Drop for ThrowawayJail {

@@ -97,11 +97,7 @@ impl View {
     /// `root_is_ours`: `root` itself is a tmpfs ldchain made (the throwaway
     /// jail), so entries can be created in it directly.
     pub fn new(root: &Path, root_is_ours: bool) -> io::Result<View> {
-        let fd = rustix::fs::open(
-            root,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
+        let fd = rustix::fs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
         let mut ours = HashMap::new();
         if root_is_ours {
             ours.insert(PathBuf::from("/"), fd.try_clone()?);
@@ -286,7 +282,12 @@ impl View {
             let name = match comp {
                 Component::RootDir => continue,
                 Component::Normal(name) => name,
-                _ => return Err(io::Error::new(io::ErrorKind::InvalidInput, "`.` or `..` in a jail path")),
+                _ => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "`.` or `..` in a jail path",
+                    ))
+                }
             };
             let parent = path.clone();
             path.push(name);
@@ -360,7 +361,10 @@ fn mirror(inside: &Path, dir: BorrowedFd<'_>, except: &[&OsStr]) -> io::Result<O
     let names = list(inside, dir)?;
     let st = rustix::fs::fstat(dir)?;
     let mode = CString::new(format!("{:o}", st.st_mode & 0o7777))?;
-    let (uid, gid) = (CString::new(st.st_uid.to_string())?, CString::new(st.st_gid.to_string())?);
+    let (uid, gid) = (
+        CString::new(st.st_uid.to_string())?,
+        CString::new(st.st_gid.to_string())?,
+    );
     let attrs = MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV;
     // The owner may have no name in this user namespace: then the mirror is
     // owned by us (it is read-only to the jail in the end either way).
@@ -408,7 +412,12 @@ fn mirror_entry(dir: BorrowedFd<'_>, tmpfs: BorrowedFd<'_>, name: &OsStr) -> io:
 
 /// The names in directory `dir`, at most [`MAX_MIRROR_ENTRIES`].
 fn list(inside: &Path, dir: BorrowedFd<'_>) -> io::Result<Vec<OsString>> {
-    let fd = rustix::fs::openat(dir, c".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+    let fd = rustix::fs::openat(
+        dir,
+        c".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
     let mut names = Vec::new();
     for entry in rustix::fs::Dir::read_from(&fd)? {
         let name = entry?.file_name().to_bytes().to_vec();
@@ -428,7 +437,11 @@ fn list(inside: &Path, dir: BorrowedFd<'_>) -> io::Result<Vec<OsString>> {
 
 /// `inside` as (its directory, its name): absolute, no `.` or `..`.
 fn split(inside: &Path) -> Option<(&Path, &OsStr)> {
-    if !inside.is_absolute() || inside.components().any(|c| matches!(c, Component::ParentDir | Component::CurDir)) {
+    if !inside.is_absolute()
+        || inside
+            .components()
+            .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
+    {
         return None;
     }
     Some((inside.parent()?, inside.file_name()?))
@@ -455,8 +468,12 @@ fn same_bytes(fd: &OwnedFd, bytes: &[u8]) -> bool {
     if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile || st.st_size as usize != bytes.len() {
         return false;
     }
-    let Ok(file) = rustix::fs::openat(fd, c"", OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK, Mode::empty())
-    else {
+    let Ok(file) = rustix::fs::openat(
+        fd,
+        c"",
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK,
+        Mode::empty(),
+    ) else {
         return false;
     };
     let mut buf = vec![0; bytes.len() + 1];

@@ -2,7 +2,9 @@
  * and reports "WHAT: ok ..." when it got out, "WHAT: failed (ERROR)" when
  * it did not. Built static, so it runs in any jail.
  * Usage: escape COMMAND [ARGS...]
- *   read PATH         read PATH directly
+ *   read PATH...      read each PATH directly
+ *   write PATH...     create (or append to) each PATH and write a line
+ *   stat PATH...      print each PATH's mode (octal), uid and gid (lstat)
  *   chroot PATH       mkdir x; chroot x; chdir .. x256; chroot .; read PATH
  *   proc PATH         read /proc/1/root/PATH and /proc/PPID/root/PATH
  *   remount DIR       remount DIR read-write, then create DIR/escape-file
@@ -70,6 +72,19 @@ static int kill_pid(const char *pid) {
     return 0;
 }
 
+static void report_write(const char *path) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0 || write(fd, "written\n", 8) != 8) { printf("write %s: failed (%s)\n", path, strerror(errno)); return; }
+    close(fd);
+    printf("write %s: ok\n", path);
+}
+
+static void report_stat(const char *path) {
+    struct stat st;
+    if (lstat(path, &st)) { printf("stat %s: failed (%s)\n", path, strerror(errno)); return; }
+    printf("stat %s: mode=%o uid=%d gid=%d\n", path, (unsigned)(st.st_mode & 07777), (int)st.st_uid, (int)st.st_gid);
+}
+
 static void sti(const char *what, int fd) {
     char c = '#';
     if (fd < 0) { printf("%s: failed (%s)\n", what, strerror(errno)); return; }
@@ -99,7 +114,18 @@ int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
     if (argc < 2) return 64;
     const char *cmd = argv[1];
-    if (!strcmp(cmd, "read") && argc == 3) { report_read("read", AT_FDCWD, argv[2]); return 0; }
+    if (!strcmp(cmd, "read") && argc >= 3) {
+        for (int i = 2; i < argc; i++) report_read("read", AT_FDCWD, argv[i]);
+        return 0;
+    }
+    if (!strcmp(cmd, "stat") && argc >= 3) {
+        for (int i = 2; i < argc; i++) report_stat(argv[i]);
+        return 0;
+    }
+    if (!strcmp(cmd, "write") && argc >= 3) {
+        for (int i = 2; i < argc; i++) report_write(argv[i]);
+        return 0;
+    }
     if (!strcmp(cmd, "chroot") && argc == 3) return chroot_escape(argv[2]);
     if (!strcmp(cmd, "proc") && argc == 3) {
         char p[4096];

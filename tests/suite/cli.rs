@@ -406,9 +406,12 @@ fn run_with_root_glibc_musl_static_and_script_in_one_jail() {
         "argc=3\nargv[0]=/bin/probe\nargv[1]=args\nargv[2]=g\n"
     );
     assert_eq!(
-        go(&["--strategy", "chainloader", "--ldso", ldso], &["/bin/probe", "args", "c"])
-            .ok()
-            .stdout,
+        go(
+            &["--strategy", "chainloader", "--ldso", ldso],
+            &["/bin/probe", "args", "c"]
+        )
+        .ok()
+        .stdout,
         "argc=3\nargv[0]=/bin/probe\nargv[1]=args\nargv[2]=c\n"
     );
     assert!(

@@ -19,3 +19,4 @@ mod ports;
 mod resolver;
 mod sandbox;
 mod signals;
+mod view;

@@ -15,23 +15,23 @@ use std::process::{Command, Stdio};
 use crate::support::*;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Who {
+pub(crate) enum Who {
     Caller,
     Nobody,
 }
 
 /// Everything a test needs, readable by uid 65534: a copy of ldchain, the
 /// attacker, a `--root` jail holding it, and a secret host file outside.
-struct Setup {
-    dir: tempfile::TempDir,
-    escape: PathBuf,
-    jail: Jail,
-    secret: PathBuf,
+pub(crate) struct Setup {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) escape: PathBuf,
+    pub(crate) jail: Jail,
+    pub(crate) secret: PathBuf,
 }
 
-const SECRET: &str = "host-secret-6a1f";
+pub(crate) const SECRET: &str = "host-secret-6a1f";
 
-fn setup() -> Option<Setup> {
+pub(crate) fn setup() -> Option<Setup> {
     let escape = compile("escape-static", "gcc", &["-static"], "escape.c")?;
     let dir = tempfile::Builder::new().prefix("ldchain-sandbox-").tempdir().unwrap();
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
@@ -52,7 +52,7 @@ fn setup() -> Option<Setup> {
     })
 }
 
-fn everyone() -> Vec<Who> {
+pub(crate) fn everyone() -> Vec<Who> {
     let mut v = vec![Who::Caller];
     if nobody_can_run("the unprivileged variant") {
         v.push(Who::Nobody);
@@ -62,7 +62,7 @@ fn everyone() -> Vec<Who> {
 
 impl Setup {
     /// `ldchain` run by `who`, with stdin from /dev/null.
-    fn ldchain(&self, who: Who) -> Command {
+    pub(crate) fn ldchain(&self, who: Who) -> Command {
         let bin = self.dir.path().join("ldchain");
         let mut c = match who {
             Who::Caller => Command::new(bin),
@@ -77,7 +77,7 @@ impl Setup {
     }
 
     /// Make the `--root` jail uid 65534's, so that a nobody run can use it.
-    fn give_jail_to_nobody(&self) {
+    pub(crate) fn give_jail_to_nobody(&self) {
         let status = Command::new("chown")
             .args(["-R", "65534:65534"])
             .arg(self.jail.path())
@@ -125,7 +125,7 @@ impl Setup {
 }
 
 /// Nothing got out: no "WHAT: ok" line and no secret, and the attacker ran.
-fn contained(what: &str, r: &Run) {
+pub(crate) fn contained(what: &str, r: &Run) {
     assert_eq!(r.code, Some(0), "{what}: {r:#?}");
     assert!(
         !r.stdout.contains(": ok") && !r.stdout.contains(SECRET),
