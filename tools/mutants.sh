@@ -196,6 +196,27 @@ m standing-despite-cwd resolver/src/plan.rs \
     '            && !search.depends_on_cwd();' \
     '            ;' "$NEST"
 
+# --- The boundary: what the program keeps ------------------------------------
+BOUND='--test suite -- sandbox::'
+m capbnd-low-only sandbox/src/boundary.rs \
+    'for cap in 0..64 {' \
+    'for cap in 0..32 {' "$BOUND"
+m groups-kept sandbox/src/boundary.rs \
+    'rustix::thread::set_thread_groups(&[])?;' \
+    '' "$BOUND"
+m old-root-stays sandbox/src/boundary.rs \
+    'mount::unmount(c".", UnmountFlags::DETACH)?;' \
+    '' "$BOUND"
+m cwd-ignored sandbox/src/boundary.rs \
+    'rustix::process::chdir(self.cwd.as_c_str())' \
+    'rustix::process::chdir(c"/")' "$BOUND"
+m nnp-dropped sandbox/src/boundary.rs \
+    'rustix::thread::set_no_new_privs(true)' \
+    'rustix::thread::set_no_new_privs(false)' "$BOUND"
+m ids-ignored sandbox/src/boundary.rs \
+    'self.ids = (uid, gid);' \
+    'let _ = (uid, gid);' "$BOUND"
+
 # --- The jail's view: built from descriptors --------------------------------
 VIEW='--test suite -- view::'
 m view-follows-symlinks sandbox/src/mount.rs \

@@ -58,6 +58,7 @@ pub struct Sandbox {
     keep: Vec<RawFd>,
     unshare_net: bool,
     as_root: bool,
+    ids: (u32, u32),
 }
 
 fn cstring(bytes: &[u8]) -> io::Result<CString> {
@@ -78,6 +79,7 @@ impl Sandbox {
             keep: Vec::new(),
             unshare_net: false,
             as_root: host_root(),
+            ids: program_ids(),
         })
     }
 
@@ -94,6 +96,16 @@ impl Sandbox {
         }
         self.keep.push(fd);
         Ok(self)
+    }
+
+    /// The uid and gid the program runs as, when this process is root on
+    /// the host (default [`NOBODY`]); otherwise the ids are those the user
+    /// namespace maps the caller to, and this changes nothing.
+    pub fn ids(mut self, uid: u32, gid: u32) -> Self {
+        if self.as_root {
+            self.ids = (uid, gid);
+        }
+        self
     }
 
     /// Give the jail its own network namespace (only a loopback device, down).
@@ -181,7 +193,8 @@ impl Sandbox {
     }
 
     /// In the program's process: no capability left, no way to gain one,
-    /// and (as root) the unprivileged uid and gid [`NOBODY`].
+    /// and (as root) its uid and gid (default [`NOBODY`]), with no
+    /// supplementary group.
     fn drop_privileges(&self) -> rustix::io::Result<()> {
         for cap in 0..64 {
             // SAFETY: prctl with integer arguments; EINVAL past the last
@@ -194,13 +207,11 @@ impl Sandbox {
             }
         }
         if self.as_root {
-            let nobody = (
-                rustix::process::Gid::from_raw(NOBODY),
-                rustix::process::Uid::from_raw(NOBODY),
-            );
+            let gid = rustix::process::Gid::from_raw(self.ids.1);
+            let uid = rustix::process::Uid::from_raw(self.ids.0);
             rustix::thread::set_thread_groups(&[])?;
-            rustix::thread::set_thread_res_gid(nobody.0, nobody.0, nobody.0)?;
-            rustix::thread::set_thread_res_uid(nobody.1, nobody.1, nobody.1)?;
+            rustix::thread::set_thread_res_gid(gid, gid, gid)?;
+            rustix::thread::set_thread_res_uid(uid, uid, uid)?;
         }
         // SAFETY: prctl with integer arguments only.
         if unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) } != 0 {

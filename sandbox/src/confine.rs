@@ -56,10 +56,16 @@ pub(crate) struct IdMaps {
 impl IdMaps {
     /// Map root inside to the calling process's uid and gid.
     pub(crate) fn for_caller() -> IdMaps {
-        let (uid, gid) = (rustix::process::getuid(), rustix::process::getgid());
+        IdMaps::caller_as(0, 0)
+    }
+
+    /// Map `uid` and `gid` inside to the calling process's own (the only
+    /// ids an unprivileged process may map).
+    pub(crate) fn caller_as(uid: u32, gid: u32) -> IdMaps {
+        let (outer_uid, outer_gid) = (rustix::process::getuid(), rustix::process::getgid());
         IdMaps {
-            uid_map: format!("0 {} 1\n", uid.as_raw()).into_bytes(),
-            gid_map: format!("0 {} 1\n", gid.as_raw()).into_bytes(),
+            uid_map: format!("{uid} {} 1\n", outer_uid.as_raw()).into_bytes(),
+            gid_map: format!("{gid} {} 1\n", outer_gid.as_raw()).into_bytes(),
         }
     }
 

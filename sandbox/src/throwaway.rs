@@ -78,9 +78,9 @@ const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
 impl ThrowawayJail {
     /// Build it (see the module docs). The calling process must be
-    /// single-threaded.
-    pub fn create() -> Result<ThrowawayJail, JailError> {
-        enter_private_namespace()?;
+    /// single-threaded. `ids`: see [`enter_private_namespace`].
+    pub fn create(ids: Option<(u32, u32)>) -> Result<ThrowawayJail, JailError> {
+        enter_private_namespace(ids)?;
         let dir = step(
             || "creating the jail directory".into(),
             tempfile::Builder::new().prefix("ldchain-jail-").tempdir(),
@@ -206,10 +206,12 @@ pub fn ignore_interactive_signals() {
 }
 
 /// Move the calling process into a private mount namespace (inside a new
-/// user namespace, mapping it to root there, when it is not root), with `/`
-/// made private so that nothing mounted afterwards is seen outside. Returns
+/// user namespace when it is not root: its own uid and gid are mapped to
+/// `ids` there, by default to themselves, as bwrap does), with `/` made
+/// private so that nothing mounted afterwards is seen outside. The process
+/// keeps every capability in its user namespace until it execs. Returns
 /// whether the process was privileged. The process must be single-threaded.
-pub fn enter_private_namespace() -> Result<bool, JailError> {
+pub fn enter_private_namespace(ids: Option<(u32, u32)>) -> Result<bool, JailError> {
     let privileged = rustix::process::getuid().is_root();
     if privileged {
         // SAFETY: see the module docs (no CLONE_FILES).
@@ -217,7 +219,9 @@ pub fn enter_private_namespace() -> Result<bool, JailError> {
             rustix::thread::unshare_unsafe(UnshareFlags::NEWNS)
         })?;
     } else {
-        let maps = IdMaps::for_caller();
+        let own = (rustix::process::getuid().as_raw(), rustix::process::getgid().as_raw());
+        let (uid, gid) = ids.unwrap_or(own);
+        let maps = IdMaps::caller_as(uid, gid);
         // SAFETY: single-threaded caller, no CLONE_FILES (module docs).
         unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWUSER | UnshareFlags::NEWNS) }
             .map_err(|e| JailError::UserNamespace(e.into()))?;

@@ -216,6 +216,16 @@ struct RunArgs {
     /// Give the jail its own, empty network namespace (no network at all).
     #[arg(long)]
     unshare_net: bool,
+    /// The program's uid. Run by root: a host uid (default 65534, nobody;
+    /// never 0 unless asked). Run by another user: the uid the program and
+    /// its files show inside (default: the caller's own), still the caller
+    /// outside.
+    #[arg(long, value_name = "UID")]
+    uid: Option<u32>,
+    /// The program's gid, as --uid (default 65534 for root, else the
+    /// caller's own). No supplementary group is kept.
+    #[arg(long, value_name = "GID")]
+    gid: Option<u32>,
     #[command(flatten)]
     common: Common,
     /// The program (a bare name is looked up in PATH inside the jail) and its arguments.

@@ -44,10 +44,11 @@ fn jail(args: &RunArgs) -> Result<Jail, ExitCode> {
     match &args.root {
         Some(dir) => {
             // Never written: what ldchain adds goes into the view.
-            enter_private_namespace().map_err(|e| own(format!("cannot make a private view of the jail: {e}")))?;
+            enter_private_namespace(inner_ids(args))
+                .map_err(|e| own(format!("cannot make a private view of the jail: {e}")))?;
             Ok(Jail::Given(dir.clone()))
         }
-        None => match ThrowawayJail::create() {
+        None => match ThrowawayJail::create(inner_ids(args)) {
             Ok(j) => {
                 info!(root = %j.root().display(), "throwaway jail");
                 Ok(Jail::Throwaway(j))
@@ -55,6 +56,16 @@ fn jail(args: &RunArgs) -> Result<Jail, ExitCode> {
             Err(e) => Err(own(format!("cannot build the throwaway jail: {e}"))),
         },
     }
+}
+
+/// The ids an unprivileged caller is mapped to in its user namespace:
+/// --uid/--gid where given, else its own.
+fn inner_ids(args: &RunArgs) -> Option<(u32, u32)> {
+    if args.uid.is_none() && args.gid.is_none() {
+        return None;
+    }
+    let own = (rustix::process::getuid().as_raw(), rustix::process::getgid().as_raw());
+    Some((args.uid.unwrap_or(own.0), args.gid.unwrap_or(own.1)))
 }
 
 pub fn main(args: RunArgs) -> ExitCode {
@@ -135,11 +146,21 @@ fn apply_binds(args: &RunArgs, view: &mut View) -> Result<(), String> {
                 .bind(src, dest, *read_only)
                 .map_err(|e| format!("cannot bind {} at {}: {e}", src.display(), dest.display()))?,
             Mount::Tmpfs(dest) => view
-                .tmpfs(dest, program_ids())
+                .tmpfs(dest, owner(args))
                 .map_err(|e| format!("cannot mount a tmpfs at {}: {e}", dest.display()))?,
         }
     }
     Ok(())
+}
+
+/// Who owns a --tmpfs: the program.
+fn owner(args: &RunArgs) -> (u32, u32) {
+    let (uid, gid) = program_ids();
+    if ldchain::sandbox::boundary::host_root() {
+        (args.uid.unwrap_or(uid), args.gid.unwrap_or(gid))
+    } else {
+        (uid, gid)
+    }
 }
 
 /// Start the program in the jail and wait for it.
@@ -205,6 +226,8 @@ fn sandbox(args: &RunArgs, root: &Path, cwd: &[u8]) -> Result<Sandbox, String> {
     let mut sandbox = Sandbox::new(root, cwd)
         .map_err(|e| format!("{}: {e}", root.display()))?
         .unshare_net(args.unshare_net);
+    let (uid, gid) = program_ids();
+    sandbox = sandbox.ids(args.uid.unwrap_or(uid), args.gid.unwrap_or(gid));
     for &fd in &args.keep_fd {
         sandbox = sandbox.keep_fd(fd).map_err(|e| e.to_string())?;
     }

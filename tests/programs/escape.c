@@ -12,7 +12,10 @@
  *   fd N NAME         read NAME relative to descriptor N (openat)
  *   tty               print the session; push a byte into fd 0's and
  *                     /dev/tty's input with TIOCSTI
- *   id                print uid, euid, the capability sets and no_new_privs */
+ *   id                print uid, euid, gid, groups, the capability sets
+ *                     and no_new_privs
+ *   cat PATH          print PATH whole
+ *   cwd               print the working directory */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -82,7 +85,8 @@ static void report_write(const char *path) {
 static void report_stat(const char *path) {
     struct stat st;
     if (lstat(path, &st)) { printf("stat %s: failed (%s)\n", path, strerror(errno)); return; }
-    printf("stat %s: mode=%o uid=%d gid=%d\n", path, (unsigned)(st.st_mode & 07777), (int)st.st_uid, (int)st.st_gid);
+    printf("stat %s: mode=%o ino=%lu:%lu uid=%d gid=%d\n", path, (unsigned)(st.st_mode & 07777),
+           (unsigned long)st.st_dev, (unsigned long)st.st_ino, (int)st.st_uid, (int)st.st_gid);
 }
 
 static void sti(const char *what, int fd) {
@@ -105,6 +109,11 @@ static int id(void) {
     ssize_t n = fd < 0 ? 0 : read(fd, buf, sizeof buf - 1);
     buf[n > 0 ? n : 0] = 0;
     printf("uid=%d euid=%d nnp=%d\n", (int)getuid(), (int)geteuid(), prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0));
+    gid_t groups[256];
+    int ng = getgroups(256, groups);
+    printf("gid=%d egid=%d groups=", (int)getgid(), (int)getegid());
+    for (int i = 0; i < ng; i++) printf(i ? ",%d" : "%d", (int)groups[i]);
+    printf("\n");
     for (char *l = strtok(buf, "\n"); l; l = strtok(NULL, "\n"))
         if (!strncmp(l, "Cap", 3)) printf("%s\n", l);
     return 0;
@@ -140,6 +149,19 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "fd") && argc == 4) { report_read("fd", atoi(argv[2]), argv[3]); return 0; }
     if (!strcmp(cmd, "tty")) return tty();
     if (!strcmp(cmd, "id")) return id();
+    if (!strcmp(cmd, "cat") && argc == 3) {
+        int fd = open(argv[2], O_RDONLY | O_CLOEXEC);
+        if (fd < 0) { printf("cat: failed (%s)\n", strerror(errno)); return 0; }
+        char buf[4096];
+        ssize_t n;
+        while ((n = read(fd, buf, sizeof buf)) > 0) fwrite(buf, 1, (size_t)n, stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "cwd")) {
+        char buf[4096];
+        printf("cwd: %s\n", getcwd(buf, sizeof buf) ? buf : strerror(errno));
+        return 0;
+    }
     fprintf(stderr, "escape: unknown command\n");
     return 64;
 }

@@ -462,3 +462,73 @@ fn mounts_apply_in_command_line_order() {
     let r: Run = c.args(["/bin/sh", "-c", "ls -A /y | wc -l"]).output().unwrap().into();
     assert_eq!(r.stdout.trim(), "0", "the tmpfs given last hides the bind: {r:#?}");
 }
+
+/// What the program is left with, read from inside, in the throwaway jail
+/// and with `--root`, run by root (with supplementary groups 0, 4 and 27,
+/// which must not reach it) and by uid 65534: every capability set empty,
+/// `no_new_privs`, exactly the ids it was given and no other group, `/..`
+/// is `/`, no host mount in its mount table, its working directory where
+/// `--chdir` says.
+#[test]
+fn the_program_keeps_no_privilege_and_sees_only_the_jail() {
+    let Some(s) = setup() else { return };
+    let secret = s.secret.to_str().unwrap();
+    let zero = "0000000000000000";
+    for who in everyone() {
+        for ids in [None, Some((1234u32, 4321u32))] {
+            let mut extra = vec!["--chdir".to_owned(), "/tmp".to_owned()];
+            if let Some((u, g)) = ids {
+                extra.extend(["--uid".into(), u.to_string(), "--gid".into(), g.to_string()]);
+            }
+            let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+            for (what, mut c) in s.escape_commands(who, &extra, &["id"]) {
+                if who == Who::Caller {
+                    // Root with supplementary groups: run ldchain through
+                    // setpriv, which sets them.
+                    let mut with_groups = Command::new("setpriv");
+                    with_groups
+                        .arg("--groups=0,4,27")
+                        .arg(c.get_program())
+                        .args(c.get_args());
+                    with_groups.stdin(File::open(&s.escape).unwrap()).current_dir("/");
+                    c = with_groups;
+                }
+                let r: Run = output(&mut c).unwrap().into();
+                let (uid, gid) = ids.unwrap_or((65534, 65534));
+                let want = format!(
+                    "uid={uid} euid={uid} nnp=1\ngid={gid} egid={gid} groups=\nCapInh:\t{zero}\nCapPrm:\t{zero}\n\
+                     CapEff:\t{zero}\nCapBnd:\t{zero}\nCapAmb:\t{zero}\n"
+                );
+                // Unprivileged, the kernel shows the caller's primary gid as
+                // its one group when setgroups is denied; nothing else.
+                let r = r.ok();
+                let got = r.stdout.replace(&format!("groups={gid}\n"), "groups=\n");
+                assert_eq!(got, want, "{what} {ids:?}");
+            }
+        }
+        let checks: [(&[&str], &dyn Fn(&str) -> bool); 4] = [
+            (&["stat", "/", "/.."], &|out: &str| {
+                let lines: Vec<&str> = out.lines().map(|l| l.split_once(": ").unwrap().1).collect();
+                lines.len() == 2 && lines[0] == lines[1]
+            }),
+            (
+                &["read", &format!("/..{secret}"), &format!("/../..{secret}")],
+                &|out: &str| out.matches("read: failed").count() == 2,
+            ),
+            (&["cwd"], &|out: &str| out == "cwd: /tmp\n"),
+            (&["cat", "/proc/self/mountinfo"], &|out: &str| {
+                let points: Vec<&str> = out.lines().filter_map(|l| l.split(' ').nth(4)).collect();
+                !points.is_empty()
+                    && points[0] == "/"
+                    && points.iter().all(|p| !p.starts_with("/sys") && !p.starts_with("/boot"))
+                    && !out.contains(" / /.. ")
+            }),
+        ];
+        for (args, ok) in checks {
+            for (what, r) in s.escape(who, &["--chdir", "/tmp"], args) {
+                let r = r.ok();
+                assert!(ok(&r.stdout), "{what} {args:?}: {r:#?}");
+            }
+        }
+    }
+}
