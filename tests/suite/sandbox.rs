@@ -463,6 +463,9 @@ fn mounts_apply_in_command_line_order() {
     assert_eq!(r.stdout.trim(), "0", "the tmpfs given last hides the bind: {r:#?}");
 }
 
+/// A check of what a command printed.
+type Check = dyn Fn(&str) -> bool;
+
 /// What the program is left with, read from inside, in the throwaway jail
 /// and with `--root`, run by root (with supplementary groups 0, 4 and 27,
 /// which must not reach it) and by uid 65534: every capability set empty,
@@ -506,7 +509,7 @@ fn the_program_keeps_no_privilege_and_sees_only_the_jail() {
                 assert_eq!(got, want, "{what} {ids:?}");
             }
         }
-        let checks: [(&[&str], &dyn Fn(&str) -> bool); 4] = [
+        let checks: [(&[&str], &Check); 4] = [
             (&["stat", "/", "/.."], &|out: &str| {
                 let lines: Vec<&str> = out.lines().map(|l| l.split_once(": ").unwrap().1).collect();
                 lines.len() == 2 && lines[0] == lines[1]
