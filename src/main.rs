@@ -1,4 +1,5 @@
 //! `ldchain`: the jail setup tool. See `ldchain --help`.
+#![forbid(unsafe_code)]
 
 mod cli;
 

@@ -42,9 +42,12 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command};
 
+use ldchain_resolver::Prepared;
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use rustix::mount::{self, MountPropagationFlags, UnmountFlags};
 use rustix::thread::{CapabilitySet, CapabilitySets, UnshareFlags};
+
+use crate::signals;
 
 /// The unprivileged host uid and gid a program runs as when ldchain is root.
 pub const NOBODY: u32 = 65534;
@@ -53,12 +56,14 @@ pub const NOBODY: u32 = 65534;
 #[derive(Debug, Clone)]
 pub struct Sandbox {
     root: CString,
-    mount_proc: bool,
+    /// Where the init mounts a fresh `/proc`, relative to the jail's root.
+    proc_at: Option<CString>,
     cwd: CString,
     keep: Vec<RawFd>,
     unshare_net: bool,
     as_root: bool,
     ids: (u32, u32),
+    wait_all: bool,
 }
 
 fn cstring(bytes: &[u8]) -> io::Result<CString> {
@@ -74,12 +79,13 @@ impl Sandbox {
         let has_proc = root.join("proc").symlink_metadata().is_ok_and(|m| m.is_dir());
         Ok(Sandbox {
             root: cstring(root.as_os_str().as_bytes())?,
-            mount_proc: has_proc,
+            proc_at: has_proc.then(|| c"proc".to_owned()),
             cwd: cstring(cwd)?,
             keep: Vec::new(),
             unshare_net: false,
             as_root: host_root(),
             ids: program_ids(),
+            wait_all: false,
         })
     }
 
@@ -114,29 +120,68 @@ impl Sandbox {
         self
     }
 
-    /// Spawn `cmd` (its program is looked up inside the jail) in the jail.
-    /// The [`Child`] is the monitor; its exit status is the program's (see
-    /// the module docs).
-    pub fn spawn(&self, mut cmd: Command) -> io::Result<Child> {
-        self.install(&mut cmd);
-        cmd.spawn()
+    /// Mount the jail's fresh `/proc` at `dest` (a directory inside the
+    /// jail, which must exist there; resolved without following any
+    /// symbolic link) instead of `/proc`.
+    pub fn proc_at(mut self, dest: &[u8]) -> io::Result<Self> {
+        let rel = dest.strip_prefix(b"/").unwrap_or(dest);
+        self.proc_at = Some(cstring(if rel.is_empty() { b"." } else { rel })?);
+        Ok(self)
     }
 
-    /// Install the hook on `cmd`, before any other `pre_exec` hook that
-    /// should run in the program's process (hooks run in order).
-    pub fn install(&self, cmd: &mut Command) {
+    /// With `yes`, the jail lasts until its last process has exited, not
+    /// just its program (for batch jobs that leave workers behind).
+    pub fn wait_all(mut self, yes: bool) -> Self {
+        self.wait_all = yes;
+        self
+    }
+
+    /// Spawn `cmd` (its program is looked up inside the jail) in the jail.
+    /// The [`Child`] is the monitor; it ends as the program did: with its
+    /// exit code, or killed by the same signal (see the module docs).
+    pub fn spawn(&self, cmd: Command) -> io::Result<Child> {
+        self.spawn_then(cmd, None)
+    }
+
+    /// Spawn the exec `prepared` describes (a plan carried out in the
+    /// program's own process, after the sandbox's set-up), as
+    /// [`spawn`](Self::spawn).
+    pub fn spawn_prepared(&self, prepared: Prepared) -> io::Result<Child> {
+        self.spawn_then(Command::new("/"), Some(prepared))
+    }
+
+    fn spawn_then(&self, mut cmd: Command, prepared: Option<Prepared>) -> io::Result<Child> {
+        // The init reports the program's raw wait status to the monitor;
+        // both ends are closed in the program (close-on-exec).
+        let (read, write) =
+            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK)?;
         let hook = self.clone();
-        // SAFETY: the hook is async-signal-safe (module docs).
+        let status = (read.as_raw_fd(), write.as_raw_fd());
+        // SAFETY: the hook is async-signal-safe (module docs); the pipe's
+        // descriptors stay open until `spawn` has returned.
         unsafe {
-            cmd.pre_exec(move || hook.enter().map_err(io::Error::from));
+            cmd.pre_exec(move || hook.enter(status).map_err(io::Error::from));
         }
+        if let Some(prepared) = prepared {
+            // SAFETY: Prepared::exec only makes system calls
+            // (async-signal-safe); it runs after the hook above, in the
+            // program's process, and returns only on failure.
+            unsafe {
+                cmd.pre_exec(move || Err(prepared.exec()));
+            }
+        }
+        cmd.spawn()
     }
 
     /// Runs in the monitor, between fork and exec; returns (to exec the
     /// program) only in the program's process.
-    fn enter(&self) -> rustix::io::Result<()> {
+    fn enter(&self, status: (RawFd, RawFd)) -> rustix::io::Result<()> {
         // The jail ends with ldchain (the thread that spawned us).
         rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+        // A terminal's signals reach ldchain alone, which passes them on
+        // (crate::signals); they wait until each process can pass them on.
+        rustix::process::setpgid(None, None)?;
+        signals::block();
         let mut flags = UnshareFlags::NEWNS | UnshareFlags::NEWPID;
         if self.unshare_net {
             flags |= UnshareFlags::NEWNET;
@@ -145,15 +190,19 @@ impl Sandbox {
         unsafe { rustix::thread::unshare_unsafe(flags)? };
         let init = fork()?;
         if init != 0 {
-            pass_on(init, true);
+            monitor(init, status.0);
         }
         rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+        if self.unshare_net {
+            loopback_up()?;
+        }
         self.enter_root()?;
         rustix::process::setsid()?;
         let program = fork()?;
         if program != 0 {
-            pass_on(program, false);
+            reap(program, status.1, self.wait_all);
         }
+        signals::unblock();
         self.drop_privileges()?;
         // Every descriptor but 0, 1, 2 is closed at exec (Command's own
         // error pipe included, so it still reports a failed exec).
@@ -171,7 +220,7 @@ impl Sandbox {
         // pivot_root needs the new root to be a mount point.
         mount::mount_bind_recursive(self.root.as_c_str(), self.root.as_c_str())?;
         rustix::process::chdir(self.root.as_c_str())?;
-        if self.mount_proc {
+        if let Some(dest) = &self.proc_at {
             // Onto the jail's `proc` as a descriptor: a symbolic link put
             // there meanwhile is refused, never followed.
             let fs = mount::fsopen(c"proc", mount::FsOpenFlags::FSOPEN_CLOEXEC)?;
@@ -182,7 +231,7 @@ impl Sandbox {
             let proc = mount::fsmount(&fs, mount::FsMountFlags::FSMOUNT_CLOEXEC, attrs)?;
             let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
             let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-            let target = rustix::fs::openat2(rustix::fs::CWD, c"proc", flags, Mode::empty(), resolve)?;
+            let target = rustix::fs::openat2(rustix::fs::CWD, dest.as_c_str(), flags, Mode::empty(), resolve)?;
             let empty = mount::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | mount::MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH;
             mount::move_mount(&proc, c"", &target, c"", empty)?;
         }
@@ -282,30 +331,57 @@ fn close_range(first: u32, last: u32, flags: u32) -> rustix::io::Result<()> {
     Ok(())
 }
 
-/// In the monitor (`only_it`) or the init (which reaps every process of its
-/// PID namespace until none is left): close every descriptor, wait for
-/// `child`, and exit with its status, a signal N as 128+N.
-fn pass_on(child: libc::pid_t, only_it: bool) -> ! {
-    let _ = close_range(3, u32::MAX, 0);
+/// The monitor: pass signals on to the init; when the init is gone, end
+/// as the program did, as the init reported it on the status pipe (`read`,
+/// non-blocking), else as the init itself did.
+fn monitor(init: libc::pid_t, read: RawFd) -> ! {
+    let keep = read as u32;
+    let _ = close_range(3, keep - 1, 0);
+    let _ = close_range(keep + 1, u32::MAX, 0);
+    signals::forward_to(init);
+    let mut status = 0;
+    loop {
+        // SAFETY: waitpid writes only to `status`.
+        let pid = unsafe { libc::waitpid(init, &mut status, 0) };
+        if pid == init || (pid < 0 && errno() != libc::EINTR) {
+            break;
+        }
+    }
+    let mut word = [0u8; 4];
+    // SAFETY: read writes at most 4 bytes into `word`.
+    if unsafe { libc::read(read, word.as_mut_ptr().cast(), 4) } == 4 {
+        status = i32::from_ne_bytes(word);
+    }
+    end_as(status)
+}
+
+/// The init, PID 1 of the jail: pass signals on to the program, reap every
+/// process of the namespace, and when the program has ended, write its raw
+/// status to `write` (for the monitor) and exit — the kernel then kills
+/// whatever is left in the namespace — or, with `wait_all`, go on reaping
+/// until no process is left.
+fn reap(program: libc::pid_t, write: RawFd, wait_all: bool) -> ! {
+    let keep = write as u32;
+    let _ = close_range(3, keep - 1, 0);
+    let _ = close_range(keep + 1, u32::MAX, 0);
+    signals::forward_to(program);
     let mut code = 125;
     loop {
         let mut status = 0;
-        let target = if only_it { child } else { -1 };
         // SAFETY: waitpid writes only to `status`.
-        let pid = unsafe { libc::waitpid(target, &mut status, 0) };
+        let pid = unsafe { libc::waitpid(-1, &mut status, 0) };
         if pid < 0 {
             if errno() == libc::EINTR {
                 continue;
             }
             break;
         }
-        if pid == child {
-            code = if libc::WIFEXITED(status) {
-                libc::WEXITSTATUS(status)
-            } else {
-                128 + libc::WTERMSIG(status)
-            };
-            if only_it {
+        if pid == program {
+            code = exit_code(status);
+            let word = status.to_ne_bytes();
+            // SAFETY: write reads 4 bytes from `word`.
+            unsafe { libc::write(write, word.as_ptr().cast(), 4) };
+            if !wait_all {
                 break;
             }
         }
@@ -313,6 +389,54 @@ fn pass_on(child: libc::pid_t, only_it: bool) -> ! {
     // SAFETY: _exit ends this process without running anything of the
     // parent's copied state (no atexit handlers, no destructors).
     unsafe { libc::_exit(code) }
+}
+
+/// A wait status as an exit code: its own, or 128 + N for signal N.
+fn exit_code(status: i32) -> i32 {
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        128 + libc::WTERMSIG(status)
+    }
+}
+
+/// End as a process with wait status `status` did: by the same signal, or
+/// with the same exit code.
+fn end_as(status: i32) -> ! {
+    if libc::WIFSIGNALED(status) {
+        signals::die_by(libc::WTERMSIG(status));
+    }
+    // SAFETY: as in `reap`.
+    unsafe { libc::_exit(exit_code(status)) }
+}
+
+/// Bring the new network namespace's loopback device up (a new namespace
+/// starts with `lo` down), as `ip link set lo up` does.
+fn loopback_up() -> rustix::io::Result<()> {
+    // SAFETY: socket returns a new descriptor or -1; ifreq is zeroed then
+    // given a NUL-terminated name; the ioctls read and write only `req`;
+    // the descriptor is closed on every path.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(rustix::io::Errno::from_raw_os_error(errno()));
+        }
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (d, s) in req.ifr_name.iter_mut().zip(b"lo\0") {
+            *d = *s as libc::c_char;
+        }
+        let mut r = libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req);
+        if r == 0 {
+            req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+            r = libc::ioctl(fd, libc::SIOCSIFFLAGS, &req);
+        }
+        let err = errno();
+        libc::close(fd);
+        if r != 0 {
+            return Err(rustix::io::Errno::from_raw_os_error(err));
+        }
+    }
+    Ok(())
 }
 
 /// Keep `fd` open in a child process until this process has exited, so

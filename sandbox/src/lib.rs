@@ -19,5 +19,6 @@
 pub mod boundary;
 pub mod confine;
 mod mount;
+pub mod signals;
 pub mod throwaway;
 pub mod view;

@@ -73,8 +73,6 @@ const WITHHELD: &[&str] = &["lib64"];
 /// Top-level directories bound read-only when they are real directories
 /// (on systems without a merged `/usr`).
 const BIND_IF_DIR: &[&str] = &["bin", "sbin", "lib", "lib32", "libx32"];
-/// Device nodes bound into `/dev`.
-const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
 impl ThrowawayJail {
     /// Build it (see the module docs). The calling process must be
@@ -123,28 +121,11 @@ impl ThrowawayJail {
                 bind_read_only(&entry.path(), &r.join(&*name))?;
             }
         }
-        // A minimal /dev: the usual character devices, bound from the host.
-        let dev = r.join("dev");
-        step(|| "mkdir /dev".into(), fs::create_dir(&dev))?;
-        for d in DEVICES {
-            let (host, inside) = (Path::new("/dev").join(d), dev.join(d));
-            if !host.exists() {
-                continue;
-            }
-            step(|| format!("/dev/{d}"), fs::write(&inside, b""))?;
-            step(|| format!("binding /dev/{d}"), mount::mount_bind(&host, &inside))?;
-        }
-        for (link, target) in [
-            ("fd", "/proc/self/fd"),
-            ("stdin", "/proc/self/fd/0"),
-            ("stdout", "/proc/self/fd/1"),
-            ("stderr", "/proc/self/fd/2"),
-        ] {
-            step(
-                || format!("/dev/{link}"),
-                std::os::unix::fs::symlink(target, dev.join(link)),
-            )?;
-        }
+        // /dev, as bwrap's --dev makes it.
+        step(
+            || "making /dev".into(),
+            crate::view::View::new(r, true).and_then(|mut v| v.dev(Path::new("/dev"))),
+        )?;
         // /proc: a mount point; the jail's init mounts its own PID
         // namespace's there (crate::boundary).
         step(|| "mkdir /proc".into(), fs::create_dir(r.join("proc")))?;
@@ -191,17 +172,6 @@ impl Drop for ThrowawayJail {
     fn drop(&mut self) {
         let _ = mount::unmount(&self.root, UnmountFlags::DETACH);
         drop(self.dir.take());
-    }
-}
-
-/// Ignore SIGINT and SIGQUIT in this process (as `system(3)` does while it
-/// waits): a terminal's ^C goes to the child, whose status we then report.
-pub fn ignore_interactive_signals() {
-    // SAFETY: setting a signal disposition to SIG_IGN installs no handler
-    // code; the call has no memory-safety preconditions.
-    unsafe {
-        libc::signal(libc::SIGINT, libc::SIG_IGN);
-        libc::signal(libc::SIGQUIT, libc::SIG_IGN);
     }
 }
 

@@ -43,6 +43,9 @@ use crate::mount::{attach, clone_tree, new_tmpfs, open_beneath, set_read_only};
 /// one with more gets an error that names this limit, not a long stall.
 pub const MAX_MIRROR_ENTRIES: usize = 65_536;
 
+/// The host's device nodes a jail's `/dev` gets ([`View::dev`]).
+const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+
 /// The conventional `PT_INTERP` paths the stubs are placed at — glibc's and
 /// musl's for every machine in the chainloader's table — and the
 /// architecture of the programs that name them.
@@ -235,6 +238,66 @@ impl View {
             MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV,
         )?;
         attach(tmpfs.as_fd(), target.as_fd())
+    }
+
+    /// A `/dev` at `dest`, as bwrap's `--dev` makes it: a tmpfs with binds
+    /// of the host's `null`, `zero`, `full`, `random`, `urandom` and `tty`, a
+    /// private `devpts` instance at `pts` (with `ptmx` leading into it), a
+    /// tmpfs at `shm` (mode 1777), and the `fd`, `stdin`, `stdout`, `stderr`
+    /// links into `/proc/self/fd`.
+    pub fn dev(&mut self, dest: &Path) -> io::Result<()> {
+        let target = self.mount_point(dest, true)?;
+        let dev = new_tmpfs(
+            &[(c"mode", c"0755")],
+            MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NOEXEC,
+        )?;
+        let host = rustix::fs::open(
+            "/dev",
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        for name in DEVICES {
+            let Ok(node) = clone_tree(host.as_fd(), &CString::new(*name)?) else {
+                continue; // the host has none: neither does the jail
+            };
+            create(dev.as_fd(), OsStr::new(name), false, 0o666)?;
+            attach(node.as_fd(), open_beneath(dev.as_fd(), name)?.as_fd())?;
+        }
+        for (link, to) in [
+            ("fd", "/proc/self/fd"),
+            ("stdin", "/proc/self/fd/0"),
+            ("stdout", "/proc/self/fd/1"),
+            ("stderr", "/proc/self/fd/2"),
+            ("ptmx", "pts/ptmx"),
+        ] {
+            rustix::fs::symlinkat(to, &dev, link)?;
+        }
+        create(dev.as_fd(), OsStr::new("pts"), true, 0o755)?;
+        let fs = rustix::mount::fsopen(c"devpts", rustix::mount::FsOpenFlags::FSOPEN_CLOEXEC)?;
+        for (key, value) in [(c"ptmxmode", c"0666"), (c"mode", c"0620")] {
+            rustix::mount::fsconfig_set_string(&fs, key, value)?;
+        }
+        rustix::mount::fsconfig_set_flag(&fs, c"newinstance")?;
+        rustix::mount::fsconfig_create(&fs)?;
+        let pts = rustix::mount::fsmount(
+            &fs,
+            rustix::mount::FsMountFlags::FSMOUNT_CLOEXEC,
+            MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NOEXEC,
+        )?;
+        attach(pts.as_fd(), open_beneath(dev.as_fd(), "pts")?.as_fd())?;
+        create(dev.as_fd(), OsStr::new("shm"), true, 0o755)?;
+        let shm = new_tmpfs(
+            &[(c"mode", c"1777")],
+            MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV,
+        )?;
+        attach(shm.as_fd(), open_beneath(dev.as_fd(), "shm")?.as_fd())?;
+        attach(dev.as_fd(), target.as_fd())
+    }
+
+    /// Directory `inside` exists in the view (created in a mirror of its
+    /// parent when missing): a place to mount on later.
+    pub fn ensure_dir(&mut self, inside: &Path) -> io::Result<()> {
+        self.mount_point(inside, true).map(drop)
     }
 
     /// The view is complete: every mirror becomes read-only (its entries,

@@ -201,7 +201,16 @@ struct RunArgs {
     /// Mount a fresh, empty tmpfs at DEST in the jail, owned by the program (repeatable).
     #[arg(long, value_name = "DEST")]
     tmpfs: Vec<PathBuf>,
-    /// --bind, --ro-bind and --tmpfs in command-line order (a later one
+    /// Mount a /dev at DEST, as bwrap's --dev: null, zero, full, random,
+    /// urandom, tty, a private devpts with ptmx, a tmpfs at shm (the
+    /// throwaway jail has one at /dev already).
+    #[arg(long, value_name = "DEST")]
+    dev: Vec<PathBuf>,
+    /// Mount the jail's own /proc at DEST (default: /proc, when the jail
+    /// has that directory).
+    #[arg(long, value_name = "DEST")]
+    proc: Vec<PathBuf>,
+    /// --bind, --ro-bind, --tmpfs, --dev and --proc in command-line order (a later one
     /// mounts over an earlier one, as in bwrap).
     #[arg(skip)]
     mounts: Vec<Mount>,
@@ -216,6 +225,11 @@ struct RunArgs {
     /// Give the jail its own, empty network namespace (no network at all).
     #[arg(long)]
     unshare_net: bool,
+    /// Keep the jail until its last process has exited, not just the
+    /// program (whose status is still the one reported). By default the
+    /// jail ends with its program, as in bwrap: what is left is killed.
+    #[arg(long)]
+    wait_all: bool,
     /// The program's uid. Run by root: a host uid (default 65534, nobody;
     /// never 0 unless asked). Run by another user: the uid the program and
     /// its files show inside (default: the caller's own), still the caller
@@ -313,6 +327,10 @@ enum Mount {
     },
     /// `--tmpfs DEST`.
     Tmpfs(PathBuf),
+    /// `--dev DEST`.
+    Dev(PathBuf),
+    /// `--proc DEST`: a mount point here, mounted by the jail's init.
+    Proc(PathBuf),
 }
 
 /// `run`'s mounts in command-line order: clap keeps each option's values
@@ -328,6 +346,10 @@ fn mounts_in_order(args: &RunArgs, m: &ArgMatches) -> Vec<Mount> {
     }
     let at = m.indices_of("tmpfs").into_iter().flatten();
     ops.extend(at.zip(&args.tmpfs).map(|(i, d)| (i, Mount::Tmpfs(d.clone()))));
+    let at = m.indices_of("dev").into_iter().flatten();
+    ops.extend(at.zip(&args.dev).map(|(i, d)| (i, Mount::Dev(d.clone()))));
+    let at = m.indices_of("proc").into_iter().flatten();
+    ops.extend(at.zip(&args.proc).map(|(i, d)| (i, Mount::Proc(d.clone()))));
     ops.sort_by_key(|(i, _)| *i);
     ops.into_iter().map(|(_, op)| op).collect()
 }

@@ -7,12 +7,13 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, ExitStatus};
+use std::process::{Child, Command, ExitCode};
 use std::sync::Arc;
 
 use ldchain::resolver::{find_program, Namespace, Resolver};
 use ldchain::sandbox::boundary::{program_ids, release_after_exit, Sandbox};
-use ldchain::sandbox::throwaway::{enter_private_namespace, ignore_interactive_signals, ThrowawayJail};
+use ldchain::sandbox::signals::{die_by, forward_signals};
+use ldchain::sandbox::throwaway::{enter_private_namespace, ThrowawayJail};
 use ldchain::sandbox::view::{Placed, ServiceDir, View};
 use ldchain::service::{ExecService, LdsoSource, Limits, NamespaceSource};
 use tracing::{debug, info};
@@ -148,6 +149,12 @@ fn apply_binds(args: &RunArgs, view: &mut View) -> Result<(), String> {
             Mount::Tmpfs(dest) => view
                 .tmpfs(dest, owner(args))
                 .map_err(|e| format!("cannot mount a tmpfs at {}: {e}", dest.display()))?,
+            Mount::Dev(dest) => view
+                .dev(dest)
+                .map_err(|e| format!("cannot mount a /dev at {}: {e}", dest.display()))?,
+            Mount::Proc(dest) => view
+                .ensure_dir(dest)
+                .map_err(|e| format!("cannot make a mount point for /proc at {}: {e}", dest.display()))?,
         }
     }
     Ok(())
@@ -197,9 +204,8 @@ fn go(args: &RunArgs, ready: Ready, envp: &[Vec<u8>]) -> ExitCode {
             Ok(s) => s,
             Err(e) => return own(format!("cannot start the exec service: {e}")),
         };
-        let mut cmd = by_path(&ready.program, &argv, envp);
-        sandbox.install(&mut cmd);
-        finish(spawn(cmd, argv[0]))
+        let cmd = by_path(&ready.program, &argv, envp);
+        finish(spawned(sandbox.spawn(cmd), argv[0]))
     } else {
         let prepared = match plan.prepare(envp) {
             Ok(p) => p,
@@ -208,24 +214,20 @@ fn go(args: &RunArgs, ready: Ready, envp: &[Vec<u8>]) -> ExitCode {
                 return ExitCode::from(exec_failure_status(&e));
             }
         };
-        // pre_exec hooks run in the order they were added: the sandbox
-        // first, then the exec inside it.
-
-        let mut cmd = Command::new("/");
-        sandbox.install(&mut cmd);
-        // SAFETY: Prepared::exec only makes system calls (async-signal-safe).
-        // It runs after the sandbox's hook, in the program's process.
-        unsafe {
-            cmd.pre_exec(move || Err(prepared.exec()));
-        }
-        finish(spawn(cmd, argv[0]))
+        finish(spawned(sandbox.spawn_prepared(prepared), argv[0]))
     }
 }
 
 fn sandbox(args: &RunArgs, root: &Path, cwd: &[u8]) -> Result<Sandbox, String> {
     let mut sandbox = Sandbox::new(root, cwd)
         .map_err(|e| format!("{}: {e}", root.display()))?
-        .unshare_net(args.unshare_net);
+        .unshare_net(args.unshare_net)
+        .wait_all(args.wait_all);
+    if let Some(dest) = args.proc.last() {
+        sandbox = sandbox
+            .proc_at(dest.as_os_str().as_bytes())
+            .map_err(|e| e.to_string())?;
+    }
     let (uid, gid) = program_ids();
     sandbox = sandbox.ids(args.uid.unwrap_or(uid), args.gid.unwrap_or(gid));
     for &fd in &args.keep_fd {
@@ -276,8 +278,8 @@ fn by_path(program: &[u8], argv: &[&[u8]], envp: &[Vec<u8>]) -> Command {
     cmd
 }
 
-fn spawn(mut cmd: Command, argv0: &[u8]) -> Result<Child, ExitCode> {
-    cmd.spawn().map_err(|e| {
+fn spawned(child: std::io::Result<Child>, argv0: &[u8]) -> Result<Child, ExitCode> {
+    child.map_err(|e| {
         let errno = e.raw_os_error().unwrap_or(0);
         let (status, what) = match errno {
             libc::ENOENT => (EXIT_NOT_FOUND, "not found"),
@@ -297,25 +299,23 @@ fn spawn(mut cmd: Command, argv0: &[u8]) -> Result<Child, ExitCode> {
     })
 }
 
-/// Wait for the jail and pass its status on: the monitor exits with the
-/// program's status once the jail's init has reaped every process in it
-/// (they may still exec through the service until then).
+/// Wait for the jail and end as its program did: its exit code, or killed
+/// by the same signal. Until then SIGINT, SIGTERM, SIGHUP and SIGQUIT are
+/// passed on to the jail. The monitor ends when the program has (or, with
+/// --wait-all, when the jail's last process has); processes left in the
+/// jail are killed with it.
 fn finish(child: Result<Child, ExitCode>) -> ExitCode {
     let mut child = match child {
         Ok(c) => c,
         Err(code) => return code,
     };
-    ignore_interactive_signals();
+    forward_signals(child.id());
     match child.wait() {
-        Ok(status) => exit_code(status),
+        Ok(status) => match (status.code(), status.signal()) {
+            (Some(code), _) => ExitCode::from(code as u8),
+            (None, Some(sig)) => die_by(sig),
+            _ => own("unknown child status"),
+        },
         Err(e) => own(format!("wait: {e}")),
-    }
-}
-
-fn exit_code(status: ExitStatus) -> ExitCode {
-    match (status.code(), status.signal()) {
-        (Some(code), _) => ExitCode::from(code as u8),
-        (None, Some(sig)) => ExitCode::from(128 + sig as u8),
-        _ => own("unknown child status"),
     }
 }

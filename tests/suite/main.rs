@@ -14,6 +14,7 @@ mod cli;
 mod embed;
 mod gdb;
 mod hostile;
+mod life;
 mod nested;
 mod ports;
 mod resolver;

@@ -452,9 +452,19 @@ fn the_service_sees_the_namespace_change_between_execs() {
 
 #[test]
 fn the_service_outlives_the_first_program_and_serves_parallel_make_and_closed_descriptors() {
-    // A background job execs after the shell has exited: ldchain is the
-    // jail's subreaper and keeps serving until the job is done.
-    let r = sh("(sleep 0.3; /bin/echo late) & echo early").ok();
+    // A background job execs after the shell has exited: with --wait-all
+    // the jail lasts, and the service keeps serving, until the job is done.
+    let r = run(ldchain().args([
+        "run",
+        "--wait-all",
+        "--env",
+        "PATH=/usr/local/bin:/usr/bin:/bin",
+        "--",
+        "/bin/sh",
+        "-c",
+        "(sleep 0.3; /bin/echo late) & echo early",
+    ]))
+    .ok();
     assert_eq!(r.stdout, "early\nlate\n", "{r:#?}");
     // A program that closed its descriptors (stdin, stderr) still execs.
     let r = sh("exec 0<&- 2>&-; /bin/echo fds-closed").ok();

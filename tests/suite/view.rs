@@ -331,3 +331,31 @@ fn a_read_only_or_root_owned_root_is_used_as_it_is() {
     }
     assert_eq!(names(j), before, "the jail on disk changed");
 }
+
+/// A symbolic link on the way to a mount point is refused, wherever it
+/// leads (inside the jail too): the view never follows one.
+#[test]
+fn a_symbolic_link_on_the_way_to_a_mount_point_is_refused() {
+    let Some(s) = setup() else { return };
+    let src = source(&s, "src");
+    symlink("tmp", s.jail.host("/rel")).unwrap();
+    symlink("/tmp", s.jail.host("/abs")).unwrap();
+    for who in everyone() {
+        for dest in ["/rel/m", "/abs/m", "/rel", "/tmp/../rel/m"] {
+            let mut c = s.ldchain(who);
+            c.args(["run", "--root"])
+                .arg(s.jail.path())
+                .arg("--bind")
+                .arg(&src)
+                .arg(dest)
+                .args(["--", "/bin/escape", "read", "/tmp/m/marker"]);
+            let r: Run = output(&mut c).unwrap().into();
+            assert_eq!(r.code, Some(125), "{who:?} {dest}: {r:#?}");
+            assert!(
+                r.stderr.contains("not a usable mount point") || r.stderr.contains("symbolic link"),
+                "{who:?} {dest}: {r:#?}"
+            );
+            assert!(!s.jail.host("/tmp/m").exists(), "{who:?} {dest}");
+        }
+    }
+}

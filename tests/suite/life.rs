@@ -1,0 +1,206 @@
+//! A jail people can live in: it ends with its program (or with its last
+//! process, `--wait-all`), signals sent to ldchain reach the program and
+//! ldchain ends as the program did, a terminal's ^C stops a shell loop at
+//! once, and `/dev`, ptys, `/dev/shm` and the loopback device are there.
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+fn ldchain() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ldchain"));
+    c.stdin(Stdio::null()).env_remove("RUST_LOG");
+    c
+}
+
+/// Host pids whose command line contains `marker`.
+fn pids_with(marker: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
+        })
+        .collect()
+}
+
+#[test]
+fn the_jail_ends_with_its_program_unless_asked_to_wait_for_all() {
+    // A daemon left behind does not hold ldchain, and does not live on.
+    let marker = "4242.125";
+    let mut c = ldchain();
+    c.args(["run", "--", "/bin/sh", "-c"])
+        .arg(format!("sleep {marker} & echo started; exit 3"));
+    let out = output_within(&mut c, Duration::from_secs(20))
+        .unwrap()
+        .expect("ldchain waited for the daemon");
+    let r = Run::from(out);
+    assert_eq!((r.code, r.stdout.as_str()), (Some(3), "started\n"), "{r:#?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !pids_with(marker).is_empty() {
+        assert!(Instant::now() < deadline, "the daemon outlived the jail");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // With --wait-all, what is left finishes its work first; the status is
+    // still the program's.
+    for (wait_all, want) in [(true, "late\n"), (false, "")] {
+        let mut c = ldchain();
+        c.arg("run");
+        if wait_all {
+            c.arg("--wait-all");
+        }
+        c.args(["--", "/bin/sh", "-c", "(sleep 0.3; echo late) & exit 4"]);
+        let r = Run::from(
+            output_within(&mut c, Duration::from_secs(20))
+                .unwrap()
+                .expect("bounded"),
+        );
+        assert_eq!(
+            (r.code, r.stdout.as_str()),
+            (Some(4), want),
+            "--wait-all {wait_all}: {r:#?}"
+        );
+    }
+}
+
+/// `ldchain run -- sh -c 'trap …; echo ready; wait'`: a signal sent to
+/// ldchain's pid reaches the program; ldchain then exits as it did.
+#[test]
+fn signals_sent_to_ldchain_reach_the_program_and_ldchain_ends_as_it_did() {
+    for (sig, name) in [(2, "INT"), (15, "TERM"), (1, "HUP"), (3, "QUIT")] {
+        for trapped in [true, false] {
+            let trap = if trapped {
+                format!("trap 'echo got-{name}; exit 7' {name}; ")
+            } else {
+                String::new()
+            };
+            let mut c = ldchain();
+            c.args(["run", "--", "/bin/sh", "-c"])
+                .arg(format!("{trap}echo ready; sleep 30 & wait"))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            let mut child = c.spawn().unwrap();
+            let mut stdout = child.stdout.take().unwrap();
+            let mut buf = [0u8; 6];
+            stdout.read_exact(&mut buf).unwrap();
+            assert_eq!(&buf, b"ready\n");
+            rustix::process::kill_process(
+                rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
+                rustix::process::Signal::from_named_raw(sig).unwrap(),
+            )
+            .unwrap();
+            let status = wait_within(&mut child, Duration::from_secs(20));
+            let mut rest = String::new();
+            stdout.read_to_string(&mut rest).unwrap();
+            use std::os::unix::process::ExitStatusExt;
+            if trapped {
+                assert_eq!(
+                    (status.code(), rest.as_str()),
+                    (Some(7), format!("got-{name}\n").as_str()),
+                    "{name}"
+                );
+            } else {
+                assert_eq!(
+                    (status.code(), status.signal()),
+                    (None, Some(sig)),
+                    "{name}: {status:?}"
+                );
+            }
+        }
+    }
+}
+
+fn wait_within(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// On a real pseudo-terminal (Python's `pty`), one ^C ends a bash loop of
+/// three `ldchain run`: ldchain dies by SIGINT, so bash stops too.
+#[test]
+fn one_ctrl_c_on_a_terminal_stops_a_shell_loop() {
+    if !require("python3", "drives a pseudo-terminal") || !require("bash", "the shell whose loop ^C must stop") {
+        return;
+    }
+    let script = r#"
+import os, pty, sys, time, select
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp("bash", ["bash", "-c", 'for i in 1 2 3; do "$0" run -- /bin/sh -c "echo started; exec sleep 100"; done; echo after', sys.argv[1]])
+out = b""
+deadline = time.time() + 15
+def read_until(pred):
+    global out
+    while not pred() and time.time() < deadline:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if r:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            out += chunk
+read_until(lambda: b"started" in out)
+os.write(fd, b"\x03")
+read_until(lambda: False)  # until the terminal closes: bash and all its children gone
+if time.time() >= deadline:
+    os.kill(pid, 9)
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace").replace("\r", ""))
+sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
+sys.stdout.write("\nbash-signal=%d\n" % sig)
+"#;
+    let mut c = Command::new("python3");
+    c.args(["-c", script, env!("CARGO_BIN_EXE_ldchain")]);
+    let r = Run::from(
+        output_within(&mut c, Duration::from_secs(60))
+            .unwrap()
+            .expect("bounded"),
+    );
+    assert_eq!(r.stdout.matches("started").count(), 1, "{r:#?}");
+    assert!(!r.stdout.contains("after"), "{r:#?}");
+    assert!(
+        r.stdout.ends_with("\nbash-signal=2\n"),
+        "bash did not stop by ^C: {r:#?}"
+    );
+}
+
+/// The throwaway jail's `/dev` is bwrap's: ptys from a private devpts,
+/// POSIX semaphores in `/dev/shm`; `--unshare-net` brings `lo` up.
+#[test]
+fn dev_ptys_shm_and_loopback_work() {
+    if !require("python3", "opens a pty and a multiprocessing lock inside the jail") {
+        return;
+    }
+    let code = "import multiprocessing as m, pty, os, socket\n\
+                m.Lock(); a, b = pty.openpty(); print(os.ttyname(b))\n\
+                s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(1)\n\
+                c = socket.create_connection(s.getsockname()); print('loopback ok')";
+    let mut c = ldchain();
+    c.args(["run", "--unshare-net", "--", "python3", "-c", code]);
+    let r = Run::from(output(&mut c).unwrap()).ok();
+    assert_eq!(r.stdout, "/dev/pts/0\nloopback ok\n");
+    if nobody_can_run("the unprivileged variant") {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_ldchain"))
+            .args(["run", "--unshare-net", "--", "python3", "-c", code])
+            .current_dir("/")
+            .stdin(Stdio::null());
+        let r = Run::from(output(&mut c).unwrap()).ok();
+        assert_eq!(r.stdout, "/dev/pts/0\nloopback ok\n");
+    }
+    let _ = std::io::stdout().flush();
+}
