@@ -217,6 +217,27 @@ m ids-ignored sandbox/src/boundary.rs \
     'self.ids = (uid, gid);' \
     'let _ = (uid, gid);' "$BOUND"
 
+# --- A jail to live in: lifetime, signals, /dev, bwrap's options -------------
+LIFE='--test suite -- life:: bwrap::'
+m jail-outlives-program sandbox/src/boundary.rs \
+    'if !wait_all {' \
+    'if false {' "$LIFE"
+m signals-ignored sandbox/src/signals.rs \
+    'act.sa_sigaction = forward as extern "C" fn(libc::c_int) as usize;' \
+    'act.sa_sigaction = libc::SIG_IGN;' "$LIFE"
+m status-not-signal src/cli/run.rs \
+    '(None, Some(sig)) => die_by(sig),' \
+    '(None, Some(sig)) => ExitCode::from(128 + sig as u8),' "$LIFE"
+m lo-stays-down sandbox/src/boundary.rs \
+    'loopback_up()?;' \
+    'let _ = loopback_up;' "$LIFE"
+m ptmx-nowhere sandbox/src/view.rs \
+    '("ptmx", "pts/ptmx"),' \
+    '("ptmx", "/dev/null"),' "$LIFE"
+m seccomp-ignored sandbox/src/boundary.rs \
+    'load_seccomp(program)?;' \
+    'let _ = program;' "$LIFE"
+
 # --- The jail's view: built from descriptors --------------------------------
 VIEW='--test suite -- view::'
 m view-follows-symlinks sandbox/src/mount.rs \

@@ -64,6 +64,22 @@ pub struct Sandbox {
     as_root: bool,
     ids: (u32, u32),
     wait_all: bool,
+    unshare_ipc: bool,
+    /// `Some`: a UTS namespace of its own, with this host name (if not empty).
+    uts: Option<CString>,
+    /// BPF programs (`struct sock_filter` arrays) loaded just before exec.
+    seccomp: Vec<Vec<u8>>,
+    as_pid_1: bool,
+}
+
+/// A jail started by [`Sandbox::spawn`].
+#[derive(Debug)]
+pub struct Jailed {
+    /// The monitor: it ends as the program did (module docs).
+    pub child: Child,
+    /// The host pid of the jail's PID 1 (the init, or the program itself
+    /// with [`Sandbox::as_pid_1`]), when it was started.
+    pub init_pid: Option<u32>,
 }
 
 fn cstring(bytes: &[u8]) -> io::Result<CString> {
@@ -86,6 +102,10 @@ impl Sandbox {
             as_root: host_root(),
             ids: program_ids(),
             wait_all: false,
+            unshare_ipc: false,
+            uts: None,
+            seccomp: Vec::new(),
+            as_pid_1: false,
         })
     }
 
@@ -129,6 +149,43 @@ impl Sandbox {
         Ok(self)
     }
 
+    /// Give the jail its own IPC namespace (System V IPC, POSIX message
+    /// queues).
+    pub fn unshare_ipc(mut self, yes: bool) -> Self {
+        self.unshare_ipc = yes;
+        self
+    }
+
+    /// Give the jail its own UTS namespace, named `hostname` if not empty.
+    pub fn hostname(mut self, hostname: &[u8]) -> io::Result<Self> {
+        self.uts = Some(cstring(hostname)?);
+        Ok(self)
+    }
+
+    /// Load this seccomp filter (a BPF program as `seccomp(2)` takes it: an
+    /// array of 8-byte `struct sock_filter`) in the program's process, after
+    /// everything else, just before exec. Filters stack in the order given.
+    pub fn seccomp(mut self, program: Vec<u8>) -> io::Result<Self> {
+        if program.is_empty() || program.len() % 8 != 0 || program.len() / 8 > 4096 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "a seccomp program of {} bytes: not 1 to 4096 instructions of 8 bytes",
+                    program.len()
+                ),
+            ));
+        }
+        self.seccomp.push(program);
+        Ok(self)
+    }
+
+    /// No init: the program itself is PID 1 of the jail, and reaps (or
+    /// not) what it leaves behind.
+    pub fn as_pid_1(mut self, yes: bool) -> Self {
+        self.as_pid_1 = yes;
+        self
+    }
+
     /// With `yes`, the jail lasts until its last process has exited, not
     /// just its program (for batch jobs that leave workers behind).
     pub fn wait_all(mut self, yes: bool) -> Self {
@@ -139,24 +196,26 @@ impl Sandbox {
     /// Spawn `cmd` (its program is looked up inside the jail) in the jail.
     /// The [`Child`] is the monitor; it ends as the program did: with its
     /// exit code, or killed by the same signal (see the module docs).
-    pub fn spawn(&self, cmd: Command) -> io::Result<Child> {
+    pub fn spawn(&self, cmd: Command) -> io::Result<Jailed> {
         self.spawn_then(cmd, None)
     }
 
     /// Spawn the exec `prepared` describes (a plan carried out in the
     /// program's own process, after the sandbox's set-up), as
     /// [`spawn`](Self::spawn).
-    pub fn spawn_prepared(&self, prepared: Prepared) -> io::Result<Child> {
+    pub fn spawn_prepared(&self, prepared: Prepared) -> io::Result<Jailed> {
         self.spawn_then(Command::new("/"), Some(prepared))
     }
 
-    fn spawn_then(&self, mut cmd: Command, prepared: Option<Prepared>) -> io::Result<Child> {
-        // The init reports the program's raw wait status to the monitor;
-        // both ends are closed in the program (close-on-exec).
-        let (read, write) =
-            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK)?;
+    fn spawn_then(&self, mut cmd: Command, prepared: Option<Prepared>) -> io::Result<Jailed> {
+        use rustix::pipe::{pipe_with, PipeFlags};
+        // The init reports the program's raw wait status to the monitor,
+        // and the monitor the init's pid to us; every end is closed in the
+        // program (close-on-exec).
+        let (read, write) = pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)?;
+        let (info_read, info_write) = pipe_with(PipeFlags::CLOEXEC)?;
         let hook = self.clone();
-        let status = (read.as_raw_fd(), write.as_raw_fd());
+        let status = (read.as_raw_fd(), write.as_raw_fd(), info_write.as_raw_fd());
         // SAFETY: the hook is async-signal-safe (module docs); the pipe's
         // descriptors stay open until `spawn` has returned.
         unsafe {
@@ -170,12 +229,19 @@ impl Sandbox {
                 cmd.pre_exec(move || Err(prepared.exec()));
             }
         }
-        cmd.spawn()
+        let child = cmd.spawn()?;
+        drop((read, write, info_write));
+        let mut word = [0u8; 4];
+        let init_pid = match rustix::io::read(&info_read, &mut word) {
+            Ok(4) => Some(u32::from_ne_bytes(word)),
+            _ => None,
+        };
+        Ok(Jailed { child, init_pid })
     }
 
     /// Runs in the monitor, between fork and exec; returns (to exec the
     /// program) only in the program's process.
-    fn enter(&self, status: (RawFd, RawFd)) -> rustix::io::Result<()> {
+    fn enter(&self, status: (RawFd, RawFd, RawFd)) -> rustix::io::Result<()> {
         // The jail ends with ldchain (the thread that spawned us).
         rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
         // A terminal's signals reach ldchain alone, which passes them on
@@ -183,24 +249,41 @@ impl Sandbox {
         rustix::process::setpgid(None, None)?;
         signals::block();
         let mut flags = UnshareFlags::NEWNS | UnshareFlags::NEWPID;
-        if self.unshare_net {
-            flags |= UnshareFlags::NEWNET;
+        for (yes, flag) in [
+            (self.unshare_net, UnshareFlags::NEWNET),
+            (self.unshare_ipc, UnshareFlags::NEWIPC),
+            (self.uts.is_some(), UnshareFlags::NEWUTS),
+        ] {
+            if yes {
+                flags |= flag;
+            }
         }
         // SAFETY: no CLONE_FILES, the flag that makes rustix mark unshare unsafe.
         unsafe { rustix::thread::unshare_unsafe(flags)? };
         let init = fork()?;
         if init != 0 {
+            let word = (init as u32).to_ne_bytes();
+            // SAFETY: write reads 4 bytes from `word`.
+            unsafe { libc::write(status.2, word.as_ptr().cast(), 4) };
             monitor(init, status.0);
         }
         rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
         if self.unshare_net {
             loopback_up()?;
         }
+        if let Some(name) = self.uts.as_ref().filter(|n| !n.is_empty()) {
+            // SAFETY: sethostname reads `len` bytes of a live CString.
+            if unsafe { libc::sethostname(name.as_ptr(), name.as_bytes().len()) } != 0 {
+                return Err(rustix::io::Errno::from_raw_os_error(errno()));
+            }
+        }
         self.enter_root()?;
         rustix::process::setsid()?;
-        let program = fork()?;
-        if program != 0 {
-            reap(program, status.1, self.wait_all);
+        if !self.as_pid_1 {
+            let program = fork()?;
+            if program != 0 {
+                reap(program, status.1, self.wait_all);
+            }
         }
         signals::unblock();
         self.drop_privileges()?;
@@ -210,7 +293,11 @@ impl Sandbox {
         // SAFETY: each fd was checked open by `keep_fd`, and nothing in
         // this process has closed it since.
         ldchain_resolver::inherit_fds(self.keep.iter().map(|&fd| unsafe { BorrowedFd::borrow_raw(fd) }))?;
-        rustix::process::chdir(self.cwd.as_c_str())
+        rustix::process::chdir(self.cwd.as_c_str())?;
+        for program in &self.seccomp {
+            load_seccomp(program)?;
+        }
+        Ok(())
     }
 
     /// In the init: a private copy of the view, a fresh `/proc`, then
@@ -408,6 +495,27 @@ fn end_as(status: i32) -> ! {
     }
     // SAFETY: as in `reap`.
     unsafe { libc::_exit(exit_code(status)) }
+}
+
+/// Load one seccomp filter program (checked by [`Sandbox::seccomp`]).
+fn load_seccomp(program: &[u8]) -> rustix::io::Result<()> {
+    let prog = libc::sock_fprog {
+        len: (program.len() / 8) as u16,
+        filter: program.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: `prog` points at `len` 8-byte instructions of a live buffer,
+    // which the kernel copies; no_new_privs is already set.
+    let r = unsafe {
+        libc::prctl(
+            libc::PR_SET_SECCOMP,
+            libc::SECCOMP_MODE_FILTER as libc::c_ulong,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    if r != 0 {
+        return Err(rustix::io::Errno::from_raw_os_error(errno()));
+    }
+    Ok(())
 }
 
 /// Bring the new network namespace's loopback device up (a new namespace

@@ -18,6 +18,7 @@
 
 pub mod boundary;
 pub mod confine;
+pub mod fds;
 mod mount;
 pub mod signals;
 pub mod throwaway;

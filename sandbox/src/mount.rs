@@ -77,7 +77,13 @@ pub(crate) fn new_tmpfs(options: &[(&CStr, &CStr)], attrs: MountAttrFlags) -> io
 /// [`new_tmpfs`] return, attached or not) read-only: with `recursive`, every
 /// mount under it too.
 pub(crate) fn set_read_only(mount: BorrowedFd<'_>, recursive: bool) -> io::Result<()> {
-    set_attr(mount, recursive, u64::from(MountAttrFlags::MOUNT_ATTR_RDONLY.bits()))
+    set_attrs(mount, recursive, MountAttrFlags::MOUNT_ATTR_RDONLY)
+}
+
+/// Set the mount attributes `attrs` (read-only, nosuid, nodev, …) on the
+/// mount at `mount`, and with `recursive` on every mount under it.
+pub(crate) fn set_attrs(mount: BorrowedFd<'_>, recursive: bool, attrs: MountAttrFlags) -> io::Result<()> {
+    set_attr(mount, recursive, u64::from(attrs.bits()))
 }
 
 /// `struct mount_attr` (linux/mount.h).

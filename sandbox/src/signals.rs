@@ -21,11 +21,32 @@ const FORWARDED: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, 
 /// the monitor, the init) has its own copy.
 static TARGET: AtomicI32 = AtomicI32::new(0);
 
+/// A signal that came before there was anywhere to send it.
+static PENDING: AtomicI32 = AtomicI32::new(0);
+
 extern "C" fn forward(sig: libc::c_int) {
-    let pid = TARGET.load(Ordering::Relaxed);
+    let pid = TARGET.load(Ordering::SeqCst);
     if pid > 0 {
         // SAFETY: kill is async-signal-safe and touches no memory.
         unsafe { libc::kill(pid, sig) };
+    } else {
+        PENDING.store(sig, Ordering::SeqCst);
+    }
+}
+
+/// Catch the forwarded signals from now on; one that comes before
+/// [`forward_to`] names a target is kept and sent then.
+fn install() {
+    for &sig in &FORWARDED {
+        // SAFETY: a zeroed sigaction is valid; the handler is an extern "C"
+        // fn that lives as long as the process; the kernel only reads `act`.
+        unsafe {
+            let mut act: libc::sigaction = std::mem::zeroed();
+            act.sa_sigaction = forward as extern "C" fn(libc::c_int) as usize;
+            act.sa_flags = libc::SA_RESTART;
+            act.sa_mask = set_of(&FORWARDED);
+            libc::sigaction(sig, &act, std::ptr::null_mut());
+        }
     }
 }
 
@@ -47,10 +68,12 @@ fn mask(how: libc::c_int) {
     unsafe { libc::sigprocmask(how, &set, std::ptr::null_mut()) };
 }
 
-/// Hold the forwarded signals back (they stay pending) while a child that
-/// should receive them is being made.
+/// In a new process (a copy of its parent): hold the forwarded signals
+/// back (they stay pending) while a child that should receive them is
+/// being made, and forget what the parent kept for its own target.
 pub(crate) fn block() {
     mask(libc::SIG_BLOCK);
+    PENDING.store(0, Ordering::SeqCst);
 }
 
 /// Let the forwarded signals in again (a program's own process, before it
@@ -62,19 +85,21 @@ pub(crate) fn unblock() {
 /// From now on, pass every forwarded signal to `pid`, then let in those
 /// that were held back. Async-signal-safe.
 pub(crate) fn forward_to(pid: libc::pid_t) {
-    TARGET.store(pid, Ordering::Relaxed);
-    for &sig in &FORWARDED {
-        // SAFETY: a zeroed sigaction is valid; the handler is an extern "C"
-        // fn that lives as long as the process; the kernel only reads `act`.
-        unsafe {
-            let mut act: libc::sigaction = std::mem::zeroed();
-            act.sa_sigaction = forward as extern "C" fn(libc::c_int) as usize;
-            act.sa_flags = libc::SA_RESTART;
-            act.sa_mask = set_of(&FORWARDED);
-            libc::sigaction(sig, &act, std::ptr::null_mut());
-        }
-    }
+    install();
+    TARGET.store(pid, Ordering::SeqCst);
     unblock();
+    let early = PENDING.swap(0, Ordering::SeqCst);
+    if early != 0 {
+        // SAFETY: as in `forward`.
+        unsafe { libc::kill(pid, early) };
+    }
+}
+
+/// In ldchain, before starting the jail: catch `SIGINT`, `SIGTERM`,
+/// `SIGHUP` and `SIGQUIT`, keeping one that comes before the jail runs for
+/// [`forward_signals`].
+pub fn catch_signals() {
+    install();
 }
 
 /// In ldchain: pass `SIGINT`, `SIGTERM`, `SIGHUP` and `SIGQUIT` on to the

@@ -37,7 +37,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::mount::MountAttrFlags;
 use tracing::debug;
 
-use crate::mount::{attach, clone_tree, new_tmpfs, open_beneath, set_read_only};
+use crate::mount::{attach, clone_tree, new_tmpfs, open_beneath, set_attrs, set_read_only};
 
 /// The most entries a directory may have to be mirrored: a jail that fills
 /// one with more gets an error that names this limit, not a long stall.
@@ -133,7 +133,7 @@ impl View {
     /// only.
     pub fn place_chainloaders(&mut self) -> Vec<Placed> {
         let blobs = ldchain_embed::ALL;
-        let root = match self.dir(Path::new("/")) {
+        let root = match self.dir_fd(Path::new("/")) {
             Ok(fd) => fd,
             Err(e) => {
                 let why = e.to_string();
@@ -213,31 +213,188 @@ impl View {
 
     /// Bind host path `src` at `dest` inside the jail (created as a mount
     /// point if missing, in a mirror), with every mount under `src`; all of
-    /// them read-only if `read_only`. `src` is the caller's own path and is
-    /// resolved as such (symbolic links followed); `dest` is resolved in
-    /// the jail, refusing symbolic links.
+    /// them read-only if `read_only`, and none giving access to device
+    /// nodes (bwrap's `--bind`; see [`dev_bind`](Self::dev_bind)). `src` is
+    /// the caller's own path and is resolved as such (symbolic links
+    /// followed); `dest` is resolved in the jail, refusing symbolic links.
     pub fn bind(&mut self, src: &Path, dest: &Path, read_only: bool) -> io::Result<()> {
-        let from = rustix::fs::open(src, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| with_path(src, e.into()))?;
-        let is_dir = rustix::fs::fstat(&from)?.st_mode & libc::S_IFMT == libc::S_IFDIR;
-        let tree = clone_tree(from.as_fd(), c"")?;
+        let from = open_source(src)?;
+        self.bind_tree(from.as_fd(), dest, read_only, false)
+    }
+
+    /// As [`bind`](Self::bind), writable, with device nodes usable (bwrap's
+    /// `--dev-bind`).
+    pub fn dev_bind(&mut self, src: &Path, dest: &Path) -> io::Result<()> {
+        let from = open_source(src)?;
+        self.bind_tree(from.as_fd(), dest, false, true)
+    }
+
+    /// As [`bind`](Self::bind), from a directory or file the caller has
+    /// open (bwrap's `--bind-fd`, `--ro-bind-fd`): nothing is looked up.
+    pub fn bind_fd(&mut self, src: BorrowedFd<'_>, dest: &Path, read_only: bool) -> io::Result<()> {
+        // A descriptor opened before this process entered its private
+        // mount namespace names a mount of the old one, which cannot be
+        // cloned here: its path is opened again in this namespace, and
+        // must lead to the very same file.
+        let path = rustix::fs::readlink(crate::mount::fd_path(src), Vec::new())?;
+        let again = open_source(Path::new(OsStr::from_bytes(path.as_bytes())))?;
+        let (a, b) = (rustix::fs::fstat(src)?, rustix::fs::fstat(&again)?);
+        if (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino) {
+            return Err(io::Error::other(format!(
+                "the descriptor's file is no longer at {}",
+                String::from_utf8_lossy(path.as_bytes())
+            )));
+        }
+        self.bind_tree(again.as_fd(), dest, read_only, false)
+    }
+
+    fn bind_tree(&mut self, from: BorrowedFd<'_>, dest: &Path, read_only: bool, devices: bool) -> io::Result<()> {
+        let is_dir = FileType::from_raw_mode(rustix::fs::fstat(from)?.st_mode) == FileType::Directory;
+        let tree = clone_tree(from, c"")?;
+        let mut attrs = MountAttrFlags::empty();
         if read_only {
-            set_read_only(tree.as_fd(), true)?;
+            attrs |= MountAttrFlags::MOUNT_ATTR_RDONLY;
+        }
+        if !devices {
+            attrs |= MountAttrFlags::MOUNT_ATTR_NODEV;
+        }
+        if !attrs.is_empty() {
+            set_attrs(tree.as_fd(), true, attrs)?;
         }
         let target = self.mount_point(dest, is_dir)?;
         attach(tree.as_fd(), target.as_fd())
     }
 
     /// Mount a fresh tmpfs at `dest` inside the jail, owned by `owner`
-    /// (uid, gid as this process's user namespace names them), mode 0755.
-    pub fn tmpfs(&mut self, dest: &Path, owner: (u32, u32)) -> io::Result<()> {
+    /// (uid, gid as this process's user namespace names them), with `mode`
+    /// (bwrap: 0755) and at most `size` bytes (default: half of memory).
+    pub fn tmpfs(&mut self, dest: &Path, owner: (u32, u32), mode: u32, size: Option<u64>) -> io::Result<()> {
         let target = self.mount_point(dest, true)?;
         let (uid, gid) = (CString::new(owner.0.to_string())?, CString::new(owner.1.to_string())?);
+        let mode = CString::new(format!("{mode:o}"))?;
+        let size = size.map(|s| CString::new(s.to_string())).transpose()?;
+        let mut options = vec![(c"mode", mode.as_c_str()), (c"uid", &uid), (c"gid", &gid)];
+        if let Some(size) = &size {
+            options.push((c"size", size));
+        }
         let tmpfs = new_tmpfs(
-            &[(c"mode", c"0755"), (c"uid", &uid), (c"gid", &gid)],
+            &options,
             MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV,
         )?;
         attach(tmpfs.as_fd(), target.as_fd())
+    }
+
+    /// A POSIX message queue filesystem at `dest` (bwrap's `--mqueue`).
+    pub fn mqueue(&mut self, dest: &Path) -> io::Result<()> {
+        let target = self.mount_point(dest, true)?;
+        let fs = rustix::mount::fsopen(c"mqueue", rustix::mount::FsOpenFlags::FSOPEN_CLOEXEC)?;
+        rustix::mount::fsconfig_create(&fs)?;
+        let mq = rustix::mount::fsmount(
+            &fs,
+            rustix::mount::FsMountFlags::FSMOUNT_CLOEXEC,
+            MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV | MountAttrFlags::MOUNT_ATTR_NOEXEC,
+        )?;
+        attach(mq.as_fd(), target.as_fd())
+    }
+
+    /// A directory at `dest` (bwrap's `--dir`): made with `mode` in a mirror
+    /// when missing; an existing one is left as it is.
+    pub fn dir(&mut self, dest: &Path, mode: u32) -> io::Result<()> {
+        let (parent, name) = split(dest).ok_or_else(|| not_absolute(dest))?;
+        let parent_fd = self.dir_fd(parent)?;
+        match open_beneath(parent_fd.as_fd(), name) {
+            Ok(fd) if is_dir(&fd)? => Ok(()),
+            Ok(_) => Err(not_a_dir(dest)),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                let ours = self.make_ours(parent, parent_fd.as_fd(), &[])?;
+                create(ours, name, true, mode)?;
+                // The mode as given, not as the umask left it.
+                rustix::fs::chmodat(ours, name, Mode::from_raw_mode(mode), AtFlags::empty())?;
+                Ok(())
+            }
+            Err(e) => Err(with_path(dest, e)),
+        }
+    }
+
+    /// A symbolic link at `dest` pointing at `target` (bwrap's `--symlink`),
+    /// in a mirror of its directory. One already there with that target is
+    /// fine; anything else there is an error.
+    pub fn symlink(&mut self, target: &Path, dest: &Path) -> io::Result<()> {
+        let (parent, name) = split(dest).ok_or_else(|| not_absolute(dest))?;
+        let parent_fd = self.dir_fd(parent)?;
+        match rustix::fs::readlinkat(&parent_fd, name, Vec::new()) {
+            Ok(t) if t.as_bytes() == target.as_os_str().as_bytes() => return Ok(()),
+            Ok(_) => return Err(io::Error::from_raw_os_error(libc::EEXIST)),
+            Err(rustix::io::Errno::NOENT) => {}
+            Err(rustix::io::Errno::INVAL) => return Err(io::Error::from_raw_os_error(libc::EEXIST)),
+            Err(e) => return Err(e.into()),
+        }
+        let ours = self.make_ours(parent, parent_fd.as_fd(), &[])?;
+        Ok(rustix::fs::symlinkat(target, ours, name)?)
+    }
+
+    /// A new file at `dest` holding `bytes`, with `mode` (bwrap's `--file`),
+    /// in a mirror of its directory (so read-only once the view is
+    /// finished, unless the directory is a tmpfs of the jail's own).
+    pub fn file(&mut self, dest: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+        let (parent, name) = split(dest).ok_or_else(|| not_absolute(dest))?;
+        let parent_fd = self.dir_fd(parent)?;
+        let ours = self.make_ours(parent, parent_fd.as_fd(), &[])?;
+        write_new(ours, name, bytes)?;
+        Ok(rustix::fs::chmodat(
+            ours,
+            name,
+            Mode::from_raw_mode(mode),
+            AtFlags::empty(),
+        )?)
+    }
+
+    /// `bytes` as a file of its own, with `mode`, bound at `dest` (bwrap's
+    /// `--bind-data`, `--ro-bind-data`).
+    pub fn bind_data(&mut self, dest: &Path, bytes: &[u8], mode: u32, read_only: bool) -> io::Result<()> {
+        let tmpfs = new_tmpfs(
+            &[(c"mode", c"0755")],
+            MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV,
+        )?;
+        write_new(tmpfs.as_fd(), OsStr::new("data"), bytes)?;
+        rustix::fs::chmodat(&tmpfs, "data", Mode::from_raw_mode(mode), AtFlags::empty())?;
+        let file = clone_tree(tmpfs.as_fd(), c"data")?;
+        if read_only {
+            set_read_only(file.as_fd(), false)?;
+        }
+        let target = self.mount_point(dest, false)?;
+        attach(file.as_fd(), target.as_fd())
+    }
+
+    /// Make the mount at `dest` (a mount point) read-only, with every mount
+    /// under it (bwrap's `--remount-ro`, recursive here).
+    pub fn remount_ro(&mut self, dest: &Path) -> io::Result<()> {
+        let fd = self.dir_fd(dest)?;
+        set_read_only(fd.as_fd(), true).map_err(|e| match e.raw_os_error() {
+            Some(libc::EINVAL) => io::Error::other(format!("{}: not a mount point", dest.display())),
+            _ => e,
+        })
+    }
+
+    /// Change the mode of `path` (bwrap's `--chmod`), only where the view
+    /// made it (a tmpfs: a mirror, `--tmpfs`, `--dir`, the throwaway jail):
+    /// the jail's own files and a bind's are never written.
+    pub fn chmod(&mut self, path: &Path, mode: u32) -> io::Result<()> {
+        let (parent, name) = split(path).ok_or_else(|| not_absolute(path))?;
+        let parent_fd = self.dir_fd(parent)?;
+        let fd = open_beneath(parent_fd.as_fd(), name)?;
+        if rustix::fs::fstatfs(&fd)?.f_type != libc::TMPFS_MAGIC as _ {
+            return Err(io::Error::other(format!(
+                "{}: on the jail's or a bind's own files, which ldchain never writes",
+                path.display()
+            )));
+        }
+        Ok(rustix::fs::chmodat(
+            &parent_fd,
+            name,
+            Mode::from_raw_mode(mode),
+            AtFlags::empty(),
+        )?)
     }
 
     /// A `/dev` at `dest`, as bwrap's `--dev` makes it: a tmpfs with binds
@@ -320,7 +477,7 @@ impl View {
             )
         };
         let (parent, name) = split(inside).ok_or_else(|| bad("not an absolute path without `..`"))?;
-        let parent_fd = self.dir(parent)?;
+        let parent_fd = self.dir_fd(parent)?;
         match open_beneath(parent_fd.as_fd(), name) {
             Ok(fd) if is_dir(&fd)? == dir => Ok(fd),
             Ok(_) if dir => Err(bad("not a directory")),
@@ -338,7 +495,7 @@ impl View {
     /// Directory `inside`, opened `O_PATH`; missing components are created
     /// in mirrors. A component that is a symbolic link, or not a directory,
     /// is an error: following it could lead anywhere.
-    fn dir(&mut self, inside: &Path) -> io::Result<OwnedFd> {
+    fn dir_fd(&mut self, inside: &Path) -> io::Result<OwnedFd> {
         let mut cur = self.root.try_clone()?;
         let mut path = PathBuf::from("/");
         for comp in inside.components() {
@@ -396,15 +553,17 @@ impl View {
         let Some((parent, name)) = split(inside) else {
             return Placed::Skipped(inside.into(), "not an absolute path".into());
         };
-        let result = self.dir(parent).and_then(|dir| match open_beneath(dir.as_fd(), name) {
-            Ok(_) => Ok(false),
-            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Ok(false),
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                let ours = self.make_ours(parent, dir.as_fd(), &[])?;
-                write_new(ours, name, bytes).map(|()| true)
-            }
-            Err(e) => Err(e),
-        });
+        let result = self
+            .dir_fd(parent)
+            .and_then(|dir| match open_beneath(dir.as_fd(), name) {
+                Ok(_) => Ok(false),
+                Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Ok(false),
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                    let ours = self.make_ours(parent, dir.as_fd(), &[])?;
+                    write_new(ours, name, bytes).map(|()| true)
+                }
+                Err(e) => Err(e),
+            });
         placed(inside, result)
     }
 }
@@ -561,6 +720,18 @@ fn write_new(dir: BorrowedFd<'_>, name: &OsStr, bytes: &[u8]) -> io::Result<()> 
         rest = &rest[n..];
     }
     Ok(())
+}
+
+fn not_absolute(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("{}: not an absolute path without `.` or `..`", path.display()),
+    )
+}
+
+/// A bind's source, the caller's own path, opened `O_PATH`.
+fn open_source(src: &Path) -> io::Result<OwnedFd> {
+    rustix::fs::open(src, OFlags::PATH | OFlags::CLOEXEC, Mode::empty()).map_err(|e| with_path(src, e.into()))
 }
 
 fn not_a_dir(path: &Path) -> io::Error {

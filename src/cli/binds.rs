@@ -35,13 +35,7 @@ pub fn own_directory(args: &RunArgs, view: &mut View) -> Result<Option<OwnDirect
         return Ok(None); // not on the host: the jail decides (not found)
     };
     let dir = program.parent().unwrap_or(Path::new("/")).to_owned();
-    let bound = |d: &Path| {
-        args.bind
-            .chunks(2)
-            .chain(args.ro_bind.chunks(2))
-            .any(|p| d.starts_with(&p[1]))
-    };
-    if VISIBLE.iter().any(|v| dir.starts_with(v)) || bound(&dir) || !program.is_file() {
+    if VISIBLE.iter().any(|v| dir.starts_with(v)) || args.setup.binds_onto(&dir) || !program.is_file() {
         return Ok(None);
     }
     let home = std::env::var_os("HOME")

@@ -5,12 +5,13 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{ArgAction, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use ldchain::resolver::{Config, ExecError, Strategy};
 
 mod binds;
 mod resolve;
 mod run;
+mod setup;
 
 /// Exit status for ldchain's own failures (as coreutils `chroot` and `env`).
 pub const EXIT_LDCHAIN: u8 = 125;
@@ -24,15 +25,15 @@ Examples:
   ldchain run -- /bin/echo hello              run a host program in a throwaway jail without /lib64
   ldchain run -- /bin/sh -c 'ls / | head -3'  programs in the jail start other programs
   ldchain run --root /srv/jail -- /bin/sh -c 'echo hi'
-                                              run inside an existing jail (installs /chainloader)
+                                              run inside an existing jail (never written)
   ldchain run --ldso /usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 -- /bin/true
                                               always use this host ld.so (Plash's fixed-ld.so mode)
   ldchain resolve --json -- /bin/ls           show the exec plan for /bin/ls on /, as JSON
   ldchain install /srv/jail                   write /srv/jail/chainloader (idempotent)
   ldchain install --check /srv/jail           are its chainloaders this build's? (exit 1 if not)
 
-Exit status: the program's own; 128+N if it was killed by signal N; 125 if ldchain
-itself failed; 126 if the program cannot be executed; 127 if it was not found.
+Exit status: the program's own (killed by signal N: ldchain dies by signal N too); 125 if
+ldchain itself failed; 126 if the program cannot be executed; 127 if it was not found.
 Diagnostics: -v (info), -vv (debug), -vvv (trace), or RUST_LOG (e.g. RUST_LOG=ldchain=debug).";
 
 #[derive(Parser)]
@@ -98,7 +99,7 @@ enum Command {
     #[command(
         after_help = "Examples:\n  ldchain run -- /bin/echo hello\n  cd ~/proj && ldchain run -- ./a.out\n  ldchain run --ro-bind ~/data /data --bind ~/out /out --chdir /data -- /bin/sh\n  ldchain run --root /srv/jail --strategy execveat -- /bin/true"
     )]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 /// Options shared by `resolve` and `run`.
@@ -114,8 +115,14 @@ struct Common {
     #[arg(long = "env", short = 'e', value_name = "NAME=VALUE")]
     env: Vec<OsString>,
     /// Start from an empty environment instead of ldchain's own.
-    #[arg(long, short = 'i')]
+    #[arg(long, short = 'i', visible_alias = "clearenv")]
     ignore_environment: bool,
+    /// Set VAR to VALUE in the program's environment (repeatable; after --env).
+    #[arg(long, num_args = 2, value_names = ["VAR", "VALUE"], action = ArgAction::Append)]
+    setenv: Vec<OsString>,
+    /// Remove VAR from the program's environment (repeatable; last).
+    #[arg(long, value_name = "VAR")]
+    unsetenv: Vec<OsString>,
     /// Secure mode: ignore LDSO_PATH and LD_LIBRARY_PATH from the environment.
     #[arg(long)]
     secure: bool,
@@ -192,28 +199,8 @@ struct RunArgs {
     /// others, through the exec service), or one planned exec.
     #[arg(long, value_enum, default_value_t = RunStrategy::Interp)]
     strategy: RunStrategy,
-    /// Bind host path SRC at DEST in the jail, writable (repeatable).
-    #[arg(long, num_args = 2, value_names = ["SRC", "DEST"], action = ArgAction::Append)]
-    bind: Vec<PathBuf>,
-    /// Bind host path SRC at DEST in the jail, read-only (repeatable).
-    #[arg(long = "ro-bind", num_args = 2, value_names = ["SRC", "DEST"], action = ArgAction::Append)]
-    ro_bind: Vec<PathBuf>,
-    /// Mount a fresh, empty tmpfs at DEST in the jail, owned by the program (repeatable).
-    #[arg(long, value_name = "DEST")]
-    tmpfs: Vec<PathBuf>,
-    /// Mount a /dev at DEST, as bwrap's --dev: null, zero, full, random,
-    /// urandom, tty, a private devpts with ptmx, a tmpfs at shm (the
-    /// throwaway jail has one at /dev already).
-    #[arg(long, value_name = "DEST")]
-    dev: Vec<PathBuf>,
-    /// Mount the jail's own /proc at DEST (default: /proc, when the jail
-    /// has that directory).
-    #[arg(long, value_name = "DEST")]
-    proc: Vec<PathBuf>,
-    /// --bind, --ro-bind, --tmpfs, --dev and --proc in command-line order (a later one
-    /// mounts over an earlier one, as in bwrap).
-    #[arg(skip)]
-    mounts: Vec<Mount>,
+    #[command(flatten)]
+    setup: setup::SetupArgs,
     /// The program's working directory inside the jail (default: /, or the
     /// caller's own when it lies in the program's bound directory).
     #[arg(long, value_name = "DIR")]
@@ -222,9 +209,69 @@ struct RunArgs {
     /// 0, 1 and 2 is closed.
     #[arg(long = "keep-fd", value_name = "N")]
     keep_fd: Vec<i32>,
-    /// Give the jail its own, empty network namespace (no network at all).
+    /// Give the jail its own, empty network namespace (no network at all;
+    /// the loopback device is up).
     #[arg(long)]
     unshare_net: bool,
+    /// Give the jail its own IPC namespace (System V IPC, POSIX queues).
+    #[arg(long)]
+    unshare_ipc: bool,
+    /// Give the jail its own UTS namespace (host name).
+    #[arg(long)]
+    unshare_uts: bool,
+    /// Every namespace above (ldchain always has its own mount, PID and, when
+    /// not root, user namespace); --share-net keeps the network.
+    #[arg(long)]
+    unshare_all: bool,
+    /// With --unshare-all, keep the host's network.
+    #[arg(long, requires = "unshare_all")]
+    share_net: bool,
+    /// The jail's host name (requires --unshare-uts or --unshare-all).
+    #[arg(long, value_name = "NAME")]
+    hostname: Option<OsString>,
+    /// Load this seccomp filter (a compiled BPF program, as seccomp(2)
+    /// takes it) from descriptor FD, just before exec.
+    #[arg(long, value_name = "FD")]
+    seccomp: Option<i32>,
+    /// As --seccomp, repeatable: filters stack in order.
+    #[arg(long, value_name = "FD")]
+    add_seccomp_fd: Vec<i32>,
+    /// No init: the program is PID 1 of the jail.
+    #[arg(long)]
+    as_pid_1: bool,
+    /// Write {"child-pid": N} to descriptor FD once the jail runs.
+    #[arg(long, value_name = "FD")]
+    info_fd: Option<i32>,
+    /// Write {"child-pid": N} to FD once the jail runs, then
+    /// {"exit-code": N} when its program has ended.
+    #[arg(long, value_name = "FD")]
+    json_status_fd: Option<i32>,
+    /// Wait until descriptor FD has something to read (or is closed) before
+    /// starting the program.
+    #[arg(long, value_name = "FD")]
+    block_fd: Option<i32>,
+    /// Keep descriptor FD open (in ldchain, not the program) while the jail
+    /// runs.
+    #[arg(long, value_name = "FD")]
+    sync_fd: Option<i32>,
+    /// Accepted for bwrap compatibility; always so here (PID and mount
+    /// namespaces, a user namespace when not root).
+    #[arg(long, hide = true)]
+    unshare_pid: bool,
+    /// Accepted for bwrap compatibility; always so here.
+    #[arg(long, hide = true)]
+    unshare_user: bool,
+    /// Accepted for bwrap compatibility; always so here.
+    #[arg(long, hide = true)]
+    unshare_user_try: bool,
+    /// Accepted for bwrap compatibility; always so here (the program starts
+    /// a new session).
+    #[arg(long, hide = true)]
+    new_session: bool,
+    /// Accepted for bwrap compatibility; always so here (the jail dies with
+    /// ldchain).
+    #[arg(long, hide = true)]
+    die_with_parent: bool,
     /// Keep the jail until its last process has exited, not just the
     /// program (whose status is still the one reported). By default the
     /// jail ends with its program, as in bwrap: what is left is killed.
@@ -275,6 +322,21 @@ impl Common {
             env.retain(|x| !x.starts_with(name));
             env.push(e.to_vec());
         }
+        for pair in self.setenv.chunks(2) {
+            let mut e = pair[0].as_bytes().to_vec();
+            if e.is_empty() || e.contains(&b'=') {
+                return Err(format!("--setenv {}: not a variable name", pair[0].to_string_lossy()));
+            }
+            e.push(b'=');
+            env.retain(|x| !x.starts_with(&e));
+            e.extend_from_slice(pair[1].as_bytes());
+            env.push(e);
+        }
+        for name in &self.unsetenv {
+            let mut n = name.as_bytes().to_vec();
+            n.push(b'=');
+            env.retain(|x| !x.starts_with(&n));
+        }
         Ok(env)
     }
 }
@@ -316,42 +378,34 @@ fn init_tracing(verbose: u8) {
         .try_init();
 }
 
-/// One of `run`'s mounts, in the order given.
-#[derive(Debug, Clone)]
-enum Mount {
-    /// `--bind` (writable) or `--ro-bind`.
-    Bind {
-        src: PathBuf,
-        dest: PathBuf,
-        read_only: bool,
-    },
-    /// `--tmpfs DEST`.
-    Tmpfs(PathBuf),
-    /// `--dev DEST`.
-    Dev(PathBuf),
-    /// `--proc DEST`: a mount point here, mounted by the jail's init.
-    Proc(PathBuf),
-}
-
-/// `run`'s mounts in command-line order: clap keeps each option's values
-/// apart, its indices say how they interleave.
-fn mounts_in_order(args: &RunArgs, m: &ArgMatches) -> Vec<Mount> {
-    let mut ops: Vec<(usize, Mount)> = Vec::new();
-    for (id, values, read_only) in [("bind", &args.bind, false), ("ro_bind", &args.ro_bind, true)] {
-        let at: Vec<usize> = m.indices_of(id).map(Iterator::collect).unwrap_or_default();
-        for (pair, index) in values.chunks(2).zip(at.iter().step_by(2)) {
-            let (src, dest) = (pair[0].clone(), pair[1].clone());
-            ops.push((*index, Mount::Bind { src, dest, read_only }));
+/// bwrap's `--args FD`: NUL-separated arguments read from descriptor FD
+/// stand where `--args FD` stood (before any `--`; at most 1 MiB).
+fn expand_args_fd(argv: Vec<OsString>) -> Result<Vec<OsString>, String> {
+    let mut out = Vec::with_capacity(argv.len());
+    let mut it = argv.into_iter();
+    while let Some(a) = it.next() {
+        if a == "--" {
+            out.push(a);
+            out.extend(it);
+            break;
+        }
+        if a != "--args" {
+            out.push(a);
+            continue;
+        }
+        let n = it.next().ok_or("a descriptor number must follow")?;
+        let n: i32 = n
+            .to_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or("not a descriptor number")?;
+        let fd = ldchain::sandbox::fds::inherited(n).map_err(|e| e.to_string())?;
+        let bytes = ldchain::sandbox::fds::read_all(&fd, 1 << 20).map_err(|e| e.to_string())?;
+        let body = bytes.strip_suffix(b"\0").unwrap_or(&bytes);
+        if !body.is_empty() {
+            out.extend(body.split(|&c| c == 0).map(|a| OsString::from_vec(a.to_vec())));
         }
     }
-    let at = m.indices_of("tmpfs").into_iter().flatten();
-    ops.extend(at.zip(&args.tmpfs).map(|(i, d)| (i, Mount::Tmpfs(d.clone()))));
-    let at = m.indices_of("dev").into_iter().flatten();
-    ops.extend(at.zip(&args.dev).map(|(i, d)| (i, Mount::Dev(d.clone()))));
-    let at = m.indices_of("proc").into_iter().flatten();
-    ops.extend(at.zip(&args.proc).map(|(i, d)| (i, Mount::Proc(d.clone()))));
-    ops.sort_by_key(|(i, _)| *i);
-    ops.into_iter().map(|(_, op)| op).collect()
+    Ok(out)
 }
 
 /// `install --check`: one line per path, then 0 (up to date), 1 (refresh
@@ -406,10 +460,20 @@ fn long_version() -> &'static str {
 /// Parse the command line, run the subcommand, and return its exit status
 /// (see [`EXIT_LDCHAIN`] and the others).
 pub fn main() -> ExitCode {
-    let matches = Cli::command().long_version(long_version()).get_matches();
+    let argv = match expand_args_fd(std::env::args_os().collect()) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("ldchain: --args: {e}");
+            return ExitCode::from(EXIT_LDCHAIN);
+        }
+    };
+    let matches = Cli::command().long_version(long_version()).get_matches_from(argv);
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if let (Command::Run(args), Some(m)) = (&mut cli.command, matches.subcommand_matches("run")) {
-        args.mounts = mounts_in_order(args, m);
+        if let Err(e) = args.setup.order(m) {
+            eprintln!("ldchain: run: {e}");
+            return ExitCode::from(EXIT_LDCHAIN);
+        }
     }
     init_tracing(cli.verbose);
     match cli.command {
@@ -425,6 +489,6 @@ pub fn main() -> ExitCode {
             }
         },
         Command::Resolve(args) => resolve::main(args),
-        Command::Run(args) => run::main(args),
+        Command::Run(args) => run::main(*args),
     }
 }

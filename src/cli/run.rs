@@ -4,21 +4,23 @@
 //! `execveat`).
 
 use std::ffi::OsStr;
+use std::io::Write as _;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode};
+use std::process::{Command, ExitCode};
 use std::sync::Arc;
 
 use ldchain::resolver::{find_program, Namespace, Resolver};
-use ldchain::sandbox::boundary::{program_ids, release_after_exit, Sandbox};
-use ldchain::sandbox::signals::{die_by, forward_signals};
+use ldchain::sandbox::boundary::{program_ids, release_after_exit, Jailed, Sandbox};
+use ldchain::sandbox::fds;
+use ldchain::sandbox::signals::{catch_signals, die_by, forward_signals};
 use ldchain::sandbox::throwaway::{enter_private_namespace, ThrowawayJail};
 use ldchain::sandbox::view::{Placed, ServiceDir, View};
 use ldchain::service::{ExecService, LdsoSource, Limits, NamespaceSource};
 use tracing::{debug, info};
 
-use super::{binds, exec_failure_status, Mount, RunArgs, RunStrategy, EXIT_CANNOT_EXEC, EXIT_LDCHAIN, EXIT_NOT_FOUND};
+use super::{binds, exec_failure_status, RunArgs, RunStrategy, EXIT_CANNOT_EXEC, EXIT_LDCHAIN, EXIT_NOT_FOUND};
 
 fn own(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("ldchain: run: {msg}");
@@ -95,7 +97,7 @@ fn prepare(args: &RunArgs) -> Result<(Ready, Vec<Vec<u8>>), ExitCode> {
     let root = jail.root().to_owned();
     let mut view = View::new(&root, matches!(jail, Jail::Throwaway(_)))
         .map_err(|e| own(format!("{}: cannot open jail directory: {e}", root.display())))?;
-    apply_binds(args, &mut view).map_err(own)?;
+    super::setup::apply(&args.setup.ops, &mut view, owner(args)).map_err(own)?;
     let own_dir = match jail {
         Jail::Throwaway(_) => binds::own_directory(args, &mut view).map_err(own)?,
         Jail::Given(_) => None,
@@ -139,27 +141,6 @@ fn prepare(args: &RunArgs) -> Result<(Ready, Vec<Vec<u8>>), ExitCode> {
     Ok((ready, envp))
 }
 
-/// The user's --bind, --ro-bind and --tmpfs, in command-line order.
-fn apply_binds(args: &RunArgs, view: &mut View) -> Result<(), String> {
-    for m in &args.mounts {
-        match m {
-            Mount::Bind { src, dest, read_only } => view
-                .bind(src, dest, *read_only)
-                .map_err(|e| format!("cannot bind {} at {}: {e}", src.display(), dest.display()))?,
-            Mount::Tmpfs(dest) => view
-                .tmpfs(dest, owner(args))
-                .map_err(|e| format!("cannot mount a tmpfs at {}: {e}", dest.display()))?,
-            Mount::Dev(dest) => view
-                .dev(dest)
-                .map_err(|e| format!("cannot mount a /dev at {}: {e}", dest.display()))?,
-            Mount::Proc(dest) => view
-                .ensure_dir(dest)
-                .map_err(|e| format!("cannot make a mount point for /proc at {}: {e}", dest.display()))?,
-        }
-    }
-    Ok(())
-}
-
 /// Who owns a --tmpfs: the program.
 fn owner(args: &RunArgs) -> (u32, u32) {
     let (uid, gid) = program_ids();
@@ -178,6 +159,18 @@ fn go(args: &RunArgs, ready: Ready, envp: &[Vec<u8>]) -> ExitCode {
         Ok(s) => s,
         Err(e) => return own(e),
     };
+    // Held open (here, not in the jail) until ldchain ends.
+    let _sync = match args.sync_fd.map(fds::inherited).transpose() {
+        Ok(f) => f,
+        Err(e) => return own(format!("--sync-fd: {e}")),
+    };
+    if let Some(fd) = args.block_fd {
+        if let Err(e) = block_on(fd) {
+            return own(e);
+        }
+    }
+    // From here a signal to ldchain is for the jail (passed on once it runs).
+    catch_signals();
     let ns = match Namespace::open(root) {
         Ok(ns) => ns.with_cwd(&ready.cwd),
         Err(e) => return own(format!("{}: {e}", root.display())),
@@ -205,7 +198,7 @@ fn go(args: &RunArgs, ready: Ready, envp: &[Vec<u8>]) -> ExitCode {
             Err(e) => return own(format!("cannot start the exec service: {e}")),
         };
         let cmd = by_path(&ready.program, &argv, envp);
-        finish(spawned(sandbox.spawn(cmd), argv[0]))
+        finish(args, spawned(sandbox.spawn(cmd), argv[0]))
     } else {
         let prepared = match plan.prepare(envp) {
             Ok(p) => p,
@@ -214,7 +207,7 @@ fn go(args: &RunArgs, ready: Ready, envp: &[Vec<u8>]) -> ExitCode {
                 return ExitCode::from(exec_failure_status(&e));
             }
         };
-        finish(spawned(sandbox.spawn_prepared(prepared), argv[0]))
+        finish(args, spawned(sandbox.spawn_prepared(prepared), argv[0]))
     }
 }
 
@@ -223,7 +216,24 @@ fn sandbox(args: &RunArgs, root: &Path, cwd: &[u8]) -> Result<Sandbox, String> {
         .map_err(|e| format!("{}: {e}", root.display()))?
         .unshare_net(args.unshare_net)
         .wait_all(args.wait_all);
-    if let Some(dest) = args.proc.last() {
+    let all = args.unshare_all;
+    sandbox = sandbox
+        .unshare_net(args.unshare_net || (all && !args.share_net))
+        .unshare_ipc(args.unshare_ipc || all);
+    if args.unshare_uts || all || args.hostname.is_some() {
+        if args.hostname.is_some() && !(args.unshare_uts || all) {
+            return Err("--hostname needs --unshare-uts (as in bwrap)".into());
+        }
+        let name = args.hostname.as_ref().map(|h| h.as_bytes()).unwrap_or_default();
+        sandbox = sandbox.hostname(name).map_err(|e| format!("--hostname: {e}"))?;
+    }
+    for fd in args.seccomp.iter().chain(&args.add_seccomp_fd) {
+        let file = fds::inherited(*fd).map_err(|e| format!("--seccomp: {e}"))?;
+        let program = fds::read_all(&file, 4096 * 8).map_err(|e| format!("--seccomp {fd}: {e}"))?;
+        sandbox = sandbox.seccomp(program).map_err(|e| format!("--seccomp {fd}: {e}"))?;
+    }
+    sandbox = sandbox.as_pid_1(args.as_pid_1);
+    if let Some(dest) = args.setup.proc.last() {
         sandbox = sandbox
             .proc_at(dest.as_os_str().as_bytes())
             .map_err(|e| e.to_string())?;
@@ -278,7 +288,7 @@ fn by_path(program: &[u8], argv: &[&[u8]], envp: &[Vec<u8>]) -> Command {
     cmd
 }
 
-fn spawned(child: std::io::Result<Child>, argv0: &[u8]) -> Result<Child, ExitCode> {
+fn spawned(child: std::io::Result<Jailed>, argv0: &[u8]) -> Result<Jailed, ExitCode> {
     child.map_err(|e| {
         let errno = e.raw_os_error().unwrap_or(0);
         let (status, what) = match errno {
@@ -304,18 +314,52 @@ fn spawned(child: std::io::Result<Child>, argv0: &[u8]) -> Result<Child, ExitCod
 /// passed on to the jail. The monitor ends when the program has (or, with
 /// --wait-all, when the jail's last process has); processes left in the
 /// jail are killed with it.
-fn finish(child: Result<Child, ExitCode>) -> ExitCode {
-    let mut child = match child {
-        Ok(c) => c,
+fn finish(args: &RunArgs, jailed: Result<Jailed, ExitCode>) -> ExitCode {
+    let Jailed { mut child, init_pid } = match jailed {
+        Ok(j) => j,
         Err(code) => return code,
     };
     forward_signals(child.id());
+    let pid = init_pid.unwrap_or(child.id());
+    let mut status_fd = None;
+    for (fd, keep) in [(args.info_fd, false), (args.json_status_fd, true)] {
+        let Some(fd) = fd else { continue };
+        match fds::inherited(fd) {
+            Ok(f) => {
+                let mut f = std::fs::File::from(f);
+                let _ = writeln!(f, "{{ \"child-pid\": {pid} }}");
+                if keep {
+                    status_fd = Some(f);
+                }
+            }
+            Err(e) => eprintln!("ldchain: run: --info-fd/--json-status-fd: {e}"),
+        }
+    }
     match child.wait() {
-        Ok(status) => match (status.code(), status.signal()) {
-            (Some(code), _) => ExitCode::from(code as u8),
-            (None, Some(sig)) => die_by(sig),
-            _ => own("unknown child status"),
-        },
+        Ok(status) => {
+            let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+            if let Some(mut f) = status_fd {
+                let _ = writeln!(f, "{{ \"exit-code\": {code} }}");
+            }
+            match (status.code(), status.signal()) {
+                (Some(code), _) => ExitCode::from(code as u8),
+                (None, Some(sig)) => die_by(sig),
+                _ => own("unknown child status"),
+            }
+        }
         Err(e) => own(format!("wait: {e}")),
+    }
+}
+
+/// --block-fd: wait until `fd` is readable or closed.
+fn block_on(fd: i32) -> Result<(), String> {
+    let f = fds::inherited(fd).map_err(|e| format!("--block-fd: {e}"))?;
+    let mut poll = [rustix::event::PollFd::new(&f, rustix::event::PollFlags::IN)];
+    loop {
+        match rustix::event::poll(&mut poll, None) {
+            Ok(_) => return Ok(()),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(format!("--block-fd {fd}: {e}")),
+        }
     }
 }

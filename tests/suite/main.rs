@@ -9,6 +9,7 @@
 mod support;
 
 mod bounded;
+mod bwrap;
 mod chainloader;
 mod cli;
 mod embed;
