@@ -247,8 +247,8 @@ m mirror-follows-entry sandbox/src/mount.rs \
     'OpenTreeFlags::AT_SYMLINK_NOFOLLOW' \
     'OpenTreeFlags::empty()' "$VIEW"
 m ro-bind-top-only sandbox/src/view.rs \
-    'set_read_only(tree.as_fd(), true)?;' \
-    'set_read_only(tree.as_fd(), false)?;' "$VIEW"
+    'set_attrs(tree.as_fd(), true, attrs)?;' \
+    'set_attrs(tree.as_fd(), false, attrs)?;' "$VIEW"
 m mirrors-stay-writable sandbox/src/view.rs \
     'set_read_only(mirror.as_fd(), false)?;' \
     'let _ = mirror;' "$VIEW"
