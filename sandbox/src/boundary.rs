@@ -70,6 +70,8 @@ pub struct Sandbox {
     /// BPF programs (`struct sock_filter` arrays) loaded just before exec.
     seccomp: Vec<Vec<u8>>,
     as_pid_1: bool,
+    /// The program's controlling terminal (`--pty`), a descriptor of ours.
+    terminal: Option<RawFd>,
 }
 
 /// A jail started by [`Sandbox::spawn`].
@@ -106,6 +108,7 @@ impl Sandbox {
             uts: None,
             seccomp: Vec::new(),
             as_pid_1: false,
+            terminal: None,
         })
     }
 
@@ -177,6 +180,14 @@ impl Sandbox {
         }
         self.seccomp.push(program);
         Ok(self)
+    }
+
+    /// Make `terminal` (the jail's side of a [`Pty`](crate::pty::Pty), which
+    /// must stay open until the spawn has returned) the program's
+    /// controlling terminal and its descriptors 0, 1 and 2.
+    pub fn terminal(mut self, terminal: BorrowedFd<'_>) -> Self {
+        self.terminal = Some(terminal.as_raw_fd());
+        self
     }
 
     /// No init: the program itself is PID 1 of the jail, and reaps (or
@@ -290,6 +301,9 @@ impl Sandbox {
         // Every descriptor but 0, 1, 2 is closed at exec (Command's own
         // error pipe included, so it still reports a failed exec).
         close_range(3, u32::MAX, libc::CLOSE_RANGE_CLOEXEC)?;
+        if let Some(terminal) = self.terminal {
+            crate::pty::take_terminal(terminal)?;
+        }
         // SAFETY: each fd was checked open by `keep_fd`, and nothing in
         // this process has closed it since.
         ldchain_resolver::inherit_fds(self.keep.iter().map(|&fd| unsafe { BorrowedFd::borrow_raw(fd) }))?;

@@ -20,6 +20,7 @@ pub mod boundary;
 pub mod confine;
 pub mod fds;
 mod mount;
+pub mod pty;
 pub mod signals;
 pub mod throwaway;
 pub mod view;

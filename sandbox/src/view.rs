@@ -451,6 +451,18 @@ impl View {
         attach(dev.as_fd(), target.as_fd())
     }
 
+    /// A new pseudo-terminal from the jail's own `devpts` at `/dev/pts` (as
+    /// [`dev`](Self::dev) makes it), for `ldchain run --pty`.
+    pub fn open_pty(&mut self) -> io::Result<crate::pty::Pty> {
+        let pts = self.dir_fd(Path::new("/dev/pts"))?;
+        if rustix::fs::fstatfs(&pts)?.f_type != libc::DEVPTS_SUPER_MAGIC as _ {
+            return Err(io::Error::other(
+                "the jail's /dev/pts is not a devpts of its own (--dev /dev)",
+            ));
+        }
+        crate::pty::open_in(pts)
+    }
+
     /// Directory `inside` exists in the view (created in a mirror of its
     /// parent when missing): a place to mount on later.
     pub fn ensure_dir(&mut self, inside: &Path) -> io::Result<()> {

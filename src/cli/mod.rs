@@ -236,6 +236,11 @@ struct RunArgs {
     /// As --seccomp, repeatable: filters stack in order.
     #[arg(long, value_name = "FD")]
     add_seccomp_fd: Vec<i32>,
+    /// Give the jail a pseudo-terminal of its own (from its /dev/pts) as its
+    /// controlling terminal, relayed to ldchain's: job control works inside,
+    /// and the caller's terminal stays out of its reach.
+    #[arg(long)]
+    pty: bool,
     /// No init: the program is PID 1 of the jail.
     #[arg(long)]
     as_pid_1: bool,

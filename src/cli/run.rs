@@ -5,6 +5,7 @@
 
 use std::ffi::OsStr;
 use std::io::Write as _;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use ldchain::resolver::{find_program, Namespace, Resolver};
 use ldchain::sandbox::boundary::{program_ids, release_after_exit, Jailed, Sandbox};
 use ldchain::sandbox::fds;
+use ldchain::sandbox::pty::{Pty, Relay};
 use ldchain::sandbox::signals::{catch_signals, die_by, forward_signals};
 use ldchain::sandbox::throwaway::{enter_private_namespace, ThrowawayJail};
 use ldchain::sandbox::view::{Placed, ServiceDir, View};
@@ -87,6 +89,8 @@ struct Ready {
     program: Vec<u8>,
     /// Its working directory inside the jail.
     cwd: Vec<u8>,
+    /// Its terminal, with --pty.
+    pty: Option<Pty>,
 }
 
 /// Build the jail's view (binds, stubs, socket) completely, then find the
@@ -132,11 +136,16 @@ fn prepare(args: &RunArgs) -> Result<(Ready, Vec<Vec<u8>>), ExitCode> {
         eprintln!("ldchain: run: {e}");
         ExitCode::from(exec_failure_status(&e))
     })?;
+    let pty = match args.pty {
+        true => Some(view.open_pty().map_err(|e| own(format!("--pty: {e}")))?),
+        false => None,
+    };
     let ready = Ready {
         jail,
         service,
         program,
         cwd,
+        pty,
     };
     Ok((ready, envp))
 }
@@ -155,9 +164,16 @@ fn owner(args: &RunArgs) -> (u32, u32) {
 fn go(args: &RunArgs, ready: Ready, envp: &[Vec<u8>]) -> ExitCode {
     let root = ready.jail.root();
     let argv: Vec<&[u8]> = args.command.iter().map(|a| a.as_bytes()).collect();
-    let sandbox = match sandbox(args, root, &ready.cwd) {
+    let mut sandbox = match sandbox(args, root, &ready.cwd) {
         Ok(s) => s,
         Err(e) => return own(e),
+    };
+    let (master, terminal) = match ready.pty {
+        Some(Pty { master, terminal }) => {
+            sandbox = sandbox.terminal(terminal.as_fd());
+            (Some(master), Some(terminal))
+        }
+        None => (None, None),
     };
     // Held open (here, not in the jail) until ldchain ends.
     let _sync = match args.sync_fd.map(fds::inherited).transpose() {
@@ -198,7 +214,7 @@ fn go(args: &RunArgs, ready: Ready, envp: &[Vec<u8>]) -> ExitCode {
             Err(e) => return own(format!("cannot start the exec service: {e}")),
         };
         let cmd = by_path(&ready.program, &argv, envp);
-        finish(args, spawned(sandbox.spawn(cmd), argv[0]))
+        finish(args, spawned(sandbox.spawn(cmd), argv[0]), (master, terminal))
     } else {
         let prepared = match plan.prepare(envp) {
             Ok(p) => p,
@@ -207,7 +223,11 @@ fn go(args: &RunArgs, ready: Ready, envp: &[Vec<u8>]) -> ExitCode {
                 return ExitCode::from(exec_failure_status(&e));
             }
         };
-        finish(args, spawned(sandbox.spawn_prepared(prepared), argv[0]))
+        finish(
+            args,
+            spawned(sandbox.spawn_prepared(prepared), argv[0]),
+            (master, terminal),
+        )
     }
 }
 
@@ -314,12 +334,20 @@ fn spawned(child: std::io::Result<Jailed>, argv0: &[u8]) -> Result<Jailed, ExitC
 /// passed on to the jail. The monitor ends when the program has (or, with
 /// --wait-all, when the jail's last process has); processes left in the
 /// jail are killed with it.
-fn finish(args: &RunArgs, jailed: Result<Jailed, ExitCode>) -> ExitCode {
+fn finish(args: &RunArgs, jailed: Result<Jailed, ExitCode>, pty: (Option<OwnedFd>, Option<OwnedFd>)) -> ExitCode {
+    // The jail has its terminal now: only it may hold it, so that the
+    // relay sees the end when the jail's last holder is gone.
+    let (master, terminal) = pty;
+    drop(terminal);
     let Jailed { mut child, init_pid } = match jailed {
         Ok(j) => j,
         Err(code) => return code,
     };
     forward_signals(child.id());
+    let relay = match master.map(Relay::start).transpose() {
+        Ok(r) => r,
+        Err(e) => return own(format!("--pty: {e}")),
+    };
     let pid = init_pid.unwrap_or(child.id());
     let mut status_fd = None;
     for (fd, keep) in [(args.info_fd, false), (args.json_status_fd, true)] {
@@ -335,7 +363,11 @@ fn finish(args: &RunArgs, jailed: Result<Jailed, ExitCode>) -> ExitCode {
             Err(e) => eprintln!("ldchain: run: --info-fd/--json-status-fd: {e}"),
         }
     }
-    match child.wait() {
+    let waited = child.wait();
+    if let Some(relay) = relay {
+        relay.finish();
+    }
+    match waited {
         Ok(status) => {
             let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
             if let Some(mut f) = status_fd {

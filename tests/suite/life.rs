@@ -204,3 +204,58 @@ fn dev_ptys_shm_and_loopback_work() {
     }
     let _ = std::io::stdout().flush();
 }
+
+/// `--pty`: the jail gets its own terminal, from its own devpts, as its
+/// controlling terminal: an interactive bash has job control inside, and a
+/// ^C typed at the caller's terminal reaches the jail's foreground job
+/// (through the jail's terminal), not ldchain.
+#[test]
+fn pty_gives_the_jail_a_terminal_with_job_control() {
+    if !require("python3", "drives a pseudo-terminal") || !require("bash", "the interactive shell in the jail") {
+        return;
+    }
+    let script = r#"
+import os, pty, sys, time, select
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], ["ldchain", "run", "--pty", "--", "/bin/bash", "--norc", "--noprofile", "-i"])
+out = b""
+def read_for(secs, until=None):
+    global out
+    end = time.time() + secs
+    while time.time() < end and not (until and until in out):
+        r, _, _ = select.select([fd], [], [], 0.1)
+        if r:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            out += chunk
+read_for(10, b"$ ")
+os.write(fd, b"tty; set -m; sleep 100\n")
+read_for(10, b"/dev/pts/")
+time.sleep(0.3)
+os.write(fd, b"\x03")
+os.write(fd, b"echo alive-$((6*7)); exit 3\n")
+read_for(15)
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace").replace("\r", ""))
+sys.stdout.write("\nexit=%d\n" % (os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status)))
+"#;
+    let mut c = Command::new("python3");
+    c.args(["-c", script, env!("CARGO_BIN_EXE_ldchain")]);
+    let r = Run::from(
+        output_within(&mut c, Duration::from_secs(60))
+            .unwrap()
+            .expect("bounded"),
+    );
+    assert!(r.stdout.contains("/dev/pts/0\n"), "{r:#?}");
+    assert!(!r.stdout.contains("no job control"), "{r:#?}");
+    assert!(
+        r.stdout.contains("alive-42\n"),
+        "the jail's shell did not survive its job's ^C: {r:#?}"
+    );
+    assert!(r.stdout.ends_with("\nexit=3\n"), "{r:#?}");
+}
