@@ -241,8 +241,10 @@ m seccomp-ignored sandbox/src/boundary.rs \
 # --- The jail's view: built from descriptors --------------------------------
 VIEW='--test suite -- view::'
 m view-follows-symlinks sandbox/src/mount.rs \
-    '.union(ResolveFlags::NO_SYMLINKS)' \
-    '.union(ResolveFlags::empty())' "$VIEW"
+    '    OFlags::NOFOLLOW,
+    ResolveFlags::NO_SYMLINKS.union(ResolveFlags::NO_MAGICLINKS),' \
+    '    OFlags::empty(),
+    ResolveFlags::empty(),' "$VIEW"
 m mirror-follows-entry sandbox/src/mount.rs \
     'OpenTreeFlags::AT_SYMLINK_NOFOLLOW' \
     'OpenTreeFlags::empty()' "$VIEW"

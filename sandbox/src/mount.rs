@@ -22,17 +22,23 @@ use rustix::mount::{
     MountAttrFlags, MoveMountFlags, OpenTreeFlags,
 };
 
-/// How every jail-relative name is resolved: beneath the directory, no
-/// symbolic link anywhere (not even the last component), no magic link.
-const BENEATH: ResolveFlags = ResolveFlags::BENEATH
-    .union(ResolveFlags::NO_SYMLINKS)
-    .union(ResolveFlags::NO_MAGICLINKS);
+/// How symbolic links are refused, twice over: none is followed on the way
+/// (`RESOLVE_NO_SYMLINKS`, `ELOOP`), and one in the last place is opened as
+/// itself (`O_NOFOLLOW`), which every caller then rejects by its type.
+const NO_LINKS: (OFlags, ResolveFlags) = (
+    OFlags::NOFOLLOW,
+    ResolveFlags::NO_SYMLINKS.union(ResolveFlags::NO_MAGICLINKS),
+);
+
+/// How every jail-relative name is resolved: beneath the directory (no
+/// `..` out of it, no absolute path), and no link ([`NO_LINKS`]).
+const BENEATH: ResolveFlags = ResolveFlags::BENEATH.union(NO_LINKS.1);
 
 /// `name` (one component, or a relative path) under `dir`, opened `O_PATH`:
-/// a symbolic link anywhere on the way is `ELOOP`, `..` out of `dir` is
-/// `EXDEV`. `EAGAIN` (a concurrent rename elsewhere) is retried.
+/// a symbolic link on the way is `ELOOP`, one at the end is opened as
+/// itself, `..` out of `dir` is `EXDEV`. `EAGAIN` (a concurrent rename elsewhere) is retried.
 pub(crate) fn open_beneath(dir: BorrowedFd<'_>, name: impl AsRef<std::path::Path>) -> io::Result<OwnedFd> {
-    let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let flags = OFlags::PATH | OFlags::CLOEXEC | NO_LINKS.0;
     for _ in 0..64 {
         match rustix::fs::openat2(dir, name.as_ref(), flags, Mode::empty(), BENEATH) {
             Err(rustix::io::Errno::AGAIN) => continue,

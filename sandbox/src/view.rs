@@ -491,9 +491,13 @@ impl View {
         let (parent, name) = split(inside).ok_or_else(|| bad("not an absolute path without `..`"))?;
         let parent_fd = self.dir_fd(parent)?;
         match open_beneath(parent_fd.as_fd(), name) {
-            Ok(fd) if is_dir(&fd)? == dir => Ok(fd),
-            Ok(_) if dir => Err(bad("not a directory")),
-            Ok(_) => Err(bad("a directory, where a file is bound")),
+            Ok(fd) => match kind(&fd)? {
+                FileType::Symlink => Err(bad("a symbolic link")),
+                FileType::Directory if dir => Ok(fd),
+                _ if dir => Err(bad("not a directory")),
+                FileType::Directory => Err(bad("a directory, where a file is bound")),
+                _ => Ok(fd),
+            },
             Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err(bad("a symbolic link")),
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                 let ours = self.make_ours(parent, parent_fd.as_fd(), &[])?;
@@ -681,8 +685,12 @@ fn split(inside: &Path) -> Option<(&Path, &OsStr)> {
     Some((inside.parent()?, inside.file_name()?))
 }
 
+fn kind(fd: &OwnedFd) -> io::Result<FileType> {
+    Ok(FileType::from_raw_mode(rustix::fs::fstat(fd)?.st_mode))
+}
+
 fn is_dir(fd: &OwnedFd) -> io::Result<bool> {
-    Ok(FileType::from_raw_mode(rustix::fs::fstat(fd)?.st_mode) == FileType::Directory)
+    Ok(kind(fd)? == FileType::Directory)
 }
 
 /// A new directory or empty file `name` in `dir` (a tmpfs of ours).

@@ -359,3 +359,24 @@ fn a_symbolic_link_on_the_way_to_a_mount_point_is_refused() {
         }
     }
 }
+
+/// A symbolic link where a file is bound is refused too (a file mount
+/// point is never a link, wherever it leads).
+#[test]
+fn a_symbolic_link_as_a_file_mount_point_is_refused() {
+    let Some(s) = setup() else { return };
+    let file = s.dir.path().join("data");
+    fs::write(&file, "bound-data\n").unwrap();
+    fs::write(s.jail.host("/tmp/real"), "jail's own\n").unwrap();
+    symlink("real", s.jail.host("/tmp/link")).unwrap();
+    let mut c = s.ldchain(Who::Caller);
+    c.args(["run", "--root"])
+        .arg(s.jail.path())
+        .arg("--ro-bind")
+        .arg(&file)
+        .arg("/tmp/link")
+        .args(["--", "/bin/escape", "read", "/tmp/real"]);
+    let r: Run = output(&mut c).unwrap().into();
+    assert_eq!(r.code, Some(125), "{r:#?}");
+    assert!(r.stderr.contains("a symbolic link"), "{r:#?}");
+}
