@@ -420,16 +420,25 @@ fn legal_symlinks_resolve_as_openat2_in_root_does() {
     let ns = Namespace::open(root).unwrap();
     let dir = fs::File::open(root).unwrap();
     let id = |st: rustix::fs::Stat| (st.st_dev, st.st_ino);
-    for p in &paths {
-        let kernel = rustix::fs::openat2(
+    // The reference: openat2 answers EAGAIN when a rename or mount
+    // anywhere on the machine raced its `..` checks (another test's, under
+    // load); the resolver retries that, and so does the reference.
+    let kernel_open = |p: &str| loop {
+        match rustix::fs::openat2(
             &dir,
-            p.as_str(),
+            p,
             rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
             rustix::fs::Mode::empty(),
             rustix::fs::ResolveFlags::IN_ROOT | rustix::fs::ResolveFlags::NO_MAGICLINKS,
-        )
-        .map(|fd| id(rustix::fs::fstat(fd).unwrap()))
-        .map_err(|e| e.raw_os_error());
+        ) {
+            Err(rustix::io::Errno::AGAIN) => continue,
+            r => break r,
+        }
+    };
+    for p in &paths {
+        let kernel = kernel_open(p.as_str())
+            .map(|fd| id(rustix::fs::fstat(fd).unwrap()))
+            .map_err(|e| e.raw_os_error());
         let ours = ns
             .open_path(p.as_bytes())
             .map(|fd| id(rustix::fs::fstat(fd).unwrap()))

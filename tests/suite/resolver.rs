@@ -458,13 +458,21 @@ fn script_depth_limit_matches_the_real_kernel() {
     // Same chains on the host, exec'd by the kernel: /bin/true at the end.
     let dir = tempfile::tempdir().unwrap();
     let p = |n: usize| dir.path().join(format!("s{n}"));
-    fs::write(p(0), "#!/bin/true\n").unwrap();
+    // Written by a child process: a descriptor open for writing in this
+    // (multi-threaded) process would be inherited by whatever another test
+    // thread forks meanwhile, and the kernel's exec of the script would
+    // then fail with ETXTBSY until that child execs.
+    let mut script = String::from("printf '#!/bin/true\\n' > \"$1/s0\"; ");
     for n in 1..8 {
-        fs::write(p(n), format!("#!{}\n", p(n - 1).display())).unwrap();
+        script += &format!("printf '#!%s\\n' \"$1/s{}\" > \"$1/s{n}\"; ", n - 1);
     }
-    for n in 0..8 {
-        fs::set_permissions(p(n), fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    script += "chmod 755 \"$1\"/s*";
+    let made = std::process::Command::new("sh")
+        .args(["-c", &script, "sh"])
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(made.success());
     let ns = Namespace::open(Path::new("/")).unwrap();
     let r = Resolver::new(Config::default());
     for n in 0..8 {
