@@ -196,6 +196,15 @@ m standing-despite-cwd resolver/src/plan.rs \
     '            && !search.depends_on_cwd();' \
     '            ;' "$NEST"
 
+# --- The stub's interp mode -------------------------------------------------
+m standing-fd-leaks chainloader/src/rt/interp.rs \
+    'let _ = sys::close(fd);
+            None' \
+    'None' "$NEST"
+m last-pt-interp chainloader/src/interp.rs \
+    'PT_INTERP if interp.is_none() => interp' \
+    'PT_INTERP => interp' "$NEST"
+
 # --- The boundary: what the program keeps ------------------------------------
 BOUND='--test suite -- sandbox::'
 m capbnd-low-only sandbox/src/boundary.rs \

@@ -301,22 +301,7 @@ fn root_jail_setuid_child_runs_in_secure_mode() {
     // root, AT_SECURE, so its LDSO_PATH is ignored and the sandbox default
     // is used. Which ld.so it got is in its own /proc/self/maps.
     rj.jail.add(&host_chainloader(), "/lib64/ld-linux-x86-64.so.2");
-    let sock = rj.jail.host("/run/ldchain/exec.sock");
-    fs::create_dir_all(sock.parent().unwrap()).unwrap();
-    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-    fs::set_permissions(&sock, fs::Permissions::from_mode(0o666)).unwrap();
-    let resolver = ldchain::resolver::Resolver::new(ldchain::resolver::Config {
-        default_ldso_path: Some(LDSO_PATH.as_bytes().to_vec()),
-        ..Default::default()
-    });
-    let ns = ldchain::resolver::Namespace::open(rj.jail.path()).unwrap();
-    let source = ldchain::service::NamespaceSource::new(resolver, ns);
-    let _service = ldchain::service::ExecService::start(
-        listener,
-        std::sync::Arc::new(source),
-        ldchain::service::Limits::default(),
-    )
-    .unwrap();
+    let _service = serve_in(&rj.jail, LDSO_PATH);
     let maps = |program: &str| {
         let mut cmd = rj.jail.command(&["/bin/spawn", "drop", program, "mapsall"], &[]);
         let r: Run = cmd.env("LDSO_PATH", "/opt/alt").output().unwrap().into();
@@ -726,4 +711,92 @@ fn nothing_of_ldchain_outlives_it() {
         assert!(std::time::Instant::now() < deadline, "left behind: {left:?}");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+}
+
+/// The exec service for `jail`, in this process, at its
+/// `/run/ldchain/exec.sock` (mode 0666), with `ldso_path` as the sandbox's
+/// default LDSO_PATH; it stops when dropped.
+fn serve_in(jail: &Jail, ldso_path: &str) -> ldchain::service::ExecService {
+    let sock = jail.host("/run/ldchain/exec.sock");
+    fs::create_dir_all(sock.parent().unwrap()).unwrap();
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    fs::set_permissions(&sock, fs::Permissions::from_mode(0o666)).unwrap();
+    let resolver = ldchain::resolver::Resolver::new(ldchain::resolver::Config {
+        default_ldso_path: Some(ldso_path.as_bytes().to_vec()),
+        ..Default::default()
+    });
+    let ns = ldchain::resolver::Namespace::open(jail.path()).unwrap();
+    let source = ldchain::service::NamespaceSource::new(resolver, ns);
+    ldchain::service::ExecService::start(
+        listener,
+        std::sync::Arc::new(source),
+        ldchain::service::Limits::default(),
+    )
+    .unwrap()
+}
+
+/// Whichever way the stub got its ld.so — a standing answer, the service
+/// after a standing answer that did not load, the service alone — the
+/// program starts with the descriptors it was given and nothing else (as a
+/// static program started the same way does).
+#[test]
+fn the_stub_leaks_no_descriptor_whichever_way_it_got_its_ldso() {
+    let Some((jail, _)) = stub_jail() else { return };
+    let Some(sprobe) = compile("probe-static", "gcc", &["-static"], "probe.c") else {
+        return;
+    };
+    jail.add(&sprobe, "/bin/sprobe");
+    jail.add(&glibc_ldso(), "/opt/glibc/ld-linux-x86-64.so.2");
+    fs::write(jail.host("/opt/garbage"), b"\x7fELF not really").unwrap();
+    let _service = serve_in(&jail, "/opt/glibc");
+    let fds = |program: &str| {
+        let mut c = jail.command(&[program, "fds"], &[]);
+        c.env_remove("LD_LIBRARY_PATH").env_remove("LDSO_PATH");
+        let r = run_bounded(&mut c);
+        assert_eq!(r.code, Some(0), "{r:#?}");
+        r.stdout
+    };
+    let given = fds("/bin/sprobe");
+    assert!(given.starts_with("fds: 0 1 2"), "{given}");
+    let link = jail.host(STANDING_X86_64);
+    fs::create_dir_all(link.parent().unwrap()).unwrap();
+    for standing in [Some("/opt/glibc/ld-linux-x86-64.so.2"), Some("/opt/garbage"), None] {
+        let _ = fs::remove_file(&link);
+        if let Some(target) = standing {
+            std::os::unix::fs::symlink(target, &link).unwrap();
+        }
+        assert_eq!(fds("/bin/probe"), given, "{standing:?}");
+    }
+}
+
+/// A program with two `PT_INTERP` headers (its first `PT_NOTE` turned into
+/// a second one, naming note bytes): the kernel uses the first, and so does
+/// the stub — the program runs.
+#[test]
+fn the_stub_asks_for_the_first_pt_interp_as_the_kernel_uses() {
+    let Some((jail, probe)) = stub_jail() else { return };
+    jail.add(&glibc_ldso(), "/opt/glibc/ld-linux-x86-64.so.2");
+    let mut elf = fs::read(&probe).unwrap();
+    let (phoff, phentsize, phnum) = (
+        le_get(&elf, 0x20, 8) as usize,
+        le_get(&elf, 0x36, 2) as usize,
+        le_get(&elf, 0x38, 2) as usize,
+    );
+    let types: Vec<u64> = (0..phnum).map(|i| le_get(&elf, phoff + i * phentsize, 4)).collect();
+    let (first_interp, note) = (
+        types.iter().position(|&t| t == 3).expect("a PT_INTERP"),
+        types.iter().position(|&t| t == 4).expect("a PT_NOTE"),
+    );
+    assert!(first_interp < note, "{types:?}");
+    le_set(&mut elf, phoff + note * phentsize, 4, 3);
+    jail.write("/bin/twointerp", &elf, 0o755);
+    let _service = serve_in(&jail, "/opt/glibc");
+    let mut c = jail.command(&["/bin/twointerp", "args", "two"], &[]);
+    c.env_remove("LD_LIBRARY_PATH").env_remove("LDSO_PATH");
+    let r = run_bounded(&mut c);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (Some(0), "argc=3\nargv[0]=/bin/twointerp\nargv[1]=args\nargv[2]=two\n"),
+        "{r:#?}"
+    );
 }
