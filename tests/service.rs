@@ -1,4 +1,4 @@
-//! The exec service under hostile clients (issue 10): a real `ExecService`
+//! The exec service under hostile clients: a real `ExecService`
 //! over a real namespace (a jail holding glibc's ld.so only at a
 //! non-conventional path), driven over its Unix socket with hand-made
 //! requests — malformed, truncated, oversized, slow, a thousand at once,

@@ -43,7 +43,7 @@ impl Budget {
     /// One candidate (or any single open): 256 components and 16 KiB of
     /// symlink text. A real system's longest lookups (Debian's `/lib64` →
     /// `/lib/x86_64-linux-gnu`, merged `/usr`) take 1–2 links and under 20
-    /// components; the chain (40 links × ~2,000 `./`) takes
+    /// components; the reported chain (40 links × ~2,000 `./`) takes
     /// 80,000 components and 160 KiB.
     pub const PER_CANDIDATE: Budget = Budget {
         components: 256,

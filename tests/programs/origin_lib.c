@@ -1,3 +1,3 @@
 /* A shared library found only through its program's RUNPATH $ORIGIN/../lib
- * (issue 12: $ORIGIN through a symlink). */
+ * ($ORIGIN through a symlink). */
 const char *origin_lib_greeting(void) { return "hello from liborigin"; }

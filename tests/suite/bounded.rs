@@ -1,6 +1,6 @@
-//! Issue 12, "bounded on hostile namespaces": ld.so.conf glob bombs and
+//! Bounded on hostile namespaces: ld.so.conf glob bombs and
 //! symlink chains. Each case builds its hostile tree for real (scaled down
-//! from the issue's figures, in proportion) and bounds what one load or plan
+//! from the figures that once took minutes, in proportion) and bounds what one load or plan
 //! costs: wall time, dependencies a warm plan re-checks, notes, peak memory.
 
 use std::fs;
@@ -48,7 +48,7 @@ fn has_dir(conf: &LdSoConf, dir: &str) -> bool {
     conf.dirs.iter().any(|d| d == dir.as_bytes())
 }
 
-/// `include /e/*/x*` over 512 directories of 256 entries (the issue: 4,096
+/// `include /e/*/x*` over 512 directories of 256 entries (the reported case: 4,096
 /// of 4,096, 5 s per plan). Every listed directory was a dependency a warm
 /// plan re-checks; now the load reads a bounded number of entries in all.
 #[test]
@@ -88,7 +88,7 @@ fn glob_bomb_many_d_star_child() {
     );
 }
 
-/// Thousands of `/d/*` patterns (the issue: 200,000 in 1 MB, 6.6 GB then
+/// Thousands of `/d/*` patterns (the reported case: 200,000 in 1 MB, 6.6 GB then
 /// SIGABRT). Loaded in a child process whose peak memory (`ru_maxrss`, from
 /// `wait4`) is bounded, with few notes and dependencies.
 #[test]
@@ -138,7 +138,7 @@ fn glob_bomb_many_d_star() {
     assert!(field("dirs=") >= 1, "{result}");
 }
 
-/// 10,000 × `include /empty/x*` (the issue: 100,000, and ~105,000 openat2
+/// 10,000 × `include /empty/x*` (the reported case: 100,000, and ~105,000 openat2
 /// per *warm* plan): the directory is one dependency, so a warm plan
 /// re-checks two paths, not ten thousand.
 #[test]
@@ -588,8 +588,8 @@ fn syscalls_between_marks(log: &str) -> Vec<std::collections::HashMap<String, u6
     plans
 }
 
-/// Issue 12: a failure is remembered by the configuration's identity
-/// across plans. The second plan under the issue's shape re-checks what
+/// A failure is remembered by the configuration's identity
+/// across plans. The second plan under that shape re-checks what
 /// the chain's failure depended on (the root and `/s`: an fstat, an
 /// openat2, an fstat and a close) instead of walking it (≈20 system calls
 /// of openat/readlinkat/fstatfs, and as many again the first time, to

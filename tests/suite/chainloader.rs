@@ -1,6 +1,6 @@
 //! The chainloader, run for real: jails with no dynamic linker, glibc and
 //! musl side by side, static programs, Plash's old checklist, and every bad
-//! input the contract names.
+//! input a loader must refuse (malformed, hostile, or not an ld.so).
 
 use std::fs::{self, File};
 use std::io::{Seek, SeekFrom};

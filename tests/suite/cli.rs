@@ -726,7 +726,7 @@ fn foreign_architecture_ldsos_are_skipped_as_foreign() {
 }
 
 // ---------------------------------------------------------------------------
-// Issue 12: faithful to ld.so, safe to print.
+// Faithful to ld.so, safe to print.
 
 #[test]
 fn origin_through_a_symlink_in_command_mode() {

@@ -402,7 +402,7 @@ fn rx_image_with_bss(memsz: u64) -> Vec<u8> {
 #[test]
 fn huge_bss_in_a_read_only_segment() {
     let dir = tempfile::tempdir().unwrap();
-    // 64 GiB, 16 TiB, and the 0x7fff00000000 (128 TiB).
+    // 64 GiB, 16 TiB, and the reported 0x7fff00000000 (128 TiB).
     for memsz in [0x10_0000_0000u64, 0x1000_0000_0000, 0x7fff_0000_0000] {
         let path = dir.path().join(format!("bss-{memsz:#x}"));
         fs::write(&path, rx_image_with_bss(memsz)).unwrap();

@@ -746,7 +746,7 @@ fn many_threads_share_one_resolver() {
 }
 
 // ---------------------------------------------------------------------------
-// Issue 12: faithful to execve and ld.so.
+// Faithful to execve and ld.so.
 
 /// The kernel's `MAX_ARG_STRLEN` (32 pages of 4 KiB), with the NUL.
 const MAX_ARG_STRLEN: usize = 128 * 1024;

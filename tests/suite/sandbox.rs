@@ -1,4 +1,4 @@
-//! `ldchain run` is a real boundary (issue 11): each way out of the jail is
+//! `ldchain run` is a real boundary: each way out of the jail is
 //! tried by a static attacker program (`tests/programs/escape.c`), as root
 //! and as an unprivileged user (uid 65534 through `setpriv`), in the
 //! throwaway jail and in a `--root` jail. Then the bwrap-style options.
