@@ -174,7 +174,7 @@ fn glob_bomb_warm_plans_recheck_empty() {
     assert!(warm < Duration::from_millis(2), "a warm plan took {warm:?}");
 }
 
-/// ld.so.conf naming 4,096 directories that all lead nowhere (the issue:
+/// ld.so.conf naming 4,096 directories that all lead nowhere (the reported case:
 /// each through a chain of 40 symlinks) used up the 4,096-candidate cap, so
 /// the real ld.so at `PT_INTERP`, later in the search, was never tried. The
 /// last two rules (one candidate each) are now always tried.
