@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use ldchain::resolver::ExecError;
 use ldchain::resolver::{Config, Machine, Namespace, Resolver};
 use ldchain::service::proto::{decode_reply_header, RequestHeader, MAX_ENV, MAX_MESSAGE, MAX_PATH, REPLY_HEADER};
-use ldchain::service::{ExecService, InterpRequest, LdsoSource, Limits, NamespaceSource, Stats};
+use ldchain::service::{Credentials, ExecService, InterpRequest, LdsoSource, Limits, NamespaceSource, Stats};
 use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
 
 /// Where the jail keeps its only ld.so: no conventional path, so a request
@@ -54,16 +54,16 @@ struct Server {
 struct Slow(NamespaceSource, Duration);
 
 impl LdsoSource for Slow {
-    fn ldso(&self, request: &InterpRequest) -> Result<Arc<OwnedFd>, ExecError> {
+    fn ldso(&self, request: &InterpRequest, client: &Credentials) -> Result<Arc<OwnedFd>, ExecError> {
         std::thread::sleep(self.1);
-        self.0.ldso(request)
+        self.0.ldso(request, client)
     }
 
     /// Unslowed, the I/O thread answers from the cache as `ldchain run`'s
     /// does; slowed, every request goes to a worker.
-    fn cached(&self, request: &InterpRequest) -> Option<Arc<OwnedFd>> {
+    fn cached(&self, request: &InterpRequest, client: &Credentials) -> Option<Arc<OwnedFd>> {
         if self.1.is_zero() {
-            self.0.cached(request)
+            self.0.cached(request, client)
         } else {
             None
         }

@@ -160,6 +160,14 @@ impl Resolver {
     /// Plan `execve(path, argv, envp)` for a process whose file system is
     /// `ns`. `envp` is the *new* program's environment. Nothing is executed;
     /// the returned plan owns the descriptors it needs.
+    ///
+    /// **Whose rights**: files are opened with the calling thread's own
+    /// rights unless `ns` carries a client's
+    /// ([`Namespace::with_credentials`]); then the whole plan is made as
+    /// that client with no capabilities — the calling thread's fs ids,
+    /// groups and effective capabilities are switched for the call and put
+    /// back before it returns — so the plan hands out only files the client
+    /// itself could open and execute.
     pub fn plan_exec<A: AsRef<[u8]>, E: AsRef<[u8]>>(
         &self,
         ns: &Namespace,
@@ -174,6 +182,7 @@ impl Resolver {
         }
         check_arg_strlen(argv)?;
         check_arg_strlen(envp)?;
+        let _as = crate::creds::act_as(ns.credentials())?;
         let argv = argv.iter().map(|a| a.as_ref().to_vec()).collect();
         let mut program = self.follow_scripts(ns, path, argv)?;
         let secure = self.config.secure || program.runs_secure();
@@ -204,9 +213,12 @@ impl Resolver {
 
     /// The dynamic linker for a program the kernel has already loaded (the
     /// exec service's question): the same search as [`plan_exec`](Self::plan_exec),
-    /// with the facts the chainloader reported instead of a file to open.
+    /// with the facts the chainloader reported instead of a file to open,
+    /// with the same rules on whose rights files are opened with: the
+    /// client's, when `ns` carries them ([`Namespace::with_credentials`]).
     pub fn ldso_for(&self, ns: &Namespace, request: &InterpRequest) -> Result<InterpAnswer, ExecError> {
         let _span = info_span!("ldso_for", interp = %lossy(&request.interp)).entered();
+        let _as = crate::creds::act_as(ns.credentials())?;
         let cwd: &[u8] = if request.cwd.starts_with(b"/") {
             &request.cwd
         } else {

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use rustix::fs as rfs;
 use rustix::fs::inotify::{self, WatchFlags};
 
-use super::InterpRequest;
+use super::{Credentials, InterpRequest};
 use ldchain_resolver::{Machine, Namespace};
 
 /// Most answers kept (the cache is emptied when full).
@@ -47,11 +47,14 @@ pub struct Key {
     cwd: Vec<u8>,
     /// The program's directory (`$ORIGIN`).
     origin: Vec<u8>,
+    /// Whose rights the answer was searched with: another client may not
+    /// be able to use it, or may find another one first.
+    client: Credentials,
 }
 
 impl Key {
     /// The key of `request`, if it is small enough to keep.
-    pub fn of(request: &InterpRequest) -> Option<Key> {
+    pub fn of(request: &InterpRequest, client: &Credentials) -> Option<Key> {
         let size = request.interp.len()
             + request.cwd.len()
             + request.execfn.len()
@@ -65,6 +68,7 @@ impl Key {
             ld_library_path: request.ld_library_path.clone(),
             cwd: request.cwd.clone(),
             origin: request.origin().to_vec(),
+            client: client.clone(),
         })
     }
 }

@@ -32,19 +32,26 @@ pub use chainloader::proto;
 pub use chainloader::proto::{ProtoError, RequestHeader, MAX_MESSAGE, SERVICE_PATH};
 pub use server::{ExecService, Limits, Stats};
 
+pub use ldchain_resolver::{Credentials, InterpRequest, RequestError};
 use ldchain_resolver::{ExecError, InterpAnswer, LdsoChoice, Namespace, Resolver};
-pub use ldchain_resolver::{InterpRequest, RequestError};
 
 /// What answers requests: the resolver over one namespace, or anything else
 /// an FsOp server wants to put there.
+///
+/// `client` is the requesting process's credentials as the kernel gave them
+/// for its connection (`SO_PEERCRED`, `SO_PEERGROUPS`), never anything the
+/// request says: an answer must be a file that process could use as its
+/// interpreter itself (every directory on the way searchable, the file
+/// readable and executable, with no capabilities), and must say no more
+/// than `execve` would tell it.
 pub trait LdsoSource: Send + Sync {
     /// The dynamic linker for this request, open for reading (the same
     /// open file may be handed out again: clients only `pread` it).
-    fn ldso(&self, request: &InterpRequest) -> Result<Arc<OwnedFd>, ExecError>;
+    fn ldso(&self, request: &InterpRequest, client: &Credentials) -> Result<Arc<OwnedFd>, ExecError>;
 
     /// An answer known without searching, if any: asked on the I/O thread,
     /// so it must not block.
-    fn cached(&self, _request: &InterpRequest) -> Option<Arc<OwnedFd>> {
+    fn cached(&self, _request: &InterpRequest, _client: &Credentials) -> Option<Arc<OwnedFd>> {
         None
     }
 
@@ -106,11 +113,12 @@ impl NamespaceSource {
         cache: &AnswerCache,
         key: Key,
         request: &InterpRequest,
+        ns: &Namespace,
         first: InterpAnswer,
     ) -> Result<(Arc<OwnedFd>, LdsoChoice), ExecError> {
         let generation = cache.generation();
         drop(first.fd);
-        let second = self.resolver.ldso_for(&self.ns, request)?;
+        let second = self.resolver.ldso_for(ns, request)?;
         let fd = Arc::new(second.fd);
         if second.consulted.iter().all(|p| first.consulted.contains(p)) {
             let mut name = [0u8; proto::MAX_ANSWER_NAME];
@@ -130,17 +138,18 @@ impl NamespaceSource {
 }
 
 impl LdsoSource for NamespaceSource {
-    fn ldso(&self, request: &InterpRequest) -> Result<Arc<OwnedFd>, ExecError> {
-        let key = Key::of(request);
+    fn ldso(&self, request: &InterpRequest, client: &Credentials) -> Result<Arc<OwnedFd>, ExecError> {
+        let key = Key::of(request, client);
         let cache = self.cache.as_ref().zip(key.as_ref());
         // Another worker may have answered the same question meanwhile.
         if let Some(fd) = cache.and_then(|(cache, key)| cache.get(key)) {
             return Ok(fd);
         }
-        let first = self.resolver.ldso_for(&self.ns, request)?;
+        let ns = self.ns.clone().with_credentials(client.clone());
+        let first = self.resolver.ldso_for(&ns, request)?;
         let (fd, choice) = match (&self.cache, key) {
             (Some(cache), Some(key)) if cache.watch(&self.ns, &first.consulted) => {
-                self.search_again_and_cache(cache, key, request, first)?
+                self.search_again_and_cache(cache, key, request, &ns, first)?
             }
             _ => (Arc::new(first.fd), first.choice),
         };
@@ -149,8 +158,8 @@ impl LdsoSource for NamespaceSource {
         Ok(fd)
     }
 
-    fn cached(&self, request: &InterpRequest) -> Option<Arc<OwnedFd>> {
-        self.cache.as_ref()?.get(&Key::of(request)?)
+    fn cached(&self, request: &InterpRequest, client: &Credentials) -> Option<Arc<OwnedFd>> {
+        self.cache.as_ref()?.get(&Key::of(request, client)?)
     }
 
     fn changes(&self) -> Option<BorrowedFd<'_>> {

@@ -17,7 +17,7 @@ use rustix::event::{eventfd, EventfdFlags};
 use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 use tracing::{debug, warn};
 
-use super::{InterpRequest, LdsoSource, RequestError};
+use super::{Credentials, InterpRequest, LdsoSource, RequestError};
 use ldchain_resolver::ExecError;
 
 /// Bounds on what clients may cost the server.
@@ -127,11 +127,14 @@ impl Drop for ExecService {
 struct Job {
     stream: UnixStream,
     request: InterpRequest,
+    client: Credentials,
 }
 
 /// A connection being read.
 struct Conn {
     stream: UnixStream,
+    /// Who connected, as the kernel says (`SO_PEERCRED`, `SO_PEERGROUPS`).
+    client: Credentials,
     buf: Vec<u8>,
     header: Option<RequestHeader>,
     deadline: Instant,
@@ -303,8 +306,19 @@ impl IoLoop {
                     return;
                 }
             };
+            // Whose rights the answer is searched with: the kernel's word,
+            // taken once, never the request's.
+            let client = match Credentials::of_peer(&stream) {
+                Ok(c) => c,
+                Err(e) => {
+                    debug!(error = %e, "exec service: no peer credentials; dropped");
+                    self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            };
             let mut conn = Conn {
                 stream,
+                client,
                 buf: Vec::new(),
                 header: None,
                 deadline: Instant::now() + self.limits.request_timeout,
@@ -344,13 +358,14 @@ impl IoLoop {
     fn finish(&mut self, conn: Conn, progress: Progress) {
         match progress {
             // A known answer goes out at once; a search goes to a worker.
-            Progress::Done(request) => match self.source.cached(&request) {
+            Progress::Done(request) => match self.source.cached(&request, &conn.client) {
                 Some(fd) => reply_fd(&conn.stream, &fd, &self.stats),
                 None => {
                     self.stats.answering.fetch_add(1, Ordering::SeqCst);
                     let _ = self.jobs.send(Job {
                         stream: conn.stream,
                         request: *request,
+                        client: conn.client,
                     });
                 }
             },
@@ -408,7 +423,7 @@ fn worker(queue: &Mutex<Receiver<Job>>, source: &dyn LdsoSource, stats: &Stats, 
             Ok(job) => job,
             Err(_) => return,
         };
-        match source.ldso(&job.request) {
+        match source.ldso(&job.request, &job.client) {
             Ok(fd) => reply_fd(&job.stream, &fd, stats),
             Err(e) => reply_exec_error(&job.stream, &job.request, &e, stats),
         }

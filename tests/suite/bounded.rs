@@ -26,7 +26,13 @@ fn tree() -> tempfile::TempDir {
 fn write(root: &Path, inside: &str, bytes: &[u8]) {
     let p = root.join(inside.trim_start_matches('/'));
     fs::create_dir_all(p.parent().unwrap()).unwrap();
-    fs::write(p, bytes).unwrap();
+    fs::write(&p, bytes).unwrap();
+    // A dynamic linker must be executable, as the kernel requires of an
+    // interpreter (issue 19: the resolver checks it as the kernel would).
+    if inside.ends_with(LDSO) {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+    }
 }
 
 /// `n` empty files named `{prefix}{i}` in directory `dir`.

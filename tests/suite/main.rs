@@ -17,5 +17,6 @@ mod hostile;
 mod nested;
 mod ports;
 mod resolver;
+mod rights;
 mod sandbox;
 mod signals;

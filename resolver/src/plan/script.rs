@@ -134,7 +134,8 @@ fn script_argv(sb: &shebang::Shebang, path: &[u8], argv: Vec<Vec<u8>>) -> Vec<Ve
 }
 
 /// EACCES for what `execve` refuses to run before reading it: a directory,
-/// a non-regular file, no execute bit at all, a `noexec` mount.
+/// a non-regular file, no execute bit at all, a `noexec` mount, no execute
+/// permission for whose rights the plan is made with.
 fn check_executable(path: &[u8], file: &Opened) -> Result<(), ExecError> {
     let reason = if file.is_dir() {
         "is a directory"
@@ -144,6 +145,9 @@ fn check_executable(path: &[u8], file: &Opened) -> Result<(), ExecError> {
         "no execute permission"
     } else if file.on_noexec_mount() {
         "on a noexec mount"
+    } else if !file.may_exec() {
+        // Execute bits, but none for whose rights the plan is made with.
+        "no execute permission"
     } else {
         return Ok(());
     };

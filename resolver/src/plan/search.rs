@@ -66,7 +66,19 @@ pub(super) struct Search<'a, E> {
     /// Whether a candidate path was relative (resolved from the working
     /// directory): then the answer depends on it.
     relative: bool,
+    /// A limit that kept a candidate from being tried (named in the error).
+    limit: Option<&'static str>,
+    /// Whether the `PT_INTERP` candidate was refused for want of permission
+    /// (a directory on the way not searchable, the file not readable or
+    /// not executable): what the kernel says then is EACCES.
+    interp_denied: bool,
 }
+
+/// The limit named when [`MAX_CANDIDATES`] stopped a search.
+const CANDIDATE_LIMIT: &str = "at most 4096 ld.so.conf candidates are tried (MAX_CANDIDATES)";
+/// The limit named when the search paths' shared lookup budget ran out.
+const LOOKUP_LIMIT: &str =
+    "the search paths' candidates share a path lookup budget of 4096 components and 64 KiB of link text";
 
 impl<'a, E: AsRef<[u8]>> Search<'a, E> {
     /// A search for the ld.so of `program` (a `machine` program whose
@@ -96,6 +108,8 @@ impl<'a, E: AsRef<[u8]>> Search<'a, E> {
             lookups: Lookups::per_search(),
             aborted: None,
             relative: false,
+            limit: None,
+            interp_denied: false,
         }
     }
 
@@ -126,10 +140,19 @@ impl<'a, E: AsRef<[u8]>> Search<'a, E> {
         if let Some(e) = self.aborted.take() {
             return Err(e);
         }
+        if found.is_none() && self.interp_denied {
+            // As execve: the interpreter exists for all the client can
+            // tell, and it may not use it.
+            return Err(ExecError::PermissionDenied {
+                path: os_path(self.interp),
+                reason: "dynamic linker not accessible",
+            });
+        }
         found.ok_or_else(|| ExecError::NoLdso {
             program: os_path(self.program),
             interp: os_path(self.interp),
             skipped: self.skipped.len(),
+            limit: self.limit,
         })
     }
 
@@ -163,7 +186,7 @@ impl<'a, E: AsRef<[u8]>> Search<'a, E> {
         self.conf = Some(conf.clone());
         // Lookups that failed in an earlier search for this configuration
         // are not walked again while what decided them is unchanged.
-        let scope = Scope::new(self.ns.root_key(), conf.identity());
+        let scope = Scope::new(self.ns.root_key(), conf.identity(), self.ns.credentials());
         self.lookups.remember_in(&self.resolver.caches.failures, scope);
         conf.dirs.iter().find_map(|dir| self.try_in(dir, Rule::LdSoConf))
     }
@@ -208,6 +231,9 @@ impl<'a, E: AsRef<[u8]>> Search<'a, E> {
         // PT_INTERP and the conventional path add one candidate each.
         let conf = rule == Rule::LdSoConf;
         let capped = conf && self.from_namespace >= MAX_CANDIDATES;
+        if capped {
+            self.limit.get_or_insert(CANDIDATE_LIMIT);
+        }
         if self.aborted.is_some() || capped || !self.tried.insert(path.clone()) {
             return None;
         }
@@ -228,8 +254,23 @@ impl<'a, E: AsRef<[u8]>> Search<'a, E> {
                 self.aborted = Some(e);
                 return None;
             }
-            Err(e) => e.to_string(),
+            Err(e) => {
+                if e.is_over_lookup_budget() && !matches!(rule, Rule::Interp | Rule::Conventional) {
+                    self.limit.get_or_insert(LOOKUP_LIMIT);
+                }
+                if e.errno() == libc::EACCES {
+                    self.note_denied(&path);
+                }
+                e.to_string()
+            }
             Ok(file) => match self.resolver.accept_ldso(&file, self.machine) {
+                // The kernel opens an interpreter for execution: execute
+                // permission for whose rights the search is made with
+                // (read permission was needed to open it).
+                Ok(()) if !file.may_exec() => {
+                    self.note_denied(&path);
+                    "no execute permission".into()
+                }
                 Ok(()) => return Some(Found { file, path, rule }),
                 Err(reason) => reason,
             },
@@ -237,6 +278,15 @@ impl<'a, E: AsRef<[u8]>> Search<'a, E> {
         debug!(candidate = %lossy(&path), %rule, %reason, "skipped");
         self.skipped.push(Skipped { path, reason });
         None
+    }
+}
+
+impl<E> Search<'_, E> {
+    /// `path` was refused for want of permission: if it is the `PT_INTERP`
+    /// path (tried by whichever rule reached it first), the search's answer
+    /// is EACCES when nothing else is found, as the kernel's would be.
+    fn note_denied(&mut self, path: &[u8]) {
+        self.interp_denied |= path == self.ns.absolute(self.interp).as_slice();
     }
 }
 
@@ -281,7 +331,8 @@ impl Resolver {
     /// directory it was read from is unchanged, else a fresh one.
     fn ld_so_conf(&self, ns: &Namespace) -> Arc<LdSoConf> {
         let root = ns.root_key();
-        let key = (root.0, root.1, self.config.ld_so_conf.clone());
+        let who = crate::creds::Credentials::digest(ns.credentials());
+        let key = (root.0, root.1, self.config.ld_so_conf.clone(), who);
         if let Some(c) = lock(&self.caches.conf).get(&key) {
             if c.is_fresh(ns) {
                 return c.clone();
