@@ -238,7 +238,11 @@ impl Resolver {
         .collect();
         let secure = self.config.secure || request.secure;
         let ns = ns.clone().with_cwd(cwd);
-        let mut search = Search::new(self, &ns, &program, &request.interp, request.machine, &envp, secure);
+        // Only the count of rejected candidates is answered: their details
+        // are not kept (a 128 KiB LDSO_PATH under a 4 KiB working directory
+        // would be 4 KiB per entry).
+        let mut search =
+            Search::new(self, &ns, &program, &request.interp, request.machine, &envp, secure).keep_skipped(0);
         let found = search.run()?;
         let flavor = self.flavor_of(&found.file);
         tracing::debug!(ldso = %lossy(&found.path), rule = %found.rule, %flavor, "searched");
@@ -257,6 +261,8 @@ impl Resolver {
             fd: found.file.fd,
             choice,
             consulted: search.consulted(),
+            depends_on_cwd: search.depends_on_cwd(),
+            depends_on_origin: search.depends_on_origin(),
             standing,
         })
     }
@@ -330,8 +336,16 @@ pub struct InterpAnswer {
     /// What it is and which rule found it.
     pub choice: LdsoChoice,
     /// Every path (inside the namespace) whose state decided the answer:
-    /// while none of them changes, the answer stays the same.
-    pub consulted: Vec<Vec<u8>>,
+    /// while none of them changes, the answer stays the same. None when
+    /// the search tried more than 256 candidates: too many to keep or
+    /// watch (such an answer is not worth caching).
+    pub consulted: Option<Vec<Vec<u8>>>,
+    /// Whether the answer depended on the working directory (a relative
+    /// candidate path was tried).
+    pub depends_on_cwd: bool,
+    /// Whether it depended on the program's directory (a tried
+    /// `LD_LIBRARY_PATH` entry used `$ORIGIN`).
+    pub depends_on_origin: bool,
     /// Whether the answer holds for every process of this machine whose
     /// program names this (absolute) `PT_INTERP` and that sets neither
     /// `LDSO_PATH` nor `LD_LIBRARY_PATH` and is not in secure mode: it

@@ -22,10 +22,11 @@ mod cache;
 mod lock;
 mod server;
 
+use std::collections::HashSet;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
-use cache::{AnswerCache, Key, Standing};
+use cache::{AnswerCache, Depends, Key, Standing};
 
 /// The wire format, for other clients and servers.
 pub use chainloader::proto;
@@ -119,21 +120,52 @@ impl NamespaceSource {
         let generation = cache.generation();
         drop(first.fd);
         let second = self.resolver.ldso_for(ns, request)?;
-        let fd = Arc::new(second.fd);
-        if second.consulted.iter().all(|p| first.consulted.contains(p)) {
-            let mut name = [0u8; proto::MAX_ANSWER_NAME];
-            let (class, machine) = request.machine.ident();
-            let standing = second
-                .standing
-                .then(|| proto::answer_name(class, machine, &request.interp, &mut name))
-                .flatten()
-                .map(|len| Standing {
-                    name: &name[..len],
-                    target: &second.choice.path,
-                });
-            cache.insert(key, fd.clone(), generation, standing);
+        let watched: HashSet<&[u8]> = first.consulted.iter().flatten().map(Vec::as_slice).collect();
+        let covered = second
+            .consulted
+            .as_ref()
+            .is_some_and(|c| c.iter().all(|p| watched.contains(p.as_slice())));
+        if !covered {
+            return Ok((Arc::new(second.fd), second.choice));
         }
+        let mut name = [0u8; proto::MAX_ANSWER_NAME];
+        let (class, machine) = request.machine.ident();
+        let standing = second
+            .standing
+            .then(|| proto::answer_name(class, machine, &request.interp, &mut name))
+            .flatten()
+            .map(|len| Standing {
+                name: &name[..len],
+                target: &second.choice.path,
+            });
+        let fd = cache.insert(key, request, depends(&second, request), second.fd, generation, standing);
         Ok((fd, second.choice))
+    }
+
+    /// One search, with the client's rights; if the process is out of
+    /// descriptors, the cache's are given back and the search made once
+    /// more (an exec matters more than a cached answer).
+    fn search(&self, ns: &Namespace, request: &InterpRequest) -> Result<InterpAnswer, ExecError> {
+        match self.resolver.ldso_for(ns, request) {
+            Err(e) if matches!(e.errno(), libc::EMFILE | libc::ENFILE) && self.cache.is_some() => {
+                tracing::debug!(error = %e, "exec service: out of descriptors; emptying the answer cache");
+                if let Some(cache) = &self.cache {
+                    cache.evict();
+                }
+                self.resolver.ldso_for(ns, request)
+            }
+            r => r,
+        }
+    }
+}
+
+/// What `answer` depended on besides the request's key: the working
+/// directory if a relative candidate was tried (or `$ORIGIN` came from a
+/// relative `AT_EXECFN`), the program's directory if `$ORIGIN` was expanded.
+fn depends(answer: &InterpAnswer, request: &InterpRequest) -> Depends {
+    Depends {
+        cwd: answer.depends_on_cwd || (answer.depends_on_origin && !request.execfn.starts_with(b"/")),
+        origin: answer.depends_on_origin,
     }
 }
 
@@ -142,15 +174,17 @@ impl LdsoSource for NamespaceSource {
         let key = Key::of(request, client);
         let cache = self.cache.as_ref().zip(key.as_ref());
         // Another worker may have answered the same question meanwhile.
-        if let Some(fd) = cache.and_then(|(cache, key)| cache.get(key)) {
+        if let Some(fd) = cache.and_then(|(cache, key)| cache.get(key, request)) {
             return Ok(fd);
         }
         let ns = self.ns.clone().with_credentials(client.clone());
-        let first = self.resolver.ldso_for(&ns, request)?;
+        let first = self.search(&ns, request)?;
+        let watched = match (&self.cache, &first.consulted) {
+            (Some(cache), Some(consulted)) if key.is_some() => cache.watch(&self.ns, consulted),
+            _ => false,
+        };
         let (fd, choice) = match (&self.cache, key) {
-            (Some(cache), Some(key)) if cache.watch(&self.ns, &first.consulted) => {
-                self.search_again_and_cache(cache, key, request, &ns, first)?
-            }
+            (Some(cache), Some(key)) if watched => self.search_again_and_cache(cache, key, request, &ns, first)?,
             _ => (Arc::new(first.fd), first.choice),
         };
         tracing::info!(ldso = %ldchain_resolver::escape::for_terminal(&choice.path), rule = %choice.rule,
@@ -159,7 +193,7 @@ impl LdsoSource for NamespaceSource {
     }
 
     fn cached(&self, request: &InterpRequest, client: &Credentials) -> Option<Arc<OwnedFd>> {
-        self.cache.as_ref()?.get(&Key::of(request, client)?)
+        self.cache.as_ref()?.get(&Key::of(request, client)?, request)
     }
 
     fn changes(&self) -> Option<BorrowedFd<'_>> {

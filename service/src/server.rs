@@ -83,7 +83,13 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
 impl ExecService {
     /// Serve `listener` with `source` until dropped.
+    ///
+    /// Raises the process's soft `RLIMIT_NOFILE` to its hard limit first:
+    /// the service holds a descriptor per client being served and per
+    /// cached dynamic linker, and the soft limit (often 1,024) is a
+    /// default for programs that use `select`, which this one does not.
     pub fn start(listener: UnixListener, source: Arc<dyn LdsoSource>, limits: Limits) -> io::Result<ExecService> {
+        raise_nofile_limit();
         listener.set_nonblocking(true)?;
         let stop = Arc::new(eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?);
         let wake = Arc::new(eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?);
@@ -119,6 +125,18 @@ impl Drop for ExecService {
         let _ = rustix::io::write(&*self.stop, &1u64.to_ne_bytes());
         for t in self.threads.drain(..) {
             let _ = t.join();
+        }
+    }
+}
+
+/// Raise the soft `RLIMIT_NOFILE` to the hard one (best effort).
+fn raise_nofile_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            debug!(error = %e, "exec service: cannot raise RLIMIT_NOFILE");
         }
     }
 }
