@@ -256,6 +256,7 @@ impl Resolver {
             && request.ld_library_path.is_none()
             && !secure
             && request.interp.starts_with(b"/")
+            && !search.depends_on_rights()
             && !search.depends_on_cwd();
         Ok(InterpAnswer {
             fd: found.file.fd,
@@ -350,7 +351,8 @@ pub struct InterpAnswer {
     /// program names this (absolute) `PT_INTERP` and that sets neither
     /// `LDSO_PATH` nor `LD_LIBRARY_PATH` and is not in secure mode: it
     /// depended on nothing else in the request (not the working directory,
-    /// not the program's path). Such an answer may be left standing in
+    /// not the program's path) nor on the client's rights (no candidate
+    /// was refused for want of permission). Such an answer may be left standing in
     /// [`proto::ANSWER_DIR`](chainloader::proto::ANSWER_DIR).
     pub standing: bool,
 }

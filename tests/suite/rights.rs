@@ -136,11 +136,19 @@ struct Served {
 
 impl Served {
     fn new(jail: Jail) -> Served {
+        Served::with_answers(jail, None)
+    }
+
+    /// Served, leaving standing answers in `answers` (a host directory).
+    fn with_answers(jail: Jail, answers: Option<&Path>) -> Served {
         let socket = jail.host("/tmp/exec.sock");
         let listener = UnixListener::bind(&socket).unwrap();
         fs::set_permissions(&socket, fs::Permissions::from_mode(0o777)).unwrap();
         let ns = Namespace::open(jail.path()).unwrap();
-        let source = NamespaceSource::new(Resolver::new(Config::default()), ns);
+        let mut source = NamespaceSource::new(Resolver::new(Config::default()), ns);
+        if let Some(dir) = answers {
+            source = source.with_answer_dir(OwnedFd::from(File::open(dir).unwrap()));
+        }
         let service = ExecService::start(listener, Arc::new(source), Limits::default()).unwrap();
         Served {
             jail,
@@ -408,4 +416,42 @@ fn plan_exec_for_a_client_uses_its_rights_and_gives_the_thread_its_own_back() {
         before,
         "the thread's credentials were not restored"
     );
+}
+
+/// The standing answers' targets in `dir`.
+fn standing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| fs::read_link(e.unwrap().path()).unwrap().display().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+/// A standing answer is taken by every process without asking, so one
+/// searched with a client's rights stands only if no candidate was refused
+/// for want of permission: uid 65534's answer (past a root-only directory)
+/// would send the jail's root past the ld.so it may use.
+#[test]
+fn an_answer_that_depended_on_the_clients_rights_never_stands() {
+    if !require_root("the service must see into root-only directories") {
+        return;
+    }
+    let Some(jail) = secret_jail() else { return };
+    chmod(&jail.host(&format!("/secret/{LDSO_NAME}")), 0o755);
+    jail.write("/etc/ld.so.conf", b"/secret\n/opt/glibc\n", 0o644);
+    let answers = tempfile::tempdir().unwrap();
+    let served = Served::with_answers(jail, Some(answers.path()));
+    let plain = request(GLIBC, None);
+    let real = served.id(&format!("/opt/glibc/{LDSO_NAME}"));
+    for _ in 0..2 {
+        assert_eq!(served.ask(Who::Nobody, &plain).served(), real);
+    }
+    assert_eq!(standing(answers.path()), Vec::<String>::new());
+    // The jail's root searches /secret: nothing refused, so its answer stands.
+    let secret = served.id(&format!("/secret/{LDSO_NAME}"));
+    for _ in 0..2 {
+        assert_eq!(served.ask(Who::JailRoot, &plain).served(), secret);
+    }
+    assert_eq!(standing(answers.path()), [format!("/secret/{LDSO_NAME}")]);
 }

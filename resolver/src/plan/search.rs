@@ -98,6 +98,9 @@ pub(super) struct Search<'a, E> {
     /// (a directory on the way not searchable, the file not readable or
     /// not executable): what the kernel says then is EACCES.
     interp_denied: bool,
+    /// Whether any candidate was refused for want of permission: then the
+    /// outcome depended on whose rights the search was made with.
+    denied: bool,
 }
 
 /// The limit named when [`MAX_CANDIDATES`] stopped a search.
@@ -143,6 +146,7 @@ impl<'a, E: AsRef<[u8]>> Search<'a, E> {
             origin: false,
             limit: None,
             interp_denied: false,
+            denied: false,
         }
     }
 
@@ -150,6 +154,12 @@ impl<'a, E: AsRef<[u8]>> Search<'a, E> {
     /// candidate path was tried).
     pub fn depends_on_cwd(&self) -> bool {
         self.relative
+    }
+
+    /// Whether a candidate was refused for want of permission (the
+    /// outcome may differ for a process with other rights).
+    pub fn depends_on_rights(&self) -> bool {
+        self.denied
     }
 
     /// Whether the outcome depended on the program's directory (a tried
@@ -364,6 +374,7 @@ impl<E> Search<'_, E> {
     /// path (tried by whichever rule reached it first), the search's answer
     /// is EACCES when nothing else is found, as the kernel's would be.
     fn note_denied(&mut self, path: &[u8]) {
+        self.denied = true;
         self.interp_denied |= path == self.ns.absolute(self.interp).as_slice();
     }
 }
