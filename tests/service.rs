@@ -894,9 +894,10 @@ fn an_answer_too_wide_to_watch_is_not_cached_and_evicts_nothing() {
     server.ask(&good().encode()).assert_ldso(&server);
     server.settle();
     assert_eq!(server.searches(), searched, "the answer was not cached");
-    // 700 missing candidates, each in its own directory, then the real one:
-    // 7.5 KiB, one search consulting 1,400 paths.
-    let mut llp = (0..700).map(|i| format!("/{i:x}/d")).collect::<Vec<_>>().join(":");
+    // 200 missing candidates, each five directories deep, then the real
+    // one: 3.6 KiB, one search whose paths and their directories are 1,200
+    // watches (more than the whole cache's 1,024).
+    let mut llp = (0..200).map(|i| format!("/{i:x}/a/b/c/d")).collect::<Vec<_>>().join(":");
     llp.push_str(&format!(":{LDSO_DIR}"));
     let wide = InterpRequest {
         ld_library_path: Some(llp.into_bytes()),
@@ -925,8 +926,9 @@ fn a_huge_request_costs_memory_in_proportion_to_its_size() {
     // Warm up threads and allocator arenas with an ordinary request.
     server.ask(&good().encode()).assert_ldso(&server);
     server.settle();
-    let cwd = format!("/{}", vec!["x".repeat(254); 16].join("/"));
-    let cwd = &cwd[..4000];
+    // Every candidate is a path longer than PATH_MAX: refused, and counted.
+    let cwd = format!("/{}", vec!["x".repeat(254); 17].join("/"));
+    let cwd = &cwd[..4090];
     let entries = |tag: char| {
         let mut v = String::new();
         let mut i = 0u32;

@@ -52,7 +52,7 @@ pub struct LdSoConf {
     pub deps: Vec<(Vec<u8>, Option<FileId>)>,
     /// Things worth telling an operator (cycles, limits, odd files).
     pub notes: Vec<String>,
-    /// Whether directories past [`MAX_DIRS`] were left out: a search that
+    /// Whether directories past `MAX_DIRS` (4,096) were left out: a search that
     /// finds nothing must then say that a limit cut it.
     pub dirs_cut: bool,
 }

@@ -12,6 +12,13 @@
 //! each time; the chainloader only `pread`s it, so its offset is never
 //! shared state.
 //!
+//! An answer is kept under what it depended on: the request's machine,
+//! `PT_INTERP`, secure flag and variables, the client's credentials, and
+//! the working or program directory only if the search used them. The
+//! cache holds one descriptor per distinct file (device, inode), however
+//! many answers name it, and an answer needing more than
+//! [`MAX_WATCHES_PER_ANSWER`] watches is not cached at all.
+//!
 //! Not seen: a mount or unmount inside the namespace (the sandbox cannot
 //! mount; the server that can must empty the cache itself), and a change in
 //! a directory that only a symbolic link's *target* path passes through.
