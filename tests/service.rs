@@ -897,7 +897,10 @@ fn an_answer_too_wide_to_watch_is_not_cached_and_evicts_nothing() {
     // 200 missing candidates, each five directories deep, then the real
     // one: 3.6 KiB, one search whose paths and their directories are 1,200
     // watches (more than the whole cache's 1,024).
-    let mut llp = (0..200).map(|i| format!("/{i:x}/a/b/c/d")).collect::<Vec<_>>().join(":");
+    let mut llp = (0..200)
+        .map(|i| format!("/{i:x}/a/b/c/d"))
+        .collect::<Vec<_>>()
+        .join(":");
     llp.push_str(&format!(":{LDSO_DIR}"));
     let wide = InterpRequest {
         ld_library_path: Some(llp.into_bytes()),

@@ -7,17 +7,24 @@
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
+/// The 32-bit-id system calls: on i386 and 32-bit Arm the plain ones take
+/// 16-bit ids.
+#[cfg(any(target_arch = "x86", target_arch = "arm"))]
+const SYS: (libc::c_long, libc::c_long) = (libc::SYS_setfsuid32, libc::SYS_setfsgid32);
+#[cfg(not(any(target_arch = "x86", target_arch = "arm")))]
+const SYS: (libc::c_long, libc::c_long) = (libc::SYS_setfsuid, libc::SYS_setfsgid);
+
 /// `setfsuid(uid)`: returns the previous fs uid; an invalid id (`-1`)
 /// changes nothing, so it also reads the current one.
 fn setfsuid(uid: u32) -> u32 {
     // SAFETY: setfsuid takes one integer and touches no memory.
-    unsafe { libc::syscall(libc::SYS_setfsuid, uid as libc::c_long) as u32 }
+    unsafe { libc::syscall(SYS.0, uid as libc::c_long) as u32 }
 }
 
 /// `setfsgid(gid)`, as [`setfsuid`].
 fn setfsgid(gid: u32) -> u32 {
     // SAFETY: setfsgid takes one integer and touches no memory.
-    unsafe { libc::syscall(libc::SYS_setfsgid, gid as libc::c_long) as u32 }
+    unsafe { libc::syscall(SYS.1, gid as libc::c_long) as u32 }
 }
 
 /// The calling thread's fs uid.
