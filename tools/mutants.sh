@@ -205,8 +205,8 @@ m caps-kept resolver/src/creds.rs \
     '    rustix::thread::set_capabilities(None, none).map_err(|e| fail("capset", e.into()))?;' \
     '    let _ = none;' "$RIGHTS"
 m exec-not-required resolver/src/plan/search.rs \
-    '                Ok(()) if !file.may_exec() => {' \
-    '                Ok(()) if false && !file.may_exec() => {' "$RIGHTS"
+    '                Ok(()) if !self.ns.may_exec(&file) => {' \
+    '                Ok(()) if false && !self.ns.may_exec(&file) => {' "$RIGHTS"
 m creds-not-restored resolver/src/creds.rs \
     '        ok &= sys::set_fsuid(self.fsuid).is_ok();' \
     '        ok &= true;' "$RIGHTS"

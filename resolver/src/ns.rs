@@ -219,6 +219,18 @@ impl Namespace {
         self.creds.as_deref()
     }
 
+    /// Whether `file` (a regular file) may be executed by whose rights
+    /// plans are made with: as the kernel decides it ([`Opened::may_exec`],
+    /// one system call) when acting for a client; with the caller's own
+    /// rights, any execute bit (root's rule, and no system call: a warm
+    /// plan's count is held by CI).
+    pub(crate) fn may_exec(&self, file: &Opened) -> bool {
+        match self.creds {
+            None => file.mode & 0o111 != 0,
+            Some(_) => file.may_exec(),
+        }
+    }
+
     /// Set the current directory (a path inside the namespace; relative
     /// paths are taken from `/`).
     pub fn with_cwd(mut self, cwd: impl AsRef<[u8]>) -> Namespace {

@@ -337,7 +337,7 @@ impl<'a, E: AsRef<[u8]>> Search<'a, E> {
                 // The kernel opens an interpreter for execution: execute
                 // permission for whose rights the search is made with
                 // (read permission was needed to open it).
-                Ok(()) if !file.may_exec() => {
+                Ok(()) if !self.ns.may_exec(&file) => {
                     self.note_denied(&path);
                     "no execute permission".into()
                 }
