@@ -21,14 +21,14 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use ldchain::resolver::ExecError;
 use ldchain::resolver::{Config, Machine, Namespace, Resolver};
 use ldchain::service::proto::{decode_reply_header, RequestHeader, MAX_ENV, MAX_MESSAGE, MAX_PATH, REPLY_HEADER};
-use ldchain::service::{ExecService, InterpRequest, LdsoSource, Limits, NamespaceSource, Stats};
+use ldchain::service::{Credentials, ExecService, InterpRequest, LdsoSource, Limits, NamespaceSource, Stats};
 use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
 
 /// Where the jail keeps its only ld.so: no conventional path, so a request
@@ -47,23 +47,27 @@ struct Server {
     socket: PathBuf,
     service: ExecService,
     made: u64,
+    /// Requests that reached a worker (cache misses).
+    searches: Arc<AtomicUsize>,
 }
 
 /// The real source, slowed down: the resolver as it is on a busy, slow
-/// file system.
-struct Slow(NamespaceSource, Duration);
+/// file system. It counts the requests that reach a worker (not answered
+/// from the cache on the I/O thread).
+struct Slow(NamespaceSource, Duration, Arc<AtomicUsize>);
 
 impl LdsoSource for Slow {
-    fn ldso(&self, request: &InterpRequest) -> Result<Arc<OwnedFd>, ExecError> {
+    fn ldso(&self, request: &InterpRequest, client: &Credentials) -> Result<Arc<OwnedFd>, ExecError> {
+        self.2.fetch_add(1, Ordering::SeqCst);
         std::thread::sleep(self.1);
-        self.0.ldso(request)
+        self.0.ldso(request, client)
     }
 
     /// Unslowed, the I/O thread answers from the cache as `ldchain run`'s
     /// does; slowed, every request goes to a worker.
-    fn cached(&self, request: &InterpRequest) -> Option<Arc<OwnedFd>> {
+    fn cached(&self, request: &InterpRequest, client: &Credentials) -> Option<Arc<OwnedFd>> {
         if self.1.is_zero() {
-            self.0.cached(request)
+            self.0.cached(request, client)
         } else {
             None
         }
@@ -76,20 +80,37 @@ impl Server {
     }
 
     fn start_slow(limits: Limits, delay: Duration) -> Server {
+        Server::start_in(Server::jail(), limits, delay)
+    }
+
+    /// The jail: the ld.so in LDSO_DIR, and a program.
+    fn jail() -> support::Jail {
         let jail = support::Jail::new();
         jail.add(&support::glibc_ldso(), &format!("{LDSO_DIR}/ld-linux-x86-64.so.2"));
         jail.write("/bin/app", b"not really a program", 0o755);
+        jail
+    }
+
+    fn start_in(jail: support::Jail, limits: Limits, delay: Duration) -> Server {
         let socket = jail.host("/tmp/exec.sock");
         let listener = UnixListener::bind(&socket).unwrap();
         let ns = Namespace::open(jail.path()).unwrap();
         let source = NamespaceSource::new(Resolver::new(Config::default()), ns);
-        let service = ExecService::start(listener, Arc::new(Slow(source, delay)), limits).unwrap();
+        let searches = Arc::new(AtomicUsize::new(0));
+        let slow = Slow(source, delay, searches.clone());
+        let service = ExecService::start(listener, Arc::new(slow), limits).unwrap();
         Server {
             jail,
             socket,
             service,
             made: 0,
+            searches,
         }
+    }
+
+    /// How many requests reached a worker so far.
+    fn searches(&self) -> usize {
+        self.searches.load(Ordering::SeqCst)
     }
 
     fn connect(&mut self) -> UnixStream {
@@ -764,4 +785,232 @@ fn requests_waiting_for_a_worker_count_against_the_cap() {
     );
     assert!(most <= 4 + 3, "the service held {most} descriptors with a cap of 4");
     assert_eq!(server.settle(), (20, 0, 0));
+}
+
+// --- Issue 19: what one request may cost the trusted process ---------------
+
+/// The (dev, ino) of the one descriptor a reply carries.
+fn served(reply: Reply) -> (u64, u64) {
+    assert_eq!(reply.errno, Some(0), "{reply:?}");
+    assert_eq!(reply.fds.len(), 1, "{reply:?}");
+    let m = File::from(reply.fds.into_iter().next().unwrap()).metadata().unwrap();
+    (m.dev(), m.ino())
+}
+
+fn id_of(path: &std::path::Path) -> (u64, u64) {
+    let m = fs::metadata(path).unwrap();
+    (m.dev(), m.ino())
+}
+
+/// 1,100 execs from as many working directories with an absolute
+/// `LD_LIBRARY_PATH` (the issue's `cd /tmp/dN; LD_LIBRARY_PATH=/x
+/// /bin/true`): the answer did not depend on the directory, so it is one
+/// cache entry, searched for once; and 200 different search paths that all
+/// find the same ld.so hold one descriptor between them, not one each.
+#[test]
+fn answers_are_keyed_by_what_the_search_used_and_share_one_descriptor_per_file() {
+    let _l = serial();
+    let mut server = Server::start(limits(5000));
+    let want = id_of(&server.ldso_path());
+    let from = |cwd: &str| InterpRequest {
+        cwd: cwd.as_bytes().to_vec(),
+        ldso_path: None,
+        ld_library_path: Some(format!("/x:{LDSO_DIR}").into_bytes()),
+        ..good()
+    };
+    assert_eq!(served(server.ask(&from("/tmp/d0").encode())), want);
+    server.settle();
+    let fds = fd_count();
+    let searched = server.searches();
+    for i in 1..1100 {
+        assert_eq!(served(server.ask(&from(&format!("/tmp/d{i}")).encode())), want);
+    }
+    server.settle();
+    assert_eq!(server.searches(), searched, "answers were kept per working directory");
+    assert_eq!(fds_back_to(fds), fds);
+    // Different keys, the same file: one descriptor.
+    for i in 0..200 {
+        let r = InterpRequest {
+            ld_library_path: Some(format!("/y{i}:{LDSO_DIR}").into_bytes()),
+            ..from("/")
+        };
+        assert_eq!(served(server.ask(&r.encode())), want);
+    }
+    server.settle();
+    assert_eq!(server.searches(), searched + 200);
+    let after = fds_back_to(fds);
+    assert!(
+        after <= fds,
+        "{} descriptors for 200 answers naming one file",
+        after as isize - fds as isize
+    );
+}
+
+/// What an answer did depend on stays in its key: a relative entry (the
+/// working directory) and `$ORIGIN` (the program's directory) each give
+/// each directory its own answer, first and from the cache.
+#[test]
+fn answers_that_used_the_working_or_program_directory_are_kept_apart() {
+    let _l = serial();
+    let jail = Server::jail();
+    for d in ["/a", "/b"] {
+        jail.add(&support::glibc_ldso(), &format!("{d}/lib/ld-linux-x86-64.so.2"));
+    }
+    let mut server = Server::start_in(jail, limits(5000), Duration::ZERO);
+    let a = id_of(&server.jail.host("/a/lib/ld-linux-x86-64.so.2"));
+    let b = id_of(&server.jail.host("/b/lib/ld-linux-x86-64.so.2"));
+    assert_ne!(a, b);
+    let relative = |cwd: &str| InterpRequest {
+        cwd: cwd.as_bytes().to_vec(),
+        ldso_path: None,
+        ld_library_path: Some(b"lib".to_vec()),
+        ..good()
+    };
+    let origin = |dir: &str| InterpRequest {
+        execfn: format!("{dir}/app").into_bytes(),
+        ldso_path: None,
+        ld_library_path: Some(b"$ORIGIN/lib".to_vec()),
+        ..good()
+    };
+    for _ in 0..2 {
+        assert_eq!(served(server.ask(&relative("/a").encode())), a);
+        assert_eq!(served(server.ask(&relative("/b").encode())), b);
+        assert_eq!(served(server.ask(&origin("/a").encode())), a);
+        assert_eq!(served(server.ask(&origin("/b").encode())), b);
+    }
+    server.settle();
+}
+
+/// A cacheable request (under the key's 8 KiB) whose search consulted
+/// more paths than an answer may watch is answered and not cached — and
+/// it empties nothing: the answer cached before it is still a hit.
+#[test]
+fn an_answer_too_wide_to_watch_is_not_cached_and_evicts_nothing() {
+    let _l = serial();
+    let mut server = Server::start(limits(5000));
+    server.ask(&good().encode()).assert_ldso(&server);
+    server.settle();
+    let searched = server.searches();
+    server.ask(&good().encode()).assert_ldso(&server);
+    server.settle();
+    assert_eq!(server.searches(), searched, "the answer was not cached");
+    // 200 missing candidates, each five directories deep, then the real
+    // one: 3.6 KiB, one search whose paths and their directories are 1,200
+    // watches (more than the whole cache's 1,024).
+    let mut llp = (0..200)
+        .map(|i| format!("/{i:x}/a/b/c/d"))
+        .collect::<Vec<_>>()
+        .join(":");
+    llp.push_str(&format!(":{LDSO_DIR}"));
+    let wide = InterpRequest {
+        ld_library_path: Some(llp.into_bytes()),
+        ldso_path: None,
+        ..good()
+    };
+    assert!(wide.encode().len() < 8000);
+    for _ in 0..2 {
+        server.ask(&wide.encode()).assert_ldso(&server);
+    }
+    server.settle();
+    assert_eq!(server.searches(), searched + 2, "the wide answer was cached");
+    server.ask(&good().encode()).assert_ldso(&server);
+    server.settle();
+    assert_eq!(server.searches(), searched + 2, "the wide request emptied the cache");
+}
+
+/// The issue's amplifying request: 4 KiB of working directory and two
+/// 128 KiB variables of short relative entries (every candidate a 4 KiB
+/// path). The service's peak memory grows by a small multiple of the
+/// request's size, not by hundreds of megabytes.
+#[test]
+fn a_huge_request_costs_memory_in_proportion_to_its_size() {
+    let _l = serial();
+    let mut server = Server::start(limits(30000));
+    // Warm up threads and allocator arenas with an ordinary request.
+    server.ask(&good().encode()).assert_ldso(&server);
+    server.settle();
+    // Every candidate is a path longer than PATH_MAX: refused, and counted.
+    let cwd = format!("/{}", vec!["x".repeat(254); 17].join("/"));
+    let cwd = &cwd[..4090];
+    let entries = |tag: char| {
+        let mut v = String::new();
+        let mut i = 0u32;
+        while v.len() + 8 < MAX_ENV as usize - 1 {
+            v.push_str(&format!("{tag}{i:x}:"));
+            i += 1;
+        }
+        v.into_bytes()
+    };
+    let huge = InterpRequest {
+        cwd: cwd.as_bytes().to_vec(),
+        ldso_path: Some(entries('a')),
+        ld_library_path: Some(entries('b')),
+        ..good()
+    };
+    let bytes = huge.encode();
+    let (_, hwm0) = memory();
+    let mut s = server.connect();
+    s.write_all(&bytes).unwrap();
+    let reply = receive(&s);
+    server.settle();
+    let (_, hwm1) = memory();
+    assert!(reply.errno.is_some(), "{reply:?}");
+    let grown = (hwm1 - hwm0) * 1024;
+    eprintln!("a {}-byte request: peak memory grew by {grown} bytes", bytes.len());
+    // ≈10× measured (the request's copies, the split entries, an 8-byte
+    // digest per candidate); 185 MB before issue 19.
+    assert!(
+        grown < 32 * bytes.len() as u64,
+        "a {}-byte request grew the peak by {grown} bytes",
+        bytes.len()
+    );
+}
+
+/// The service raises the soft descriptor limit to the hard one, and when
+/// the process runs out anyway, the answer cache gives its descriptors
+/// back instead of failing execs.
+#[test]
+fn the_service_raises_its_descriptor_limit_and_out_of_descriptors_the_cache_yields() {
+    let _l = serial();
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let saved = getrlimit(Resource::Nofile);
+    // Unlimited (RLIM_INFINITY) cannot be a descriptor limit: nothing to show.
+    let Some(hard) = saved.maximum else { return };
+    let soft = Rlimit {
+        current: Some((hard / 2).min(1024)),
+        maximum: saved.maximum,
+    };
+    setrlimit(Resource::Nofile, soft).unwrap();
+    let jail = Server::jail();
+    let n = 60;
+    for i in 0..n {
+        jail.add(&support::glibc_ldso(), &format!("/c{i}/ld-linux-x86-64.so.2"));
+    }
+    let mut server = Server::start_in(jail, limits(5000), Duration::ZERO);
+    let raised = getrlimit(Resource::Nofile);
+    setrlimit(Resource::Nofile, saved).unwrap();
+    assert_eq!(raised.current, Some(hard), "the soft limit was not raised");
+    // Room for 20 cached dynamic linkers, not for 60: each request names
+    // another one (each file is cached, one descriptor each).
+    server.ask(&good().encode()).assert_ldso(&server);
+    server.settle();
+    let tight = Rlimit {
+        current: Some(fds_back_to(fd_count()) as u64 + 20),
+        maximum: saved.maximum,
+    };
+    setrlimit(Resource::Nofile, tight).unwrap();
+    let mut refused = Vec::new();
+    for i in 0..n {
+        let r = InterpRequest {
+            ldso_path: Some(format!("/c{i}").into_bytes()),
+            ..good()
+        };
+        let reply = server.ask(&r.encode());
+        if reply.errno != Some(0) {
+            refused.push((i, reply));
+        }
+    }
+    setrlimit(Resource::Nofile, saved).unwrap();
+    server.settle();
+    assert!(refused.is_empty(), "{} refused: {:?}", refused.len(), refused.first());
 }

@@ -269,6 +269,65 @@ m mirror-mode-default sandbox/src/view.rs \
 m shared-dir-bound-whole src/cli/binds.rs \
     'm.permissions().mode() & 0o1002 == 0o1002' \
     'm.permissions().mode() & 0o1002 == 0o7777' "$VIEW"
+# --- The exec service acts with its client's rights ----------------------
+RIGHTS='--test suite -- rights::'
+m creds-from-nowhere resolver/src/creds.rs \
+    '    let Some(who) = who else { return Ok(None) };' \
+    '    let Some(_who) = who else { return Ok(None) }; return Ok(None); #[allow(unreachable_code)] let who = _who;' "$RIGHTS"
+m caps-kept resolver/src/creds.rs \
+    '    rustix::thread::set_capabilities(None, none).map_err(|e| fail("capset", e.into()))?;' \
+    '    let _ = none;' "$RIGHTS"
+m exec-not-required resolver/src/plan/search.rs \
+    '                Ok(()) if !self.ns.may_exec(&file) => {' \
+    '                Ok(()) if false && !self.ns.may_exec(&file) => {' "$RIGHTS"
+m creds-not-restored resolver/src/creds.rs \
+    '        ok &= sys::set_fsuid(self.fsuid).is_ok();' \
+    '        ok &= true;' "$RIGHTS"
+m answer-shared-across-clients service/src/cache.rs \
+    '            client: client.clone(),' \
+    '            client: Credentials { uid: 0, gid: 0, groups: vec![] },' "$RIGHTS"
+m interp-denied-is-enoent resolver/src/plan/search.rs \
+    '        if found.is_none() && self.interp_denied {' \
+    '        if found.is_none() && self.interp_denied && false {' "$RIGHTS"
+m standing-despite-rights resolver/src/plan.rs \
+    '            && !search.depends_on_rights()' \
+    '' "$RIGHTS"
+
+# --- What one request may cost the trusted process -------------------------
+SVC='--test service'
+m fd-per-entry service/src/cache.rs \
+    '            .or_insert_with(|| Arc::new(fd))
+            .clone();' \
+    '            .or_insert_with(|| Arc::new(fd))
+            .clone();
+        let fd = Arc::new(rustix::io::dup(&*fd).unwrap());' "$SVC"
+m cwd-kept-in-key service/src/cache.rs \
+    'cwd: depends.cwd.then(|| request.cwd.clone()),' \
+    'cwd: Some(request.cwd.clone()),' "$SVC"
+m origin-left-out-of-key service/src/cache.rs \
+    'origin: depends.origin.then(|| request.origin().to_vec()),' \
+    'origin: None,' "$SVC"
+m relative-left-out-of-key service/src/lib.rs \
+    'cwd: answer.depends_on_cwd ||' \
+    'cwd: false ||' "$SVC"
+m watch-limit-unchecked service/src/cache.rs \
+    'pub const MAX_WATCHES_PER_ANSWER: usize = 256;' \
+    'pub const MAX_WATCHES_PER_ANSWER: usize = usize::MAX;' "$SVC"
+m consulted-unbounded resolver/src/plan/search.rs \
+    '        if self.tried.len() <= MAX_CONSULTED {' \
+    '        if true {' "$SVC"
+m skipped-kept-by-service resolver/src/plan.rs \
+    '.keep_skipped(0);' \
+    ';' "$SVC"
+m no-evict-on-emfile service/src/lib.rs \
+    '                    cache.evict();' \
+    '                    let _ = cache;' "$SVC"
+m nofile-not-raised service/src/server.rs \
+    '        raise_nofile_limit();' \
+    '        let _ = raise_nofile_limit;' "$SVC"
+m limit-not-named resolver/src/plan/search.rs \
+    '            self.limit.get_or_insert(CONF_DIRS_LIMIT);' \
+    '            let _ = CONF_DIRS_LIMIT;' "$BOUNDED"
 
 # ---------------------------------------------------------------------------
 

@@ -52,6 +52,9 @@ pub struct LdSoConf {
     pub deps: Vec<(Vec<u8>, Option<FileId>)>,
     /// Things worth telling an operator (cycles, limits, odd files).
     pub notes: Vec<String>,
+    /// Whether directories past `MAX_DIRS` (4,096) were left out: a search that
+    /// finds nothing must then say that a limit cut it.
+    pub dirs_cut: bool,
 }
 
 impl LdSoConf {
@@ -270,6 +273,12 @@ impl Loader<'_> {
             return;
         }
         if self.out.dirs.len() == MAX_DIRS {
+            if !self.out.dirs_cut {
+                self.out.dirs_cut = true;
+                self.note(format!(
+                    "{from}: more than {MAX_DIRS} directories; the rest are ignored"
+                ));
+            }
             return;
         }
         if self.seen_dirs.insert(dir.clone()) {

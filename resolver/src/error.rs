@@ -41,10 +41,11 @@ pub enum ExecError {
     /// A dynamic program whose dynamic linker was found nowhere (the kernel
     /// says ENOENT when `PT_INTERP` does not exist).
     #[error(
-        "{}: no usable dynamic linker {} found ({} candidates rejected)",
+        "{}: no usable dynamic linker {} found ({} candidates rejected{})",
         shown(program),
         shown(interp),
-        skipped
+        skipped,
+        limit.map(|l| format!("; search cut short by a limit: {l}")).unwrap_or_default()
     )]
     NoLdso {
         /// The program (after any `#!` chain), inside the namespace.
@@ -53,6 +54,9 @@ pub enum ExecError {
         interp: PathBuf,
         /// How many existing candidates were rejected.
         skipped: usize,
+        /// The limit that kept candidates from being tried, if one did:
+        /// then the dynamic linker may exist after all.
+        limit: Option<&'static str>,
     },
     /// The configured host ld.so cannot run this program.
     #[error("{}: configured dynamic linker cannot be used: {reason}", shown(path))]
@@ -102,6 +106,12 @@ impl ExecError {
             ExecError::InvalidArgument { errno, .. } => *errno,
             ExecError::Io { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
         }
+    }
+
+    /// Whether a path lookup ran out of its budget (not an answer of the
+    /// file system: a limit of the resolver's).
+    pub(crate) fn is_over_lookup_budget(&self) -> bool {
+        matches!(self, ExecError::InvalidArgument { reason, .. } if *reason == crate::ns::OVER_BUDGET)
     }
 
     /// The symbolic name of [`errno`](Self::errno) (`ENOENT`, ...; see

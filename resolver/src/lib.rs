@@ -28,6 +28,7 @@
 
 mod bytepath;
 mod conf;
+mod creds;
 mod elfinfo;
 mod error;
 pub mod escape;
@@ -40,6 +41,7 @@ mod request;
 mod walk;
 
 pub use conf::LdSoConf;
+pub use creds::Credentials;
 pub use elfinfo::{Flavor, Machine};
 pub use error::{errno_name, ExecError};
 pub use exec::{inherit_fds, Prepared};

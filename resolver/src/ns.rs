@@ -16,8 +16,12 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{self as rfs, Mode, OFlags};
 
+use crate::creds::Credentials;
 use crate::error::ExecError;
 use crate::walk::{self, Budget, Failure, Lookups};
+
+/// Why a lookup failed when it ran out of its budget.
+pub(crate) const OVER_BUDGET: &str = "path lookup budget exceeded";
 
 /// The longest path the resolver will build (`PATH_MAX`).
 pub const PATH_MAX: usize = 4096;
@@ -95,6 +99,15 @@ impl Opened {
         rustix::fs::fstatvfs(&self.fd).is_ok_and(|vfs| vfs.f_flag.contains(rustix::fs::StatVfsMountFlags::NOEXEC))
     }
 
+    /// Whether the calling thread may execute it, as the kernel decides
+    /// (`faccessat2(X_OK, AT_EACCESS)` through its `/proc/self/fd` link:
+    /// the thread's fs ids, groups and capabilities, ACLs, a `noexec` mount).
+    pub fn may_exec(&self) -> bool {
+        use std::os::fd::AsRawFd;
+        let magic = format!("/proc/self/fd/{}", self.fd.as_raw_fd());
+        rfs::accessat(rfs::CWD, magic.as_str(), rfs::Access::EXEC_OK, rfs::AtFlags::EACCESS).is_ok()
+    }
+
     /// A short name for its type, for messages.
     pub fn kind(&self) -> &'static str {
         match self.mode & 0o170000 {
@@ -153,14 +166,25 @@ pub fn read_at(fd: impl AsFd, offset: u64, cap: usize) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// A sandbox's namespace: its root directory on the host and its current
-/// directory inside it.
+/// A sandbox's namespace: its root directory on the host, its current
+/// directory inside it, and whose rights files are opened with.
+///
+/// **Rights.** By default the resolver opens files in the namespace with
+/// the calling thread's own rights — for a server running as root, every
+/// file. A server acting for a sandboxed process must say whose rights the
+/// plan is made with ([`with_credentials`](Self::with_credentials)): then
+/// every plan and search in this namespace checks search permission on each
+/// directory, read permission on each file it opens and execute permission
+/// on the program and its dynamic linker as that process, with no
+/// capabilities, as the kernel would for it (see `Credentials`).
 #[derive(Debug, Clone)]
 pub struct Namespace {
     root: std::sync::Arc<OwnedFd>,
     root_key: (u64, u64),
     /// The current directory inside the namespace, absolute.
     cwd: Vec<u8>,
+    /// Whose rights files are opened with; None: the caller's own.
+    creds: Option<std::sync::Arc<Credentials>>,
 }
 
 impl Namespace {
@@ -172,7 +196,39 @@ impl Namespace {
             root: std::sync::Arc::new(fd),
             root_key: (st.st_dev, st.st_ino),
             cwd: b"/".to_vec(),
+            creds: None,
         })
+    }
+
+    /// Make plans in this namespace with `who`'s rights, as a process with
+    /// those ids and groups and no capabilities (a jail's processes have
+    /// none): a file is used only if that process could open it — each
+    /// directory on the way searchable, the file readable (the descriptor
+    /// handed out is readable) and, for the program and its dynamic linker,
+    /// executable. Without this, the calling thread's own rights are used.
+    /// The calling thread must be allowed to take on those credentials
+    /// (`CAP_SETUID`/`CAP_SETGID`, or ids it already has); if it is not,
+    /// plans fail with `EPERM`, never with more rights.
+    pub fn with_credentials(mut self, who: Credentials) -> Namespace {
+        self.creds = Some(std::sync::Arc::new(who));
+        self
+    }
+
+    /// Whose rights plans are made with (None: the caller's own).
+    pub fn credentials(&self) -> Option<&Credentials> {
+        self.creds.as_deref()
+    }
+
+    /// Whether `file` (a regular file) may be executed by whose rights
+    /// plans are made with: as the kernel decides it ([`Opened::may_exec`],
+    /// one system call) when acting for a client; with the caller's own
+    /// rights, any execute bit (root's rule, and no system call: a warm
+    /// plan's count is held by CI).
+    pub(crate) fn may_exec(&self, file: &Opened) -> bool {
+        match self.creds {
+            None => file.mode & 0o111 != 0,
+            Some(_) => file.may_exec(),
+        }
     }
 
     /// Set the current directory (a path inside the namespace; relative
@@ -333,7 +389,7 @@ impl Namespace {
             Err(Failure::Errno(e)) => Err(io_err(path, e)),
             Err(Failure::OverBudget) => Err(ExecError::InvalidArgument {
                 what: crate::escape::for_terminal(path),
-                reason: "path lookup budget exceeded",
+                reason: OVER_BUDGET,
                 errno: libc::ELOOP,
             }),
         }

@@ -160,6 +160,14 @@ impl Resolver {
     /// Plan `execve(path, argv, envp)` for a process whose file system is
     /// `ns`. `envp` is the *new* program's environment. Nothing is executed;
     /// the returned plan owns the descriptors it needs.
+    ///
+    /// **Whose rights**: files are opened with the calling thread's own
+    /// rights unless `ns` carries a client's
+    /// ([`Namespace::with_credentials`]); then the whole plan is made as
+    /// that client with no capabilities — the calling thread's fs ids,
+    /// groups and effective capabilities are switched for the call and put
+    /// back before it returns — so the plan hands out only files the client
+    /// itself could open and execute.
     pub fn plan_exec<A: AsRef<[u8]>, E: AsRef<[u8]>>(
         &self,
         ns: &Namespace,
@@ -174,6 +182,7 @@ impl Resolver {
         }
         check_arg_strlen(argv)?;
         check_arg_strlen(envp)?;
+        let _as = crate::creds::act_as(ns.credentials())?;
         let argv = argv.iter().map(|a| a.as_ref().to_vec()).collect();
         let mut program = self.follow_scripts(ns, path, argv)?;
         let secure = self.config.secure || program.runs_secure();
@@ -204,9 +213,12 @@ impl Resolver {
 
     /// The dynamic linker for a program the kernel has already loaded (the
     /// exec service's question): the same search as [`plan_exec`](Self::plan_exec),
-    /// with the facts the chainloader reported instead of a file to open.
+    /// with the facts the chainloader reported instead of a file to open,
+    /// with the same rules on whose rights files are opened with: the
+    /// client's, when `ns` carries them ([`Namespace::with_credentials`]).
     pub fn ldso_for(&self, ns: &Namespace, request: &InterpRequest) -> Result<InterpAnswer, ExecError> {
         let _span = info_span!("ldso_for", interp = %lossy(&request.interp)).entered();
+        let _as = crate::creds::act_as(ns.credentials())?;
         let cwd: &[u8] = if request.cwd.starts_with(b"/") {
             &request.cwd
         } else {
@@ -226,7 +238,11 @@ impl Resolver {
         .collect();
         let secure = self.config.secure || request.secure;
         let ns = ns.clone().with_cwd(cwd);
-        let mut search = Search::new(self, &ns, &program, &request.interp, request.machine, &envp, secure);
+        // Only the count of rejected candidates is answered: their details
+        // are not kept (a 128 KiB LDSO_PATH under a 4 KiB working directory
+        // would be 4 KiB per entry).
+        let mut search =
+            Search::new(self, &ns, &program, &request.interp, request.machine, &envp, secure).keep_skipped(0);
         let found = search.run()?;
         let flavor = self.flavor_of(&found.file);
         tracing::debug!(ldso = %lossy(&found.path), rule = %found.rule, %flavor, "searched");
@@ -240,11 +256,14 @@ impl Resolver {
             && request.ld_library_path.is_none()
             && !secure
             && request.interp.starts_with(b"/")
+            && !search.depends_on_rights()
             && !search.depends_on_cwd();
         Ok(InterpAnswer {
             fd: found.file.fd,
             choice,
             consulted: search.consulted(),
+            depends_on_cwd: search.depends_on_cwd(),
+            depends_on_origin: search.depends_on_origin(),
             standing,
         })
     }
@@ -318,13 +337,22 @@ pub struct InterpAnswer {
     /// What it is and which rule found it.
     pub choice: LdsoChoice,
     /// Every path (inside the namespace) whose state decided the answer:
-    /// while none of them changes, the answer stays the same.
-    pub consulted: Vec<Vec<u8>>,
+    /// while none of them changes, the answer stays the same. None when
+    /// the search tried more than 256 candidates: too many to keep or
+    /// watch (such an answer is not worth caching).
+    pub consulted: Option<Vec<Vec<u8>>>,
+    /// Whether the answer depended on the working directory (a relative
+    /// candidate path was tried).
+    pub depends_on_cwd: bool,
+    /// Whether it depended on the program's directory (a tried
+    /// `LD_LIBRARY_PATH` entry used `$ORIGIN`).
+    pub depends_on_origin: bool,
     /// Whether the answer holds for every process of this machine whose
     /// program names this (absolute) `PT_INTERP` and that sets neither
     /// `LDSO_PATH` nor `LD_LIBRARY_PATH` and is not in secure mode: it
     /// depended on nothing else in the request (not the working directory,
-    /// not the program's path). Such an answer may be left standing in
+    /// not the program's path) nor on the client's rights (no candidate
+    /// was refused for want of permission). Such an answer may be left standing in
     /// [`proto::ANSWER_DIR`](chainloader::proto::ANSWER_DIR).
     pub standing: bool,
 }

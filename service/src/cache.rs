@@ -12,6 +12,13 @@
 //! each time; the chainloader only `pread`s it, so its offset is never
 //! shared state.
 //!
+//! An answer is kept under what it depended on: the request's machine,
+//! `PT_INTERP`, secure flag and variables, the client's credentials, and
+//! the working or program directory only if the search used them. The
+//! cache holds one descriptor per distinct file (device, inode), however
+//! many answers name it, and an answer needing more than
+//! [`MAX_WATCHES_PER_ANSWER`] watches is not cached at all.
+//!
 //! Not seen: a mount or unmount inside the namespace (the sandbox cannot
 //! mount; the server that can must empty the cache itself), and a change in
 //! a directory that only a symbolic link's *target* path passes through.
@@ -23,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use rustix::fs as rfs;
 use rustix::fs::inotify::{self, WatchFlags};
 
-use super::InterpRequest;
+use super::{Credentials, InterpRequest};
 use ldchain_resolver::{Machine, Namespace};
 
 /// Most answers kept (the cache is emptied when full).
@@ -35,8 +42,16 @@ const MAX_KEY_BYTES: usize = 8192;
 /// `max_user_watches`, 8,192 on many systems); past that every watch is
 /// removed and the cache starts over.
 const MAX_WATCHES: usize = 1024;
+/// Most watches one answer may need (each path it consulted and every
+/// directory above them). An answer that needs more is answered, not
+/// cached — counted before anything is allocated or watched, so such a
+/// request costs the cache nothing and empties no standing answer.
+pub const MAX_WATCHES_PER_ANSWER: usize = 256;
 
-/// Everything in a request that can change the answer.
+/// What every answer to a request depends on. The working directory and
+/// the program's directory are not here: only some answers depend on them
+/// ([`Variant`]), and keying every answer by them would keep one entry per
+/// directory a program is started from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Key {
     machine: Machine,
@@ -44,29 +59,57 @@ pub struct Key {
     secure: bool,
     ldso_path: Option<Vec<u8>>,
     ld_library_path: Option<Vec<u8>>,
-    cwd: Vec<u8>,
-    /// The program's directory (`$ORIGIN`).
-    origin: Vec<u8>,
+    /// Whose rights the answer was searched with: another client may not
+    /// be able to use it, or may find another one first.
+    client: Credentials,
 }
 
 impl Key {
-    /// The key of `request`, if it is small enough to keep.
-    pub fn of(request: &InterpRequest) -> Option<Key> {
+    /// The key of `request` from `client`, if it is small enough to keep.
+    pub fn of(request: &InterpRequest, client: &Credentials) -> Option<Key> {
         let size = request.interp.len()
             + request.cwd.len()
             + request.execfn.len()
             + request.ldso_path.as_ref().map_or(0, Vec::len)
-            + request.ld_library_path.as_ref().map_or(0, Vec::len);
+            + request.ld_library_path.as_ref().map_or(0, Vec::len)
+            + 4 * client.groups.len();
         (size <= MAX_KEY_BYTES).then(|| Key {
             machine: request.machine,
             interp: request.interp.clone(),
             secure: request.secure,
             ldso_path: request.ldso_path.clone(),
             ld_library_path: request.ld_library_path.clone(),
-            cwd: request.cwd.clone(),
-            origin: request.origin().to_vec(),
+            client: client.clone(),
         })
     }
+}
+
+/// One cached answer under a [`Key`], with what else it depended on.
+#[derive(Debug)]
+struct Variant {
+    /// The working directory, if the search tried a relative candidate.
+    cwd: Option<Vec<u8>>,
+    /// The program's directory (`AT_EXECFN`'s), if the search expanded
+    /// `$ORIGIN`.
+    origin: Option<Vec<u8>>,
+    fd: Arc<OwnedFd>,
+}
+
+impl Variant {
+    /// Whether this answer holds for `request`.
+    fn fits(&self, request: &InterpRequest) -> bool {
+        self.cwd.as_ref().is_none_or(|c| *c == request.cwd)
+            && self.origin.as_deref().is_none_or(|o| o == request.origin())
+    }
+}
+
+/// What an answer depended on besides its [`Key`] (`InterpAnswer`'s facts).
+#[derive(Debug, Clone, Copy)]
+pub struct Depends {
+    /// The working directory.
+    pub cwd: bool,
+    /// The program's directory.
+    pub origin: bool,
 }
 
 /// The cache; see the module docs.
@@ -80,7 +123,13 @@ pub struct AnswerCache {
 
 #[derive(Debug)]
 struct State {
-    answers: HashMap<Key, Arc<OwnedFd>>,
+    answers: HashMap<Key, Vec<Variant>>,
+    /// How many variants `answers` holds in all.
+    entries: usize,
+    /// One open file per distinct file (device, inode) the answers name:
+    /// many answers (per client, per directory) share it, so the cache
+    /// holds at most one descriptor per dynamic linker.
+    files: HashMap<(u64, u64), Arc<OwnedFd>>,
     watches: BTreeSet<i32>,
     /// Bumped each time the answers are dropped: an answer searched for
     /// under an older generation may be stale and is not kept.
@@ -113,6 +162,8 @@ impl AnswerCache {
             inotify,
             state: Mutex::new(State {
                 answers: HashMap::new(),
+                entries: 0,
+                files: HashMap::new(),
                 watches: BTreeSet::new(),
                 generation: 0,
                 answer_dir: None,
@@ -146,26 +197,48 @@ impl AnswerCache {
         self.fresh().generation
     }
 
-    /// The cached answer for `key`, unless anything changed since.
-    pub fn get(&self, key: &Key) -> Option<Arc<OwnedFd>> {
-        self.fresh().answers.get(key).cloned()
+    /// The cached answer for `request` (whose key is `key`), unless
+    /// anything changed since.
+    pub fn get(&self, key: &Key, request: &InterpRequest) -> Option<Arc<OwnedFd>> {
+        let state = self.fresh();
+        let variant = state.answers.get(key)?.iter().find(|v| v.fits(request))?;
+        Some(variant.fd.clone())
+    }
+
+    /// Drop every answer and close every descriptor the cache holds (the
+    /// process ran out of descriptors: an exec matters more than a cache).
+    pub fn evict(&self) {
+        self.lock().clear();
     }
 
     /// Watch everything `consulted` depends on; false if that could not be
-    /// done completely (then the answer must not be cached).
+    /// done completely (then the answer must not be cached). The number of
+    /// watches is counted first, on borrowed prefixes, and the answer given
+    /// up as soon as it needs more than [`MAX_WATCHES_PER_ANSWER`]: the work
+    /// is bounded by that many paths of at most `PATH_MAX` bytes, and the
+    /// cache is never emptied for an answer it would not keep.
     pub fn watch(&self, ns: &Namespace, consulted: &[Vec<u8>]) -> bool {
-        let mut paths = BTreeSet::new();
+        if consulted.len() > MAX_WATCHES_PER_ANSWER {
+            return false;
+        }
+        let mut paths: BTreeSet<&[u8]> = BTreeSet::new();
         for p in consulted {
             if !p.starts_with(b"/") {
                 return false;
             }
-            paths.insert(b"/".to_vec());
+            paths.insert(b"/");
             for (i, &c) in p.iter().enumerate().skip(1) {
                 if c == b'/' {
-                    paths.insert(p[..i].to_vec());
+                    paths.insert(&p[..i]);
+                    if paths.len() > MAX_WATCHES_PER_ANSWER {
+                        return false;
+                    }
                 }
             }
-            paths.insert(p.clone());
+            paths.insert(p);
+            if paths.len() > MAX_WATCHES_PER_ANSWER {
+                return false;
+            }
         }
         let flags = WatchFlags::CREATE
             | WatchFlags::DELETE
@@ -182,12 +255,9 @@ impl AnswerCache {
                 let _ = inotify::remove_watch(&self.inotify, wd);
             }
             state.clear();
-            if paths.len() > MAX_WATCHES {
-                return false;
-            }
         }
         for path in paths {
-            let fd = match ns.open_path(&path) {
+            let fd = match ns.open_path(path) {
                 Ok(fd) => fd,
                 // Its parent is watched: its creation will be seen.
                 Err(ldchain_resolver::ExecError::NotFound { .. }) => continue,
@@ -204,22 +274,50 @@ impl AnswerCache {
         true
     }
 
-    /// Remember `fd` as the answer for `key` — unless the answers were
-    /// dropped since `generation` (something changed while it was searched
-    /// for) — and leave `standing` in the answer directory.
-    pub fn insert(&self, key: Key, fd: Arc<OwnedFd>, generation: u64, standing: Option<Standing<'_>>) {
+    /// Remember `fd` as the answer for `request` (whose key is `key`),
+    /// which depended on `depends` too — unless the answers were dropped
+    /// since `generation` (something changed while it was searched for) —
+    /// and leave `standing` in the answer directory. Returns the
+    /// descriptor to hand out: the one already held for the same file
+    /// (device and inode), if any, else `fd`.
+    pub fn insert(
+        &self,
+        key: Key,
+        request: &InterpRequest,
+        depends: Depends,
+        fd: OwnedFd,
+        generation: u64,
+        standing: Option<Standing<'_>>,
+    ) -> Arc<OwnedFd> {
+        let Ok(st) = rfs::fstat(&fd) else { return Arc::new(fd) };
         let mut state = self.fresh();
         if state.generation != generation {
-            return;
+            return Arc::new(fd);
         }
-        if state.answers.len() >= MAX_ENTRIES {
+        if state.entries >= MAX_ENTRIES {
             // Not stale, only many: this one is still kept.
             state.clear();
         }
-        state.answers.insert(key, fd);
+        let fd = state
+            .files
+            .entry((st.st_dev, st.st_ino))
+            .or_insert_with(|| Arc::new(fd))
+            .clone();
+        let variant = Variant {
+            cwd: depends.cwd.then(|| request.cwd.clone()),
+            origin: depends.origin.then(|| request.origin().to_vec()),
+            fd: fd.clone(),
+        };
+        let variants = state.answers.entry(key).or_default();
+        // Another worker may have cached the same answer meanwhile.
+        if !variants.iter().any(|v| v.fits(request)) {
+            variants.push(variant);
+            state.entries += 1;
+        }
         if let Some(standing) = standing {
             state.publish(&standing);
         }
+        fd
     }
 
     /// The state, every answer dropped first if anything changed since the
@@ -241,6 +339,8 @@ impl State {
     /// Drop every answer, and every link left standing.
     fn clear(&mut self) {
         self.answers.clear();
+        self.entries = 0;
+        self.files.clear();
         self.generation += 1;
         if let Some(dir) = &self.answer_dir {
             for name in self.published.drain(..) {

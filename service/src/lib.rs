@@ -22,29 +22,37 @@ mod cache;
 mod lock;
 mod server;
 
+use std::collections::HashSet;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
-use cache::{AnswerCache, Key, Standing};
+use cache::{AnswerCache, Depends, Key, Standing};
 
 /// The wire format, for other clients and servers.
 pub use chainloader::proto;
 pub use chainloader::proto::{ProtoError, RequestHeader, MAX_MESSAGE, SERVICE_PATH};
 pub use server::{ExecService, Limits, Stats};
 
+pub use ldchain_resolver::{Credentials, InterpRequest, RequestError};
 use ldchain_resolver::{ExecError, InterpAnswer, LdsoChoice, Namespace, Resolver};
-pub use ldchain_resolver::{InterpRequest, RequestError};
 
 /// What answers requests: the resolver over one namespace, or anything else
 /// an FsOp server wants to put there.
+///
+/// `client` is the requesting process's credentials as the kernel gave them
+/// for its connection (`SO_PEERCRED`, `SO_PEERGROUPS`), never anything the
+/// request says: an answer must be a file that process could use as its
+/// interpreter itself (every directory on the way searchable, the file
+/// readable and executable, with no capabilities), and must say no more
+/// than `execve` would tell it.
 pub trait LdsoSource: Send + Sync {
     /// The dynamic linker for this request, open for reading (the same
     /// open file may be handed out again: clients only `pread` it).
-    fn ldso(&self, request: &InterpRequest) -> Result<Arc<OwnedFd>, ExecError>;
+    fn ldso(&self, request: &InterpRequest, client: &Credentials) -> Result<Arc<OwnedFd>, ExecError>;
 
     /// An answer known without searching, if any: asked on the I/O thread,
     /// so it must not block.
-    fn cached(&self, _request: &InterpRequest) -> Option<Arc<OwnedFd>> {
+    fn cached(&self, _request: &InterpRequest, _client: &Credentials) -> Option<Arc<OwnedFd>> {
         None
     }
 
@@ -106,42 +114,77 @@ impl NamespaceSource {
         cache: &AnswerCache,
         key: Key,
         request: &InterpRequest,
+        ns: &Namespace,
         first: InterpAnswer,
     ) -> Result<(Arc<OwnedFd>, LdsoChoice), ExecError> {
         let generation = cache.generation();
         drop(first.fd);
-        let second = self.resolver.ldso_for(&self.ns, request)?;
-        let fd = Arc::new(second.fd);
-        if second.consulted.iter().all(|p| first.consulted.contains(p)) {
-            let mut name = [0u8; proto::MAX_ANSWER_NAME];
-            let (class, machine) = request.machine.ident();
-            let standing = second
-                .standing
-                .then(|| proto::answer_name(class, machine, &request.interp, &mut name))
-                .flatten()
-                .map(|len| Standing {
-                    name: &name[..len],
-                    target: &second.choice.path,
-                });
-            cache.insert(key, fd.clone(), generation, standing);
+        let second = self.resolver.ldso_for(ns, request)?;
+        let watched: HashSet<&[u8]> = first.consulted.iter().flatten().map(Vec::as_slice).collect();
+        let covered = second
+            .consulted
+            .as_ref()
+            .is_some_and(|c| c.iter().all(|p| watched.contains(p.as_slice())));
+        if !covered {
+            return Ok((Arc::new(second.fd), second.choice));
         }
+        let mut name = [0u8; proto::MAX_ANSWER_NAME];
+        let (class, machine) = request.machine.ident();
+        let standing = second
+            .standing
+            .then(|| proto::answer_name(class, machine, &request.interp, &mut name))
+            .flatten()
+            .map(|len| Standing {
+                name: &name[..len],
+                target: &second.choice.path,
+            });
+        let fd = cache.insert(key, request, depends(&second, request), second.fd, generation, standing);
         Ok((fd, second.choice))
+    }
+
+    /// One search, with the client's rights; if the process is out of
+    /// descriptors, the cache's are given back and the search made once
+    /// more (an exec matters more than a cached answer).
+    fn search(&self, ns: &Namespace, request: &InterpRequest) -> Result<InterpAnswer, ExecError> {
+        match self.resolver.ldso_for(ns, request) {
+            Err(e) if matches!(e.errno(), libc::EMFILE | libc::ENFILE) && self.cache.is_some() => {
+                tracing::debug!(error = %e, "exec service: out of descriptors; emptying the answer cache");
+                if let Some(cache) = &self.cache {
+                    cache.evict();
+                }
+                self.resolver.ldso_for(ns, request)
+            }
+            r => r,
+        }
+    }
+}
+
+/// What `answer` depended on besides the request's key: the working
+/// directory if a relative candidate was tried (or `$ORIGIN` came from a
+/// relative `AT_EXECFN`), the program's directory if `$ORIGIN` was expanded.
+fn depends(answer: &InterpAnswer, request: &InterpRequest) -> Depends {
+    Depends {
+        cwd: answer.depends_on_cwd || (answer.depends_on_origin && !request.execfn.starts_with(b"/")),
+        origin: answer.depends_on_origin,
     }
 }
 
 impl LdsoSource for NamespaceSource {
-    fn ldso(&self, request: &InterpRequest) -> Result<Arc<OwnedFd>, ExecError> {
-        let key = Key::of(request);
+    fn ldso(&self, request: &InterpRequest, client: &Credentials) -> Result<Arc<OwnedFd>, ExecError> {
+        let key = Key::of(request, client);
         let cache = self.cache.as_ref().zip(key.as_ref());
         // Another worker may have answered the same question meanwhile.
-        if let Some(fd) = cache.and_then(|(cache, key)| cache.get(key)) {
+        if let Some(fd) = cache.and_then(|(cache, key)| cache.get(key, request)) {
             return Ok(fd);
         }
-        let first = self.resolver.ldso_for(&self.ns, request)?;
+        let ns = self.ns.clone().with_credentials(client.clone());
+        let first = self.search(&ns, request)?;
+        let watched = match (&self.cache, &first.consulted) {
+            (Some(cache), Some(consulted)) if key.is_some() => cache.watch(&self.ns, consulted),
+            _ => false,
+        };
         let (fd, choice) = match (&self.cache, key) {
-            (Some(cache), Some(key)) if cache.watch(&self.ns, &first.consulted) => {
-                self.search_again_and_cache(cache, key, request, first)?
-            }
+            (Some(cache), Some(key)) if watched => self.search_again_and_cache(cache, key, request, &ns, first)?,
             _ => (Arc::new(first.fd), first.choice),
         };
         tracing::info!(ldso = %ldchain_resolver::escape::for_terminal(&choice.path), rule = %choice.rule,
@@ -149,8 +192,8 @@ impl LdsoSource for NamespaceSource {
         Ok(fd)
     }
 
-    fn cached(&self, request: &InterpRequest) -> Option<Arc<OwnedFd>> {
-        self.cache.as_ref()?.get(&Key::of(request)?)
+    fn cached(&self, request: &InterpRequest, client: &Credentials) -> Option<Arc<OwnedFd>> {
+        self.cache.as_ref()?.get(&Key::of(request, client)?, request)
     }
 
     fn changes(&self) -> Option<BorrowedFd<'_>> {

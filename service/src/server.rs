@@ -17,7 +17,7 @@ use rustix::event::{eventfd, EventfdFlags};
 use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 use tracing::{debug, warn};
 
-use super::{InterpRequest, LdsoSource, RequestError};
+use super::{Credentials, InterpRequest, LdsoSource, RequestError};
 use ldchain_resolver::ExecError;
 
 /// Bounds on what clients may cost the server.
@@ -83,7 +83,13 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
 impl ExecService {
     /// Serve `listener` with `source` until dropped.
+    ///
+    /// Raises the process's soft `RLIMIT_NOFILE` to its hard limit first:
+    /// the service holds a descriptor per client being served and per
+    /// cached dynamic linker, and the soft limit (often 1,024) is a
+    /// default for programs that use `select`, which this one does not.
     pub fn start(listener: UnixListener, source: Arc<dyn LdsoSource>, limits: Limits) -> io::Result<ExecService> {
+        raise_nofile_limit();
         listener.set_nonblocking(true)?;
         let stop = Arc::new(eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?);
         let wake = Arc::new(eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?);
@@ -123,15 +129,30 @@ impl Drop for ExecService {
     }
 }
 
+/// Raise the soft `RLIMIT_NOFILE` to the hard one (best effort).
+fn raise_nofile_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            debug!(error = %e, "exec service: cannot raise RLIMIT_NOFILE");
+        }
+    }
+}
+
 /// A complete request, handed to a worker with its connection.
 struct Job {
     stream: UnixStream,
     request: InterpRequest,
+    client: Credentials,
 }
 
 /// A connection being read.
 struct Conn {
     stream: UnixStream,
+    /// Who connected, as the kernel says (`SO_PEERCRED`, `SO_PEERGROUPS`).
+    client: Credentials,
     buf: Vec<u8>,
     header: Option<RequestHeader>,
     deadline: Instant,
@@ -303,8 +324,19 @@ impl IoLoop {
                     return;
                 }
             };
+            // Whose rights the answer is searched with: the kernel's word,
+            // taken once, never the request's.
+            let client = match Credentials::of_peer(&stream) {
+                Ok(c) => c,
+                Err(e) => {
+                    debug!(error = %e, "exec service: no peer credentials; dropped");
+                    self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            };
             let mut conn = Conn {
                 stream,
+                client,
                 buf: Vec::new(),
                 header: None,
                 deadline: Instant::now() + self.limits.request_timeout,
@@ -344,13 +376,14 @@ impl IoLoop {
     fn finish(&mut self, conn: Conn, progress: Progress) {
         match progress {
             // A known answer goes out at once; a search goes to a worker.
-            Progress::Done(request) => match self.source.cached(&request) {
+            Progress::Done(request) => match self.source.cached(&request, &conn.client) {
                 Some(fd) => reply_fd(&conn.stream, &fd, &self.stats),
                 None => {
                     self.stats.answering.fetch_add(1, Ordering::SeqCst);
                     let _ = self.jobs.send(Job {
                         stream: conn.stream,
                         request: *request,
+                        client: conn.client,
                     });
                 }
             },
@@ -408,7 +441,7 @@ fn worker(queue: &Mutex<Receiver<Job>>, source: &dyn LdsoSource, stats: &Stats, 
             Ok(job) => job,
             Err(_) => return,
         };
-        match source.ldso(&job.request) {
+        match source.ldso(&job.request, &job.client) {
             Ok(fd) => reply_fd(&job.stream, &fd, stats),
             Err(e) => reply_exec_error(&job.stream, &job.request, &e, stats),
         }

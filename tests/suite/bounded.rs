@@ -26,7 +26,13 @@ fn tree() -> tempfile::TempDir {
 fn write(root: &Path, inside: &str, bytes: &[u8]) {
     let p = root.join(inside.trim_start_matches('/'));
     fs::create_dir_all(p.parent().unwrap()).unwrap();
-    fs::write(p, bytes).unwrap();
+    fs::write(&p, bytes).unwrap();
+    // A dynamic linker must be executable, as the kernel requires of an
+    // interpreter (issue 19: the resolver checks it as the kernel would).
+    if inside.ends_with(LDSO) {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+    }
 }
 
 /// `n` empty files named `{prefix}{i}` in directory `dir`.
@@ -793,4 +799,41 @@ fn a_remembered_chain_is_walked_again_when_a_file_is_mounted_over_a_link_in_it()
         move_mount(&tree, "", cwd, &over, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH).expect("a file over a link");
         assert_eq!(found_by(&r, &ns), (Rule::LdSoConf, format!("/y/{LDSO}")));
     });
+}
+
+/// Issue 19, item 3: a search that a limit cut short says which limit. An
+/// ld.so.conf of 4,096 directories, each holding an unusable file of the
+/// right name, and the real ld.so after them: the 4,097th directory is
+/// never tried (ld.so.conf keeps `MAX_DIRS`), and the error names that limit instead
+/// of claiming that no dynamic linker exists.
+#[test]
+fn a_search_cut_by_a_limit_names_the_limit() {
+    let Some(probe) = glibc_probe() else { return };
+    let t = tree_with_probe(&probe);
+    let mut conf = Vec::new();
+    for i in 0..4096 {
+        write(t.path(), &format!("/d/{i}/{LDSO}"), b"not an ELF file");
+        conf.extend_from_slice(format!("/d/{i}\n").as_bytes());
+    }
+    write(t.path(), &format!("/real/{LDSO}"), &fs::read(glibc_ldso()).unwrap());
+    conf.extend_from_slice(b"/real\n");
+    write(t.path(), "/etc/ld.so.conf", &conf);
+    // No ld.so at PT_INTERP or the conventional path in this tree.
+    let r = Resolver::new(Config::default());
+    let ns = Namespace::open(t.path()).unwrap();
+    let e = r.plan_exec(&ns, "/bin/probe", &["probe"], &[] as &[&str]).unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("(4096 candidates rejected"), "{msg}");
+    assert!(
+        msg.contains("limit") && msg.contains("MAX_DIRS"),
+        "the limit is not named: {msg}"
+    );
+    // Within the limit, no limit is named.
+    let conf: Vec<u8> = (0..10).flat_map(|i| format!("/d/{i}\n").into_bytes()).collect();
+    write(t.path(), "/etc/ld.so.conf", &conf);
+    let msg = r
+        .plan_exec(&ns, "/bin/probe", &["probe"], &[] as &[&str])
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("(10 candidates rejected)"), "{msg}");
 }

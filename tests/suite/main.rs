@@ -19,6 +19,7 @@ mod life;
 mod nested;
 mod ports;
 mod resolver;
+mod rights;
 mod sandbox;
 mod signals;
 mod view;

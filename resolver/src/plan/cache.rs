@@ -17,9 +17,10 @@ use super::script::Class;
 /// hostile stream of new files).
 pub const MAX_CACHE_ENTRIES: usize = 4096;
 
-/// (root device, root inode, ld.so.conf path): one parsed configuration per
-/// namespace and file.
-pub(super) type ConfKey = (u64, u64, Vec<u8>);
+/// (root device, root inode, ld.so.conf path, digest of whose rights read
+/// it): one parsed configuration per namespace, file and reader (a client
+/// that cannot read an included file sees a different configuration).
+pub(super) type ConfKey = (u64, u64, Vec<u8>, u64);
 
 /// Every cache a [`Resolver`](super::Resolver) keeps.
 #[derive(Default)]

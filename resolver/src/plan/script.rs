@@ -58,7 +58,7 @@ impl Resolver {
                 ExecError::NotFound { .. } => ExecError::NotFound { path: os_path(&path) },
                 e => e,
             })?;
-            check_executable(&path, &file)?;
+            check_executable(ns, &path, &file)?;
             let sb = match self.classify(&file) {
                 Class::Elf(info) => {
                     return Ok(Program {
@@ -134,8 +134,9 @@ fn script_argv(sb: &shebang::Shebang, path: &[u8], argv: Vec<Vec<u8>>) -> Vec<Ve
 }
 
 /// EACCES for what `execve` refuses to run before reading it: a directory,
-/// a non-regular file, no execute bit at all, a `noexec` mount.
-fn check_executable(path: &[u8], file: &Opened) -> Result<(), ExecError> {
+/// a non-regular file, no execute bit at all, a `noexec` mount, no execute
+/// permission for whose rights the plan is made with.
+fn check_executable(ns: &Namespace, path: &[u8], file: &Opened) -> Result<(), ExecError> {
     let reason = if file.is_dir() {
         "is a directory"
     } else if !file.is_regular() {
@@ -144,6 +145,9 @@ fn check_executable(path: &[u8], file: &Opened) -> Result<(), ExecError> {
         "no execute permission"
     } else if file.on_noexec_mount() {
         "on a noexec mount"
+    } else if !ns.may_exec(file) {
+        // Execute bits, but none for whose rights the plan is made with.
+        "no execute permission"
     } else {
         return Ok(());
     };

@@ -4,6 +4,7 @@
 //! instead of all of them.
 
 use std::collections::HashSet;
+use std::hash::{BuildHasher, RandomState};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -21,6 +22,15 @@ use crate::walk::{Lookups, Scope};
 
 use super::cache::{cached, insert_bounded, lock};
 use super::{lossy, Resolver, Rule, Skipped, MAX_CANDIDATES};
+
+/// Most candidate paths a search lists as consulted (what the exec
+/// service watches to keep an answer): a search that tried more is not
+/// cached, and does not keep their paths.
+pub const MAX_CONSULTED: usize = 256;
+/// Most rejected candidates whose path and reason a search keeps
+/// ([`ExecPlan::skipped`](super::ExecPlan)): ld.so.conf's
+/// [`MAX_CANDIDATES`] and the last two rules; all are counted.
+pub const MAX_SKIPPED_KEPT: usize = MAX_CANDIDATES + 2;
 
 /// A dynamic linker that was found.
 pub(super) struct Found {
@@ -47,13 +57,26 @@ pub(super) struct Search<'a, E> {
     envp: &'a [E],
     /// Whether the environment's search paths count (not in secure mode).
     from_env: bool,
-    /// Every candidate path opened (each is tried once).
-    tried: HashSet<Vec<u8>>,
+    /// A digest of every candidate path opened (each is tried once): 8
+    /// bytes each however long the path (with a 4 KiB working directory,
+    /// every relative entry of a 128 KiB `LDSO_PATH` is a 4 KiB path).
+    /// Keyed by a random `RandomState`, so a client cannot aim at a collision.
+    tried: HashSet<u64>,
+    tried_hasher: RandomState,
+    /// The first [`MAX_CONSULTED`] candidate paths, for [`consulted`](Self::consulted);
+    /// beyond that only their number.
+    consulted: Vec<Vec<u8>>,
+    /// How many existing candidates were rejected (all of them, whether or
+    /// not `skipped` keeps their details).
+    rejected: usize,
+    /// How many rejected candidates `skipped` keeps in detail.
+    keep_skipped: usize,
     /// How many of those came from ld.so.conf, bounded by
     /// [`MAX_CANDIDATES`]; the environment's entries are bounded by the exec
     /// string's size, and the last two rules add one each.
     from_namespace: usize,
-    /// The existing candidates rejected, in order, with their reasons.
+    /// The existing candidates rejected, in order, with their reasons: the
+    /// first `keep_skipped` of them.
     pub skipped: Vec<Skipped>,
     /// The ld.so.conf consulted, if the search got that far.
     conf: Option<Arc<LdSoConf>>,
@@ -66,7 +89,27 @@ pub(super) struct Search<'a, E> {
     /// Whether a candidate path was relative (resolved from the working
     /// directory): then the answer depends on it.
     relative: bool,
+    /// Whether a tried `LD_LIBRARY_PATH` entry named `$ORIGIN`: then the
+    /// answer depends on the program's directory.
+    origin: bool,
+    /// A limit that kept a candidate from being tried (named in the error).
+    limit: Option<&'static str>,
+    /// Whether the `PT_INTERP` candidate was refused for want of permission
+    /// (a directory on the way not searchable, the file not readable or
+    /// not executable): what the kernel says then is EACCES.
+    interp_denied: bool,
+    /// Whether any candidate was refused for want of permission: then the
+    /// outcome depended on whose rights the search was made with.
+    denied: bool,
 }
+
+/// The limit named when [`MAX_CANDIDATES`] stopped a search.
+const CANDIDATE_LIMIT: &str = "at most 4096 ld.so.conf candidates are tried (MAX_CANDIDATES)";
+/// The limit named when ld.so.conf named more directories than are kept.
+const CONF_DIRS_LIMIT: &str = "at most 4096 ld.so.conf directories are kept (MAX_DIRS)";
+/// The limit named when the search paths' shared lookup budget ran out.
+const LOOKUP_LIMIT: &str =
+    "the search paths' candidates share a path lookup budget of 4096 components and 64 KiB of link text";
 
 impl<'a, E: AsRef<[u8]>> Search<'a, E> {
     /// A search for the ld.so of `program` (a `machine` program whose
@@ -90,12 +133,20 @@ impl<'a, E: AsRef<[u8]>> Search<'a, E> {
             envp,
             from_env: !secure,
             tried: HashSet::new(),
+            tried_hasher: RandomState::new(),
+            consulted: Vec::new(),
+            rejected: 0,
+            keep_skipped: MAX_SKIPPED_KEPT,
             from_namespace: 0,
             skipped: Vec::new(),
             conf: None,
             lookups: Lookups::per_search(),
             aborted: None,
             relative: false,
+            origin: false,
+            limit: None,
+            interp_denied: false,
+            denied: false,
         }
     }
 
@@ -105,11 +156,34 @@ impl<'a, E: AsRef<[u8]>> Search<'a, E> {
         self.relative
     }
 
+    /// Whether a candidate was refused for want of permission (the
+    /// outcome may differ for a process with other rights).
+    pub fn depends_on_rights(&self) -> bool {
+        self.denied
+    }
+
+    /// Whether the outcome depended on the program's directory (a tried
+    /// `LD_LIBRARY_PATH` entry used `$ORIGIN`).
+    pub fn depends_on_origin(&self) -> bool {
+        self.origin
+    }
+
+    /// Keep the details of at most `n` rejected candidates (all are counted).
+    pub fn keep_skipped(mut self, n: usize) -> Self {
+        self.keep_skipped = n;
+        self
+    }
+
     /// Every path whose state decided the outcome so far: each candidate
-    /// tried, and each file or directory ld.so.conf was read from.
-    pub fn consulted(&self) -> Vec<Vec<u8>> {
+    /// tried, and each file or directory ld.so.conf was read from — or
+    /// None if there were more than [`MAX_CONSULTED`] candidates (too many
+    /// to watch; they are not kept).
+    pub fn consulted(&self) -> Option<Vec<Vec<u8>>> {
+        if self.tried.len() > MAX_CONSULTED {
+            return None;
+        }
         let conf = self.conf.iter().flat_map(|c| c.deps.iter().map(|(p, _)| p.clone()));
-        self.tried.iter().cloned().chain(conf).collect()
+        Some(self.consulted.iter().cloned().chain(conf).collect())
     }
 
     /// The rules in order; the first candidate that is usable wins.
@@ -126,10 +200,19 @@ impl<'a, E: AsRef<[u8]>> Search<'a, E> {
         if let Some(e) = self.aborted.take() {
             return Err(e);
         }
+        if found.is_none() && self.interp_denied {
+            // As execve: the interpreter exists for all the client can
+            // tell, and it may not use it.
+            return Err(ExecError::PermissionDenied {
+                path: os_path(self.interp),
+                reason: "dynamic linker not accessible",
+            });
+        }
         found.ok_or_else(|| ExecError::NoLdso {
             program: os_path(self.program),
             interp: os_path(self.interp),
-            skipped: self.skipped.len(),
+            skipped: self.rejected,
+            limit: self.limit,
         })
     }
 
@@ -152,9 +235,10 @@ impl<'a, E: AsRef<[u8]>> Search<'a, E> {
             platform: self.machine.platform(),
         };
         let (entries, _) = ldpath::split_ld_library_path(value, usize::MAX);
-        entries
-            .into_iter()
-            .find_map(|entry| self.try_in(&ldpath::expand(entry, &tokens), Rule::LdLibraryPath))
+        entries.into_iter().find_map(|entry| {
+            self.origin |= uses_origin(entry, &tokens);
+            self.try_in(&ldpath::expand(entry, &tokens), Rule::LdLibraryPath)
+        })
     }
 
     /// 3. The directories `/etc/ld.so.conf` names.
@@ -163,9 +247,13 @@ impl<'a, E: AsRef<[u8]>> Search<'a, E> {
         self.conf = Some(conf.clone());
         // Lookups that failed in an earlier search for this configuration
         // are not walked again while what decided them is unchanged.
-        let scope = Scope::new(self.ns.root_key(), conf.identity());
+        let scope = Scope::new(self.ns.root_key(), conf.identity(), self.ns.credentials());
         self.lookups.remember_in(&self.resolver.caches.failures, scope);
-        conf.dirs.iter().find_map(|dir| self.try_in(dir, Rule::LdSoConf))
+        let found = conf.dirs.iter().find_map(|dir| self.try_in(dir, Rule::LdSoConf));
+        if found.is_none() && conf.dirs_cut {
+            self.limit.get_or_insert(CONF_DIRS_LIMIT);
+        }
+        found
     }
 
     /// 4. The `PT_INTERP` path itself.
@@ -208,8 +296,16 @@ impl<'a, E: AsRef<[u8]>> Search<'a, E> {
         // PT_INTERP and the conventional path add one candidate each.
         let conf = rule == Rule::LdSoConf;
         let capped = conf && self.from_namespace >= MAX_CANDIDATES;
-        if self.aborted.is_some() || capped || !self.tried.insert(path.clone()) {
+        if capped {
+            self.limit.get_or_insert(CANDIDATE_LIMIT);
+        }
+        if self.aborted.is_some() || capped || !self.tried.insert(self.tried_hasher.hash_one(&path)) {
             return None;
+        }
+        if self.tried.len() <= MAX_CONSULTED {
+            self.consulted.push(path.clone());
+        } else {
+            self.consulted = Vec::new();
         }
         self.from_namespace += usize::from(conf);
         // The search paths share one lookup budget; PT_INTERP and the
@@ -228,15 +324,58 @@ impl<'a, E: AsRef<[u8]>> Search<'a, E> {
                 self.aborted = Some(e);
                 return None;
             }
-            Err(e) => e.to_string(),
+            Err(e) => {
+                if e.is_over_lookup_budget() && !matches!(rule, Rule::Interp | Rule::Conventional) {
+                    self.limit.get_or_insert(LOOKUP_LIMIT);
+                }
+                if e.errno() == libc::EACCES {
+                    self.note_denied(&path);
+                }
+                e.to_string()
+            }
             Ok(file) => match self.resolver.accept_ldso(&file, self.machine) {
+                // The kernel opens an interpreter for execution: execute
+                // permission for whose rights the search is made with
+                // (read permission was needed to open it).
+                Ok(()) if !self.ns.may_exec(&file) => {
+                    self.note_denied(&path);
+                    "no execute permission".into()
+                }
                 Ok(()) => return Some(Found { file, path, rule }),
                 Err(reason) => reason,
             },
         };
         debug!(candidate = %lossy(&path), %rule, %reason, "skipped");
-        self.skipped.push(Skipped { path, reason });
+        self.rejected += 1;
+        if self.skipped.len() < self.keep_skipped {
+            self.skipped.push(Skipped { path, reason });
+        }
         None
+    }
+}
+
+/// Whether `entry` of `LD_LIBRARY_PATH` expands `$ORIGIN` (or `${ORIGIN}`).
+fn uses_origin(entry: &[u8], tokens: &ldpath::Tokens<'_>) -> bool {
+    // An entry holds no NUL (environment strings cannot): expanded with a
+    // NUL for the origin, it holds one exactly when `$ORIGIN` was replaced.
+    entry.windows(6).any(|w| w == b"ORIGIN")
+        && ldpath::expand(
+            entry,
+            &ldpath::Tokens {
+                origin: b"\0",
+                ..*tokens
+            },
+        )
+        .contains(&0)
+}
+
+impl<E> Search<'_, E> {
+    /// `path` was refused for want of permission: if it is the `PT_INTERP`
+    /// path (tried by whichever rule reached it first), the search's answer
+    /// is EACCES when nothing else is found, as the kernel's would be.
+    fn note_denied(&mut self, path: &[u8]) {
+        self.denied = true;
+        self.interp_denied |= path == self.ns.absolute(self.interp).as_slice();
     }
 }
 
@@ -281,7 +420,8 @@ impl Resolver {
     /// directory it was read from is unchanged, else a fresh one.
     fn ld_so_conf(&self, ns: &Namespace) -> Arc<LdSoConf> {
         let root = ns.root_key();
-        let key = (root.0, root.1, self.config.ld_so_conf.clone());
+        let who = crate::creds::Credentials::digest(ns.credentials());
+        let key = (root.0, root.1, self.config.ld_so_conf.clone(), who);
         if let Some(c) = lock(&self.caches.conf).get(&key) {
             if c.is_fresh(ns) {
                 return c.clone();

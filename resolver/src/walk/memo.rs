@@ -52,13 +52,20 @@ const SETTLED: Duration = Duration::from_secs(2);
 pub struct Scope {
     root: (u64, u64),
     conf: u64,
+    /// Whose rights the lookups were made with (`Credentials::digest`): a
+    /// directory one client cannot search, another can.
+    who: u64,
 }
 
 impl Scope {
     /// The failures of lookups under the root `root` for the configuration
-    /// with identity `conf` (`LdSoConf::identity`).
-    pub fn new(root: (u64, u64), conf: u64) -> Scope {
-        Scope { root, conf }
+    /// with identity `conf` (`LdSoConf::identity`), made with `who`'s rights.
+    pub fn new(root: (u64, u64), conf: u64, who: Option<&crate::creds::Credentials>) -> Scope {
+        Scope {
+            root,
+            conf,
+            who: crate::creds::Credentials::digest(who),
+        }
     }
 }
 

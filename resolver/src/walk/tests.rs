@@ -45,7 +45,7 @@ fn root_of(t: &tempfile::TempDir) -> OwnedFd {
 /// Open `path` as a candidate of a fresh search that remembers in `memo`.
 fn open_remembering(root: &OwnedFd, path: &str, memo: &Memo) -> Result<OwnedFd, Failure> {
     let mut lookups = Lookups::per_search();
-    lookups.remember_in(memo, Scope::new((0, 0), 0));
+    lookups.remember_in(memo, Scope::new((0, 0), 0, None));
     open(
         root.as_fd(),
         path.as_bytes(),
