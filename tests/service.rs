@@ -787,7 +787,7 @@ fn requests_waiting_for_a_worker_count_against_the_cap() {
     assert_eq!(server.settle(), (20, 0, 0));
 }
 
-// --- Issue 19: what one request may cost the trusted process ---------------
+// --- What one request may cost the trusted process -------------------------
 
 /// The (dev, ino) of the one descriptor a reply carries.
 fn served(reply: Reply) -> (u64, u64) {
@@ -958,7 +958,7 @@ fn a_huge_request_costs_memory_in_proportion_to_its_size() {
     let grown = (hwm1 - hwm0) * 1024;
     eprintln!("a {}-byte request: peak memory grew by {grown} bytes", bytes.len());
     // ≈10× measured (the request's copies, the split entries, an 8-byte
-    // digest per candidate); 185 MB before issue 19.
+    // digest per candidate); 185 MB before the bound.
     assert!(
         grown < 32 * bytes.len() as u64,
         "a {}-byte request grew the peak by {grown} bytes",

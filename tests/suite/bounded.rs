@@ -28,7 +28,7 @@ fn write(root: &Path, inside: &str, bytes: &[u8]) {
     fs::create_dir_all(p.parent().unwrap()).unwrap();
     fs::write(&p, bytes).unwrap();
     // A dynamic linker must be executable, as the kernel requires of an
-    // interpreter (issue 19: the resolver checks it as the kernel would).
+    // interpreter (the resolver checks it as the kernel would).
     if inside.ends_with(LDSO) {
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
@@ -801,7 +801,7 @@ fn a_remembered_chain_is_walked_again_when_a_file_is_mounted_over_a_link_in_it()
     });
 }
 
-/// Issue 19, item 3: a search that a limit cut short says which limit. An
+/// A search that a limit cut short says which limit. An
 /// ld.so.conf of 4,096 directories, each holding an unusable file of the
 /// right name, and the real ld.so after them: the 4,097th directory is
 /// never tried (ld.so.conf keeps `MAX_DIRS`), and the error names that limit instead

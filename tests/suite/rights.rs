@@ -1,4 +1,4 @@
-//! The exec service acts with its client's rights, never its own (issue 19):
+//! The exec service acts with its client's rights, never its own:
 //! it hands out only a dynamic linker the requesting process could have
 //! used as its interpreter itself — every directory on the way searchable,
 //! the file readable and executable, for that process's uid, gid and
