@@ -20,5 +20,6 @@ mod nested;
 mod ports;
 mod resolver;
 mod sandbox;
+mod serve;
 mod signals;
 mod view;
