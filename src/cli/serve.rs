@@ -19,7 +19,7 @@
 //! serve prints [`READY`] on stderr: scripts can wait for either.
 
 use std::ffi::OsStr;
-use std::io;
+use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -100,9 +100,11 @@ pub fn main(args: ServeArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return own(e),
     };
-    eprintln!("{READY}");
-    let signal = signals.forever().next();
-    info!(?signal, "ldchain serve: stopping");
+    // Not eprintln: a reader of stderr that has gone must not make serve panic.
+    let _ = writeln!(io::stderr(), "{READY}");
+    if let Some(signal) = signals.forever().next() {
+        info!(signal, "ldchain serve: stopping");
+    }
     // New clients find no socket (the stub then fails with one line); those
     // already connected are answered while the service stops.
     dir.unlink_socket();
