@@ -216,6 +216,50 @@ fn chosen(log: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// Kills a process group (SIGKILL) when dropped.
+struct GroupGuard(rustix::process::Pid);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        let _ = rustix::process::kill_process_group(self.0, rustix::process::Signal::KILL);
+    }
+}
+
+/// Run `cmd` in a process group of its own and collect its output once it
+/// and everything holding its pipes have ended; at most [`LIMIT`], after
+/// which the whole group is killed (a failure, never a stuck suite).
+fn run_group_within(cmd: &mut Command) -> Run {
+    use std::os::unix::process::CommandExt;
+    cmd.process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = retry_text_busy(|| cmd.spawn()).expect("spawn");
+    let group = GroupGuard(rustix::process::Pid::from_child(&child));
+    let deadline = Instant::now() + LIMIT;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            drop(group);
+            let r: Run = child.wait_with_output().unwrap().into();
+            panic!("{cmd:?} did not end within {LIMIT:?}: {r:#?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // What is left of the group (a serve being stopped) ends by itself;
+    // the guard bounds that too.
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        Ok(out) => out.unwrap().into(),
+        Err(_) => {
+            drop(group);
+            panic!("{cmd:?}: something it started kept its output open past {LIMIT:?}");
+        }
+    }
+}
+
 /// A fresh directory to hold socket directories.
 fn scratch() -> tempfile::TempDir {
     tempfile::Builder::new().prefix("ldchain-serve-").tempdir().unwrap()
@@ -468,4 +512,43 @@ fn a_socket_dir_that_is_a_symlink_or_not_serves_own_is_refused_and_left_alone() 
     assert_eq!(r.code, Some(125), "{r:#?}");
     assert!(r.stderr.contains("--env and -i do not apply"), "{r:#?}");
     assert!(!tmp.path().join("env").exists());
+}
+
+#[test]
+fn readme_serve_example_runs_as_written() {
+    if !have_bwrap() {
+        return;
+    }
+    let Some(jail) = jail() else { return };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = fs::read_to_string(root.join("README.md")).unwrap();
+    let section = readme
+        .split("## A jail built by another tool: `ldchain serve`")
+        .nth(1)
+        .expect("the ldchain serve section");
+    let block = section.split("```sh\n").nth(1).unwrap().split("```").next().unwrap();
+    assert!(block.contains("bwrap --bind J /"), "{block}");
+    // Run where `J` names the jail, with this build's ldchain on PATH and
+    // a socket directory of the test's own.
+    let tmp = scratch();
+    std::os::unix::fs::symlink(jail.path(), tmp.path().join("J")).unwrap();
+    let sock = tmp.path().join("sock");
+    // If the example fails half-way (sh -e), serve must not outlive it.
+    let script = format!(
+        "trap '[ -z \"${{serve:-}}\" ] || kill $serve 2>/dev/null || :' EXIT\n{}",
+        block.replace("/tmp/ldchain-sock", sock.to_str().unwrap())
+    );
+    let bin = Path::new(env!("CARGO_BIN_EXE_ldchain")).parent().unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let mut c = Command::new("sh");
+    c.args(["-ec", &script])
+        .current_dir(tmp.path())
+        .env("PATH", path)
+        .env_remove("LD_LIBRARY_PATH");
+    let r = run_group_within(&mut c);
+    let r = r.ok();
+    assert!(r.stdout.ends_with("\nhi\n"), "{r:#?}");
+    assert_eq!(r.stderr, format!("{READY}\n"), "{r:#?}");
+    // serve has removed what it made (output_within waited for its stderr).
+    assert!(sock.symlink_metadata().is_err(), "{} left behind", sock.display());
 }
