@@ -100,9 +100,13 @@ pub fn main(args: ServeArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return own(e),
     };
-    // Not eprintln: a reader of stderr that has gone must not make serve panic.
-    let _ = writeln!(io::stderr(), "{READY}");
-    if let Some(signal) = signals.forever().next() {
+    // Told to stop during set-up: stop, without claiming to be ready.
+    let early = signals.pending().next();
+    if early.is_none() {
+        // Not eprintln: a reader of stderr that has gone must not make serve panic.
+        let _ = writeln!(io::stderr(), "{READY}");
+    }
+    if let Some(signal) = early.or_else(|| signals.forever().next()) {
         info!(signal, "ldchain serve: stopping");
     }
     // New clients find no socket (the stub then fails with one line); those

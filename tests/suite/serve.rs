@@ -457,7 +457,7 @@ fn a_second_serve_on_the_same_socket_dir_fails_clearly_while_the_first_runs() {
 }
 
 #[test]
-fn a_socket_dir_that_is_a_symlink_or_not_serves_own_is_refused_and_left_alone() {
+fn a_socket_dir_that_is_a_symlink_a_file_busy_open_or_foreign_is_refused_and_left_alone() {
     let tmp = scratch();
     let root = tmp.path().to_str().unwrap();
     let target = tmp.path().join("target");
