@@ -177,13 +177,29 @@ fn jail() -> Option<Jail> {
 /// paths, in an environment of PATH alone (cargo test's LD_LIBRARY_PATH
 /// would make every exec ask the service): the README's command line.
 fn bwrap(jail: &Jail, socket_dir: &Path, argv: &[&str]) -> Run {
+    bwrap_with(jail, socket_dir, Stubs::Bound, argv)
+}
+
+/// Where the chainloader at the `PT_INTERP` paths comes from.
+#[derive(Clone, Copy, PartialEq)]
+enum Stubs {
+    /// Bound by bwrap over a jail bound writable (bwrap makes the mount points).
+    Bound,
+    /// On disk in the jail, which is bound read-only.
+    OnDisk,
+}
+
+fn bwrap_with(jail: &Jail, socket_dir: &Path, stubs: Stubs, argv: &[&str]) -> Run {
     let chainloader = jail.host("/chainloader");
     for _ in 0..10 {
         let mut c = Command::new("bwrap");
-        c.arg("--bind").arg(jail.path()).arg("/");
+        let root = if stubs == Stubs::Bound { "--bind" } else { "--ro-bind" };
+        c.arg(root).arg(jail.path()).arg("/");
         c.arg("--ro-bind").arg(socket_dir).arg("/run/ldchain");
         for interp in ["/lib64/ld-linux-x86-64.so.2", "/lib/ld-musl-x86_64.so.1"] {
-            c.arg("--ro-bind").arg(&chainloader).arg(interp);
+            if stubs == Stubs::Bound {
+                c.arg("--ro-bind").arg(&chainloader).arg(interp);
+            }
         }
         c.args(["--proc", "/proc", "--dev", "/dev", "--unshare-pid", "--die-with-parent"]);
         c.args(["--clearenv", "--setenv", "PATH", "/bin", "--"]).args(argv);
@@ -551,4 +567,60 @@ fn readme_serve_example_runs_as_written() {
     assert_eq!(r.stderr, format!("{READY}\n"), "{r:#?}");
     // serve has removed what it made (output_within waited for its stderr).
     assert!(sock.symlink_metadata().is_err(), "{} left behind", sock.display());
+}
+
+/// Every path in `dir` with its size, mode and modification time.
+fn snapshot(dir: &Path) -> std::collections::BTreeSet<(PathBuf, u64, u32, i64)> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let m = p.symlink_metadata().unwrap();
+            if m.is_dir() {
+                stack.push(p.clone());
+            }
+            out.insert((p, m.len(), m.mode(), m.mtime_nsec() + m.mtime() * 1_000_000_000));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_read_only_jail_with_the_stubs_on_disk_needs_no_other_bind_and_run_takes_it_too() {
+    if !have_bwrap() {
+        return;
+    }
+    let Some(jail) = jail() else { return };
+    // The README's alternative: the stub at the PT_INTERP paths on disk,
+    // the mount points there; bwrap then binds the jail read-only.
+    jail.add(&jail.host("/chainloader"), "/lib64/ld-linux-x86-64.so.2");
+    jail.add(&jail.host("/chainloader"), "/lib/ld-musl-x86_64.so.1");
+    for d in ["/run/ldchain", "/dev"] {
+        fs::create_dir_all(jail.host(d)).unwrap();
+    }
+    let tmp = scratch();
+    let sock = tmp.path().join("sock");
+    let serve = Serve::start(jail.path(), &sock);
+    let before = snapshot(jail.path());
+    let script = "/bin/echo hi | /bin/cat; /bin/gspawn libc /bin/mprobe args m";
+    let r = bwrap_with(&jail, &sock, Stubs::OnDisk, &["/bin/sh", "-c", script]).ok();
+    assert_eq!(
+        r.stdout, "hi\nargc=3\nargv[0]=/bin/mprobe\nargv[1]=args\nargv[2]=m\nspawn: status 0\n",
+        "{r:#?}"
+    );
+    assert_eq!(snapshot(jail.path()), before, "bwrap wrote into the jail");
+    let (status, log) = serve.stop_with(rustix::process::Signal::TERM);
+    assert_eq!(status.code(), Some(0), "{log:?}");
+    // ldchain run keeps the jail's own stubs (current chainloaders) and serves them.
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ldchain"));
+    c.args(["run", "-i", "--root"]).arg(jail.path());
+    c.args(["--ldso-path", LDSO_PATH, "--", "/bin/sh", "-c", script]);
+    let r: Run = output_within(&mut c, LIMIT)
+        .expect("spawn ldchain run")
+        .unwrap_or_else(|| panic!("ldchain run hung"))
+        .into();
+    let r = r.ok();
+    assert!(r.stdout.starts_with("hi\nargc=3\n"), "{r:#?}");
+    assert_eq!(snapshot(jail.path()), before, "ldchain run wrote into the jail");
 }
