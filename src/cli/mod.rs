@@ -132,8 +132,7 @@ enum Command {
     Serve(ServeArgs),
 }
 
-/// Options shared by `resolve`, `run` and (the first three, --env and -i
-/// refused) `serve`.
+/// Options shared by `resolve` and `run`.
 #[derive(Args, Clone)]
 struct Common {
     /// Use this dynamic linker from the host (opened outside the jail) instead of searching.
