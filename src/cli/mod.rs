@@ -330,7 +330,12 @@ struct RunArgs {
 }
 
 #[derive(Args)]
-#[command(mut_arg("env", |a| a.hide(true)), mut_arg("ignore_environment", |a| a.hide(true)))]
+#[command(
+    mut_arg("env", |a| a.hide(true)),
+    mut_arg("ignore_environment", |a| a.hide(true)),
+    mut_arg("setenv", |a| a.hide(true)),
+    mut_arg("unsetenv", |a| a.hide(true))
+)]
 struct ServeArgs {
     /// The namespace to serve: the directory the jail's programs see as /.
     #[arg(long, value_name = "DIR", default_value = "/")]

@@ -80,8 +80,12 @@ fn via(dir: BorrowedFd<'_>, name: impl AsRef<OsStr>) -> PathBuf {
 }
 
 pub fn main(args: ServeArgs) -> ExitCode {
-    if !args.common.env.is_empty() || args.common.ignore_environment {
-        return own("--env and -i do not apply: serve starts no program (the jail's programs bring their own)");
+    let c = &args.common;
+    if !c.env.is_empty() || c.ignore_environment || !c.setenv.is_empty() || !c.unsetenv.is_empty() {
+        return own(
+            "--env, -i, --setenv and --unsetenv do not apply: serve starts no program \
+             (the jail's programs bring their own environment)",
+        );
     }
     // First of all, so that a SIGTERM during set-up is a clean stop too.
     let mut signals = match Signals::new([SIGTERM, SIGINT]) {

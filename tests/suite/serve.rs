@@ -524,10 +524,21 @@ fn a_socket_dir_that_is_a_symlink_a_file_busy_open_or_foreign_is_refused_and_lef
     assert_eq!(fs::read_dir(&busy).unwrap().count(), 1);
     assert_eq!(fs::read_dir(&open).unwrap().count(), 0);
     // serve starts no program: options for one are refused.
-    let r = serve_refused(&["--root", root, "--env", "A=1"], &tmp.path().join("env"));
-    assert_eq!(r.code, Some(125), "{r:#?}");
-    assert!(r.stderr.contains("--env and -i do not apply"), "{r:#?}");
-    assert!(!tmp.path().join("env").exists());
+    for option in [
+        &["--env", "A=1"][..],
+        &["-i"],
+        &["--setenv", "A", "1"],
+        &["--unsetenv", "A"],
+    ] {
+        let args: Vec<&str> = ["--root", root].iter().chain(option).copied().collect();
+        let r = serve_refused(&args, &tmp.path().join("env"));
+        assert_eq!(r.code, Some(125), "{option:?}: {r:#?}");
+        assert!(
+            r.stderr.contains("--env, -i, --setenv and --unsetenv do not apply"),
+            "{r:#?}"
+        );
+        assert!(!tmp.path().join("env").exists());
+    }
 }
 
 #[test]
