@@ -166,7 +166,11 @@ struct SocketDir {
 
 impl SocketDir {
     /// Create or take `path` (see the module docs for what is refused).
-    fn take(path: &Path) -> Result<SocketDir, String> {
+    fn take(given: &Path) -> Result<SocketDir, String> {
+        // Without trailing slashes or `.`s: `link/` and `link/.` would
+        // follow a symbolic link `link` that `link` alone refuses.
+        let path: PathBuf = given.components().collect();
+        let path = path.as_path();
         let (socket, answers) = layout();
         let at = |e: Errno| format!("{}: {e}", show(path));
         let symlink = || {

@@ -492,6 +492,8 @@ fn a_socket_dir_that_is_a_symlink_a_file_busy_open_or_foreign_is_refused_and_lef
     fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
     let mut cases: Vec<(PathBuf, String)> = vec![
         (link.clone(), "is a symbolic link".into()),
+        (tmp.path().join("link/"), "is a symbolic link".into()),
+        (tmp.path().join("link/."), "is a symbolic link".into()),
         (file.clone(), "exists and is not a directory".into()),
         (
             busy.clone(),
@@ -507,11 +509,15 @@ fn a_socket_dir_that_is_a_symlink_a_file_busy_open_or_foreign_is_refused_and_lef
         std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
         cases.push((theirs, "owned by uid 65534, not by this user (uid 0)".into()));
     }
+    // The directory as messages name it: no trailing slash or `.`.
+    let named = |dir: &Path| dir.components().collect::<PathBuf>();
     for (dir, why) in &cases {
         let r = serve_refused(&["--root", root], dir);
         assert_eq!(r.code, Some(125), "{}: {r:#?}", dir.display());
         assert!(
-            r.stderr.starts_with(&format!("ldchain: serve: {}: ", dir.display())) && r.stderr.contains(why.as_str()),
+            r.stderr
+                .starts_with(&format!("ldchain: serve: {}: ", named(dir).display()))
+                && r.stderr.contains(why.as_str()),
             "{}: {r:#?}",
             dir.display()
         );
