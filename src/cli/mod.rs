@@ -11,6 +11,7 @@ use ldchain::resolver::{Config, ExecError, Strategy};
 mod binds;
 mod resolve;
 mod run;
+mod serve;
 mod setup;
 
 /// Exit status for ldchain's own failures (as coreutils `chroot` and `env`).
@@ -31,10 +32,21 @@ Examples:
   ldchain resolve --json -- /bin/ls           show the exec plan for /bin/ls on /, as JSON
   ldchain install /srv/jail                   write /srv/jail/chainloader (idempotent)
   ldchain install --check /srv/jail           are its chainloaders this build's? (exit 1 if not)
+  ldchain serve --root /srv/jail /tmp/ldchain-sock &
+                                              serve nested execs to a jail that bwrap, podman, ... build
 
 Exit status: the program's own (killed by signal N: ldchain dies by signal N too); 125 if
 ldchain itself failed; 126 if the program cannot be executed; 127 if it was not found.
 Diagnostics: -v (info), -vv (debug), -vvv (trace), or RUST_LOG (e.g. RUST_LOG=ldchain=debug).";
+
+const SERVE_EXAMPLE: &str = "\
+Example (a jail J whose ld.so files are only under /opt):
+  ldchain install J
+  ldchain serve --root J --ldso-path /opt/glibc:/opt/musl /tmp/ldchain-sock &
+  until [ -S /tmp/ldchain-sock/exec.sock ]; do sleep 0.1; done
+  bwrap --bind J / --ro-bind /tmp/ldchain-sock /run/ldchain \\
+        --ro-bind J/chainloader /lib64/ld-linux-x86-64.so.2 --proc /proc --dev /dev -- /bin/sh
+  kill %1                                     removes the socket and the answers";
 
 #[derive(Parser)]
 #[command(
@@ -100,6 +112,24 @@ enum Command {
         after_help = "Examples:\n  ldchain run -- /bin/echo hello\n  cd ~/proj && ldchain run -- ./a.out\n  ldchain run --ro-bind ~/data /data --bind ~/out /out --chdir /data -- /bin/sh\n  ldchain run --root /srv/jail --strategy execveat -- /bin/true"
     )]
     Run(Box<RunArgs>),
+    /// Serve nested execs to a jail that another tool builds (bwrap, podman, systemd-nspawn).
+    ///
+    /// The exec service of `run --strategy interp`, on its own: it serves the
+    /// namespace at DIR (default /) through SOCKET_DIR/exec.sock and leaves
+    /// standing answers in SOCKET_DIR/ld/. The jail binds SOCKET_DIR
+    /// read-only at /run/ldchain, and the chainloader (`ldchain install`) at
+    /// its PT_INTERP paths. SOCKET_DIR is created (mode 0755) if missing; it is
+    /// refused if it is a symbolic link, not a directory, not the caller's,
+    /// writable by group or others, holds anything an earlier serve did not
+    /// leave there, or is being served already. The socket is mode 0666.
+    /// Prints "ldchain: serve: ready" on stderr once the socket is in place;
+    /// runs until SIGTERM or SIGINT, then removes the socket and the answers
+    /// (and SOCKET_DIR, if it made it) and exits 0. Exit status 125 if it
+    /// cannot serve.
+    #[command(
+        after_help = SERVE_EXAMPLE
+    )]
+    Serve(ServeArgs),
 }
 
 /// Options shared by `resolve` and `run`.
@@ -299,6 +329,25 @@ struct RunArgs {
     command: Vec<OsString>,
 }
 
+#[derive(Args)]
+#[command(
+    mut_arg("env", |a| a.hide(true)),
+    mut_arg("ignore_environment", |a| a.hide(true)),
+    mut_arg("setenv", |a| a.hide(true)),
+    mut_arg("unsetenv", |a| a.hide(true))
+)]
+struct ServeArgs {
+    /// The namespace to serve: the directory the jail's programs see as /.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    root: PathBuf,
+    #[command(flatten)]
+    common: Common,
+    /// Where the socket (exec.sock) and the standing answers (ld/) are made:
+    /// the directory the jail binds read-only at /run/ldchain.
+    #[arg(value_name = "SOCKET_DIR")]
+    socket_dir: PathBuf,
+}
+
 impl Common {
     fn config(&self, strategy: Strategy) -> Config {
         Config {
@@ -495,5 +544,6 @@ pub fn main() -> ExitCode {
         },
         Command::Resolve(args) => resolve::main(args),
         Command::Run(args) => run::main(*args),
+        Command::Serve(args) => serve::main(args),
     }
 }

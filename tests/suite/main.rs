@@ -21,5 +21,6 @@ mod ports;
 mod resolver;
 mod rights;
 mod sandbox;
+mod serve;
 mod signals;
 mod view;
