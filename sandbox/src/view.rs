@@ -18,7 +18,7 @@
 //! view is built (another run of the same jail, a program racing the set-up).
 //! So every directory is opened once, one component at a time, from the
 //! jail root's descriptor, refusing symbolic links and `..`
-//! ([`crate::mount`]); mirrors clone each entry by name relative to that
+//! (the `mount` module); mirrors clone each entry by name relative to that
 //! descriptor without following it; every mount is made onto a descriptor.
 //! No path the jail can change is resolved twice, or on the host.
 

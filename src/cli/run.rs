@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::sync::Arc;
 
-use ldchain::resolver::{find_program, Namespace, Resolver};
+use ldchain::resolver::{find_program, Credentials, Namespace, Resolver};
 use ldchain::sandbox::boundary::{program_ids, release_after_exit, Jailed, Sandbox};
 use ldchain::sandbox::fds;
 use ldchain::sandbox::pty::{Pty, Relay};
@@ -132,7 +132,12 @@ fn prepare(args: &RunArgs) -> Result<(Ready, Vec<Vec<u8>>), ExitCode> {
     if let Err(e) = ns.open_path(&cwd) {
         return Err(own(format!("working directory: {e}")));
     }
-    let program = find_program(&ns.with_cwd(&cwd), argv0, &envp).map_err(|e| {
+    let program = find_program(
+        &ns.with_cwd(&cwd).with_credentials(program_credentials(args)),
+        argv0,
+        &envp,
+    )
+    .map_err(|e| {
         eprintln!("ldchain: run: {e}");
         ExitCode::from(exec_failure_status(&e))
     })?;
@@ -148,6 +153,19 @@ fn prepare(args: &RunArgs) -> Result<(Ready, Vec<Vec<u8>>), ExitCode> {
         pty,
     };
     Ok((ready, envp))
+}
+
+/// The program's rights, as this process's user namespace names them: its
+/// uid and gid, no supplementary group (run by root: the program gets none;
+/// run by another user: the kernel shows none of the caller's in the
+/// namespace either).
+fn program_credentials(args: &RunArgs) -> Credentials {
+    let (uid, gid) = owner(args);
+    Credentials {
+        uid,
+        gid,
+        groups: Vec::new(),
+    }
 }
 
 /// Who owns a --tmpfs: the program.
@@ -194,7 +212,10 @@ fn go(args: &RunArgs, ready: Ready, envp: &[Vec<u8>]) -> ExitCode {
     let resolver = Resolver::new(args.common.config(args.strategy.plan_strategy()));
     // The resolver's verdict first, for every strategy: the same errors and
     // statuses (126 for ENOEXEC, where execvp would retry with /bin/sh).
-    let plan = match resolver.plan_exec(&ns, &ready.program, &argv, envp) {
+    // With the program's rights, not ldchain's: what the kernel would let
+    // the program itself exec.
+    let as_program = ns.clone().with_credentials(program_credentials(args));
+    let plan = match resolver.plan_exec(&as_program, &ready.program, &argv, envp) {
         Ok(plan) => plan,
         Err(e) => {
             eprintln!("ldchain: run: {e}");
