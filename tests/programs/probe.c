@@ -76,11 +76,6 @@ int main(int argc, char **argv) {
         int fd = atoi(argv[2]);
         int r = fcntl(fd, F_GETFD);
         printf("fd %d %s\n", fd, r < 0 && errno == EBADF ? "closed" : "open");
-    } else if (!strcmp(cmd, "fds")) {
-        printf("fds:");
-        for (int fd = 0; fd < 1024; fd++)
-            if (fcntl(fd, F_GETFD) >= 0) printf(" %d", fd);
-        printf("\n");
     } else if (!strcmp(cmd, "cmdline")) {
         int n = slurp("/proc/self/cmdline", buf, sizeof buf);
         for (int i = 0; i < n; i++) if (!buf[i]) buf[i] = '|';

@@ -742,21 +742,25 @@ fn serve_in(jail: &Jail, ldso_path: &str) -> ldchain::service::ExecService {
 #[test]
 fn the_stub_leaks_no_descriptor_whichever_way_it_got_its_ldso() {
     let Some((jail, _)) = stub_jail() else { return };
-    let Some(sprobe) = compile("probe-static", "gcc", &["-static"], "probe.c") else {
+    let (Some(dynamic), Some(fixed)) = (
+        compile("fds", "gcc", &[], "fds.c"),
+        compile("fds-static", "gcc", &["-static"], "fds.c"),
+    ) else {
         return;
     };
-    jail.add(&sprobe, "/bin/sprobe");
+    jail.add_glibc_program(&dynamic, "/bin/fds");
+    jail.add(&fixed, "/bin/sfds");
     jail.add(&glibc_ldso(), "/opt/glibc/ld-linux-x86-64.so.2");
     fs::write(jail.host("/opt/garbage"), b"\x7fELF not really").unwrap();
     let _service = serve_in(&jail, "/opt/glibc");
     let fds = |program: &str| {
-        let mut c = jail.command(&[program, "fds"], &[]);
+        let mut c = jail.command(&[program], &[]);
         c.env_remove("LD_LIBRARY_PATH").env_remove("LDSO_PATH");
         let r = run_bounded(&mut c);
         assert_eq!(r.code, Some(0), "{r:#?}");
         r.stdout
     };
-    let given = fds("/bin/sprobe");
+    let given = fds("/bin/sfds");
     assert!(given.starts_with("fds: 0 1 2"), "{given}");
     let link = jail.host(STANDING_X86_64);
     fs::create_dir_all(link.parent().unwrap()).unwrap();
@@ -765,7 +769,7 @@ fn the_stub_leaks_no_descriptor_whichever_way_it_got_its_ldso() {
         if let Some(target) = standing {
             std::os::unix::fs::symlink(target, &link).unwrap();
         }
-        assert_eq!(fds("/bin/probe"), given, "{standing:?}");
+        assert_eq!(fds("/bin/fds"), given, "{standing:?}");
     }
 }
 
