@@ -3,7 +3,7 @@
 //!
 //! One request and one reply per connection on a `SOCK_STREAM` Unix socket.
 //! All integers are little-endian. Both sides use this module, so the format
-//! has one definition (the server in `ldchain-resolver`, the client in the
+//! has one definition (the server in `ldchain-service`, the client in the
 //! freestanding program).
 //!
 //! ```text
