@@ -28,7 +28,7 @@ CRATES = [
         "chainloader/src",
         "main.rs",
         ("lib.rs", "args.rs", "elf.rs", "error.rs", "interp.rs", "machine.rs", "plan", "proto.rs", "arch/"),
-        {"arch/x86_64.rs": ("arch",), "arch/lp64.rs": ("arch", "lp64")},
+        {"arch/x86_64.rs": ("arch",), "arch/lp64.rs": ("lp64",)},
     ),
     ("ldchain-resolver", "resolver/src", "lib.rs", (), {}),
     ("ldchain-service", "service/src", "lib.rs", (), {}),

@@ -52,7 +52,7 @@ names=() files=() froms=() tos=() tests=()
 m() { names+=("$1"); files+=("$2"); froms+=("$3"); tos+=("$4"); tests+=("$5"); }
 
 # --- The chainloader -------------------------------------------------------
-m close-fd-kept chainloader/src/rt/start.rs \
+m close-fd-kept chainloader/src/rt/load.rs \
     'sys::close(fd).map_err(|e| at_fd(Reason::Close, e))?;' \
     'let _ = fd;' "$CL"
 m bss-not-zeroed chainloader/src/plan.rs \

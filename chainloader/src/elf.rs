@@ -6,7 +6,7 @@
 //! rules too; the program only accepts its own [`Arch::TARGET`].
 
 use crate::error::{Error, Reason, Subject};
-use crate::machine::Machine;
+pub use crate::machine::{Arch, Target, Word};
 
 /// `e_type` of a relocatable object.
 pub const ET_REL: u16 = 1;
@@ -37,128 +37,6 @@ pub const PF_R: u32 = 4;
 
 /// The kernel refuses program header tables larger than this.
 pub const MAX_PHDR_TABLE: u64 = 65536;
-
-/// What the checks need to know about an architecture: a row of the
-/// machine table ([`crate::machine`]) reduced to plain integers, which is
-/// all the program itself reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Target {
-    /// ELFCLASS64 (true) or ELFCLASS32 (false).
-    pub class64: bool,
-    /// Required `e_machine`.
-    pub machine: u16,
-    /// One past the highest user-space address an image may occupy.
-    pub addr_limit: u64,
-}
-
-impl Target {
-    /// Size of the file header for this class.
-    pub const fn ehdr_size(&self) -> usize {
-        if self.class64 {
-            64
-        } else {
-            52
-        }
-    }
-
-    /// Size of one program header for this class.
-    pub const fn phdr_size(&self) -> usize {
-        if self.class64 {
-            56
-        } else {
-            32
-        }
-    }
-}
-
-/// An unsigned address-sized integer: `u32` for ELF32, `u64` for ELF64.
-/// The plan computes in the image's own width, so 32-bit code does no
-/// 64-bit arithmetic (and its overflow checks are the 32-bit ones).
-pub trait Word:
-    Copy
-    + Eq
-    + Ord
-    + Default
-    + core::fmt::Debug
-    + Into<u64>
-    + core::ops::Add<Output = Self>
-    + core::ops::Sub<Output = Self>
-    + core::ops::BitAnd<Output = Self>
-    + core::ops::Not<Output = Self>
-{
-    /// Zero: the start of the address space, an empty length.
-    const ZERO: Self;
-    /// One: page masks are `!(page - ONE)`.
-    const ONE: Self;
-    /// The low bits of `v` (callers pass values that fit).
-    fn from_u64(v: u64) -> Self;
-    /// The sum, or `None` if it does not fit the image's width: an image
-    /// whose addresses wrap is refused, as the kernel refuses it.
-    fn checked_add(self, other: Self) -> Option<Self>;
-    /// The sum modulo 2^width, for sums the plan has already proven not to
-    /// overflow: it compiles to a bare add, without a second check.
-    fn wrapping_add(self, other: Self) -> Self;
-    /// The difference modulo 2^width (see [`Word::wrapping_add`]).
-    fn wrapping_sub(self, other: Self) -> Self;
-    /// Whether the value is a power of two (a usable `p_align`).
-    fn is_power_of_two(self) -> bool;
-    /// As a `usize` (the loader's own width equals the image's).
-    fn to_usize(self) -> usize;
-    /// As a `u64`.
-    fn to_u64(self) -> u64;
-}
-
-macro_rules! word {
-    ($t:ty) => {
-        impl Word for $t {
-            const ZERO: Self = 0;
-            const ONE: Self = 1;
-            #[inline(always)]
-            fn from_u64(v: u64) -> Self {
-                v as $t
-            }
-            #[inline(always)]
-            fn checked_add(self, other: Self) -> Option<Self> {
-                <$t>::checked_add(self, other)
-            }
-            #[inline(always)]
-            fn wrapping_add(self, other: Self) -> Self {
-                <$t>::wrapping_add(self, other)
-            }
-            #[inline(always)]
-            fn wrapping_sub(self, other: Self) -> Self {
-                <$t>::wrapping_sub(self, other)
-            }
-            #[inline(always)]
-            fn is_power_of_two(self) -> bool {
-                <$t>::is_power_of_two(self)
-            }
-            #[inline(always)]
-            fn to_usize(self) -> usize {
-                self as usize
-            }
-            #[inline(always)]
-            fn to_u64(self) -> u64 {
-                self as u64
-            }
-        }
-    };
-}
-word!(u32);
-word!(u64);
-
-/// An architecture as a type, so that the checks and decoders are
-/// specialised at compile time: the 64-bit program carries no 32-bit decoder.
-/// The types are in [`crate::machine`], next to their rows.
-pub trait Arch {
-    /// The architecture's row in the machine table.
-    const MACHINE: Machine;
-    /// The row's [`Target`]: a constant of integers only, so that code
-    /// reading it puts no pointer (the row's strings) in static data.
-    const TARGET: Target = Self::MACHINE.target();
-    /// Its address width.
-    type Word: Word;
-}
 
 /// The fields of the ELF file header the loader uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

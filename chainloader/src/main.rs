@@ -12,6 +12,10 @@
 #[cfg_attr(target_arch = "x86", path = "arch/x86.rs")]
 #[cfg_attr(target_arch = "aarch64", path = "arch/aarch64.rs")]
 mod arch;
+// The 64-bit ABIs' file-offset calls, over the architecture's raw ones.
+#[cfg(target_pointer_width = "64")]
+#[path = "arch/lp64.rs"]
+mod lp64;
 mod rt;
 
 /// No code path is meant to panic (the library checks every access); should

@@ -9,7 +9,8 @@ use rustix::fs::{self as rfs, FileType, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 use sha2::{Digest, Sha256};
 
-use crate::{read_up_to, Chainloader, ALL};
+use crate::blobs::{Chainloader, ALL};
+use crate::read::read_up_to;
 
 /// No chainloader is near this size (they are under 12 KiB); a larger file
 /// is not one, and is not read.

@@ -37,36 +37,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use rustix::fs::{self as rfs, Mode, OFlags};
 
-/// One embedded chainloader build.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Chainloader {
-    /// Its machine's name in the chainloader's machine table (`x86_64`,
-    /// `i386`, `aarch64`), as in its file name.
-    pub arch: &'static str,
-    /// The target triple it was built for.
-    pub triple: &'static str,
-    /// The ELF `e_machine` of the images it runs.
-    pub machine: u16,
-    /// The file's bytes, exactly as installed (section headers already
-    /// stripped by `build.rs`).
-    pub bytes: &'static [u8],
-    /// SHA-256 of `bytes`, lowercase hex.
-    pub sha256: &'static str,
-    /// Its file name in the jail's root directory: `chainloader` for the
-    /// host's own architecture, `chainloader-ARCH` for the others.
-    pub file_name: &'static str,
-    /// The conventional `PT_INTERP` paths of its architecture (glibc's and
-    /// musl's `ld.so`), where `ldchain run`'s interp mode puts it as a stub.
-    pub interp_paths: &'static [&'static str],
-}
+use read::read_up_to;
 
-include!(concat!(env!("OUT_DIR"), "/chainloaders.rs"));
-
-/// This crate's version: with [`Chainloader::sha256`], what identifies the
-/// embedded chainloaders.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
+mod blobs;
 mod check;
+mod read;
+pub use blobs::{Chainloader, ALL, PREBUILT, VERSION};
 pub use check::{check, CheckError, Checked, Role, State};
 
 /// The chainloader for the architecture this library was compiled for.
@@ -262,19 +238,4 @@ pub fn install_blob(jail: &Path, blob: &Chainloader) -> Result<Installed, Instal
 /// apart); a read error is a no.
 fn same_contents(fd: &rustix::fd::OwnedFd, want: &[u8]) -> bool {
     read_up_to(fd, want.len()).is_ok_and(|got| got == want)
-}
-
-/// Up to `max` bytes from the start of the file open on `fd` (fewer if it
-/// is shorter), read with `pread`: the file offset is not used.
-fn read_up_to(fd: &rustix::fd::OwnedFd, max: usize) -> rustix::io::Result<Vec<u8>> {
-    let mut buf = vec![0u8; max];
-    let mut done = 0;
-    while done < max {
-        match rustix::io::retry_on_intr(|| rustix::io::pread(fd, &mut buf[done..], done as u64))? {
-            0 => break,
-            n => done += n,
-        }
-    }
-    buf.truncate(done);
-    Ok(buf)
 }

@@ -30,8 +30,7 @@ use std::sync::{Arc, Mutex};
 use rustix::fs as rfs;
 use rustix::fs::inotify::{self, WatchFlags};
 
-use super::{Credentials, InterpRequest};
-use ldchain_resolver::{Machine, Namespace};
+use ldchain_resolver::{Credentials, InterpRequest, Machine, Namespace};
 
 /// Most answers kept (the cache is emptied when full).
 const MAX_ENTRIES: usize = 1024;

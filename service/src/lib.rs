@@ -21,6 +21,7 @@
 mod cache;
 mod lock;
 mod server;
+mod source;
 
 use std::collections::HashSet;
 use std::os::fd::{BorrowedFd, OwnedFd};
@@ -32,43 +33,10 @@ use cache::{AnswerCache, Depends, Key, Standing};
 pub use chainloader::proto;
 pub use chainloader::proto::{ProtoError, RequestHeader, MAX_MESSAGE, SERVICE_PATH};
 pub use server::{ExecService, Limits, Stats};
+pub use source::LdsoSource;
 
 pub use ldchain_resolver::{Credentials, InterpRequest, RequestError};
 use ldchain_resolver::{ExecError, InterpAnswer, LdsoChoice, Namespace, Resolver};
-
-/// What answers requests: the resolver over one namespace, or anything else
-/// an FsOp server wants to put there.
-///
-/// `client` is the requesting process's credentials as the kernel gave them
-/// for its connection (`SO_PEERCRED`, `SO_PEERGROUPS`), never anything the
-/// request says: an answer must be a file that process could use as its
-/// interpreter itself (every directory on the way searchable, the file
-/// readable and executable, with no capabilities), and must say no more
-/// than `execve` would tell it.
-pub trait LdsoSource: Send + Sync {
-    /// The dynamic linker for this request, open for reading (the same
-    /// open file may be handed out again: clients only `pread` it).
-    fn ldso(&self, request: &InterpRequest, client: &Credentials) -> Result<Arc<OwnedFd>, ExecError>;
-
-    /// An answer known without searching, if any: asked on the I/O thread,
-    /// so it must not block.
-    fn cached(&self, _request: &InterpRequest, _client: &Credentials) -> Option<Arc<OwnedFd>> {
-        None
-    }
-
-    /// A descriptor that becomes readable when cached answers may have
-    /// gone stale: the server waits on it with its clients and calls
-    /// [`refresh`](Self::refresh) (on the I/O thread: it must not block).
-    /// Answers left standing in [`proto::ANSWER_DIR`] are taken without
-    /// asking, so they must go as soon as they are stale, not at the next
-    /// request.
-    fn changes(&self) -> Option<BorrowedFd<'_>> {
-        None
-    }
-
-    /// Drop whatever cached answers have gone stale.
-    fn refresh(&self) {}
-}
 
 /// The resolver over one sandbox's namespace, with an answer cache that
 /// watches what each answer depended on: what `ldchain run` serves.

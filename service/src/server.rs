@@ -17,8 +17,8 @@ use rustix::event::{eventfd, EventfdFlags};
 use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 use tracing::{debug, warn};
 
-use super::{Credentials, InterpRequest, LdsoSource, RequestError};
-use ldchain_resolver::ExecError;
+use crate::source::LdsoSource;
+use ldchain_resolver::{Credentials, ExecError, InterpRequest, RequestError};
 
 /// Bounds on what clients may cost the server.
 #[derive(Debug, Clone, Copy)]

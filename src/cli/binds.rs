@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use ldchain::sandbox::view::View;
 
-use super::RunArgs;
+use super::args::RunArgs;
 
 /// The program's own directory, bound into the jail.
 pub struct OwnDirectory {

@@ -7,7 +7,8 @@ use ldchain::resolver::escape::for_terminal;
 use ldchain::resolver::{errno_name, find_program, Arg, ExecError, ExecPlan, Kind, Namespace, Resolver, Target};
 use serde_json::json;
 
-use super::{exec_failure_status, ResolveArgs, EXIT_LDCHAIN};
+use super::args::ResolveArgs;
+use super::status::{exec_failure_status, EXIT_LDCHAIN};
 
 /// A name for the terminal: control bytes and invalid UTF-8 escaped
 /// (`\xNN`, and `\\` for a backslash), so distinct names stay distinct.

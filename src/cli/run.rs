@@ -22,7 +22,9 @@ use ldchain::sandbox::view::{Placed, ServiceDir, View};
 use ldchain::service::{ExecService, LdsoSource, Limits, NamespaceSource};
 use tracing::{debug, info};
 
-use super::{binds, exec_failure_status, RunArgs, RunStrategy, EXIT_CANNOT_EXEC, EXIT_LDCHAIN, EXIT_NOT_FOUND};
+use super::args::{RunArgs, RunStrategy};
+use super::binds;
+use super::status::{exec_failure_status, EXIT_CANNOT_EXEC, EXIT_LDCHAIN, EXIT_NOT_FOUND};
 
 fn own(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("ldchain: run: {msg}");

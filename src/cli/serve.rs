@@ -37,7 +37,8 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use tracing::{debug, info};
 
-use super::{ServeArgs, EXIT_LDCHAIN};
+use super::args::ServeArgs;
+use super::status::EXIT_LDCHAIN;
 
 /// The line serve prints on stderr once the socket is in place and answered.
 pub const READY: &str = "ldchain: serve: ready";

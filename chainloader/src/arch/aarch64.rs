@@ -10,10 +10,6 @@
 
 use core::arch::{asm, global_asm};
 
-#[path = "lp64.rs"]
-mod lp64;
-pub use lp64::{mmap, pread};
-
 /// Stack alignment the ABI requires (always, not only at entry).
 pub const STACK_ALIGN: usize = 16;
 
@@ -21,14 +17,13 @@ global_asm!(
     ".globl _start",
     ".type _start,%function",
     "_start:",
-    "mov x29, #0",                                  // outermost frame
-    "mov x30, #0",                                  // no return address
-    "mov x0, sp",                                   // arg 1: the kernel's stack
-    "sub x3, x0, #64",                              // room under the kernel's block
+    "mov x29, #0",     // outermost frame
+    "mov x30, #0",     // no return address
+    "mov x0, sp",      // arg 1: the kernel's stack
+    "sub x3, x0, #64", // room under the kernel's block
     "and sp, x3, #-16",
-    "bl {start}",
+    "bl ldchain_start",
     "brk #0",
-    start = sym crate::rt::start::start,
 );
 
 /// `syscallN(nr, args…)`: a raw system call with N arguments, returning the

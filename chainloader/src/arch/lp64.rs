@@ -10,7 +10,7 @@
 
 use linux_raw_sys::general::{__NR_mmap, __NR_pread64};
 
-use super::{syscall4, syscall6};
+use crate::arch::{syscall4, syscall6};
 
 /// `mmap(2)`; the offset is in bytes.
 ///

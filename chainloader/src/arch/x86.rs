@@ -27,13 +27,13 @@ global_asm!(
     ".globl _start",
     ".type _start,@function",
     "_start:",
-    "xorl %ebp, %ebp",                              // outermost frame
-    "movl %esp, %eax",                              // the kernel's stack
-    "subl $64, %esp",                               // room under the kernel's block
+    "xorl %ebp, %ebp", // outermost frame
+    "movl %esp, %eax", // the kernel's stack
+    "subl $64, %esp",  // room under the kernel's block
     "andl $-16, %esp",
-    "subl $12, %esp",                               // 1 arg + 12 = 16: aligned at the call
-    "pushl %eax",                                   // arg 1: sp
-    "call {start}",
+    "subl $12, %esp", // 1 arg + 12 = 16: aligned at the call
+    "pushl %eax",     // arg 1: sp
+    "call ldchain_start",
     "ud2",
     "",
     // isize __chainloader_syscallN(nr, args...), cdecl. One body for every
@@ -54,20 +54,19 @@ global_asm!(
     "pushl %edi",
     "pushl %esi",
     "pushl %ebx",
-    "movl 20(%esp), %eax",                          // nr
-    "movl 24(%esp), %ebx",                          // a
-    "movl 28(%esp), %ecx",                          // b
-    "movl 32(%esp), %edx",                          // c
-    "movl 36(%esp), %esi",                          // d
-    "movl 40(%esp), %edi",                          // e
-    "movl 44(%esp), %ebp",                          // f
+    "movl 20(%esp), %eax", // nr
+    "movl 24(%esp), %ebx", // a
+    "movl 28(%esp), %ecx", // b
+    "movl 32(%esp), %edx", // c
+    "movl 36(%esp), %esi", // d
+    "movl 40(%esp), %edi", // e
+    "movl 44(%esp), %ebp", // f
     "int $0x80",
     "popl %ebx",
     "popl %esi",
     "popl %edi",
     "popl %ebp",
     "ret",
-    start = sym crate::rt::start::start,
     options(att_syntax),
 );
 

@@ -11,10 +11,6 @@
 
 use core::arch::{asm, global_asm};
 
-#[path = "lp64.rs"]
-mod lp64;
-pub use lp64::{mmap, pread};
-
 /// Stack alignment the ABI requires at process entry.
 pub const STACK_ALIGN: usize = 16;
 
@@ -27,13 +23,12 @@ global_asm!(
     ".globl _start",
     ".type _start,@function",
     "_start:",
-    "xor ebp, ebp",                     // outermost frame: no frame pointer chain
-    "mov rdi, rsp",                     // arg 1: the kernel's stack (argc, argv, ...)
-    "sub rsp, 64",                      // keep a gap under the original stack
-    "and rsp, -16",                     // ABI alignment before the call
-    "call {start}",                     // never returns
+    "xor ebp, ebp",       // outermost frame: no frame pointer chain
+    "mov rdi, rsp",       // arg 1: the kernel's stack (argc, argv, ...)
+    "sub rsp, 64",        // keep a gap under the original stack
+    "and rsp, -16",       // ABI alignment before the call
+    "call ldchain_start", // never returns (rt/start.rs)
     "ud2",
-    start = sym crate::rt::start::start,
 );
 
 /// `syscallN(nr, args…)`: a raw system call with N arguments, returning the

@@ -100,7 +100,7 @@ pub fn run(stack: &mut Stack) -> Result<usize, Error> {
     }
     .encode();
     let fd = ask(&header, &parts)?;
-    let (bias, plan) = crate::rt::start::map_fd(fd, stack)?;
+    let (bias, plan) = crate::rt::load::map_fd(fd, stack)?;
     stack.set_base(bias);
     Ok(bias.wrapping_add(plan.entry.to_usize()))
 }
@@ -122,7 +122,7 @@ fn answered(interp: &[u8], stack: &mut Stack) -> Option<usize> {
     let len = proto::answer_name(class, machine, interp, name)?;
     // path[DIR + len] is still 0: the NUL.
     let fd = sys::open_read(&path[..DIR + len + 1]).ok()?;
-    match crate::rt::start::map_fd(fd, stack) {
+    match crate::rt::load::map_fd(fd, stack) {
         Ok((bias, plan)) => {
             stack.set_base(bias);
             Some(bias.wrapping_add(plan.entry.to_usize()))

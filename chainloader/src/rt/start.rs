@@ -12,31 +12,23 @@
 #![allow(unsafe_code)]
 
 use chainloader::args::{basename, parse_fd, USAGE};
-use chainloader::elf::{parse_ehdr, Word};
-use chainloader::machine::Native;
-
-use crate::rt::load::W;
+use chainloader::elf::Word;
 use chainloader::error::{render, EXIT_FAILURE};
-use chainloader::plan::{plan, Plan};
 use chainloader::{Error, Reason, Subject};
 
+use crate::rt::load::map_fd;
 use crate::rt::stack::Stack;
-use crate::rt::sys::{self, MAP_ANONYMOUS, MAP_PRIVATE};
-use chainloader::plan::{PROT_READ, PROT_WRITE};
+use crate::rt::sys;
 
-const EISDIR: sys::Errno = linux_raw_sys::errno::EISDIR as sys::Errno;
-const ESPIPE: sys::Errno = linux_raw_sys::errno::ESPIPE as sys::Errno;
-
-/// Bytes read at offset 0: the file header and, for any ordinary image, the
-/// program headers too (glibc's ld.so needs 64 + 9 * 56 = 568).
-const HEAD: usize = 1024;
-
-/// Entered from the architecture's entry stub. The program has no dynamic
-/// relocations (embed/build.rs refuses to embed one that has), so nothing
-/// needs fixing up before Rust code runs.
+/// Entered from the architecture's entry stub, which calls it by this
+/// symbol name (as a C runtime's `_start` calls `main`: the stub names no
+/// Rust path, so `arch` depends on nothing above it). The program has no
+/// dynamic relocations (embed/build.rs refuses to embed one that has), so
+/// nothing needs fixing up before Rust code runs.
 ///
 /// # Safety
 /// See the module docs.
+#[export_name = "ldchain_start"]
 pub unsafe extern "C" fn start(sp: *mut usize) -> ! {
     // SAFETY: sp is the kernel's initial stack pointer.
     let mut stack = unsafe { Stack::new(sp) };
@@ -103,59 +95,4 @@ fn run(stack: &mut Stack) -> Result<usize, Error> {
         entry,
     );
     Ok(entry)
-}
-
-/// Map the image open on `fd` as the kernel would, then close `fd`:
-/// returns the load bias and the plan it followed.
-#[inline(never)]
-pub fn map_fd(fd: i32, stack: &Stack) -> Result<(usize, Plan<W>), Error> {
-    let at_fd = |reason, e| Error::sys(Subject::Fd(fd), reason, e);
-
-    // No fstat: pread says all we need. A directory fails with EISDIR, a
-    // pipe or socket with ESPIPE, a device like /dev/zero yields no ELF
-    // header; a read shorter than asked gives the file's size, and a longer
-    // file is proven long enough by the loader's reads.
-    // Not zero-initialised: only the `n` bytes pread fills are ever read.
-    let mut buf = core::mem::MaybeUninit::<[u8; HEAD]>::uninit();
-    // SAFETY: buf is HEAD writable bytes.
-    let n = unsafe { sys::pread_raw(fd, buf.as_mut_ptr().cast(), HEAD, 0) }.map_err(|e| match e {
-        EISDIR => Error::new(Subject::Fd(fd), Reason::IsDirectory),
-        ESPIPE => Error::new(Subject::Fd(fd), Reason::NotRegular),
-        e => at_fd(Reason::Read, e),
-    })?;
-    // SAFETY: pread_raw initialised the first n <= HEAD bytes.
-    let head: &[u8] = unsafe { core::slice::from_raw_parts(buf.as_ptr().cast(), n) };
-    let size = if n < HEAD { n as u64 } else { u64::MAX };
-    let ehdr = parse_ehdr::<Native>(head, size)?;
-
-    let page = stack.page_size().unwrap_or(4096) as u64;
-    let table_len = ehdr.phdr_table_len() as usize;
-    let table_end = ehdr.phoff as usize + table_len;
-    let mut big = None;
-    let table: &[u8] = if table_end <= n {
-        &head[ehdr.phoff as usize..table_end]
-    } else {
-        // Headers beyond the first HEAD bytes (or a table larger than it):
-        // read them into a scratch mapping. At most 64 KiB (parse_ehdr).
-        // SAFETY: a fresh anonymous mapping, not MAP_FIXED.
-        let addr = unsafe { sys::mmap(0, table_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) }
-            .map_err(|e| at_fd(Reason::PhdrBuffer, e))?;
-        // SAFETY: the mapping is table_len bytes, readable and writable, and
-        // nothing else refers to it.
-        let buf = unsafe { core::slice::from_raw_parts_mut(addr as *mut u8, table_len) };
-        let got = sys::pread_full(fd, buf, ehdr.phoff).map_err(|e| at_fd(Reason::Read, e))?;
-        if got != table_len {
-            return Err(Error::new(Subject::ElfHeader, Reason::PhdrsOutside));
-        }
-        big = Some((addr, table_len));
-        buf
-    };
-    let plan = plan::<Native>(&ehdr, table, size, page)?;
-    let bias = crate::rt::load::load(fd, &plan, table, W::from_u64(page), size)?;
-    if let Some((addr, len)) = big {
-        // SAFETY: `table` (the only reference into it) is not used again.
-        let _ = unsafe { sys::munmap(addr, len) };
-    }
-    sys::close(fd).map_err(|e| at_fd(Reason::Close, e))?;
-    Ok((bias, plan))
 }

@@ -28,7 +28,13 @@ pub use linux_raw_sys::general::{MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, 
 use linux_raw_sys::net;
 use linux_raw_sys::prctl::PR_SET_NAME;
 
-use crate::arch::{self, syscall1, syscall2, syscall3};
+use crate::arch::{syscall1, syscall2, syscall3};
+// `mmap` and `pread` with a file offset: one register on the 64-bit ABIs,
+// split (and `mmap2`'s pages) on i386.
+#[cfg(target_pointer_width = "32")]
+use crate::arch as offsets;
+#[cfg(target_pointer_width = "64")]
+use crate::lp64 as offsets;
 
 /// An errno value, as [`chainloader::Error`] carries it.
 pub type Errno = i32;
@@ -73,7 +79,7 @@ pub unsafe fn pread_raw(fd: i32, buf: *mut u8, len: usize, offset: u64) -> Resul
     let mut done = 0;
     while done < len {
         // SAFETY: buf + done .. buf + len is writable per the caller.
-        let n = retry(|| unsafe { arch::pread(fd as usize, buf.add(done), len - done, offset + done as u64) })?;
+        let n = retry(|| unsafe { offsets::pread(fd as usize, buf.add(done), len - done, offset + done as u64) })?;
         if n == 0 {
             break;
         }
@@ -128,7 +134,7 @@ pub fn exit(status: i32) -> ! {
 /// With `MAP_FIXED` the range must not hold anything still in use.
 pub unsafe fn mmap(addr: usize, len: usize, prot: u32, flags: u32, fd: i32, offset: u64) -> Result<usize, Errno> {
     // SAFETY: forwarded contract; mmap does not fail with EINTR.
-    result(unsafe { arch::mmap(addr, len, prot as usize, flags as usize, fd as usize, offset) })
+    result(unsafe { offsets::mmap(addr, len, prot as usize, flags as usize, fd as usize, offset) })
 }
 
 /// `mprotect(2)`.
