@@ -121,6 +121,21 @@ if [ "$mode" = full ]; then
     echo "interp mode / real ld.so: $ratio ($verdict the $max in benches/budgets.toml)"
 fi
 
+echo
+echo "## The sandbox's start"
+echo
+echo "| figure | value |"
+echo "|---|---|"
+startup_timing=--no-timing
+[ "$mode" = full ] && startup_timing=yes
+benches/startup.sh target/release/ldchain "$startup_timing" > "$tmp/startup"
+grep '^|' "$tmp/startup"
+run_true=$(sed -n 's/^run_true_syscalls=\([0-9]*\)$/\1/p' "$tmp/startup")
+if [ "$mode" = full ]; then
+    echo
+    echo "ldchain run / bwrap, median start: $(sed -n 's/^startup_ratio=//p' "$tmp/startup")"
+fi
+
 if [ "$mode" = full ]; then
     echo
     echo "## Wall clock"
@@ -144,5 +159,6 @@ if [ "$mode" = --check ]; then
     done
     check plan_exec_warm_syscalls "$warm" "$(budget plan_exec_warm_syscalls)"
     check nested_added_syscalls "$nested_added" "$(budget nested_added_syscalls)"
+    check run_true_syscalls "$run_true" "$(budget run_true_syscalls)"
     exit $fail
 fi

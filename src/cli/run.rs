@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::sync::Arc;
 
-use ldchain::resolver::{find_program, Credentials, Namespace, Resolver};
+use ldchain::resolver::{find_program, Credentials, ExecPlan, InterpRequest, Kind, Namespace, Resolver};
 use ldchain::sandbox::boundary::{program_ids, release_after_exit, Jailed, Sandbox};
 use ldchain::sandbox::fds;
 use ldchain::sandbox::pty::{Pty, Relay};
@@ -170,6 +170,28 @@ fn program_credentials(args: &RunArgs) -> Credentials {
     }
 }
 
+/// The request the program's stub will make, for a dynamic program exec'd
+/// directly (not through `#!`): what the service can answer ahead of it.
+fn first_request(plan: &ExecPlan, program: &[u8], cwd: &[u8], envp: &[Vec<u8>]) -> Option<InterpRequest> {
+    let ldso = plan.ldso.as_ref()?;
+    if plan.kind != Kind::Dynamic || !plan.scripts.is_empty() || plan.secure {
+        return None;
+    }
+    let var = |name: &[u8]| {
+        envp.iter()
+            .find_map(|e| e.strip_prefix(name)?.strip_prefix(b"=").map(<[u8]>::to_vec))
+    };
+    Some(InterpRequest {
+        machine: plan.machine,
+        interp: ldso.interp.clone(),
+        execfn: program.to_vec(),
+        cwd: cwd.to_vec(),
+        ldso_path: var(b"LDSO_PATH"),
+        ld_library_path: var(b"LD_LIBRARY_PATH"),
+        secure: false,
+    })
+}
+
 /// Who owns a --tmpfs: the program.
 fn owner(args: &RunArgs) -> (u32, u32) {
     let (uid, gid) = program_ids();
@@ -225,8 +247,16 @@ fn go(args: &RunArgs, ready: Ready, envp: &[Vec<u8>]) -> ExitCode {
         }
     };
     if let Some(service) = ready.service {
+        let first = first_request(&plan, &ready.program, &ready.cwd, envp);
         drop(plan);
         let source = Arc::new(NamespaceSource::new(resolver, ns).with_answer_dir(service.answers));
+        // The program's own request, answered while the jail is being
+        // entered (the two overlap on two cores): its stub then finds a
+        // standing answer, or a cached one, instead of waiting for a search.
+        if let Some(request) = first {
+            let (source, creds) = (source.clone(), program_credentials(args));
+            std::thread::spawn(move || drop(source.ldso(&request, &creds)));
+        }
         if let Some(changes) = source.changes() {
             if let Err(e) = release_after_exit(changes) {
                 debug!(error = %e, "the answer cache's inotify instance will be closed at exit");
