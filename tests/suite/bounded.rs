@@ -418,6 +418,14 @@ fn legal_symlinks_resolve_as_openat2_in_root_does() {
         "/n1".into(),
         "/n0".into(),
         "/n0/..".into(),
+        // `..` above the root, then a link: the root is its own parent, as
+        // for the kernel; never the host directories above the tree (from
+        // the tree, three `..` reach the host's `/`, whose /lib64 has the
+        // host's real ld.so).
+        format!("/../../../lib64/{LDSO}"),
+        format!("/../../../../abs/{LDSO}"),
+        format!("/a/../../../../a/b/up/lib64/{LDSO}"),
+        format!("/..{}/lib64/{LDSO}", root.display()),
         // `..` walked one component at a time, between two links.
         format!("/a/b/up/../lib64/{LDSO}"),
         format!("/a/dotdot/a/b/self/../up/../abs/../../chain1/{LDSO}"),
@@ -836,4 +844,69 @@ fn a_search_cut_by_a_limit_names_the_limit() {
         .unwrap_err()
         .to_string();
     assert!(msg.contains("(10 candidates rejected)"), "{msg}");
+}
+
+/// A remembered failure is not believed once what was missing appears:
+/// the chain `/d/0` -> ... -> `/d/20` ended nowhere, then `/d/20/` gets the
+/// ld.so; the next plan finds it (`/d` changed: its identity is checked,
+/// not assumed).
+#[test]
+fn a_remembered_chain_is_walked_again_when_its_missing_end_appears() {
+    let Some(probe) = glibc_probe() else { return };
+    let t = tree_with_probe(&probe);
+    let root = t.path();
+    fs::create_dir(root.join("d")).unwrap();
+    for i in 0..20 {
+        symlink(format!("/d/{}", i + 1), root.join(format!("d/{i}"))).unwrap();
+    }
+    let ldso = fs::read(glibc_ldso()).unwrap();
+    write(root, &format!("/lib64/{LDSO}"), &ldso);
+    write(root, "/etc/ld.so.conf", b"/d/0\n");
+    settle();
+    let r = Resolver::new(Config::default());
+    let ns = Namespace::open(root).unwrap();
+    assert_eq!(found_by(&r, &ns), (Rule::Interp, format!("/lib64/{LDSO}")));
+    assert_eq!(r.remembered_failures().0, 1, "the chain's failure is remembered");
+    write(root, &format!("/d/20/{LDSO}"), &ldso);
+    assert_eq!(found_by(&r, &ns), (Rule::LdSoConf, format!("/d/0/{LDSO}")));
+}
+
+/// A procfs mounted inside the namespace: its magic links (`/proc/self/root`,
+/// `/proc/1/cwd`, …) lead to the *resolving* process's view, the host's.
+/// A search path through them never reaches a host-only ld.so: the walk
+/// refuses magic links (the program still finds the tree's own).
+#[test]
+fn procfs_magic_links_in_the_namespace_are_never_followed() {
+    let Some(probe) = glibc_probe() else { return };
+    if !require_root("mounting a procfs in the tree, in a mount namespace of its own")
+        || !require("unshare", "a mount namespace for the procfs")
+    {
+        return;
+    }
+    let t = tree_with_probe(&probe);
+    let root = t.path();
+    write(root, &format!("/lib64/{LDSO}"), &fs::read(glibc_ldso()).unwrap());
+    fs::create_dir(root.join("proc")).unwrap();
+    // A directory only the host has, holding a real ld.so.
+    let host = tempfile::tempdir().unwrap();
+    write(host.path(), &format!("/{LDSO}"), &fs::read(glibc_ldso()).unwrap());
+    let h = host.path().display();
+    let ldso_path =
+        format!("/proc/self/root{h}:/proc/1/root{h}:/proc/thread-self/root{h}:/proc/self/cwd:/proc/self/fd");
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg("mount -t proc proc \"$1/proc\" && exec \"$2\" resolve --json --root \"$1\" -- /bin/probe")
+        .arg("sh")
+        .arg(root)
+        .arg(env!("CARGO_BIN_EXE_ldchain"))
+        .current_dir(host.path())
+        .env("LDSO_PATH", &ldso_path)
+        .env_remove("RUST_LOG")
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(&format!("\"ldso\":\"/lib64/{LDSO}\"")), "{stdout}");
+    assert!(stdout.contains("\"rule\":\"pt-interp\""), "{stdout}");
 }
