@@ -620,12 +620,14 @@ fn standing_answers_spare_the_round_trip_and_the_jail_cannot_write_them() {
         "{r:#?}"
     );
     assert_eq!(lines[2], "1", "the jail wrote to the answer directory: {r:#?}");
-    // Seven programs started in the jail (sh, 4 × true, ls, readlink, ln,
-    // grep: nine): only sh (before any answer stood) and the one with its
-    // own LD_LIBRARY_PATH asked the service.
+    // Nine programs started in the jail (sh, 4 × true, ls, readlink, ln,
+    // grep): only the one with its own LD_LIBRARY_PATH asked the service,
+    // and sh too when it started before the service's early answer for it
+    // stood (ldchain run answers the program's own request while the jail
+    // is entered).
     let trace = fs::read_to_string(log.path()).unwrap();
     let asked = trace.lines().filter(|l| l.contains("exec.sock")).count();
-    assert_eq!(asked, 2, "{trace}");
+    assert!((1..=2).contains(&asked), "{asked} asked: {trace}");
 }
 
 #[test]
