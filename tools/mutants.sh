@@ -130,7 +130,7 @@ m secure-mode-ignored resolver/src/plan/search.rs \
 m setgid-without-group-exec resolver/src/plan/script.rs \
     '(mode & 0o2000 != 0 && mode & 0o010 != 0)' \
     '(mode & 0o2000 != 0)' "$RES"
-m resolve-in-root-dropped resolver/src/walk.rs \
+m resolve-in-root-dropped resolver/src/walk/kernel.rs \
     'const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);' \
     'const RESOLVE: ResolveFlags = ResolveFlags::NO_MAGICLINKS;' "$RES"
 m search-order-swapped resolver/src/plan/search.rs \
@@ -139,7 +139,7 @@ m search-order-swapped resolver/src/plan/search.rs \
 m enoent-for-eacces resolver/src/error.rs \
     'ExecError::PermissionDenied { .. } => libc::EACCES,' \
     'ExecError::PermissionDenied { .. } => libc::ENOENT,' "$RES"
-m script-depth-50 resolver/src/plan.rs \
+m script-depth-50 resolver/src/plan/config.rs \
     'pub const MAX_SCRIPT_DEPTH: usize = 5;' \
     'pub const MAX_SCRIPT_DEPTH: usize = 50;' "$RES"
 m noexec-program-allowed resolver/src/plan/script.rs \

@@ -15,7 +15,8 @@ use std::rc::Rc;
 use tracing::debug;
 
 use crate::bytepath::{dirname, join};
-use crate::ns::{FileId, Namespace};
+use crate::fileid::FileId;
+use crate::ns::Namespace;
 use crate::parse::{glob, ldsoconf};
 use crate::walk::Lookups;
 

@@ -111,7 +111,7 @@ impl ExecError {
     /// Whether a path lookup ran out of its budget (not an answer of the
     /// file system: a limit of the resolver's).
     pub(crate) fn is_over_lookup_budget(&self) -> bool {
-        matches!(self, ExecError::InvalidArgument { reason, .. } if *reason == crate::ns::OVER_BUDGET)
+        matches!(self, ExecError::InvalidArgument { reason, .. } if *reason == crate::limits::OVER_BUDGET)
     }
 
     /// The symbolic name of [`errno`](Self::errno) (`ENOENT`, ...; see

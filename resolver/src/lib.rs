@@ -33,6 +33,8 @@ mod elfinfo;
 mod error;
 pub mod escape;
 mod exec;
+mod fileid;
+mod limits;
 mod lock;
 mod ns;
 pub mod parse;

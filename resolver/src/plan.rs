@@ -6,7 +6,6 @@
 //! for the chosen strategy. The result types are in `exec_plan`, the caches
 //! in `cache`.
 
-use std::fmt;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
@@ -20,107 +19,22 @@ use crate::parse::ldpath;
 use crate::request::InterpRequest;
 
 mod cache;
+mod config;
 mod exec_plan;
 mod script;
 mod search;
 
+pub use config::{Config, Resolver, Strategy, MAX_ARG_STRLEN, MAX_CANDIDATES, MAX_PATH_ENTRIES, MAX_SCRIPT_DEPTH};
 pub use exec_plan::{Arg, ExecPlan, Kind, LdsoChoice, PlanParts, Rule, ScriptHop, Skipped, Target};
 
-pub(crate) use cache::MAX_CACHE_ENTRIES;
 use cache::{cached, Caches};
+use config::lossy;
 use search::Search;
-
-/// How deep `#!` interpreters may nest: the kernel examines at most six
-/// files for one exec (`exec_binprm`: depth 0 to 5), so at most five scripts.
-pub const MAX_SCRIPT_DEPTH: usize = 5;
-/// Most entries of ldchain's own `PATH` searched by [`find_program`].
-/// `LD_LIBRARY_PATH` and `LDSO_PATH` have no such limit: every entry is
-/// searched, as ld.so does, and the string is bounded by [`MAX_ARG_STRLEN`].
-pub const MAX_PATH_ENTRIES: usize = 1024;
-/// Most candidate files opened from the namespace's own rules (ld.so.conf,
-/// `PT_INTERP`, the conventional path) while looking for one ld.so.
-pub const MAX_CANDIDATES: usize = 4096;
-/// The longest argument or environment string `execve` takes, with its NUL
-/// (`MAX_ARG_STRLEN`, 32 pages): a longer one is E2BIG.
-pub const MAX_ARG_STRLEN: usize = 32 * 4096;
-
-/// How the planned exec is carried out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Strategy {
-    /// `execve("/chainloader", [.., FD, ..])`: needs the chainloader in the jail.
-    #[default]
-    Chainloader,
-    /// `execveat(FD, "", argv, envp, AT_EMPTY_PATH)` on the dynamic linker (or
-    /// static program) itself: nothing in the jail at all; Linux ≥ 3.19, and
-    /// the sandbox's seccomp policy must allow it.
-    Execveat,
-}
-
-/// Per-sandbox configuration.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// `LDSO_PATH` to use when the sandbox does not set one (or is not
-    /// allowed to): `:`-separated directories inside the namespace.
-    pub default_ldso_path: Option<Vec<u8>>,
-    /// Always use this dynamic linker, opened on the host outside the
-    /// namespace, instead of searching (Plash's fixed-ld.so mode).
-    pub host_ldso: Option<PathBuf>,
-    /// Where the native chainloader is inside the jail; the chainloader for
-    /// another architecture is this path with `-ARCH` appended
-    /// (`/chainloader-i386`, `/chainloader-aarch64`).
-    pub chainloader: Vec<u8>,
-    /// How the exec is carried out.
-    pub strategy: Strategy,
-    /// Treat every program as setuid: ignore the environment's search paths
-    /// (`LDSO_PATH`, `LD_LIBRARY_PATH`; the default `LDSO_PATH` still applies).
-    pub secure: bool,
-    /// The ld.so.conf to read, inside the namespace.
-    pub ld_so_conf: Vec<u8>,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            default_ldso_path: None,
-            host_ldso: None,
-            chainloader: b"/chainloader".to_vec(),
-            strategy: Strategy::Chainloader,
-            secure: false,
-            ld_so_conf: b"/etc/ld.so.conf".to_vec(),
-        }
-    }
-}
-
-/// Plans execs for one sandbox configuration. Cheap to share between
-/// threads (`&Resolver` is all `plan_exec` needs); its caches are keyed by
-/// file identity (device, inode, size, mtime, ctime), so they are never stale.
-pub struct Resolver {
-    config: Config,
-    caches: Caches,
-    /// The running kernel's page size: the chainloader maps with
-    /// `AT_PAGESZ`, so candidates are checked against the same value.
-    page_size: u64,
-}
 
 impl Default for Resolver {
     fn default() -> Self {
         Resolver::new(Config::default())
     }
-}
-
-impl fmt::Debug for Resolver {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Resolver")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
-    }
-}
-
-/// A name for a log line: control bytes and invalid UTF-8 escaped
-/// ([`for_terminal`](crate::escape::for_terminal)), so a hostile name can
-/// neither forge a line nor drive the terminal.
-fn lossy(b: &[u8]) -> String {
-    crate::escape::for_terminal(b)
 }
 
 /// What is loaded and the arguments it gets, before the strategy decides

@@ -21,9 +21,11 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{self as rfs, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 
+mod kernel;
 mod memo;
 #[cfg(test)]
 mod tests;
+pub use kernel::{openat2, Failure};
 pub use memo::{Memo, Scope};
 
 /// Symlinks followed in one lookup, as the kernel's `MAXSYMLINKS`.
@@ -110,39 +112,6 @@ impl<'m> Lookups<'m> {
     /// From now on, consult and feed `memo` for `scope`.
     pub fn remember_in(&mut self, memo: &'m Memo, scope: Scope) {
         self.memo = Some((memo, scope));
-    }
-}
-
-/// Why a lookup failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failure {
-    /// The system's answer (`ENOENT`, `ENOTDIR`, `ELOOP`, ...).
-    Errno(Errno),
-    /// The lookup ran out of its budget.
-    OverBudget,
-}
-
-impl From<Errno> for Failure {
-    fn from(e: Errno) -> Failure {
-        Failure::Errno(e)
-    }
-}
-
-/// The flags every lookup adds: stay in the root, never a magic link.
-const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
-
-/// Bounded retries of `EAGAIN` (a rename raced the kernel's lookup).
-const EAGAIN_RETRIES: usize = 32;
-
-/// `openat2(root, path, flags, extra | RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`,
-/// retrying `EAGAIN` and `EINTR` a bounded number of times.
-pub fn openat2(root: BorrowedFd<'_>, path: &[u8], flags: OFlags, extra: ResolveFlags) -> Result<OwnedFd, Errno> {
-    let mut tries = 0;
-    loop {
-        match rfs::openat2(root, path, flags, Mode::empty(), RESOLVE | extra) {
-            Err(Errno::AGAIN | Errno::INTR) if tries < EAGAIN_RETRIES => tries += 1,
-            r => return r,
-        }
     }
 }
 
@@ -412,7 +381,7 @@ impl<'r> Walk<'r> {
             path.push(b'/');
         }
         path.pop();
-        if path.len() >= crate::ns::PATH_MAX {
+        if path.len() >= crate::limits::PATH_MAX {
             return None;
         }
         if names.len() + todo.len() > self.budget.components {
@@ -513,7 +482,7 @@ impl<'r> Walk<'r> {
         }
         // Room for the longest link (PATH_MAX): one system call.
         self.calls += 1;
-        match rfs::readlinkat(dir, name, Vec::with_capacity(crate::ns::PATH_MAX)) {
+        match rfs::readlinkat(dir, name, Vec::with_capacity(crate::limits::PATH_MAX)) {
             Ok(text) => return Ok(Step::Link(text.into_bytes())),
             Err(Errno::INVAL) => {}
             Err(e) => return Err(e.into()),

@@ -8,14 +8,13 @@ use std::sync::{Arc, Mutex};
 
 use crate::conf::LdSoConf;
 use crate::elfinfo::{Flavor, Machine};
-use crate::ns::FileId;
+use crate::fileid::FileId;
 use crate::walk::Memo;
 
-use super::script::Class;
+use crate::elfinfo::ElfInfo;
+use crate::parse::shebang;
 
-/// Most entries in each cache before it is emptied (bounded memory under a
-/// hostile stream of new files).
-pub const MAX_CACHE_ENTRIES: usize = 4096;
+pub use crate::limits::MAX_CACHE_ENTRIES;
 
 /// (root device, root inode, ld.so.conf path, digest of whose rights read
 /// it): one parsed configuration per namespace, file and reader (a client
@@ -58,4 +57,12 @@ pub(super) fn cached<K: Hash + Eq, V: Clone>(map: &Mutex<HashMap<K, V>>, key: K,
     let v = make();
     insert_bounded(map, key, v.clone());
     v
+}
+
+/// What a file turned out to be (cached by identity).
+#[derive(Debug, Clone)]
+pub(super) enum Class {
+    Script(shebang::Shebang),
+    Elf(ElfInfo),
+    Unknown(String),
 }

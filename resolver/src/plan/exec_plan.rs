@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use crate::elfinfo::{Flavor, Machine};
 
-use super::Strategy;
+use super::config::Strategy;
 
 /// Which rule found the dynamic linker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

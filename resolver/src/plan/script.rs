@@ -8,16 +8,9 @@ use crate::error::ExecError;
 use crate::ns::{has_file_capabilities, os_path, Namespace, Opened};
 use crate::parse::shebang;
 
-use super::cache::cached;
-use super::{lossy, Resolver, ScriptHop, MAX_SCRIPT_DEPTH};
-
-/// What a file turned out to be (cached by identity).
-#[derive(Debug, Clone)]
-pub(super) enum Class {
-    Script(shebang::Shebang),
-    Elf(ElfInfo),
-    Unknown(String),
-}
+use super::cache::{cached, Class};
+use super::config::{lossy, Resolver, MAX_SCRIPT_DEPTH};
+use super::exec_plan::ScriptHop;
 
 /// The ELF program an exec ends at, after any `#!` chain.
 pub(super) struct Program {

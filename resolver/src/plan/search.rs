@@ -21,7 +21,8 @@ use crate::parse::ldpath;
 use crate::walk::{Lookups, Scope};
 
 use super::cache::{cached, insert_bounded, lock};
-use super::{lossy, Resolver, Rule, Skipped, MAX_CANDIDATES};
+use super::config::{lossy, Resolver, MAX_CANDIDATES};
+use super::exec_plan::{Rule, Skipped};
 
 /// Most candidate paths a search lists as consulted (what the exec
 /// service watches to keep an answer): a search that tried more is not

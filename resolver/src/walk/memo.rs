@@ -25,15 +25,15 @@ use std::time::{Duration, SystemTime};
 
 use rustix::fs::{self as rfs, AtFlags, FileType, OFlags, ResolveFlags};
 
-use super::Failure;
-use crate::ns::FileId;
+use super::kernel::Failure;
+use crate::fileid::FileId;
 
 /// Most directories and links one remembered failure may depend on: a
 /// walk that looked in more is not remembered.
 pub const MAX_REMEMBERED: usize = 64;
 /// Most failures remembered; the memory is emptied when it is full, as the
 /// resolver's other caches are.
-pub const MAX_ENTRIES: usize = crate::plan::MAX_CACHE_ENTRIES;
+pub const MAX_ENTRIES: usize = crate::limits::MAX_CACHE_ENTRIES;
 /// Most bytes of paths and names held in all (with a fixed cost per
 /// item); past it the memory is emptied as well.
 pub const MAX_BYTES: usize = 4 << 20;
@@ -101,7 +101,7 @@ impl Entry {
             let opened;
             let dir = match path.is_empty() {
                 true => root,
-                false => match super::openat2(root, path, flags, ResolveFlags::NO_SYMLINKS) {
+                false => match super::kernel::openat2(root, path, flags, ResolveFlags::NO_SYMLINKS) {
                     Ok(fd) => {
                         opened = fd;
                         opened.as_fd()
