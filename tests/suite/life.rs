@@ -112,6 +112,52 @@ fn signals_sent_to_ldchain_reach_the_program_and_ldchain_ends_as_it_did() {
     }
 }
 
+/// Run `argv` (a Python list; `LDCHAIN` names this build) on a new
+/// pseudo-terminal (Python's `pty`), drive it with `steps` (Python, with
+/// `fd` the terminal, `out` what it printed, `read_until(pred)` reading
+/// until `pred()` holds, the terminal closes or 15 s pass), then print what
+/// it printed, `exit=N` and `signal=N`.
+fn on_a_pty(argv: &str, steps: &str) -> Run {
+    let script = format!(
+        r#"
+import os, pty, sys, time, select
+LDCHAIN = sys.argv[1]
+pid, fd = pty.fork()
+if pid == 0:
+    argv = {argv}
+    os.execvp(argv[0], argv)
+out = b""
+deadline = time.time() + 15
+def read_until(pred):
+    global out
+    while not pred() and time.time() < deadline:
+        r, _, _ = select.select([fd], [], [], 0.1)
+        if r:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            out += chunk
+{steps}
+if time.time() >= deadline:
+    os.kill(pid, 9)
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace").replace("\r", ""))
+sys.stdout.write("\nexit=%d\nsignal=%d\n" % (os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1,
+                                          os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0))
+"#
+    );
+    let mut c = Command::new("python3");
+    c.args(["-c", &script, env!("CARGO_BIN_EXE_ldchain")]);
+    Run::from(
+        output_within(&mut c, Duration::from_secs(60))
+            .unwrap()
+            .expect("bounded"),
+    )
+}
+
 fn wait_within(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
     let deadline = Instant::now() + limit;
     loop {
@@ -133,48 +179,17 @@ fn one_ctrl_c_on_a_terminal_stops_a_shell_loop() {
     if !require("python3", "drives a pseudo-terminal") || !require("bash", "the shell whose loop ^C must stop") {
         return;
     }
-    let script = r#"
-import os, pty, sys, time, select
-pid, fd = pty.fork()
-if pid == 0:
-    os.execvp("bash", ["bash", "-c", 'for i in 1 2 3; do "$0" run -- /bin/sh -c "echo started; exec sleep 100"; done; echo after', sys.argv[1]])
-out = b""
-deadline = time.time() + 15
-def read_until(pred):
-    global out
-    while not pred() and time.time() < deadline:
-        r, _, _ = select.select([fd], [], [], 0.2)
-        if r:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                return
-            if not chunk:
-                return
-            out += chunk
+    let r = on_a_pty(
+        r#"["bash", "-c", 'for i in 1 2 3; do "$0" run -- /bin/sh -c "echo started; exec sleep 100"; done; echo after', LDCHAIN]"#,
+        r#"
 read_until(lambda: b"started" in out)
 os.write(fd, b"\x03")
-read_until(lambda: False)  # until the terminal closes: bash and all its children gone
-if time.time() >= deadline:
-    os.kill(pid, 9)
-_, status = os.waitpid(pid, 0)
-sys.stdout.write(out.decode(errors="replace").replace("\r", ""))
-sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
-sys.stdout.write("\nbash-signal=%d\n" % sig)
-"#;
-    let mut c = Command::new("python3");
-    c.args(["-c", script, env!("CARGO_BIN_EXE_ldchain")]);
-    let r = Run::from(
-        output_within(&mut c, Duration::from_secs(60))
-            .unwrap()
-            .expect("bounded"),
+read_until(lambda: False)
+"#,
     );
     assert_eq!(r.stdout.matches("started").count(), 1, "{r:#?}");
     assert!(!r.stdout.contains("after"), "{r:#?}");
-    assert!(
-        r.stdout.ends_with("\nbash-signal=2\n"),
-        "bash did not stop by ^C: {r:#?}"
-    );
+    assert!(r.stdout.ends_with("\nsignal=2\n"), "bash did not stop by ^C: {r:#?}");
 }
 
 /// The throwaway jail's `/dev` is bwrap's: ptys from a private devpts,
@@ -214,42 +229,17 @@ fn pty_gives_the_jail_a_terminal_with_job_control() {
     if !require("python3", "drives a pseudo-terminal") || !require("bash", "the interactive shell in the jail") {
         return;
     }
-    let script = r#"
-import os, pty, sys, time, select
-pid, fd = pty.fork()
-if pid == 0:
-    os.execvp(sys.argv[1], ["ldchain", "run", "--pty", "--", "/bin/bash", "--norc", "--noprofile", "-i"])
-out = b""
-def read_for(secs, until=None):
-    global out
-    end = time.time() + secs
-    while time.time() < end and not (until and until in out):
-        r, _, _ = select.select([fd], [], [], 0.1)
-        if r:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                return
-            if not chunk:
-                return
-            out += chunk
-read_for(10, b"$ ")
+    let r = on_a_pty(
+        r#"[LDCHAIN, "run", "--pty", "--", "/bin/bash", "--norc", "--noprofile", "-i"]"#,
+        r#"
+read_until(lambda: b"$ " in out)
 os.write(fd, b"tty; set -m; sleep 100\n")
-read_for(10, b"/dev/pts/")
+read_until(lambda: b"/dev/pts/" in out)
 time.sleep(0.3)
 os.write(fd, b"\x03")
 os.write(fd, b"echo alive-$((6*7)); exit 3\n")
-read_for(15)
-_, status = os.waitpid(pid, 0)
-sys.stdout.write(out.decode(errors="replace").replace("\r", ""))
-sys.stdout.write("\nexit=%d\n" % (os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status)))
-"#;
-    let mut c = Command::new("python3");
-    c.args(["-c", script, env!("CARGO_BIN_EXE_ldchain")]);
-    let r = Run::from(
-        output_within(&mut c, Duration::from_secs(60))
-            .unwrap()
-            .expect("bounded"),
+read_until(lambda: False)
+"#,
     );
     assert!(r.stdout.contains("/dev/pts/0\n"), "{r:#?}");
     assert!(!r.stdout.contains("no job control"), "{r:#?}");
@@ -257,5 +247,5 @@ sys.stdout.write("\nexit=%d\n" % (os.WEXITSTATUS(status) if os.WIFEXITED(status)
         r.stdout.contains("alive-42\n"),
         "the jail's shell did not survive its job's ^C: {r:#?}"
     );
-    assert!(r.stdout.ends_with("\nexit=3\n"), "{r:#?}");
+    assert!(r.stdout.ends_with("\nexit=3\nsignal=0\n"), "{r:#?}");
 }
