@@ -12,10 +12,10 @@
 // Only a few of the suite's helpers are used here.
 #[allow(dead_code)]
 mod support;
+use support::{receive, Reply};
 
 use std::fs::{self, File};
-use std::io::{IoSliceMut, Write};
-use std::mem::MaybeUninit;
+use std::io::Write;
 use std::net::Shutdown;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -27,9 +27,8 @@ use std::time::{Duration, Instant};
 
 use ldchain::resolver::ExecError;
 use ldchain::resolver::{Config, Machine, Namespace, Resolver};
-use ldchain::service::proto::{decode_reply_header, RequestHeader, MAX_ENV, MAX_MESSAGE, MAX_PATH, REPLY_HEADER};
+use ldchain::service::proto::{RequestHeader, MAX_ENV, MAX_PATH};
 use ldchain::service::{Credentials, ExecService, InterpRequest, LdsoSource, Limits, NamespaceSource, Stats};
-use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
 
 /// Where the jail keeps its only ld.so: no conventional path, so a request
 /// finds it only through `LDSO_PATH`.
@@ -171,54 +170,6 @@ fn good() -> InterpRequest {
         ldso_path: Some(LDSO_DIR.as_bytes().to_vec()),
         ld_library_path: None,
         secure: false,
-    }
-}
-
-/// What came back on one connection.
-#[derive(Debug)]
-struct Reply {
-    /// `None`: the connection closed without a (complete) reply.
-    errno: Option<u16>,
-    message: String,
-    fds: Vec<OwnedFd>,
-}
-
-/// Read one reply: header, message and any descriptors, until the reply is
-/// complete or the server closes.
-fn receive(s: &UnixStream) -> Reply {
-    let mut buf = [0u8; REPLY_HEADER + MAX_MESSAGE];
-    let mut got = 0;
-    let mut fds = Vec::new();
-    loop {
-        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
-        let mut control = RecvAncillaryBuffer::new(&mut space);
-        let mut iov = [IoSliceMut::new(&mut buf[got..])];
-        let r = rustix::net::recvmsg(s, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC).unwrap();
-        for msg in control.drain() {
-            if let RecvAncillaryMessage::ScmRights(rights) = msg {
-                fds.extend(rights);
-            }
-        }
-        got += r.bytes;
-        if let Some((errno, len)) = decode_reply_header(&buf[..got]) {
-            if got >= REPLY_HEADER + len {
-                assert_eq!(got, REPLY_HEADER + len, "bytes after the reply");
-                let message = String::from_utf8(buf[REPLY_HEADER..got].to_vec()).unwrap();
-                return Reply {
-                    errno: Some(errno),
-                    message,
-                    fds,
-                };
-            }
-        }
-        if r.bytes == 0 {
-            assert!(got == 0, "a partial reply: {:?}", &buf[..got]);
-            return Reply {
-                errno: None,
-                message: String::new(),
-                fds,
-            };
-        }
     }
 }
 

@@ -8,8 +8,7 @@
 //! capabilities) before they connect, so `SO_PEERCRED` reports them.
 
 use std::fs::{self, File};
-use std::io::{IoSliceMut, Write};
-use std::mem::MaybeUninit;
+use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -18,9 +17,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use ldchain::resolver::{Config, Credentials, ExecError, Machine, Namespace, Resolver};
-use ldchain::service::proto::{decode_reply_header, MAX_MESSAGE, REPLY_HEADER};
 use ldchain::service::{ExecService, InterpRequest, Limits, NamespaceSource};
-use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
 use rustix::process::{Gid, Uid};
 use rustix::thread::{CapabilitySet, CapabilitySets};
 
@@ -35,14 +32,6 @@ const LDSO_NAME: &str = "ld-linux-x86-64.so.2";
 enum Who {
     Nobody,
     JailRoot,
-}
-
-/// What came back on one connection.
-#[derive(Debug)]
-struct Reply {
-    errno: Option<u16>,
-    message: String,
-    fds: Vec<OwnedFd>,
 }
 
 impl Reply {
@@ -60,41 +49,6 @@ impl Reply {
         let errno = self.errno.expect("a reply");
         assert_ne!(errno, 0, "{self:?}");
         (errno, self.message)
-    }
-}
-
-fn receive(s: &UnixStream) -> Reply {
-    let mut buf = [0u8; REPLY_HEADER + MAX_MESSAGE];
-    let mut got = 0;
-    let mut fds = Vec::new();
-    loop {
-        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
-        let mut control = RecvAncillaryBuffer::new(&mut space);
-        let mut iov = [IoSliceMut::new(&mut buf[got..])];
-        let r = rustix::net::recvmsg(s, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC).unwrap();
-        for msg in control.drain() {
-            if let RecvAncillaryMessage::ScmRights(rights) = msg {
-                fds.extend(rights);
-            }
-        }
-        got += r.bytes;
-        if let Some((errno, len)) = decode_reply_header(&buf[..got]) {
-            if got >= REPLY_HEADER + len {
-                let message = String::from_utf8_lossy(&buf[REPLY_HEADER..got]).into_owned();
-                return Reply {
-                    errno: Some(errno),
-                    message,
-                    fds,
-                };
-            }
-        }
-        if r.bytes == 0 {
-            return Reply {
-                errno: None,
-                message: String::new(),
-                fds,
-            };
-        }
     }
 }
 
