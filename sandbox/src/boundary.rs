@@ -432,13 +432,21 @@ fn close_range(first: u32, last: u32, flags: u32) -> rustix::io::Result<()> {
     Ok(())
 }
 
+/// Close every descriptor from `first` on but `keep` (which is above it).
+/// Async-signal-safe.
+fn close_all_but(first: u32, keep: RawFd) {
+    let keep = keep as u32;
+    if keep > first {
+        let _ = close_range(first, keep - 1, 0);
+    }
+    let _ = close_range(keep + 1, u32::MAX, 0);
+}
+
 /// The monitor: pass signals on to the init; when the init is gone, end
 /// as the program did, as the init reported it on the status pipe (`read`,
 /// non-blocking), else as the init itself did.
 fn monitor(init: libc::pid_t, read: RawFd) -> ! {
-    let keep = read as u32;
-    let _ = close_range(3, keep - 1, 0);
-    let _ = close_range(keep + 1, u32::MAX, 0);
+    close_all_but(3, read);
     signals::forward_to(init);
     let mut status = 0;
     loop {
@@ -462,9 +470,7 @@ fn monitor(init: libc::pid_t, read: RawFd) -> ! {
 /// whatever is left in the namespace — or, with `wait_all`, go on reaping
 /// until no process is left.
 fn reap(program: libc::pid_t, write: RawFd, wait_all: bool) -> ! {
-    let keep = write as u32;
-    let _ = close_range(3, keep - 1, 0);
-    let _ = close_range(keep + 1, u32::MAX, 0);
+    close_all_but(3, write);
     signals::forward_to(program);
     let mut code = 125;
     loop {
@@ -580,10 +586,7 @@ pub fn release_after_exit(fd: BorrowedFd<'_>) -> io::Result<()> {
                 // SAFETY: _exit ends the process at once, no handlers run.
                 unsafe { libc::_exit(0) };
             }
-            if keep > 0 {
-                let _ = close_range(0, keep - 1, 0);
-            }
-            let _ = close_range(keep + 1, u32::MAX, 0);
+            close_all_but(0, keep as RawFd);
             loop {
                 // SAFETY: pause touches no memory.
                 unsafe { libc::pause() };
