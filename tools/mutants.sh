@@ -105,7 +105,7 @@ m no-fsync-file embed/src/lib.rs \
     'rfs::fsync(&fd).map_err(io_err(&tmp_path, "cannot fsync"))?;' \
     '' "$EMBED"
 m no-fsync-dir embed/src/lib.rs \
-    'rfs::fsync(&dir).map_err(io_err(jail, "cannot fsync the jail directory"))?;' \
+    'rfs::fsync(dir).map_err(io_err(jail, "cannot fsync the jail directory"))?;' \
     '' "$EMBED"
 m no-excl-nofollow embed/src/lib.rs \
     'OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC' \
@@ -183,6 +183,13 @@ m emfile-is-a-rejection resolver/src/plan/search.rs \
 m conf-budget-per-file resolver/src/conf.rs \
     'let opened = match self.ns.open_file_in(path, &mut self.lookups) {' \
     'let opened = match self.ns.open_file(path) {' "$BOUNDED"
+
+m stubs-resolved-on-the-host embed/src/lib.rs \
+    'let in_root = rfs::ResolveFlags::IN_ROOT | rfs::ResolveFlags::NO_MAGICLINKS;' \
+    'let in_root = rfs::ResolveFlags::NO_MAGICLINKS;' "$EMBED"
+m stubs-replace-the-jails-ldso embed/src/lib.rs \
+    'return Ok(installed(Outcome::Kept));' \
+    '{}' "$EMBED"
 
 # --- Nested exec: standing answers ---------------------------------------
 NEST='--test suite -- nested::'

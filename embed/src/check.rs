@@ -242,7 +242,7 @@ fn examine(
 /// Any version's chainloader, by its traits: a small ELF position-independent
 /// executable whose messages start `chainloader: `. A real ld.so is ten
 /// times its size.
-fn looks_like_a_chainloader(bytes: &[u8]) -> bool {
+pub(crate) fn looks_like_a_chainloader(bytes: &[u8]) -> bool {
     const ET_DYN: u8 = 3;
     bytes.len() >= 64
         && bytes.starts_with(b"\x7fELF")

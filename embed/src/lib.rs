@@ -58,6 +58,9 @@ pub enum Outcome {
     /// A different file (or the same bytes with another mode) was atomically
     /// replaced.
     Replaced,
+    /// A `PT_INTERP` path holds the jail's own file (its real ld.so, not a
+    /// chainloader): left alone ([`install_stubs`]).
+    Kept,
 }
 
 /// The result of a successful [`install`].
@@ -79,6 +82,7 @@ impl fmt::Display for Installed {
             Outcome::Created => "installed",
             Outcome::Unchanged => "unchanged",
             Outcome::Replaced => "replaced",
+            Outcome::Kept => return write!(f, "kept {} (the jail's own file)", self.path.display()),
         };
         write!(
             f,
@@ -164,7 +168,87 @@ pub fn install_blob(jail: &Path, blob: &Chainloader) -> Result<Installed, Instal
         path: jail.to_owned(),
         source: e.into(),
     })?;
-    let path = jail.join(blob.file_name);
+    install_in(&dir, jail, blob.file_name, blob, false)
+}
+
+/// Install the embedded chainloaders as interp stubs at the conventional
+/// `PT_INTERP` paths of their architectures ([`Chainloader::interp_paths`]:
+/// glibc's and musl's ld.so), as `ldchain run`'s interp mode places them in
+/// its view, so that a jail another tool builds gets nested exec from
+/// `ldchain serve`. Each path is resolved inside the jail (a symbolic link
+/// such as `/lib64 -> usr/lib64` is followed there, never out of it);
+/// missing directories are created (mode 0755). A path that holds the
+/// jail's own file (its real ld.so) is [`Outcome::Kept`]; a chainloader of
+/// another build is replaced. Each file is written as [`install_blob`]
+/// writes (atomic, durable, never through a planted link).
+pub fn install_stubs(jail: &Path) -> Result<Vec<Installed>, InstallError> {
+    let root = rfs::open(jail, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).map_err(|e| {
+        InstallError::Jail {
+            path: jail.to_owned(),
+            source: e.into(),
+        }
+    })?;
+    let mut done = Vec::new();
+    for blob in ALL {
+        for inside in blob.interp_paths {
+            let (parent, name) = inside.rsplit_once('/').unwrap_or(("", inside));
+            let host_dir = jail.join(parent.trim_start_matches('/'));
+            let dir = stub_dir(&root, jail, parent)?;
+            done.push(install_in(&dir, &host_dir, name, blob, true)?);
+        }
+    }
+    Ok(done)
+}
+
+/// Directory `inside` of the jail at `root`, created (mode 0755) where
+/// missing, every component resolved inside the jail; opened for writing
+/// entries in it.
+fn stub_dir(root: &rustix::fd::OwnedFd, jail: &Path, inside: &str) -> Result<rustix::fd::OwnedFd, InstallError> {
+    let in_root = rfs::ResolveFlags::IN_ROOT | rfs::ResolveFlags::NO_MAGICLINKS;
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let mut walked = String::new();
+    for comp in inside.split('/').filter(|c| !c.is_empty()) {
+        walked.push('/');
+        walked.push_str(comp);
+        let at = jail.join(walked.trim_start_matches('/'));
+        match rfs::openat2(root, walked.as_str(), flags, Mode::empty(), in_root) {
+            Ok(_) => continue,
+            Err(rustix::io::Errno::NOENT) => {}
+            Err(e) => return Err(io_err(&at, "cannot open the directory")(e)),
+        }
+        // Missing: make it in its parent (itself resolved inside the jail).
+        let (up, _) = walked.rsplit_once('/').unwrap_or(("", ""));
+        let parent = rfs::openat2(
+            root,
+            if up.is_empty() { "/" } else { up },
+            flags,
+            Mode::empty(),
+            in_root,
+        )
+        .map_err(io_err(&at, "cannot open the parent directory"))?;
+        match rfs::mkdirat(&parent, comp, Mode::from_raw_mode(0o755)) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(io_err(&at, "cannot create the directory")(e)),
+        }
+    }
+    let path = if inside.is_empty() { "/" } else { inside };
+    rfs::openat2(root, path, flags, Mode::empty(), in_root).map_err(io_err(
+        &jail.join(inside.trim_start_matches('/')),
+        "cannot open the directory",
+    ))
+}
+
+/// Install `blob` as `name` in directory `dir` (`jail`: that directory's
+/// path, for messages). With `keep_foreign`, a regular file there that is
+/// not a chainloader is left alone ([`Outcome::Kept`]).
+fn install_in(
+    dir: &rustix::fd::OwnedFd,
+    jail: &Path,
+    name: &str,
+    blob: &Chainloader,
+    keep_foreign: bool,
+) -> Result<Installed, InstallError> {
+    let path = jail.join(name);
     let installed = |outcome| Installed {
         path: path.clone(),
         outcome,
@@ -173,8 +257,8 @@ pub fn install_blob(jail: &Path, blob: &Chainloader) -> Result<Installed, Instal
     };
 
     let outcome = match rfs::openat(
-        &dir,
-        blob.file_name,
+        dir,
+        name,
         OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
         Mode::empty(),
     ) {
@@ -194,6 +278,12 @@ pub fn install_blob(jail: &Path, blob: &Chainloader) -> Result<Installed, Instal
             {
                 return Ok(installed(Outcome::Unchanged));
             }
+            if keep_foreign
+                && !(kind == rfs::FileType::RegularFile
+                    && read_up_to(&fd, 64 << 10).is_ok_and(|b| check::looks_like_a_chainloader(&b)))
+            {
+                return Ok(installed(Outcome::Kept));
+            }
             Outcome::Replaced
         }
     };
@@ -201,14 +291,14 @@ pub fn install_blob(jail: &Path, blob: &Chainloader) -> Result<Installed, Instal
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let tmp = format!(
         ".{}.tmp-{}-{}",
-        blob.file_name,
+        name,
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     );
     let tmp_path = jail.join(&tmp);
     let written = (|| {
         let fd = rfs::openat(
-            &dir,
+            dir,
             &tmp,
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::from_raw_mode(0o600),
@@ -224,13 +314,13 @@ pub fn install_blob(jail: &Path, blob: &Chainloader) -> Result<Installed, Instal
         rfs::fchmod(&fd, Mode::from_raw_mode(0o755)).map_err(io_err(&tmp_path, "cannot set mode"))?;
         rfs::fsync(&fd).map_err(io_err(&tmp_path, "cannot fsync"))?;
         // rename(2) replaces a symlink planted meanwhile; it never follows it.
-        rfs::renameat(&dir, &tmp, &dir, blob.file_name).map_err(io_err(&path, "cannot rename into place"))
+        rfs::renameat(dir, &tmp, dir, name).map_err(io_err(&path, "cannot rename into place"))
     })();
     if let Err(e) = written {
-        let _ = rfs::unlinkat(&dir, &tmp, rfs::AtFlags::empty());
+        let _ = rfs::unlinkat(dir, &tmp, rfs::AtFlags::empty());
         return Err(e);
     }
-    rfs::fsync(&dir).map_err(io_err(jail, "cannot fsync the jail directory"))?;
+    rfs::fsync(dir).map_err(io_err(jail, "cannot fsync the jail directory"))?;
     Ok(installed(outcome))
 }
 

@@ -74,6 +74,12 @@ pub(super) enum Command {
         /// Only report whether the jail's chainloaders are this build's.
         #[arg(long)]
         check: bool,
+        /// Also place the chainloader at every conventional PT_INTERP path
+        /// the jail does not fill with its own ld.so (resolved inside the
+        /// jail; missing directories created): nested exec for a jail another
+        /// tool builds, served by `ldchain serve`.
+        #[arg(long, conflicts_with = "check")]
+        stubs: bool,
         /// The jail's root directory.
         jail_dir: PathBuf,
     },

@@ -136,8 +136,19 @@ pub fn main() -> ExitCode {
     }
     init_tracing(cli.verbose);
     match cli.command {
-        Command::Install { check: true, jail_dir } => check(&jail_dir),
-        Command::Install { check: false, jail_dir } => match ldchain::embed::install_all(&jail_dir) {
+        Command::Install {
+            check: true, jail_dir, ..
+        } => check(&jail_dir),
+        Command::Install {
+            check: false,
+            stubs,
+            jail_dir,
+        } => match ldchain::embed::install_all(&jail_dir).and_then(|mut done| {
+            if stubs {
+                done.extend(ldchain::embed::install_stubs(&jail_dir)?);
+            }
+            Ok(done)
+        }) {
             Ok(done) => {
                 done.iter().for_each(|d| println!("{d}"));
                 ExitCode::SUCCESS

@@ -535,3 +535,63 @@ fn check_never_follows_a_symlink_out_of_the_jail() {
     let err = check(file.path()).unwrap_err();
     assert!(matches!(err, CheckError::Jail { .. }), "{err}");
 }
+
+/// `install_stubs` places the chainloader at the conventional `PT_INTERP`
+/// paths, resolving the jail's own links inside the jail: `/lib64 ->
+/// usr/lib64` and an absolute `/lib -> <a host directory>` both land in the
+/// jail, never in the host directory. The jail's own ld.so is kept; a
+/// second run changes nothing; a link planted at a stub's name is refused,
+/// not followed.
+#[test]
+fn install_stubs_resolve_links_inside_the_jail_and_keep_its_own_ldso() {
+    use std::os::unix::fs::symlink;
+    let jail = tempfile::tempdir().unwrap();
+    let host = tempfile::tempdir().unwrap();
+    let j = jail.path();
+    fs::create_dir_all(j.join("usr/lib64")).unwrap();
+    symlink("usr/lib64", j.join("lib64")).unwrap();
+    // Absolute, to a directory that exists on the host only.
+    symlink(host.path(), j.join("lib")).unwrap();
+    let inside_host = j.join(host.path().strip_prefix("/").unwrap());
+    fs::create_dir_all(&inside_host).unwrap();
+    let own = b"\x7fELF the jail's own musl ld.so".repeat(4);
+    fs::write(inside_host.join("ld-musl-x86_64.so.1"), &own).unwrap();
+    let done = ldchain::embed::install_stubs(j).unwrap();
+    let kept: Vec<_> = done.iter().filter(|d| d.outcome == Outcome::Kept).collect();
+    assert_eq!(kept.len(), 1, "{done:?}");
+    assert!(kept[0].path.ends_with("lib/ld-musl-x86_64.so.1"), "{done:?}");
+    assert_eq!(fs::read(inside_host.join("ld-musl-x86_64.so.1")).unwrap(), own);
+    let x86 = fs::read(j.join("usr/lib64/ld-linux-x86-64.so.2")).unwrap();
+    assert!(ldchain::embed::ALL.iter().any(|c| c.bytes == &x86[..]));
+    assert!(
+        inside_host.join("ld-linux.so.2").is_file(),
+        "the i386 stub, through /lib"
+    );
+    assert_eq!(
+        fs::read_dir(host.path()).unwrap().count(),
+        0,
+        "the host directory was written"
+    );
+    let again = ldchain::embed::install_stubs(j).unwrap();
+    assert!(
+        again
+            .iter()
+            .all(|d| matches!(d.outcome, Outcome::Unchanged | Outcome::Kept)),
+        "{again:?}"
+    );
+    // The checker agrees: every stub current, the jail's own file foreign.
+    let checked = check(j).unwrap();
+    let stubs: Vec<&Checked> = checked.iter().filter(|c| c.role == Role::InterpStub).collect();
+    assert!(
+        stubs.iter().filter(|c| c.state == State::Current).count() >= 5,
+        "{checked:?}"
+    );
+    // A link planted at a stub's name: refused, never followed.
+    fs::remove_file(j.join("usr/lib64/ld-linux-x86-64.so.2")).unwrap();
+    let victim = host.path().join("victim");
+    fs::write(&victim, b"host data").unwrap();
+    symlink(&victim, j.join("usr/lib64/ld-linux-x86-64.so.2")).unwrap();
+    let err = ldchain::embed::install_stubs(j).unwrap_err();
+    assert!(matches!(err, InstallError::SymlinkTarget { .. }), "{err:?}");
+    assert_eq!(fs::read(&victim).unwrap(), b"host data");
+}
