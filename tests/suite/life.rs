@@ -15,17 +15,6 @@ fn ldchain() -> Command {
     c
 }
 
-/// Host pids whose command line contains `marker`.
-fn pids_with(marker: &str) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
-        })
-        .collect()
-}
-
 #[test]
 fn the_jail_ends_with_its_program_unless_asked_to_wait_for_all() {
     // A daemon left behind does not hold ldchain, and does not live on.
@@ -39,7 +28,7 @@ fn the_jail_ends_with_its_program_unless_asked_to_wait_for_all() {
     let r = Run::from(out);
     assert_eq!((r.code, r.stdout.as_str()), (Some(3), "started\n"), "{r:#?}");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !pids_with(marker).is_empty() {
+    while !pids_with_cmdline(format!("sleep\0{marker}\0").as_str()).is_empty() {
         assert!(Instant::now() < deadline, "the daemon outlived the jail");
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -224,16 +224,6 @@ fn root_jail_x86_64_starts_i386() {
     );
 }
 
-/// The ld.so the exec service handed out, from ldchain's -v log.
-fn chosen(r: &Run) -> Vec<String> {
-    r.stderr
-        .lines()
-        .filter(|l| l.contains("exec service"))
-        .filter_map(|l| l.split("ldso=").nth(1))
-        .map(|s| s.split_whitespace().next().unwrap().to_owned())
-        .collect()
-}
-
 #[test]
 fn root_jail_children_own_search_paths_are_respected_and_ignored_in_secure_mode() {
     let Some(rj) = RootJail::new() else { return };
@@ -250,15 +240,15 @@ fn root_jail_children_own_search_paths_are_respected_and_ignored_in_secure_mode(
     };
     let r = spawn_env(&["LDSO_PATH=/opt/alt"]);
     assert!(r.stdout.ends_with("spawn: status 0\n"), "{r:#?}");
-    assert_eq!(chosen(&r), ["/opt/alt/ld-linux-x86-64.so.2"], "{r:#?}");
+    assert_eq!(chosen(r.stderr.lines()), ["/opt/alt/ld-linux-x86-64.so.2"], "{r:#?}");
     // LDSO_PATH (the sandbox's default here) comes first; an empty one in
     // the child's environment lets LD_LIBRARY_PATH decide.
     let r = spawn_env(&["LDSO_PATH=", "LD_LIBRARY_PATH=/nowhere:/opt/llp"]);
     assert!(r.stdout.ends_with("spawn: status 0\n"), "{r:#?}");
-    assert_eq!(chosen(&r), ["/opt/llp/ld-linux-x86-64.so.2"], "{r:#?}");
+    assert_eq!(chosen(r.stderr.lines()), ["/opt/llp/ld-linux-x86-64.so.2"], "{r:#?}");
     // Without either, the sandbox's default (--ldso-path) applies.
     let r = spawn_env(&["X=1"]);
-    assert_eq!(chosen(&r), ["/opt/glibc/ld-linux-x86-64.so.2"], "{r:#?}");
+    assert_eq!(chosen(r.stderr.lines()), ["/opt/glibc/ld-linux-x86-64.so.2"], "{r:#?}");
 }
 
 #[test]
@@ -294,7 +284,7 @@ fn root_jail_setuid_child_runs_in_secure_mode() {
         &["/bin/spawn", "drop", "/bin/suprobe", "args", "secure"],
     );
     assert!(r.stdout.ends_with("argv[2]=secure\nspawn: status 0\n"), "{r:#?}");
-    assert_eq!(chosen(&r), ["/opt/alt/ld-linux-x86-64.so.2"], "{r:#?}");
+    assert_eq!(chosen(r.stderr.lines()), ["/opt/alt/ld-linux-x86-64.so.2"], "{r:#?}");
     // The stub's secure mode itself, with the real stub and the real exec
     // service, in the same jail entered by chroot alone (no sandbox, so the
     // setuid bit works): the parent drops to uid 65534, the child is setuid
@@ -510,7 +500,11 @@ fn aarch64_program_through_the_aarch64_stub_under_qemu_user() {
         r.stdout, "argc=3\nargv[0]=/bin/probe\nargv[1]=args\nargv[2]=a64\n",
         "{r:#?}"
     );
-    assert_eq!(chosen(&r), ["/opt/aarch64/ld-linux-aarch64.so.1"], "{r:#?}");
+    assert_eq!(
+        chosen(r.stderr.lines()),
+        ["/opt/aarch64/ld-linux-aarch64.so.1"],
+        "{r:#?}"
+    );
     no_conventional_ldso(jail.path());
 }
 
@@ -677,19 +671,6 @@ fn an_answer_that_depends_on_the_working_directory_never_stands() {
         "{r:#?}"
     );
     assert_eq!(lines[3], "0", "an answer stood: {r:#?}");
-}
-
-/// The processes in process group `pgid`.
-fn members_of_group(pgid: u32) -> Vec<String> {
-    fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| fs::read_to_string(e.ok()?.path().join("stat")).ok())
-        .filter(|stat| {
-            // pid (comm) state ppid pgrp ...: comm may hold spaces, not ')'.
-            let rest = &stat[stat.rfind(')').unwrap() + 2..];
-            rest.split(' ').nth(2) == Some(pgid.to_string().as_str())
-        })
-        .collect()
 }
 
 #[test]

@@ -405,16 +405,6 @@ fn unshare_net_leaves_only_a_loopback_device() {
     }
 }
 
-/// Pids of the host's processes running `/bin/sleep MARKER`.
-fn pids_with(marker: &str) -> Vec<u32> {
-    let cmdline = format!("/bin/sleep\0{marker}\0");
-    fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == cmdline.as_bytes()))
-        .collect()
-}
-
 #[test]
 fn the_jail_dies_with_ldchain() {
     let Some(s) = setup() else { return };
@@ -422,16 +412,16 @@ fn the_jail_dies_with_ldchain() {
     let mut ldchain = s.ldchain(Who::Caller);
     let mut child = ldchain.args(["run", "--", "/bin/sleep", &marker]).spawn().unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while pids_with(&marker).is_empty() {
+    while pids_with_cmdline(&format!("/bin/sleep\0{marker}\0")).is_empty() {
         assert!(std::time::Instant::now() < deadline, "the jail's sleep never started");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     child.kill().unwrap();
     child.wait().unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while !pids_with(&marker).is_empty() {
+    while !pids_with_cmdline(&format!("/bin/sleep\0{marker}\0")).is_empty() {
         if std::time::Instant::now() > deadline {
-            let left = pids_with(&marker);
+            let left = pids_with_cmdline(&format!("/bin/sleep\0{marker}\0"));
             for &pid in &left {
                 let pid = rustix::process::Pid::from_raw(pid as i32).unwrap();
                 let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);

@@ -223,15 +223,6 @@ fn have_bwrap() -> bool {
     require("bwrap", "the jail that ldchain serve serves is bubblewrap's")
 }
 
-/// The dynamic linkers serve handed out, from its -v log.
-fn chosen(log: &[String]) -> Vec<String> {
-    log.iter()
-        .filter(|l| l.contains("exec service"))
-        .filter_map(|l| l.split("ldso=").nth(1))
-        .map(|s| s.split_whitespace().next().unwrap().to_owned())
-        .collect()
-}
-
 /// Kills a process group (SIGKILL) when dropped.
 struct GroupGuard(rustix::process::Pid);
 
@@ -306,7 +297,9 @@ fn bwrap_shell_pipeline_of_glibc_programs_runs_through_serve() {
     assert_eq!(r.stderr, "", "{r:#?}");
     // The service chose glibc's ld.so in /opt/glibc, and left it standing.
     let glibc = "/opt/glibc/ld-linux-x86-64.so.2";
-    serve.wait_log("no exec service answer logged", |log| !chosen(log).is_empty());
+    serve.wait_log("no exec service answer logged", |log| {
+        !chosen(log.iter().map(String::as_str)).is_empty()
+    });
     let link = sock.join("ld/003e2%2flib64%2fld-linux-x86-64.so.2");
     assert_eq!(fs::read_link(&link).unwrap(), Path::new(glibc));
     // Standing answers: with the socket out of reach (any round trip would
@@ -327,7 +320,10 @@ fn bwrap_shell_pipeline_of_glibc_programs_runs_through_serve() {
     assert!(r.stderr.contains("Read-only file system"), "{r:#?}");
     let (status, log) = serve.stop_with(rustix::process::Signal::TERM);
     assert_eq!(status.code(), Some(0), "{log:?}");
-    assert!(chosen(&log).iter().all(|l| l == glibc), "{log:?}");
+    assert!(
+        chosen(log.iter().map(String::as_str)).iter().all(|l| l == glibc),
+        "{log:?}"
+    );
 }
 
 #[test]
@@ -352,23 +348,10 @@ fn bwrap_glibc_starts_musl_and_musl_starts_glibc_through_serve() {
     // Each libc's ld.so came from its own directory in /opt.
     let (status, log) = serve.stop_with(rustix::process::Signal::TERM);
     assert_eq!(status.code(), Some(0), "{log:?}");
-    let got = chosen(&log);
+    let got = chosen(log.iter().map(String::as_str));
     for want in ["/opt/glibc/ld-linux-x86-64.so.2", "/opt/musl/ld-musl-x86_64.so.1"] {
         assert!(got.iter().any(|g| g == want), "{want} never chosen: {log:?}");
     }
-}
-
-/// The processes in process group `pgid`.
-fn members_of_group(pgid: u32) -> Vec<String> {
-    fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| fs::read_to_string(e.ok()?.path().join("stat")).ok())
-        .filter(|stat| {
-            // pid (comm) state ppid pgrp ...: comm may hold spaces, not ')'.
-            let rest = &stat[stat.rfind(')').unwrap() + 2..];
-            rest.split(' ').nth(2) == Some(pgid.to_string().as_str())
-        })
-        .collect()
 }
 
 /// Wait (at most [`LIMIT`]) until no process of group `pgid` is left.
