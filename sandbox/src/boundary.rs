@@ -324,12 +324,10 @@ impl Sandbox {
         if let Some(dest) = &self.proc_at {
             // Onto the jail's `proc` as a descriptor: a symbolic link put
             // there meanwhile is refused, never followed.
-            let fs = mount::fsopen(c"proc", mount::FsOpenFlags::FSOPEN_CLOEXEC)?;
-            mount::fsconfig_create(&fs)?;
             let attrs = mount::MountAttrFlags::MOUNT_ATTR_NOSUID
                 | mount::MountAttrFlags::MOUNT_ATTR_NODEV
                 | mount::MountAttrFlags::MOUNT_ATTR_NOEXEC;
-            let proc = mount::fsmount(&fs, mount::FsMountFlags::FSMOUNT_CLOEXEC, attrs)?;
+            let proc = crate::mount::new_fs(c"proc", &[], &[], attrs)?;
             let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
             let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
             let target = rustix::fs::openat2(rustix::fs::CWD, dest.as_c_str(), flags, Mode::empty(), resolve)?;
@@ -382,8 +380,13 @@ impl Sandbox {
 /// Whether this process is root on the host (not merely in a user
 /// namespace of its own, as `ldchain run` makes for an ordinary user).
 pub fn host_root() -> bool {
-    rustix::process::getuid().is_root()
-        && std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| m.split_whitespace().nth(1) == Some("0"))
+    // Decided once: entering ldchain's own user namespace never changes it
+    // (root stays root; any other caller is mapped to itself or --uid).
+    static HOST_ROOT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HOST_ROOT.get_or_init(|| {
+        rustix::process::getuid().is_root()
+            && std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| m.split_whitespace().nth(1) == Some("0"))
+    })
 }
 
 /// The program's uid and gid, as this process's user namespace names them:

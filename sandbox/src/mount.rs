@@ -18,8 +18,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use rustix::mount::{
-    fsconfig_create, fsconfig_set_string, fsmount, fsopen, move_mount, open_tree, FsMountFlags, FsOpenFlags,
-    MountAttrFlags, MoveMountFlags, OpenTreeFlags,
+    fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount, open_tree, FsMountFlags,
+    FsOpenFlags, MountAttrFlags, MoveMountFlags, OpenTreeFlags,
 };
 
 /// How symbolic links are refused, twice over: none is followed on the way
@@ -71,12 +71,27 @@ pub(crate) fn attach(tree: BorrowedFd<'_>, onto: BorrowedFd<'_>) -> io::Result<(
 /// A new tmpfs as a detached mount, with `options` (`mode`, `uid`, `gid`,
 /// `size`, …) and the mount attributes `attrs`.
 pub(crate) fn new_tmpfs(options: &[(&CStr, &CStr)], attrs: MountAttrFlags) -> io::Result<OwnedFd> {
-    let fs = fsopen(c"tmpfs", FsOpenFlags::FSOPEN_CLOEXEC)?;
+    Ok(new_fs(c"tmpfs", options, &[], attrs)?)
+}
+
+/// A new instance of file system `fstype` as a detached mount: `options`
+/// set as strings, `flags` set as flags, with the mount attributes `attrs`.
+/// Only system calls on borrowed data: async-signal-safe.
+pub(crate) fn new_fs(
+    fstype: &CStr,
+    options: &[(&CStr, &CStr)],
+    flags: &[&CStr],
+    attrs: MountAttrFlags,
+) -> rustix::io::Result<OwnedFd> {
+    let fs = fsopen(fstype, FsOpenFlags::FSOPEN_CLOEXEC)?;
     for (key, value) in options {
         fsconfig_set_string(&fs, *key, *value)?;
     }
+    for flag in flags {
+        fsconfig_set_flag(&fs, *flag)?;
+    }
     fsconfig_create(&fs)?;
-    Ok(fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs)?)
+    fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs)
 }
 
 /// Make the mount at `mount` (the root of a mount, as [`clone_tree`] or

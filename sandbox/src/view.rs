@@ -37,7 +37,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::mount::MountAttrFlags;
 use tracing::debug;
 
-use crate::mount::{attach, clone_tree, new_tmpfs, open_beneath, set_attrs, set_read_only};
+use crate::mount::{attach, clone_tree, new_fs, new_tmpfs, open_beneath, set_attrs, set_read_only};
 
 /// The most entries a directory may have to be mirrored: a jail that fills
 /// one with more gets an error that names this limit, not a long stall.
@@ -287,11 +287,10 @@ impl View {
     /// A POSIX message queue filesystem at `dest` (bwrap's `--mqueue`).
     pub fn mqueue(&mut self, dest: &Path) -> io::Result<()> {
         let target = self.mount_point(dest, true)?;
-        let fs = rustix::mount::fsopen(c"mqueue", rustix::mount::FsOpenFlags::FSOPEN_CLOEXEC)?;
-        rustix::mount::fsconfig_create(&fs)?;
-        let mq = rustix::mount::fsmount(
-            &fs,
-            rustix::mount::FsMountFlags::FSMOUNT_CLOEXEC,
+        let mq = new_fs(
+            c"mqueue",
+            &[],
+            &[],
             MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV | MountAttrFlags::MOUNT_ATTR_NOEXEC,
         )?;
         attach(mq.as_fd(), target.as_fd())
@@ -430,15 +429,10 @@ impl View {
             rustix::fs::symlinkat(to, &dev, link)?;
         }
         create(dev.as_fd(), OsStr::new("pts"), true, 0o755)?;
-        let fs = rustix::mount::fsopen(c"devpts", rustix::mount::FsOpenFlags::FSOPEN_CLOEXEC)?;
-        for (key, value) in [(c"ptmxmode", c"0666"), (c"mode", c"0620")] {
-            rustix::mount::fsconfig_set_string(&fs, key, value)?;
-        }
-        rustix::mount::fsconfig_set_flag(&fs, c"newinstance")?;
-        rustix::mount::fsconfig_create(&fs)?;
-        let pts = rustix::mount::fsmount(
-            &fs,
-            rustix::mount::FsMountFlags::FSMOUNT_CLOEXEC,
+        let pts = new_fs(
+            c"devpts",
+            &[(c"ptmxmode", c"0666"), (c"mode", c"0620")],
+            &[c"newinstance"],
             MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NOEXEC,
         )?;
         attach(pts.as_fd(), open_beneath(dev.as_fd(), "pts")?.as_fd())?;

@@ -103,7 +103,7 @@ fn prepare(args: &RunArgs) -> Result<(Ready, Vec<Vec<u8>>), ExitCode> {
     let root = jail.root().to_owned();
     let mut view = View::new(&root, matches!(jail, Jail::Throwaway(_)))
         .map_err(|e| own(format!("{}: cannot open jail directory: {e}", root.display())))?;
-    super::setup::apply(&args.setup.ops, &mut view, owner(args)).map_err(own)?;
+    super::setup::apply(&args.setup.ops, &mut view, program_ids_of(args)).map_err(own)?;
     let own_dir = match jail {
         Jail::Throwaway(_) => binds::own_directory(args, &mut view).map_err(own)?,
         Jail::Given(_) => None,
@@ -162,7 +162,7 @@ fn prepare(args: &RunArgs) -> Result<(Ready, Vec<Vec<u8>>), ExitCode> {
 /// run by another user: the kernel shows none of the caller's in the
 /// namespace either).
 fn program_credentials(args: &RunArgs) -> Credentials {
-    let (uid, gid) = owner(args);
+    let (uid, gid) = program_ids_of(args);
     Credentials {
         uid,
         gid,
@@ -192,8 +192,11 @@ fn first_request(plan: &ExecPlan, program: &[u8], cwd: &[u8], envp: &[Vec<u8>]) 
     })
 }
 
-/// Who owns a --tmpfs: the program.
-fn owner(args: &RunArgs) -> (u32, u32) {
+/// The program's uid and gid as this process's user namespace names them
+/// (`--uid`/`--gid` apply here when ldchain is root on the host; otherwise
+/// the namespace's id map already made them the program's): who owns a
+/// --tmpfs, whose rights plans are made with.
+fn program_ids_of(args: &RunArgs) -> (u32, u32) {
     let (uid, gid) = program_ids();
     if ldchain::sandbox::boundary::host_root() {
         (args.uid.unwrap_or(uid), args.gid.unwrap_or(gid))
@@ -311,8 +314,8 @@ fn sandbox(args: &RunArgs, root: &Path, cwd: &[u8]) -> Result<Sandbox, String> {
             .proc_at(dest.as_os_str().as_bytes())
             .map_err(|e| e.to_string())?;
     }
-    let (uid, gid) = program_ids();
-    sandbox = sandbox.ids(args.uid.unwrap_or(uid), args.gid.unwrap_or(gid));
+    let (uid, gid) = program_ids_of(args);
+    sandbox = sandbox.ids(uid, gid);
     for &fd in &args.keep_fd {
         sandbox = sandbox.keep_fd(fd).map_err(|e| e.to_string())?;
     }
