@@ -279,6 +279,9 @@ m mirrors-stay-writable sandbox/src/view.rs \
 m mirror-mode-default sandbox/src/view.rs \
     'let mode = CString::new(format!("{:o}", st.st_mode & 0o7777))?;' \
     'let mode = CString::new("755")?;' "$VIEW"
+m jails-chainloader-never-current sandbox/src/view.rs \
+    'is_ok_and(|fd| same_bytes(&fd, b.bytes))' \
+    'is_ok_and(|fd| false && same_bytes(&fd, b.bytes))' "$VIEW"
 m shared-dir-bound-whole src/cli/binds.rs \
     'm.permissions().mode() & 0o1002 == 0o1002' \
     'm.permissions().mode() & 0o1002 == 0o7777' "$VIEW"

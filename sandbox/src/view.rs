@@ -704,12 +704,10 @@ fn same_bytes(fd: &OwnedFd, bytes: &[u8]) -> bool {
     if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile || st.st_size as usize != bytes.len() {
         return false;
     }
-    let Ok(file) = rustix::fs::openat(
-        fd,
-        c"",
-        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK,
-        Mode::empty(),
-    ) else {
+    // An O_PATH descriptor is read by opening it again, through its magic
+    // link (`openat(fd, "")` would be ENOENT: no AT_EMPTY_PATH for open).
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    let Ok(file) = rustix::fs::open(crate::mount::fd_path(fd), flags, Mode::empty()) else {
         return false;
     };
     let mut buf = vec![0; bytes.len() + 1];

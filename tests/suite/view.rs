@@ -380,3 +380,20 @@ fn a_symbolic_link_as_a_file_mount_point_is_refused() {
     assert_eq!(r.code, Some(125), "{r:#?}");
     assert!(r.stderr.contains("a symbolic link"), "{r:#?}");
 }
+
+/// A `--root` jail whose `/chainloader*` are this build's (from `ldchain
+/// install`) keeps them: with the chainloader strategy nothing needs a new
+/// entry in `/`, so `/` is not mirrored and stays writable.
+#[test]
+fn a_jails_own_current_chainloaders_are_kept_and_its_root_stays_writable() {
+    let Some(s) = setup() else { return };
+    let j = s.jail.path();
+    s.give_jail_to_nobody(); // the program (65534) may write its own /
+    let mut c = s.ldchain(Who::Caller);
+    c.args(["run", "--strategy", "chainloader", "--root"])
+        .arg(j)
+        .args(["--", "/bin/escape", "write", "/new-in-root"]);
+    let r = Run::from(output(&mut c).unwrap()).ok();
+    assert_eq!(r.stdout, "write /new-in-root: ok\n", "{r:#?}");
+    assert_eq!(fs::read_to_string(j.join("new-in-root")).unwrap(), "written\n");
+}
