@@ -31,8 +31,8 @@ fn own(msg: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(EXIT_LDCHAIN)
 }
 
-/// The jail: the one given (chainloaders installed on demand), or a
-/// throwaway one private to this process.
+/// The jail: the one given (never written: what ldchain adds is placed in
+/// its private view), or a throwaway one private to this process.
 enum Jail {
     Given(PathBuf),
     Throwaway(ThrowawayJail),
@@ -290,7 +290,6 @@ fn go(args: &RunArgs, ready: Ready, envp: &[Vec<u8>]) -> ExitCode {
 fn sandbox(args: &RunArgs, root: &Path, cwd: &[u8]) -> Result<Sandbox, String> {
     let mut sandbox = Sandbox::new(root, cwd)
         .map_err(|e| format!("{}: {e}", root.display()))?
-        .unshare_net(args.unshare_net)
         .wait_all(args.wait_all);
     let all = args.unshare_all;
     sandbox = sandbox
