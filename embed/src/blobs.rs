@@ -28,3 +28,15 @@ include!(concat!(env!("OUT_DIR"), "/chainloaders.rs"));
 /// This crate's version: with [`Chainloader::sha256`], what identifies the
 /// embedded chainloaders.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+impl Chainloader {
+    /// Whether the file open (for reading) on `fd` is a regular file holding
+    /// exactly these bytes, read with `pread` (its offset is not used). A
+    /// failure to stat or read is a no.
+    pub fn is_in(&self, fd: &rustix::fd::OwnedFd) -> bool {
+        rustix::fs::fstat(fd).is_ok_and(|st| {
+            rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
+                && st.st_size as usize == self.bytes.len()
+        }) && crate::read::read_up_to(fd, self.bytes.len()).is_ok_and(|got| got == self.bytes)
+    }
+}

@@ -271,11 +271,7 @@ fn install_in(
             if kind == rfs::FileType::Directory {
                 return Err(InstallError::DirectoryTarget { path });
             }
-            if kind == rfs::FileType::RegularFile
-                && st.st_size as usize == blob.bytes.len()
-                && st.st_mode & 0o7777 == 0o755
-                && same_contents(&fd, blob.bytes)
-            {
+            if st.st_mode & 0o7777 == 0o755 && blob.is_in(&fd) {
                 return Ok(installed(Outcome::Unchanged));
             }
             if keep_foreign
@@ -322,10 +318,4 @@ fn install_in(
     }
     rfs::fsync(dir).map_err(io_err(jail, "cannot fsync the jail directory"))?;
     Ok(installed(outcome))
-}
-
-/// Whether the file open on `fd` begins with `want` (its size is checked
-/// apart); a read error is a no.
-fn same_contents(fd: &rustix::fd::OwnedFd, want: &[u8]) -> bool {
-    read_up_to(fd, want.len()).is_ok_and(|got| got == want)
 }

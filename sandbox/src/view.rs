@@ -143,9 +143,8 @@ impl View {
                     .collect();
             }
         };
-        let current = |b: &ldchain_embed::Chainloader| {
-            open_beneath(root.as_fd(), b.file_name).is_ok_and(|fd| same_bytes(&fd, b.bytes))
-        };
+        let current =
+            |b: &ldchain_embed::Chainloader| open_beneath(root.as_fd(), b.file_name).is_ok_and(|fd| holds(&fd, b));
         let stale: Vec<&OsStr> = blobs
             .iter()
             .filter(|b| !current(b))
@@ -698,28 +697,12 @@ fn create(dir: BorrowedFd<'_>, name: &OsStr, is_dir: bool, mode: u32) -> io::Res
     Ok(())
 }
 
-/// Whether `fd` (`O_PATH`) is a regular file holding exactly `bytes`.
-fn same_bytes(fd: &OwnedFd, bytes: &[u8]) -> bool {
-    let Ok(st) = rustix::fs::fstat(fd) else { return false };
-    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile || st.st_size as usize != bytes.len() {
-        return false;
-    }
+/// Whether `fd` (`O_PATH`) is a regular file holding exactly `blob`'s bytes.
+fn holds(fd: &OwnedFd, blob: &ldchain_embed::Chainloader) -> bool {
     // An O_PATH descriptor is read by opening it again, through its magic
     // link (`openat(fd, "")` would be ENOENT: no AT_EMPTY_PATH for open).
     let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK;
-    let Ok(file) = rustix::fs::open(crate::mount::fd_path(fd), flags, Mode::empty()) else {
-        return false;
-    };
-    let mut buf = vec![0; bytes.len() + 1];
-    let mut got = 0;
-    while got < buf.len() {
-        match rustix::io::read(&file, &mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(_) => return false,
-        }
-    }
-    &buf[..got] == bytes
+    rustix::fs::open(crate::mount::fd_path(fd), flags, Mode::empty()).is_ok_and(|file| blob.is_in(&file))
 }
 
 /// Write a new file `name` in `dir`, mode 0755, failing if anything is there.
