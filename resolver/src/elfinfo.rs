@@ -227,6 +227,10 @@ impl std::fmt::Display for Flavor {
 /// The most of a dynamic linker that is scanned for its version strings.
 pub const FLAVOR_SCAN_MAX: usize = 8 << 20;
 
+/// How much of a dynamic linker's end is scanned first (where glibc's
+/// version string is).
+pub const FLAVOR_TAIL: usize = 64 << 10;
+
 /// Recognise a dynamic linker from its bytes: glibc's carries
 /// "… stable release version 2.36." (or "release version"), musl's
 /// "musl libc (ARCH)" and its version as a NUL-terminated "1.2.3".
@@ -264,8 +268,12 @@ fn parse_version(s: &[u8]) -> Option<(u32, u32, u32)> {
     (i >= 2).then_some((parts[0], parts[1], parts[2]))
 }
 
+/// Where `needle` first occurs in `hay`. memchr's searcher: a dynamic
+/// linker is scanned on every cold plan, and glibc's version string lies
+/// 180 KiB into its 215 KiB (a byte-by-byte comparison of windows took
+/// longer than the rest of the plan).
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(hay, needle)
 }
 
 #[cfg(test)]

@@ -183,8 +183,19 @@ impl Resolver {
     }
 
     /// Which libc `file` (a dynamic linker) belongs to, cached by identity.
+    /// glibc's version string lies near the end of its ld.so (180 KiB into
+    /// 215 KiB for 2.36): the last [`FLAVOR_TAIL`](elfinfo::FLAVOR_TAIL)
+    /// bytes are read first, and the whole file only when they do not tell.
     fn flavor_of(&self, file: &Opened) -> Flavor {
         cached(&self.caches.flavor, file.id, || {
+            let tail = file.size().saturating_sub(elfinfo::FLAVOR_TAIL as u64);
+            if tail > 0 {
+                if let Ok(bytes) = file.read_at(tail, elfinfo::FLAVOR_TAIL) {
+                    if let found @ Flavor::Glibc(Some(_)) = elfinfo::flavor(&bytes) {
+                        return found;
+                    }
+                }
+            }
             match file.read_at(0, elfinfo::FLAVOR_SCAN_MAX) {
                 Ok(bytes) => elfinfo::flavor(&bytes),
                 Err(_) => Flavor::Unknown,
