@@ -248,8 +248,14 @@ m signals-ignored sandbox/src/signals.rs \
     'act.sa_sigaction = forward as extern "C" fn(libc::c_int) as usize;' \
     'act.sa_sigaction = libc::SIG_IGN;' "$LIFE"
 m status-not-signal src/cli/run.rs \
-    '(None, Some(sig)) => die_by(sig),' \
-    '(None, Some(sig)) => ExitCode::from(128 + sig as u8),' "$LIFE"
+    '(None, Some(sig)) => Ending::Signal(sig),' \
+    '(None, Some(sig)) => ExitCode::from(128 + sig as u8).into(),' "$LIFE"
+m jail-left-on-signal src/cli/run.rs \
+    '(None, Some(sig)) => Ending::Signal(sig),' \
+    '(None, Some(sig)) => die_by(sig),' "$LIFE"
+m sigpipe-ignored sandbox/src/boundary.rs \
+    'signals::reset_for_exec();' \
+    'signals::unblock();' "$BOUND"
 m lo-stays-down sandbox/src/boundary.rs \
     'loopback_up()?;' \
     'let _ = loopback_up;' "$LIFE"

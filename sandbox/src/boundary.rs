@@ -1,51 +1,61 @@
 //! Entering the jail of `ldchain run` as a real boundary, bubblewrap-style.
 //!
-//! [`Sandbox::spawn`] forks three processes from the `ldchain` process
+//! [`Sandbox::spawn`] starts two processes from the `ldchain` process
 //! (which has already built the jail's view in its private mount namespace,
 //! and keeps serving nested execs from there):
 //!
-//! 1. **the monitor**, in ldchain's namespaces: dies with ldchain
-//!    (`PR_SET_PDEATHSIG`), `unshare(CLONE_NEWNS | CLONE_NEWPID)` (and
-//!    `CLONE_NEWNET` with `--unshare-net`), forks the init, closes every descriptor, and exits with
-//!    the init's status. It is the child `ldchain` waits for.
-//! 2. **the init**, PID 1 of the new PID namespace: dies with the monitor
-//!    (`PR_SET_PDEATHSIG`), makes its mount namespace private, mounts a
-//!    fresh `/proc` of the new PID namespace in the jail (when asked),
-//!    `pivot_root`s into the jail and detaches the old root — no outside is
-//!    left to `chdir("..")` to — starts a new session (`setsid`), forks the
-//!    program, closes every descriptor, and reaps every process of the
-//!    namespace until none is left; it exits with the program's status
-//!    (128+N when the program was killed by signal N).
-//! 3. **the program**: gives up every privilege — as root it becomes uid and
+//! 1. **the init**, cloned straight into new mount and PID namespaces (and
+//!    network, IPC and UTS ones when asked) as their PID 1: starts a new
+//!    session (`setsid`, so a terminal's signals reach ldchain alone, which
+//!    passes them on), dies with ldchain (`PR_SET_PDEATHSIG`), makes its
+//!    mount namespace private, mounts a fresh `/proc` of the new PID
+//!    namespace in the jail (when asked), `pivot_root`s into the jail and
+//!    detaches the old root — no outside is left to `chdir("..")` to —
+//!    forks the program, closes every descriptor but a status pipe, and
+//!    reaps every process of the namespace; when the program has ended it
+//!    writes the program's raw wait status to the pipe and exits with it
+//!    (128+N when the program was killed by signal N). It is the child
+//!    `ldchain` waits for ([`Jailed::wait`]), which reads the status.
+//! 2. **the program**: gives up every privilege — as root it becomes uid and
 //!    gid 65534 outright, as an ordinary user it stays the caller's own uid
 //!    (root of ldchain's user namespace, mapped to the caller); in both cases
 //!    the capability bounding, ambient, effective, permitted and inheritable
 //!    sets are emptied and `PR_SET_NO_NEW_PRIVS` is set — marks every
 //!    descriptor but 0, 1, 2 close-on-exec (except those passed on purpose),
-//!    changes to its working directory and is exec'd by [`Command`].
+//!    changes to its working directory, starts with every signal unblocked
+//!    and `SIGPIPE` at its default, and is exec'd. A failure of any step
+//!    in either process, the exec included, comes back to
+//!    [`Sandbox::spawn`] as its `errno` on a pipe, as `Command::spawn`
+//!    reports one.
+//!
+//! No process in between: the init is ldchain's own child, so starting a
+//! jail copies ldchain's address space twice (init, program), not three
+//! times, and its mount table once.
 //!
 //! # Safety
 //!
-//! The `pre_exec` hook runs after `fork` in a copy of a multi-threaded
-//! process: it must be async-signal-safe. It only makes system calls
-//! (rustix, or libc's thin wrappers; the further forks are raw `clone`
-//! system calls, so no `atfork` handler runs) on data prepared before the
-//! fork, and allocates nothing. The descriptors it passes on are the
+//! The init and the program are raw `clone` copies of a multi-threaded
+//! process (no `atfork` handler runs): until the exec they must be
+//! async-signal-safe. They only make system calls (rustix, or libc's thin
+//! wrappers) on data prepared before the clone (argv and envp as C
+//! strings), and allocate nothing. The descriptors passed on are the
 //! caller's, checked open before the spawn.
 #![allow(unsafe_code)]
 
+use std::convert::Infallible;
 use std::ffi::CString;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::ExitStatus;
 
 use ldchain_resolver::Prepared;
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use rustix::mount::{self, MountPropagationFlags, UnmountFlags};
-use rustix::thread::{CapabilitySet, CapabilitySets, UnshareFlags};
+use rustix::thread::{CapabilitySet, CapabilitySets};
 
 use crate::signals;
 
@@ -74,14 +84,75 @@ pub struct Sandbox {
     terminal: Option<RawFd>,
 }
 
-/// A jail started by [`Sandbox::spawn`].
+/// A jail started by [`Sandbox::spawn`]: its PID 1, a child of the caller.
 #[derive(Debug)]
 pub struct Jailed {
-    /// The monitor: it ends as the program did (module docs).
-    pub child: Child,
-    /// The host pid of the jail's PID 1 (the init, or the program itself
-    /// with [`Sandbox::as_pid_1`]), when it was started.
-    pub init_pid: Option<u32>,
+    /// The jail's PID 1 (the init, or the program itself with
+    /// [`Sandbox::as_pid_1`]), as the caller's PID namespace names it.
+    pid: u32,
+    /// Where the init reports the program's raw wait status.
+    status: OwnedFd,
+}
+
+impl Jailed {
+    /// The host pid of the jail's PID 1 (what `--info-fd` reports, and
+    /// where the caller's signals are to be passed on).
+    pub fn id(&self) -> u32 {
+        self.pid
+    }
+
+    /// Wait for the jail to end; the program's status: its exit code, or
+    /// the signal that killed it (with [`Sandbox::as_pid_1`], PID 1's own).
+    pub fn wait(&mut self) -> io::Result<ExitStatus> {
+        let pid = rustix::process::Pid::from_raw(self.pid as i32);
+        let status = loop {
+            match rustix::process::waitpid(pid, rustix::process::WaitOptions::empty()) {
+                Ok(Some((_, status))) => break status.as_raw(),
+                Ok(None) | Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let mut word = [0u8; 4];
+        Ok(match rustix::io::read(&self.status, &mut word) {
+            Ok(4) => ExitStatus::from_raw(i32::from_ne_bytes(word)),
+            _ => ExitStatus::from_raw(status),
+        })
+    }
+}
+
+/// What the program's process execs once it is in the jail, prepared
+/// before the clone (nothing is allocated after it).
+enum Then {
+    /// `execve` of a path inside the jail.
+    Execve {
+        path: CString,
+        argv: CStrings,
+        envp: CStrings,
+    },
+    /// A plan of the resolver's, carried out in the program's process.
+    Prepared(Prepared),
+}
+
+/// A NULL-terminated array of C strings, as `execve` takes them.
+struct CStrings {
+    _strings: Vec<CString>,
+    ptrs: Vec<*const libc::c_char>,
+}
+
+impl CStrings {
+    fn new<T: AsRef<[u8]>>(items: &[T]) -> io::Result<CStrings> {
+        let strings = items
+            .iter()
+            .map(|s| cstring(s.as_ref()))
+            .collect::<io::Result<Vec<_>>>()?;
+        // The strings' bytes live on the heap: moving the Vec keeps them.
+        let mut ptrs: Vec<_> = strings.iter().map(|s| s.as_ptr()).collect();
+        ptrs.push(std::ptr::null());
+        Ok(CStrings {
+            _strings: strings,
+            ptrs,
+        })
+    }
 }
 
 fn cstring(bytes: &[u8]) -> io::Result<CString> {
@@ -204,80 +275,85 @@ impl Sandbox {
         self
     }
 
-    /// Spawn `cmd` (its program is looked up inside the jail) in the jail.
-    /// The [`Child`] is the monitor; it ends as the program did: with its
-    /// exit code, or killed by the same signal (see the module docs).
-    pub fn spawn(&self, cmd: Command) -> io::Result<Jailed> {
-        self.spawn_then(cmd, None)
+    /// Start `program` (a path inside the jail, exec'd as it is: no
+    /// `PATH` search) with exactly `argv` and `envp` (`NAME=value`) in the
+    /// jail. Returns once it has been exec'd, or with the error that
+    /// stopped it (its `errno`: ENOENT, EACCES, ENOEXEC, …); the
+    /// [`Jailed`] ends as the program did (see the module docs).
+    pub fn spawn<A: AsRef<[u8]>, E: AsRef<[u8]>>(&self, program: &[u8], argv: &[A], envp: &[E]) -> io::Result<Jailed> {
+        self.spawn_then(Then::Execve {
+            path: cstring(program)?,
+            argv: CStrings::new(argv)?,
+            envp: CStrings::new(envp)?,
+        })
     }
 
     /// Spawn the exec `prepared` describes (a plan carried out in the
     /// program's own process, after the sandbox's set-up), as
     /// [`spawn`](Self::spawn).
     pub fn spawn_prepared(&self, prepared: Prepared) -> io::Result<Jailed> {
-        self.spawn_then(Command::new("/"), Some(prepared))
+        self.spawn_then(Then::Prepared(prepared))
     }
 
-    fn spawn_then(&self, mut cmd: Command, prepared: Option<Prepared>) -> io::Result<Jailed> {
+    fn spawn_then(&self, then: Then) -> io::Result<Jailed> {
         use rustix::pipe::{pipe_with, PipeFlags};
-        // The init reports the program's raw wait status to the monitor,
-        // and the monitor the init's pid to us; every end is closed in the
-        // program (close-on-exec).
-        let (read, write) = pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)?;
-        let (info_read, info_write) = pipe_with(PipeFlags::CLOEXEC)?;
-        let hook = self.clone();
-        let status = (read.as_raw_fd(), write.as_raw_fd(), info_write.as_raw_fd());
-        // SAFETY: the hook is async-signal-safe (module docs); the pipe's
-        // descriptors stay open until `spawn` has returned.
-        unsafe {
-            cmd.pre_exec(move || hook.enter(status).map_err(io::Error::from));
-        }
-        if let Some(prepared) = prepared {
-            // SAFETY: Prepared::exec only makes system calls
-            // (async-signal-safe); it runs after the hook above, in the
-            // program's process, and returns only on failure.
-            unsafe {
-                cmd.pre_exec(move || Err(prepared.exec()));
-            }
-        }
-        let child = cmd.spawn()?;
-        drop((read, write, info_write));
-        let mut word = [0u8; 4];
-        let init_pid = match rustix::io::read(&info_read, &mut word) {
-            Ok(4) => Some(u32::from_ne_bytes(word)),
-            _ => None,
-        };
-        Ok(Jailed { child, init_pid })
-    }
-
-    /// Runs in the monitor, between fork and exec; returns (to exec the
-    /// program) only in the program's process.
-    fn enter(&self, status: (RawFd, RawFd, RawFd)) -> rustix::io::Result<()> {
-        // The jail ends with ldchain (the thread that spawned us).
-        rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
-        // A terminal's signals reach ldchain alone, which passes them on
-        // (crate::signals); they wait until each process can pass them on.
-        rustix::process::setpgid(None, None)?;
-        signals::block();
-        let mut flags = UnshareFlags::NEWNS | UnshareFlags::NEWPID;
+        // The init reports the program's raw wait status on `status`; any
+        // step that fails, in the init or the program, its errno on
+        // `error`, which the exec closes (close-on-exec) when all went well.
+        let (status_read, status_write) = pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)?;
+        let (error_read, error_write) = pipe_with(PipeFlags::CLOEXEC)?;
+        let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWPID;
         for (yes, flag) in [
-            (self.unshare_net, UnshareFlags::NEWNET),
-            (self.unshare_ipc, UnshareFlags::NEWIPC),
-            (self.uts.is_some(), UnshareFlags::NEWUTS),
+            (self.unshare_net, libc::CLONE_NEWNET),
+            (self.unshare_ipc, libc::CLONE_NEWIPC),
+            (self.uts.is_some(), libc::CLONE_NEWUTS),
         ] {
             if yes {
                 flags |= flag;
             }
         }
-        // SAFETY: no CLONE_FILES, the flag that makes rustix mark unshare unsafe.
-        unsafe { rustix::thread::unshare_unsafe(flags)? };
-        let init = fork()?;
-        if init != 0 {
-            let word = (init as u32).to_ne_bytes();
-            // SAFETY: write reads 4 bytes from `word`.
-            unsafe { libc::write(status.2, word.as_ptr().cast(), 4) };
-            monitor(init, status.0);
+        // Held back in the init until it can pass them on (they stay
+        // pending there); let in again here at once.
+        signals::hold();
+        let init = fork_with(flags as libc::c_ulong);
+        if init == Ok(0) {
+            let pipes = (status_write.as_raw_fd(), error_write.as_raw_fd());
+            let Err(err) = self.init(&then, pipes.0);
+            report(pipes.1, err)
         }
+        signals::unblock();
+        let init = init?;
+        drop((status_write, error_write));
+        let mut word = [0u8; 4];
+        let failed = loop {
+            match rustix::io::read(&error_read, &mut word) {
+                Ok(4) => break Some(io::Error::from_raw_os_error(i32::from_ne_bytes(word))),
+                Err(rustix::io::Errno::INTR) => continue,
+                Ok(_) | Err(_) => break None,
+            }
+        };
+        let mut jailed = Jailed {
+            pid: init as u32,
+            status: status_read,
+        };
+        match failed {
+            None => Ok(jailed),
+            Some(e) => {
+                let _ = jailed.wait();
+                Err(e)
+            }
+        }
+    }
+
+    /// The init, PID 1 of the new namespaces, between clone and exec;
+    /// returns only with the error that stopped it or the program (whose
+    /// process is exec'd, or returns its error too).
+    fn init(&self, then: &Then, status: RawFd) -> rustix::io::Result<Infallible> {
+        // First out of ldchain's process group and session: a terminal's
+        // signals are for ldchain alone (it passes them on).
+        rustix::process::setsid()?;
+        signals::block();
+        // The jail ends with ldchain (the thread that spawned us).
         rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
         if self.unshare_net {
             loopback_up()?;
@@ -289,17 +365,21 @@ impl Sandbox {
             }
         }
         self.enter_root()?;
-        rustix::process::setsid()?;
         if !self.as_pid_1 {
             let program = fork()?;
             if program != 0 {
-                reap(program, status.1, self.wait_all);
+                reap(program, status, self.wait_all);
             }
         }
-        signals::unblock();
+        self.program(then)
+    }
+
+    /// In the program's process: give up everything, then exec.
+    fn program(&self, then: &Then) -> rustix::io::Result<Infallible> {
+        signals::reset_for_exec();
         self.drop_privileges()?;
-        // Every descriptor but 0, 1, 2 is closed at exec (Command's own
-        // error pipe included, so it still reports a failed exec).
+        // Every descriptor but 0, 1, 2 is closed at exec (the error pipe
+        // included, so that the exec's success closes it).
         close_range(3, u32::MAX, libc::CLOSE_RANGE_CLOEXEC)?;
         if let Some(terminal) = self.terminal {
             crate::pty::take_terminal(terminal)?;
@@ -311,7 +391,20 @@ impl Sandbox {
         for program in &self.seccomp {
             load_seccomp(program)?;
         }
-        Ok(())
+        match then {
+            Then::Execve { path, argv, envp } => {
+                // SAFETY: three NULL-terminated arrays of live C strings,
+                // prepared before the clone; execve returns only on failure.
+                unsafe { libc::execve(path.as_ptr(), argv.ptrs.as_ptr(), envp.ptrs.as_ptr()) };
+                Err(rustix::io::Errno::from_raw_os_error(errno()))
+            }
+            Then::Prepared(prepared) => {
+                let e = prepared.exec();
+                Err(rustix::io::Errno::from_raw_os_error(
+                    e.raw_os_error().unwrap_or(libc::EINVAL),
+                ))
+            }
+        }
     }
 
     /// In the init: a private copy of the view, a fresh `/proc`, then
@@ -407,12 +500,18 @@ fn errno() -> i32 {
 /// copy of a multi-threaded process. Returns the child's pid, or 0 in the
 /// child.
 fn fork() -> rustix::io::Result<libc::pid_t> {
-    // SAFETY: clone with only SIGCHLD and no stack is fork(2); the child
-    // continues on a copy of this stack, as after fork.
+    fork_with(0)
+}
+
+/// [`fork`] into the new namespaces `namespaces` (`CLONE_NEW*` flags).
+fn fork_with(namespaces: libc::c_ulong) -> rustix::io::Result<libc::pid_t> {
+    // SAFETY: clone with SIGCHLD, namespace flags and no stack is fork(2)
+    // into new namespaces; the child continues on a copy of this stack, as
+    // after fork.
     let pid = unsafe {
         libc::syscall(
             libc::SYS_clone,
-            libc::SIGCHLD as libc::c_ulong,
+            libc::SIGCHLD as libc::c_ulong | namespaces,
             0usize,
             0usize,
             0usize,
@@ -445,31 +544,9 @@ fn close_all_but(first: u32, keep: RawFd) {
     let _ = close_range(keep + 1, u32::MAX, 0);
 }
 
-/// The monitor: pass signals on to the init; when the init is gone, end
-/// as the program did, as the init reported it on the status pipe (`read`,
-/// non-blocking), else as the init itself did.
-fn monitor(init: libc::pid_t, read: RawFd) -> ! {
-    close_all_but(3, read);
-    signals::forward_to(init);
-    let mut status = 0;
-    loop {
-        // SAFETY: waitpid writes only to `status`.
-        let pid = unsafe { libc::waitpid(init, &mut status, 0) };
-        if pid == init || (pid < 0 && errno() != libc::EINTR) {
-            break;
-        }
-    }
-    let mut word = [0u8; 4];
-    // SAFETY: read writes at most 4 bytes into `word`.
-    if unsafe { libc::read(read, word.as_mut_ptr().cast(), 4) } == 4 {
-        status = i32::from_ne_bytes(word);
-    }
-    end_as(status)
-}
-
 /// The init, PID 1 of the jail: pass signals on to the program, reap every
 /// process of the namespace, and when the program has ended, write its raw
-/// status to `write` (for the monitor) and exit — the kernel then kills
+/// status to `write` (for ldchain, see [`Jailed::wait`]) and exit — the kernel then kills
 /// whatever is left in the namespace — or, with `wait_all`, go on reaping
 /// until no process is left.
 fn reap(program: libc::pid_t, write: RawFd, wait_all: bool) -> ! {
@@ -510,14 +587,16 @@ fn exit_code(status: i32) -> i32 {
     }
 }
 
-/// End as a process with wait status `status` did: by the same signal, or
-/// with the same exit code.
-fn end_as(status: i32) -> ! {
-    if libc::WIFSIGNALED(status) {
-        signals::die_by(libc::WTERMSIG(status));
+/// In the init or the program's process: report `err` to
+/// [`Sandbox::spawn`] on `error` and exit, as an exec that failed.
+fn report(error: RawFd, err: rustix::io::Errno) -> ! {
+    let word = err.raw_os_error().to_ne_bytes();
+    // SAFETY: write reads 4 bytes from `word`; _exit ends the process at
+    // once, running nothing of the parent's copied state.
+    unsafe {
+        libc::write(error, word.as_ptr().cast(), 4);
+        libc::_exit(127)
     }
-    // SAFETY: as in `reap`.
-    unsafe { libc::_exit(exit_code(status)) }
 }
 
 /// Load one seccomp filter program (checked by [`Sandbox::seccomp`]).

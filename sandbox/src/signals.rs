@@ -1,8 +1,8 @@
 //! Signals as a well-behaved wrapper passes them: `SIGINT`, `SIGTERM`,
-//! `SIGHUP` and `SIGQUIT` sent to ldchain go to the monitor, from there to
-//! the jail's init, and from there to the program; a program that dies by a
-//! signal makes the monitor, then ldchain, die by the same signal (so that
-//! a shell loop around `ldchain run` stops at the first ^C).
+//! `SIGHUP` and `SIGQUIT` sent to ldchain go to the jail's init, and from
+//! there to the program; a program that dies by a signal makes ldchain die
+//! by the same signal (so that a shell loop around `ldchain run` stops at
+//! the first ^C).
 //!
 //! # Safety
 //!
@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 const FORWARDED: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
 
 /// Where [`forward`] sends them (0: nowhere yet). Each process (ldchain,
-/// the monitor, the init) has its own copy.
+/// the init) has its own copy.
 static TARGET: AtomicI32 = AtomicI32::new(0);
 
 /// A signal that came before there was anywhere to send it.
@@ -76,10 +76,32 @@ pub(crate) fn block() {
     PENDING.store(0, Ordering::SeqCst);
 }
 
-/// Let the forwarded signals in again (a program's own process, before it
-/// is exec'd, must not start with them blocked).
+/// Let the forwarded signals in again.
 pub(crate) fn unblock() {
     mask(libc::SIG_UNBLOCK);
+}
+
+/// In the calling thread, hold the forwarded signals back (they stay
+/// pending) until [`unblock`]: around the clone of a process that must not
+/// take them before it can pass them on.
+pub(crate) fn hold() {
+    mask(libc::SIG_BLOCK);
+}
+
+/// In a program's own process, just before its exec: every signal let in,
+/// and `SIGPIPE` back at its default (Rust's runtime ignores it, and an
+/// ignored signal stays ignored across exec), as `Command` does.
+pub(crate) fn reset_for_exec() {
+    // SAFETY: an empty set built on the stack; sigprocmask reads it and
+    // sigaction reads a zeroed sigaction with SIG_DFL (no code installed).
+    unsafe {
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+        let mut act: libc::sigaction = std::mem::zeroed();
+        act.sa_sigaction = libc::SIG_DFL;
+        libc::sigaction(libc::SIGPIPE, &act, std::ptr::null_mut());
+    }
 }
 
 /// From now on, pass every forwarded signal to `pid`, then let in those
@@ -103,8 +125,8 @@ pub fn catch_signals() {
 }
 
 /// In ldchain: pass `SIGINT`, `SIGTERM`, `SIGHUP` and `SIGQUIT` on to the
-/// jail's monitor `pid` (the child [`Sandbox::spawn`](crate::boundary::Sandbox::spawn)
-/// returned) instead of dying by them. The jail decides; ldchain then exits
+/// jail's PID 1, `pid` ([`Jailed::id`](crate::boundary::Jailed::id))
+/// instead of dying by them. The jail decides; ldchain then exits
 /// as the program did ([`die_by`]).
 pub fn forward_signals(pid: u32) {
     forward_to(pid as libc::pid_t);

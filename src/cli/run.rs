@@ -3,13 +3,12 @@
 //! default), or plan the one exec outside and carry it out (`chainloader`,
 //! `execveat`).
 
-use std::ffi::OsStr;
 use std::io::Write as _;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use ldchain::resolver::{find_program, Credentials, ExecPlan, InterpRequest, Kind, Namespace, Resolver};
@@ -77,8 +76,27 @@ fn inner_ids(args: &RunArgs) -> Option<(u32, u32)> {
 
 pub fn main(args: RunArgs) -> ExitCode {
     match prepare(&args) {
-        Ok((ready, envp)) => go(&args, ready, &envp),
+        // Everything `go` holds (the service, the throwaway jail) is
+        // released before ldchain ends, even by a signal.
+        Ok((ready, envp)) => match go(&args, ready, &envp) {
+            Ending::Code(code) => code,
+            Ending::Signal(sig) => die_by(sig),
+        },
         Err(code) => code,
+    }
+}
+
+/// How `ldchain run` ends: as the program did.
+enum Ending {
+    /// With this exit code.
+    Code(ExitCode),
+    /// Killed by this signal.
+    Signal(i32),
+}
+
+impl From<ExitCode> for Ending {
+    fn from(code: ExitCode) -> Ending {
+        Ending::Code(code)
     }
 }
 
@@ -206,12 +224,12 @@ fn program_ids_of(args: &RunArgs) -> (u32, u32) {
 }
 
 /// Start the program in the jail and wait for it.
-fn go(args: &RunArgs, ready: Ready, envp: &[Vec<u8>]) -> ExitCode {
+fn go(args: &RunArgs, ready: Ready, envp: &[Vec<u8>]) -> Ending {
     let root = ready.jail.root();
     let argv: Vec<&[u8]> = args.command.iter().map(|a| a.as_bytes()).collect();
     let mut sandbox = match sandbox(args, root, &ready.cwd) {
         Ok(s) => s,
-        Err(e) => return own(e),
+        Err(e) => return own(e).into(),
     };
     let (master, terminal) = match ready.pty {
         Some(Pty { master, terminal }) => {
@@ -223,18 +241,18 @@ fn go(args: &RunArgs, ready: Ready, envp: &[Vec<u8>]) -> ExitCode {
     // Held open (here, not in the jail) until ldchain ends.
     let _sync = match args.sync_fd.map(fds::inherited).transpose() {
         Ok(f) => f,
-        Err(e) => return own(format!("--sync-fd: {e}")),
+        Err(e) => return own(format!("--sync-fd: {e}")).into(),
     };
     if let Some(fd) = args.block_fd {
         if let Err(e) = block_on(fd) {
-            return own(e);
+            return own(e).into();
         }
     }
     // From here a signal to ldchain is for the jail (passed on once it runs).
     catch_signals();
     let ns = match Namespace::open(root) {
         Ok(ns) => ns.with_cwd(&ready.cwd),
-        Err(e) => return own(format!("{}: {e}", root.display())),
+        Err(e) => return own(format!("{}: {e}", root.display())).into(),
     };
     let resolver = Resolver::new(args.common.config(args.strategy.plan_strategy()));
     // The resolver's verdict first, for every strategy: the same errors and
@@ -246,7 +264,7 @@ fn go(args: &RunArgs, ready: Ready, envp: &[Vec<u8>]) -> ExitCode {
         Ok(plan) => plan,
         Err(e) => {
             eprintln!("ldchain: run: {e}");
-            return ExitCode::from(exec_failure_status(&e));
+            return ExitCode::from(exec_failure_status(&e)).into();
         }
     };
     if let Some(service) = ready.service {
@@ -260,6 +278,11 @@ fn go(args: &RunArgs, ready: Ready, envp: &[Vec<u8>]) -> ExitCode {
             let (source, creds) = (source.clone(), program_credentials(args));
             std::thread::spawn(move || drop(source.ldso(&request, &creds)));
         }
+        // The program first, the service's threads after: its socket is
+        // listening already, so a request made before they run waits in
+        // the socket's backlog, and the program's start does not wait for
+        // them (nor does the fork copy them).
+        let jailed = spawned(sandbox.spawn(&ready.program, &argv, envp), argv[0]);
         if let Some(changes) = source.changes() {
             if let Err(e) = release_after_exit(changes) {
                 debug!(error = %e, "the answer cache's inotify instance will be closed at exit");
@@ -267,16 +290,15 @@ fn go(args: &RunArgs, ready: Ready, envp: &[Vec<u8>]) -> ExitCode {
         }
         let _service = match ExecService::start(service.listener, source, Limits::default()) {
             Ok(s) => s,
-            Err(e) => return own(format!("cannot start the exec service: {e}")),
+            Err(e) => return own(format!("cannot start the exec service: {e}")).into(),
         };
-        let cmd = by_path(&ready.program, &argv, envp);
-        finish(args, spawned(sandbox.spawn(cmd), argv[0]), (master, terminal))
+        finish(args, jailed, (master, terminal))
     } else {
         let prepared = match plan.prepare(envp) {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("ldchain: run: {e}");
-                return ExitCode::from(exec_failure_status(&e));
+                return ExitCode::from(exec_failure_status(&e)).into();
             }
         };
         finish(
@@ -348,21 +370,6 @@ fn stubs_and_socket(view: &mut View) -> std::io::Result<ServiceDir> {
     view.bind_service()
 }
 
-/// The program exec'd by its path inside the jail, with its own argv[0] and
-/// exactly `envp`.
-fn by_path(program: &[u8], argv: &[&[u8]], envp: &[Vec<u8>]) -> Command {
-    let mut cmd = Command::new(OsStr::from_bytes(program));
-    cmd.arg0(OsStr::from_bytes(argv[0]));
-    cmd.args(argv[1..].iter().map(|a| OsStr::from_bytes(a)));
-    cmd.env_clear();
-    for e in envp {
-        let eq = e.iter().position(|&c| c == b'=').unwrap_or(e.len());
-        let value = e.get(eq + 1..).unwrap_or_default();
-        cmd.env(OsStr::from_bytes(&e[..eq]), OsStr::from_bytes(value));
-    }
-    cmd
-}
-
 fn spawned(child: std::io::Result<Jailed>, argv0: &[u8]) -> Result<Jailed, ExitCode> {
     child.map_err(|e| {
         let errno = e.raw_os_error().unwrap_or(0);
@@ -386,24 +393,24 @@ fn spawned(child: std::io::Result<Jailed>, argv0: &[u8]) -> Result<Jailed, ExitC
 
 /// Wait for the jail and end as its program did: its exit code, or killed
 /// by the same signal. Until then SIGINT, SIGTERM, SIGHUP and SIGQUIT are
-/// passed on to the jail. The monitor ends when the program has (or, with
+/// passed on to the jail. Its init ends when the program has (or, with
 /// --wait-all, when the jail's last process has); processes left in the
 /// jail are killed with it.
-fn finish(args: &RunArgs, jailed: Result<Jailed, ExitCode>, pty: (Option<OwnedFd>, Option<OwnedFd>)) -> ExitCode {
+fn finish(args: &RunArgs, jailed: Result<Jailed, ExitCode>, pty: (Option<OwnedFd>, Option<OwnedFd>)) -> Ending {
     // The jail has its terminal now: only it may hold it, so that the
     // relay sees the end when the jail's last holder is gone.
     let (master, terminal) = pty;
     drop(terminal);
-    let Jailed { mut child, init_pid } = match jailed {
+    let mut jailed = match jailed {
         Ok(j) => j,
-        Err(code) => return code,
+        Err(code) => return code.into(),
     };
-    forward_signals(child.id());
+    forward_signals(jailed.id());
     let relay = match master.map(Relay::start).transpose() {
         Ok(r) => r,
-        Err(e) => return own(format!("--pty: {e}")),
+        Err(e) => return own(format!("--pty: {e}")).into(),
     };
-    let pid = init_pid.unwrap_or(child.id());
+    let pid = jailed.id();
     let mut status_fd = None;
     for (fd, keep) in [(args.info_fd, false), (args.json_status_fd, true)] {
         let Some(fd) = fd else { continue };
@@ -418,7 +425,7 @@ fn finish(args: &RunArgs, jailed: Result<Jailed, ExitCode>, pty: (Option<OwnedFd
             Err(e) => eprintln!("ldchain: run: --info-fd/--json-status-fd: {e}"),
         }
     }
-    let waited = child.wait();
+    let waited = jailed.wait();
     if let Some(relay) = relay {
         relay.finish();
     }
@@ -429,12 +436,12 @@ fn finish(args: &RunArgs, jailed: Result<Jailed, ExitCode>, pty: (Option<OwnedFd
                 let _ = writeln!(f, "{{ \"exit-code\": {code} }}");
             }
             match (status.code(), status.signal()) {
-                (Some(code), _) => ExitCode::from(code as u8),
-                (None, Some(sig)) => die_by(sig),
-                _ => own("unknown child status"),
+                (Some(code), _) => ExitCode::from(code as u8).into(),
+                (None, Some(sig)) => Ending::Signal(sig),
+                _ => own("unknown child status").into(),
             }
         }
-        Err(e) => own(format!("wait: {e}")),
+        Err(e) => own(format!("wait: {e}")).into(),
     }
 }
 

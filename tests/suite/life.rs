@@ -55,18 +55,22 @@ fn the_jail_ends_with_its_program_unless_asked_to_wait_for_all() {
 }
 
 /// `ldchain run -- sh -c 'trap …; echo ready; wait'`: a signal sent to
-/// ldchain's pid reaches the program; ldchain then exits as it did.
+/// ldchain's pid reaches the program; ldchain then exits as it did, and
+/// leaves nothing behind either way (the throwaway jail's directory in
+/// `$TMPDIR` is removed before ldchain dies by the signal).
 #[test]
 fn signals_sent_to_ldchain_reach_the_program_and_ldchain_ends_as_it_did() {
     for (sig, name) in [(2, "INT"), (15, "TERM"), (1, "HUP"), (3, "QUIT")] {
         for trapped in [true, false] {
+            let tmp = tempfile::tempdir().unwrap();
             let trap = if trapped {
                 format!("trap 'echo got-{name}; exit 7' {name}; ")
             } else {
                 String::new()
             };
             let mut c = ldchain();
-            c.args(["run", "--", "/bin/sh", "-c"])
+            c.env("TMPDIR", tmp.path())
+                .args(["run", "--", "/bin/sh", "-c"])
                 .arg(format!("{trap}echo ready; sleep 30 & wait"))
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped());
@@ -97,6 +101,8 @@ fn signals_sent_to_ldchain_reach_the_program_and_ldchain_ends_as_it_did() {
                     "{name}: {status:?}"
                 );
             }
+            let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+            assert!(left.is_empty(), "{name}, trapped {trapped}: left behind: {left:?}");
         }
     }
 }

@@ -499,7 +499,17 @@ fn the_program_keeps_no_privilege_and_sees_only_the_jail() {
                 assert_eq!(got, want, "{what} {ids:?}");
             }
         }
-        let checks: [(&[&str], &Check); 4] = [
+        let checks: [(&[&str], &Check); 5] = [
+            // It starts as a shell would exec it: no signal blocked, and
+            // SIGPIPE (13) not ignored (Rust's runtime ignores it in
+            // ldchain, and an ignored signal stays ignored across exec).
+            (&["cat", "/proc/self/status"], &|out: &str| {
+                let field = |name: &str| {
+                    let line = out.lines().find_map(|l| l.strip_prefix(name))?;
+                    u64::from_str_radix(line.trim(), 16).ok()
+                };
+                field("SigBlk:") == Some(0) && field("SigIgn:").is_some_and(|ign| ign & (1 << 12) == 0)
+            }),
             (&["stat", "/", "/.."], &|out: &str| {
                 let lines: Vec<&str> = out.lines().map(|l| l.split_once(": ").unwrap().1).collect();
                 lines.len() == 2 && lines[0] == lines[1]
