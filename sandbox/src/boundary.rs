@@ -312,13 +312,17 @@ impl Sandbox {
                 flags |= flag;
             }
         }
+        let root_is_mount = is_mount_root(&self.root);
+        // The program's process runs on this until its exec (see
+        // `spawn_program`); allocated here, where allocating is safe.
+        let mut stack = vec![0u8; PROGRAM_STACK];
         // Held back in the init until it can pass them on (they stay
         // pending there); let in again here at once.
         signals::hold();
         let init = fork_with(flags as libc::c_ulong);
         if init == Ok(0) {
             let pipes = (status_write.as_raw_fd(), error_write.as_raw_fd());
-            let Err(err) = self.init(&then, pipes.0);
+            let Err(err) = self.init(&then, pipes, root_is_mount, &mut stack);
             report(pipes.1, err)
         }
         signals::unblock();
@@ -348,7 +352,13 @@ impl Sandbox {
     /// The init, PID 1 of the new namespaces, between clone and exec;
     /// returns only with the error that stopped it or the program (whose
     /// process is exec'd, or returns its error too).
-    fn init(&self, then: &Then, status: RawFd) -> rustix::io::Result<Infallible> {
+    fn init(
+        &self,
+        then: &Then,
+        (status, error): (RawFd, RawFd),
+        root_is_mount: bool,
+        stack: &mut [u8],
+    ) -> rustix::io::Result<Infallible> {
         // First out of ldchain's process group and session: a terminal's
         // signals are for ldchain alone (it passes them on).
         rustix::process::setsid()?;
@@ -364,14 +374,56 @@ impl Sandbox {
                 return Err(rustix::io::Errno::from_raw_os_error(errno()));
             }
         }
-        self.enter_root()?;
-        if !self.as_pid_1 {
-            let program = fork()?;
-            if program != 0 {
-                reap(program, status, self.wait_all);
-            }
+        self.enter_root(root_is_mount)?;
+        if self.as_pid_1 {
+            return self.program(then);
         }
-        self.program(then)
+        let program = self.spawn_program(then, error, stack)?;
+        reap(program, status, self.wait_all)
+    }
+
+    /// In the init: start the program's process as `posix_spawn` does
+    /// (`CLONE_VM | CLONE_VFORK`): it runs [`program`](Self::program) on
+    /// `stack`, in the init's memory, while the init is suspended until its
+    /// exec (or its end). Nothing of ldchain's address space is copied for
+    /// it. Its failure reaches [`Sandbox::spawn`] on `error`.
+    fn spawn_program(&self, then: &Then, error: RawFd, stack: &mut [u8]) -> rustix::io::Result<libc::pid_t> {
+        struct Args<'a> {
+            sandbox: &'a Sandbox,
+            then: &'a Then,
+            error: RawFd,
+        }
+        extern "C" fn run(arg: *mut libc::c_void) -> libc::c_int {
+            // SAFETY: `arg` is the `Args` below, on the init's stack, which
+            // lives on: the init is suspended (CLONE_VFORK) until this
+            // process has exec'd or ended, and shares its memory.
+            let args = unsafe { &*(arg as *const Args<'_>) };
+            let Err(err) = args.sandbox.program(args.then);
+            report(args.error, err)
+        }
+        let args = Args {
+            sandbox: self,
+            then,
+            error,
+        };
+        // The stack grows down from the (16-byte aligned) end of `stack`.
+        let top = (stack.as_mut_ptr() as usize + stack.len()) & !15;
+        // SAFETY: `run` only makes system calls on data prepared before the
+        // init was cloned (async-signal-safe), on its own stack (`stack`,
+        // unused by anything else), and never returns into the init's
+        // frames: it execs or exits. CLONE_VFORK keeps `args` alive.
+        let pid = unsafe {
+            libc::clone(
+                run,
+                top as *mut libc::c_void,
+                libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+                &args as *const Args<'_> as *mut libc::c_void,
+            )
+        };
+        if pid < 0 {
+            return Err(rustix::io::Errno::from_raw_os_error(errno()));
+        }
+        Ok(pid)
     }
 
     /// In the program's process: give up everything, then exec.
@@ -409,10 +461,13 @@ impl Sandbox {
 
     /// In the init: a private copy of the view, a fresh `/proc`, then
     /// `pivot_root` into the jail with the old root detached.
-    fn enter_root(&self) -> rustix::io::Result<()> {
+    fn enter_root(&self, root_is_mount: bool) -> rustix::io::Result<()> {
         mount::mount_change(c"/", MountPropagationFlags::PRIVATE | MountPropagationFlags::REC)?;
-        // pivot_root needs the new root to be a mount point.
-        mount::mount_bind_recursive(self.root.as_c_str(), self.root.as_c_str())?;
+        // pivot_root needs the new root to be a mount point (the throwaway
+        // jail's, or a mirrored root, is one already).
+        if !root_is_mount {
+            mount::mount_bind_recursive(self.root.as_c_str(), self.root.as_c_str())?;
+        }
         rustix::process::chdir(self.root.as_c_str())?;
         if let Some(dest) = &self.proc_at {
             // Onto the jail's `proc` as a descriptor: a symbolic link put
@@ -438,12 +493,13 @@ impl Sandbox {
     /// supplementary group.
     fn drop_privileges(&self) -> rustix::io::Result<()> {
         for cap in 0..64 {
-            // SAFETY: prctl with integer arguments; EINVAL past the last
-            // capability this kernel knows is expected and ignored.
+            // SAFETY: prctl with integer arguments only.
             if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) } != 0 {
-                let err = rustix::io::Errno::from_raw_os_error(errno());
-                if err != rustix::io::Errno::INVAL {
-                    return Err(err);
+                match rustix::io::Errno::from_raw_os_error(errno()) {
+                    // Past the last capability this kernel knows (they are
+                    // numbered without gaps): none is left.
+                    rustix::io::Errno::INVAL => break,
+                    err => return Err(err),
                 }
             }
         }
@@ -494,6 +550,27 @@ pub fn program_ids() -> (u32, u32) {
 
 fn errno() -> i32 {
     io::Error::last_os_error().raw_os_error().unwrap_or(libc::EINVAL)
+}
+
+/// The stack of the program's process until its exec: what `program`,
+/// `Prepared::exec` and the seccomp loader need, with room to spare.
+const PROGRAM_STACK: usize = 256 << 10;
+
+/// Whether `path` (not followed if a link) is the root of a mount other
+/// than this process's `/` (which `pivot_root` refuses as a new root).
+fn is_mount_root(path: &CString) -> bool {
+    use rustix::fs::{AtFlags, StatxAttributes, StatxFlags};
+    let flags = AtFlags::SYMLINK_NOFOLLOW | AtFlags::NO_AUTOMOUNT;
+    let stat = |p: &std::ffi::CStr| rustix::fs::statx(rustix::fs::CWD, p, flags, StatxFlags::MNT_ID);
+    match (stat(path.as_c_str()), stat(c"/")) {
+        (Ok(st), Ok(root)) => {
+            st.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT)
+                && st.stx_attributes.contains(StatxAttributes::MOUNT_ROOT)
+                && st.stx_mask & StatxFlags::MNT_ID.bits() != 0
+                && st.stx_mnt_id != root.stx_mnt_id
+        }
+        _ => false,
+    }
 }
 
 /// `fork` as a raw `clone` system call: no `atfork` handler runs in this
