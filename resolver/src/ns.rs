@@ -229,7 +229,7 @@ impl Namespace {
     /// inode, through its `/proc/self/fd` magic link). Any other
     /// type comes back with the `O_PATH` descriptor, which nothing can be
     /// read through: callers check `is_regular` first.
-    pub fn open_file(&self, path: &[u8]) -> Result<Opened, ExecError> {
+    pub(crate) fn open_file(&self, path: &[u8]) -> Result<Opened, ExecError> {
         self.open_file_in(path, &mut Lookups::with_budget(Budget::PER_CANDIDATE))
     }
 

@@ -65,8 +65,9 @@ impl Resolver {
     }
 
     /// How many failed path lookups it remembers across plans, and the
-    /// bytes of paths they hold (bounded: 4,096 and 4 MiB; see DESIGN.md,
-    /// "Bounded path lookups"). For tests and monitoring.
+    /// bytes of paths they hold (at most 4,096 lookups and 4 MiB, so that a
+    /// hostile stream of new paths costs bounded memory). For tests and
+    /// monitoring.
     pub fn remembered_failures(&self) -> (usize, usize) {
         self.caches.failures.size()
     }
