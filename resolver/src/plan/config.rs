@@ -3,7 +3,6 @@
 //! `search.rs`, which all use this).
 
 use std::fmt;
-use std::path::PathBuf;
 
 use super::cache::Caches;
 
@@ -34,24 +33,53 @@ pub enum Strategy {
 }
 
 /// Per-sandbox configuration.
+///
+/// Every path here is bytes (`Vec<u8>`), as the kernel takes paths and as
+/// the resolver takes and returns every other path (argv, plans, requests):
+/// a Linux path need not be UTF-8, and no conversion stands between a
+/// sandbox's bytes and what is searched.
+///
+/// The defaults ([`Config::default`]):
+///
+/// | field | default |
+/// |---|---|
+/// | [`default_ldso_path`](Self::default_ldso_path) | `None` |
+/// | [`host_ldso`](Self::host_ldso) | `None` |
+/// | [`chainloader`](Self::chainloader) | `b"/chainloader"` |
+/// | [`strategy`](Self::strategy) | [`Strategy::Chainloader`] |
+/// | [`secure`](Self::secure) | `false` |
+/// | [`ld_so_conf`](Self::ld_so_conf) | `b"/etc/ld.so.conf"` |
+///
+/// ```
+/// let config = ldchain_resolver::Config {
+///     default_ldso_path: Some(b"/opt/glibc:/opt/musl".to_vec()),
+///     ..Default::default()
+/// };
+/// assert_eq!(config.chainloader, b"/chainloader");
+/// ```
 #[derive(Debug, Clone)]
 pub struct Config {
     /// `LDSO_PATH` to use when the sandbox does not set one (or is not
     /// allowed to): `:`-separated directories inside the namespace.
+    /// Default: none.
     pub default_ldso_path: Option<Vec<u8>>,
-    /// Always use this dynamic linker, opened on the host outside the
-    /// namespace, instead of searching (Plash's fixed-ld.so mode).
-    pub host_ldso: Option<PathBuf>,
+    /// Always use this dynamic linker, a path on the host opened outside
+    /// the namespace, instead of searching (Plash's fixed-ld.so mode).
+    /// Default: none (search).
+    pub host_ldso: Option<Vec<u8>>,
     /// Where the native chainloader is inside the jail; the chainloader for
     /// another architecture is this path with `-ARCH` appended
-    /// (`/chainloader-i386`, `/chainloader-aarch64`).
+    /// (`/chainloader-i386`, `/chainloader-aarch64`). Default:
+    /// `/chainloader`.
     pub chainloader: Vec<u8>,
-    /// How the exec is carried out.
+    /// How the exec is carried out. Default: [`Strategy::Chainloader`].
     pub strategy: Strategy,
     /// Treat every program as setuid: ignore the environment's search paths
-    /// (`LDSO_PATH`, `LD_LIBRARY_PATH`; the default `LDSO_PATH` still applies).
+    /// (`LDSO_PATH`, `LD_LIBRARY_PATH`; the default `LDSO_PATH` still
+    /// applies). Default: `false`.
     pub secure: bool,
-    /// The ld.so.conf to read, inside the namespace.
+    /// The ld.so.conf to read, inside the namespace. Default:
+    /// `/etc/ld.so.conf`.
     pub ld_so_conf: Vec<u8>,
 }
 
