@@ -140,8 +140,8 @@ m enoent-for-eacces resolver/src/error.rs \
     'ExecError::PermissionDenied { .. } => libc::EACCES,' \
     'ExecError::PermissionDenied { .. } => libc::ENOENT,' "$RES"
 m script-depth-50 resolver/src/plan/config.rs \
-    'pub const MAX_SCRIPT_DEPTH: usize = 5;' \
-    'pub const MAX_SCRIPT_DEPTH: usize = 50;' "$RES"
+    'pub(crate) const MAX_SCRIPT_DEPTH: usize = 5;' \
+    'pub(crate) const MAX_SCRIPT_DEPTH: usize = 50;' "$RES"
 m noexec-program-allowed resolver/src/plan/script.rs \
     '} else if file.on_noexec_mount() {' \
     '} else if false && file.on_noexec_mount() {' "$RES"

@@ -67,36 +67,32 @@ mod conf;
 mod creds;
 mod elfinfo;
 mod error;
+#[doc(hidden)] // for the service's and the CLI's messages
 pub mod escape;
 mod exec;
 mod fileid;
 mod limits;
 mod lock;
 mod ns;
+#[doc(hidden)] // for the fuzz targets
 pub mod parse;
 mod plan;
 mod request;
 mod walk;
 
+#[doc(hidden)] // for the integration tests
 pub use conf::LdSoConf;
 pub use creds::Credentials;
 pub use elfinfo::{Flavor, Machine};
-pub use error::{errno_name, ExecError};
+#[doc(hidden)] // for the CLI's messages: ExecError::errno_name is the public one
+pub use error::errno_name;
+pub use error::ExecError;
 pub use exec::{inherit_fds, Prepared};
-pub use ns::{FileId, Namespace};
+#[doc(hidden)] // in LdSoConf
+pub use fileid::FileId;
+pub use ns::Namespace;
 pub use plan::{
     find_program, Arg, Config, ExecPlan, InterpAnswer, Kind, LdsoChoice, PlanParts, Resolver, Rule, ScriptHop, Skipped,
-    Strategy, Target, MAX_ARG_STRLEN, MAX_CANDIDATES, MAX_PATH_ENTRIES, MAX_SCRIPT_DEPTH,
+    Strategy, Target,
 };
 pub use request::{InterpRequest, RequestError};
-
-/// Plan with a default [`Config`] (no cache kept between calls; servers
-/// should keep a [`Resolver`]).
-pub fn plan_exec<A: AsRef<[u8]>, E: AsRef<[u8]>>(
-    ns: &Namespace,
-    path: impl AsRef<[u8]>,
-    argv: &[A],
-    envp: &[E],
-) -> Result<ExecPlan, ExecError> {
-    Resolver::new(Config::default()).plan_exec(ns, path, argv, envp)
-}

@@ -8,17 +8,17 @@ use super::cache::Caches;
 
 /// How deep `#!` interpreters may nest: the kernel examines at most six
 /// files for one exec (`exec_binprm`: depth 0 to 5), so at most five scripts.
-pub const MAX_SCRIPT_DEPTH: usize = 5;
+pub(crate) const MAX_SCRIPT_DEPTH: usize = 5;
 /// Most entries of ldchain's own `PATH` searched by [`find_program`](crate::find_program).
 /// `LD_LIBRARY_PATH` and `LDSO_PATH` have no such limit: every entry is
 /// searched, as ld.so does, and the string is bounded by [`MAX_ARG_STRLEN`].
-pub const MAX_PATH_ENTRIES: usize = 1024;
+pub(crate) const MAX_PATH_ENTRIES: usize = 1024;
 /// Most candidate files opened from the namespace's own rules (ld.so.conf,
 /// `PT_INTERP`, the conventional path) while looking for one ld.so.
-pub const MAX_CANDIDATES: usize = 4096;
+pub(crate) const MAX_CANDIDATES: usize = 4096;
 /// The longest argument or environment string `execve` takes, with its NUL
 /// (`MAX_ARG_STRLEN`, 32 pages): a longer one is E2BIG.
-pub const MAX_ARG_STRLEN: usize = 32 * 4096;
+pub(crate) const MAX_ARG_STRLEN: usize = 32 * 4096;
 
 /// How the planned exec is carried out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
