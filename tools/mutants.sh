@@ -345,6 +345,12 @@ m limit-not-named resolver/src/plan/search.rs \
     '            self.limit.get_or_insert(CONF_DIRS_LIMIT);' \
     '            let _ = CONF_DIRS_LIMIT;' "$BOUNDED"
 
+# --- An FsOp server from the public API (examples/fsop.rs) -----------------
+FSOP='--test suite -- fsop'
+m service-socket-owner-only sandbox/src/view.rs \
+    'Mode::from_raw_mode(0o666), AtFlags::empty())?;' \
+    'Mode::from_raw_mode(0o600), AtFlags::empty())?;' "$FSOP"
+
 # ---------------------------------------------------------------------------
 
 apply() { # FILE FROM TO: exactly one occurrence, or fail
