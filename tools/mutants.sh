@@ -140,8 +140,8 @@ m enoent-for-eacces resolver/src/error.rs \
     'ExecError::PermissionDenied { .. } => libc::EACCES,' \
     'ExecError::PermissionDenied { .. } => libc::ENOENT,' "$RES"
 m script-depth-50 resolver/src/plan/config.rs \
-    'pub const MAX_SCRIPT_DEPTH: usize = 5;' \
-    'pub const MAX_SCRIPT_DEPTH: usize = 50;' "$RES"
+    'pub(crate) const MAX_SCRIPT_DEPTH: usize = 5;' \
+    'pub(crate) const MAX_SCRIPT_DEPTH: usize = 50;' "$RES"
 m noexec-program-allowed resolver/src/plan/script.rs \
     '} else if file.on_noexec_mount() {' \
     '} else if false && file.on_noexec_mount() {' "$RES"
@@ -350,6 +350,12 @@ m nofile-not-raised service/src/server.rs \
 m limit-not-named resolver/src/plan/search.rs \
     '            self.limit.get_or_insert(CONF_DIRS_LIMIT);' \
     '            let _ = CONF_DIRS_LIMIT;' "$BOUNDED"
+
+# --- An FsOp server from the public API (examples/fsop.rs) -----------------
+FSOP='--test suite -- fsop'
+m service-socket-owner-only sandbox/src/view.rs \
+    'Mode::from_raw_mode(0o666), AtFlags::empty())?;' \
+    'Mode::from_raw_mode(0o600), AtFlags::empty())?;' "$FSOP"
 
 # ---------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@
 //! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![deny(unnameable_types)]
 
 use std::fmt;
 use std::io;

@@ -20,7 +20,14 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use crate::error::ExecError;
 use crate::plan::{Arg, ExecPlan, Target};
 
-/// A plan turned into what `execve` takes. See the module docs.
+/// A plan turned into what `execve` takes, by [`ExecPlan::prepare`]: argv
+/// and envp as C strings and pointer arrays, each descriptor argument
+/// written as its number and made inheritable.
+///
+/// Preparing does everything that allocates or can fail on bad input (a
+/// NUL byte); [`exec`](Self::exec) only makes system calls, so it may be
+/// called between `fork` and `exec` of a multi-threaded process (from
+/// `Command::pre_exec`, or a sandbox's own hook).
 pub struct Prepared {
     target: PreparedTarget,
     _argv: Vec<CString>,

@@ -202,7 +202,7 @@ impl Namespace {
     }
 
     /// (device, inode) of the root directory: a key for per-namespace caches.
-    pub fn root_key(&self) -> (u64, u64) {
+    pub(crate) fn root_key(&self) -> (u64, u64) {
         self.root_key
     }
 
@@ -229,7 +229,7 @@ impl Namespace {
     /// inode, through its `/proc/self/fd` magic link). Any other
     /// type comes back with the `O_PATH` descriptor, which nothing can be
     /// read through: callers check `is_regular` first.
-    pub fn open_file(&self, path: &[u8]) -> Result<Opened, ExecError> {
+    pub(crate) fn open_file(&self, path: &[u8]) -> Result<Opened, ExecError> {
         self.open_file_in(path, &mut Lookups::with_budget(Budget::PER_CANDIDATE))
     }
 
@@ -253,7 +253,7 @@ impl Namespace {
     /// must lie under that of the root, component-wise, and be reachable
     /// (not deleted, not "(unreachable)"). Two `readlink`s; nothing is
     /// opened by the result.
-    pub fn path_inside(&self, fd: impl AsFd) -> Option<Vec<u8>> {
+    pub(crate) fn path_inside(&self, fd: impl AsFd) -> Option<Vec<u8>> {
         let root = proc_fd_link(&*self.root)?;
         let file = proc_fd_link(fd)?;
         if !root.starts_with(b"/") || file.ends_with(b" (deleted)") {
@@ -268,13 +268,8 @@ impl Namespace {
     }
 
     /// Open a directory inside the namespace and list its entry names
-    /// (without `.` and `..`), at most `max` of them, unsorted.
-    pub fn list_dir(&self, path: &[u8], max: usize) -> Result<Vec<Vec<u8>>, ExecError> {
-        self.list_dir_in(path, max, &mut Lookups::with_budget(Budget::PER_CANDIDATE))
-    }
-
-    /// [`list_dir`](Self::list_dir), the lookup's work also charged to
-    /// `lookups` (one ld.so.conf load shares a budget).
+    /// (without `.` and `..`), at most `max` of them, unsorted, the lookup's
+    /// work charged to `lookups` (one ld.so.conf load shares a budget).
     pub(crate) fn list_dir_in(
         &self,
         path: &[u8],
@@ -299,14 +294,9 @@ impl Namespace {
         Ok(names)
     }
 
-    /// Identity of the file or directory at `path`, if it exists.
-    pub fn identity(&self, path: &[u8]) -> Option<FileId> {
-        self.identity_in(path, &mut Lookups::with_budget(Budget::PER_CANDIDATE))
-    }
-
-    /// [`identity`](Self::identity), the lookup's work also charged to
-    /// `lookups`: a path whose lookup is over budget has no identity, as
-    /// a missing one.
+    /// Identity of the file or directory at `path`, if it exists, the
+    /// lookup's work charged to `lookups`: a path whose lookup is over
+    /// budget has no identity, as a missing one.
     pub(crate) fn identity_in(&self, path: &[u8], lookups: &mut Lookups<'_>) -> Option<FileId> {
         let fd = self.lookup(path, OFlags::PATH | OFlags::CLOEXEC, lookups).ok()?;
         rfs::fstat(&fd).ok().map(|st| FileId::of(&st))

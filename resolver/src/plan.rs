@@ -24,7 +24,8 @@ mod exec_plan;
 mod script;
 mod search;
 
-pub use config::{Config, Resolver, Strategy, MAX_ARG_STRLEN, MAX_CANDIDATES, MAX_PATH_ENTRIES, MAX_SCRIPT_DEPTH};
+pub use config::{Config, Resolver, Strategy};
+use config::{MAX_ARG_STRLEN, MAX_PATH_ENTRIES};
 pub use exec_plan::{Arg, ExecPlan, Kind, LdsoChoice, PlanParts, Rule, ScriptHop, Skipped, Target};
 
 use cache::{cached, Caches};
@@ -65,8 +66,9 @@ impl Resolver {
     }
 
     /// How many failed path lookups it remembers across plans, and the
-    /// bytes of paths they hold (bounded: 4,096 and 4 MiB; see DESIGN.md,
-    /// "Bounded path lookups"). For tests and monitoring.
+    /// bytes of paths they hold (at most 4,096 lookups and 4 MiB, so that a
+    /// hostile stream of new paths costs bounded memory). For tests and
+    /// monitoring.
     pub fn remembered_failures(&self) -> (usize, usize) {
         self.caches.failures.size()
     }
@@ -82,6 +84,13 @@ impl Resolver {
     /// groups and effective capabilities are switched for the call and put
     /// back before it returns — so the plan hands out only files the client
     /// itself could open and execute.
+    ///
+    /// **Bounds**, as the kernel's own: an argument or environment string of
+    /// 128 KiB or more (`MAX_ARG_STRLEN`, with its NUL) is `E2BIG`; at most
+    /// five `#!` scripts in a chain (`ELOOP` past that). At most 4,096
+    /// candidates from the namespace's own rules (ld.so.conf, `PT_INTERP`,
+    /// the conventional path) are opened for one `ld.so`; every entry of
+    /// `LDSO_PATH` and `LD_LIBRARY_PATH` is searched, as ld.so does.
     pub fn plan_exec<A: AsRef<[u8]>, E: AsRef<[u8]>>(
         &self,
         ns: &Namespace,
@@ -340,8 +349,8 @@ fn ldso_args(flavor: Flavor, given: &[u8], program: &[u8], argv: Vec<Vec<u8>>) -
 /// `execvp`'s search, inside a namespace: `name` if it contains a `/`,
 /// otherwise the first executable regular file `DIR/name` for DIR in `PATH`
 /// from `envp` (default `/bin:/usr/bin`; an empty entry is the current
-/// directory). ENOENT if none exists, EACCES if one exists but none is
-/// executable.
+/// directory; at most its first 1,024 entries). ENOENT if none exists,
+/// EACCES if one exists but none is executable.
 pub fn find_program<E: AsRef<[u8]>>(ns: &Namespace, name: &[u8], envp: &[E]) -> Result<Vec<u8>, ExecError> {
     if name.is_empty() {
         return Err(ExecError::NotFound { path: PathBuf::new() });

@@ -14,6 +14,7 @@
 //! - [`confine`]: the simpler confinement a test or an FsOp server uses: a
 //!   private mount namespace (a user namespace when not root) and `chroot`.
 #![deny(missing_docs)]
+#![deny(unnameable_types)]
 #![deny(unsafe_code)]
 
 pub mod boundary;

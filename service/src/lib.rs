@@ -17,6 +17,7 @@
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![deny(unnameable_types)]
 
 mod cache;
 mod lock;

@@ -21,14 +21,18 @@ use crate::source::LdsoSource;
 use ldchain_resolver::{Credentials, ExecError, InterpRequest, RequestError};
 
 /// Bounds on what clients may cost the server.
+///
+/// The defaults ([`Limits::default`]): 1,024 connections, 5 seconds per
+/// request, 2 workers.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Connections held at once, being read or waiting for their answer;
-    /// more wait in the listen backlog.
+    /// more wait in the listen backlog. Default: 1,024.
     pub max_connections: usize,
-    /// How long a client may take to send its request.
+    /// How long a client may take to send its request. Default: 5 seconds.
     pub request_timeout: Duration,
-    /// Worker threads running the resolver.
+    /// Worker threads running the resolver (at least one is started).
+    /// Default: 2.
     pub workers: usize,
 }
 

@@ -346,7 +346,7 @@ impl Common {
     pub(super) fn config(&self, strategy: Strategy) -> Config {
         Config {
             default_ldso_path: self.ldso_path.as_ref().map(|p| p.as_bytes().to_vec()),
-            host_ldso: self.ldso.clone(),
+            host_ldso: self.ldso.as_ref().map(|p| p.as_os_str().as_bytes().to_vec()),
             secure: self.secure,
             strategy,
             ..Config::default()

@@ -5,8 +5,6 @@
 
 use std::collections::HashSet;
 use std::hash::{BuildHasher, RandomState};
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
 use std::sync::Arc;
 
 use rustix::fs::{Mode, OFlags};
@@ -383,9 +381,9 @@ impl<E> Search<'_, E> {
 impl Resolver {
     /// The configured host dynamic linker, opened outside the namespace,
     /// if it can serve a `machine` program.
-    fn host_ldso(&self, host: &Path, machine: Machine) -> Result<Found, ExecError> {
+    fn host_ldso(&self, host: &[u8], machine: Machine) -> Result<Found, ExecError> {
         let bad = |reason: String| ExecError::BadHostLdso {
-            path: host.to_owned(),
+            path: os_path(host),
             reason,
         };
         let fd = rustix::fs::open(host, OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC, Mode::empty())
@@ -394,7 +392,7 @@ impl Resolver {
         self.accept_ldso(&file, machine).map_err(bad)?;
         Ok(Found {
             file,
-            path: host.as_os_str().as_bytes().to_vec(),
+            path: host.to_vec(),
             rule: Rule::Configured,
         })
     }
