@@ -62,8 +62,8 @@ fn fsop(jail: &Path) -> Result<(), Box<dyn Error>> {
     let _service = ExecService::start(socket.listener, Arc::new(source), Limits::default())?;
 
     // Confined: its own PID and mount namespaces, no privilege left.
-    let jailed = Sandbox::new(jail, b"/")?.spawn_prepared(plan.prepare(&envp)?)?;
-    let status = { jailed.child }.wait()?;
+    let mut jailed = Sandbox::new(jail, b"/")?.spawn_prepared(plan.prepare(&envp)?)?;
+    let status = jailed.wait()?;
     let output = fs::read_to_string(jail.join("tmp/out"))?;
     if !status.success() || output != "hi\n" {
         return Err(format!("the pipeline printed {output:?} and ended with {status}").into());

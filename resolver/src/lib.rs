@@ -49,8 +49,8 @@
 //!
 //! // Confine and exec: prepare() allocates here; the exec after the fork
 //! // does not (async-signal-safe in a threaded server).
-//! let jailed = Sandbox::new(jail, b"/")?.spawn_prepared(plan.prepare(&envp)?)?;
-//! assert!({ jailed.child }.wait()?.success());
+//! let mut jailed = Sandbox::new(jail, b"/")?.spawn_prepared(plan.prepare(&envp)?)?;
+//! assert!(jailed.wait()?.success());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

@@ -65,17 +65,14 @@ pub(super) fn keep_fds(cmd: &mut Command, keep: &[&File]) {
 pub fn pass_as_fd(cmd: &mut Command, file: &File, n: i32) {
     use std::os::fd::AsRawFd;
     use std::os::unix::process::CommandExt;
-    let raw = file.as_raw_fd();
-    // SAFETY: dup2 and fcntl are async-signal-safe, and touch only
-    // descriptors.
+    // A copy numbered 100 or more (close-on-exec) is what is dup'ed to `n`
+    // in the child: the file's own number may be another call's `n`, and
+    // an earlier dup2 onto it would hand that call this file instead.
+    let high = rustix::io::fcntl_dupfd_cloexec(file, 100).unwrap();
+    // SAFETY: dup2 is async-signal-safe, and touches only descriptors.
     unsafe {
         cmd.pre_exec(move || {
-            let r = if raw == n {
-                libc::fcntl(n, libc::F_SETFD, 0)
-            } else {
-                libc::dup2(raw, n)
-            };
-            if r < 0 {
+            if libc::dup2(high.as_raw_fd(), n) < 0 {
                 Err(std::io::Error::last_os_error())
             } else {
                 Ok(())
