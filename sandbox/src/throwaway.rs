@@ -1,6 +1,6 @@
 //! A throwaway jail for `ldchain run`: a private mount namespace (inside a
-//! new user namespace when not root) with a tmpfs root holding
-//! `/chainloader`, read-only binds of the host's `/usr` and `/etc`, the
+//! new user namespace when not root) with a tmpfs root holding read-only
+//! binds of the host's `/usr` and `/etc`, the
 //! host's top-level symlinks (`/bin`, `/lib`, …) recreated — but **no
 //! `/lib64`** — a minimal `/dev`, a fresh `/tmp`, and an empty `/proc` on
 //! which the jail's init mounts its own PID namespace's (`crate::boundary`).
@@ -141,10 +141,6 @@ impl ThrowawayJail {
                 c"mode=1777",
             ),
         )?;
-        step(
-            || "installing /chainloader".into(),
-            ldchain_embed::install_all(r).map_err(|e| io::Error::other(e.to_string())),
-        )?;
         Ok(())
     }
 }
@@ -171,7 +167,13 @@ fn bind_read_only(from: &Path, to: &Path) -> Result<(), JailError> {
 impl Drop for ThrowawayJail {
     fn drop(&mut self) {
         let _ = mount::unmount(&self.root, UnmountFlags::DETACH);
-        drop(self.dir.take());
+        // Empty once unmounted: one rmdir (TempDir's own removal would
+        // list it first); TempDir's if that fails.
+        if let Some(dir) = self.dir.take() {
+            if rustix::fs::rmdir(dir.path()).is_ok() {
+                let _ = dir.keep();
+            }
+        }
     }
 }
 

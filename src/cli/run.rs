@@ -131,9 +131,7 @@ fn prepare(args: &RunArgs) -> Result<(Ready, Vec<Vec<u8>>), ExitCode> {
             Some(stubs_and_socket(&mut view).map_err(|e| own(format!("cannot start the exec service: {e}")))?)
         }
         RunStrategy::Chainloader => {
-            if matches!(jail, Jail::Given(_)) {
-                chainloaders(&mut view).map_err(own)?;
-            }
+            chainloaders(&mut view).map_err(own)?;
             None
         }
         RunStrategy::Execveat => None,
@@ -343,8 +341,8 @@ fn sandbox(args: &RunArgs, root: &Path, cwd: &[u8]) -> Result<Sandbox, String> {
     Ok(sandbox)
 }
 
-/// Place this build's chainloaders at `/chainloader*` in a `--root` jail's
-/// view (the throwaway jail has them already).
+/// Place this build's chainloaders at `/chainloader*` in the jail's view
+/// (what this strategy's plans exec; only it needs them).
 fn chainloaders(view: &mut View) -> Result<(), String> {
     for placed in view.place_chainloaders() {
         match placed {
