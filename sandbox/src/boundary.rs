@@ -101,6 +101,28 @@ impl Jailed {
         self.pid
     }
 
+    /// The program's status as soon as the init reports it, as bwrap's
+    /// monitor does: the init may still be ending (its namespaces being
+    /// torn down, what is left in them being killed), and is not reaped
+    /// (a caller that goes on living calls [`wait`](Self::wait) later).
+    /// Without a report (the program was PID 1, or the init died first):
+    /// as [`wait`](Self::wait).
+    pub fn wait_program(&mut self) -> io::Result<ExitStatus> {
+        let mut word = [0u8; 4];
+        let mut poll = [rustix::event::PollFd::new(&self.status, rustix::event::PollFlags::IN)];
+        loop {
+            match rustix::event::poll(&mut poll, None) {
+                Ok(_) => break,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        match rustix::io::read(&self.status, &mut word) {
+            Ok(4) => Ok(ExitStatus::from_raw(i32::from_ne_bytes(word))),
+            _ => self.wait(),
+        }
+    }
+
     /// Wait for the jail to end; the program's status: its exit code, or
     /// the signal that killed it (with [`Sandbox::as_pid_1`], PID 1's own).
     pub fn wait(&mut self) -> io::Result<ExitStatus> {
@@ -319,7 +341,7 @@ impl Sandbox {
         // Held back in the init until it can pass them on (they stay
         // pending there); let in again here at once.
         signals::hold();
-        let init = fork_with(flags as libc::c_ulong);
+        let init = fork_into(flags as libc::c_ulong);
         if init == Ok(0) {
             let pipes = (status_write.as_raw_fd(), error_write.as_raw_fd());
             let Err(err) = self.init(&then, pipes, root_is_mount, &mut stack);
@@ -573,15 +595,10 @@ fn is_mount_root(path: &CString) -> bool {
     }
 }
 
-/// `fork` as a raw `clone` system call: no `atfork` handler runs in this
-/// copy of a multi-threaded process. Returns the child's pid, or 0 in the
-/// child.
-fn fork() -> rustix::io::Result<libc::pid_t> {
-    fork_with(0)
-}
-
-/// [`fork`] into the new namespaces `namespaces` (`CLONE_NEW*` flags).
-fn fork_with(namespaces: libc::c_ulong) -> rustix::io::Result<libc::pid_t> {
+/// `fork` into the new namespaces `namespaces` (`CLONE_NEW*` flags), as a
+/// raw `clone` system call: no `atfork` handler runs in this copy of a
+/// multi-threaded process. Returns the child's pid, or 0 in the child.
+fn fork_into(namespaces: libc::c_ulong) -> rustix::io::Result<libc::pid_t> {
     // SAFETY: clone with SIGCHLD, namespace flags and no stack is fork(2)
     // into new namespaces; the child continues on a copy of this stack, as
     // after fork.
@@ -726,31 +743,112 @@ fn loopback_up() -> rustix::io::Result<()> {
     Ok(())
 }
 
-/// Keep `fd` open in a child process until this process has exited, so
-/// that the last close of its open file happens there, not in this
-/// process's exit. For an inotify instance with watches that last close
-/// waits for an SRCU grace period (≈8 ms measured, every time); ldchain's
-/// caller would otherwise wait for it after the jail's last process has
-/// exited. The child holds nothing else (every other descriptor closed),
-/// and dies with this process (`PR_SET_PDEATHSIG`, from the main thread,
-/// which lives as long as the process); init reaps it.
-pub fn release_after_exit(fd: BorrowedFd<'_>) -> io::Result<()> {
-    let keep = fd.as_raw_fd() as u32;
-    let parent = rustix::process::getpid();
-    match fork()? {
-        0 => {
-            // The child of a multi-threaded process: system calls only.
-            let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
-            if rustix::process::getppid() != Some(parent) {
-                // SAFETY: _exit ends the process at once, no handlers run.
-                unsafe { libc::_exit(0) };
-            }
-            close_all_but(0, keep as RawFd);
-            loop {
-                // SAFETY: pause touches no memory.
-                unsafe { libc::pause() };
-            }
-        }
-        _ => Ok(()),
+/// What a child of ldchain does once ldchain has exited, so that ldchain's
+/// caller does not wait for it: see [`after_exit`].
+#[derive(Debug, Default)]
+pub struct AfterExit {
+    /// A descriptor whose last close happens then, in the child. For an
+    /// inotify instance with watches that last close waits for an SRCU
+    /// grace period (≈8 ms measured, every time).
+    pub keep: Option<RawFd>,
+    /// A directory unmounted (detached) and removed then: a throwaway
+    /// jail's ([`ThrowawayJail::leave`](crate::throwaway::ThrowawayJail::leave)).
+    /// The tear-down of its mounts and the removal of its directory took
+    /// 1–7 ms at ldchain's end.
+    pub remove: Option<CString>,
+}
+
+/// Start a child that waits, holding nothing but `what.keep`, until this
+/// process has exited (every other descriptor closed, a pipe's far end
+/// closing tells it), then does `what` and ends. It also does it if this
+/// process is killed (`SIGKILL` included), so a jail is removed then too.
+///
+/// It shares this process's memory and mount namespace (`CLONE_VM`, on a
+/// small stack of its own that is never freed), so starting it copies
+/// nothing; it only makes system calls on data that is never freed, with
+/// every signal blocked (a terminal's ^C, sent to the whole process group,
+/// must not run our handlers in it). Its descriptor table is its own, so
+/// what it closes stays open here.
+pub fn after_exit(what: AfterExit) -> io::Result<()> {
+    struct Job {
+        keep: RawFd,
+        gone: RawFd,
+        remove: Option<CString>,
     }
+    extern "C" fn keeper(arg: *mut libc::c_void) -> libc::c_int {
+        // SAFETY: `arg` is a leaked `Job`, alive as long as the memory.
+        let job = unsafe { &*(arg as *const Job) };
+        // (close_range cannot fail on these ranges, so it never writes
+        // the errno it shares with the thread that cloned it.)
+        close_all_except(&mut [job.keep, job.gone]);
+        let mut byte = [0u8; 1];
+        // Blocks until the last write end, ldchain's, is closed.
+        while let Err(rustix::io::Errno::INTR) | Ok(1..) = rustix::io::read(
+            // SAFETY: `gone` is open in this process until it ends.
+            unsafe { BorrowedFd::borrow_raw(job.gone) },
+            &mut byte,
+        ) {}
+        if let Some(dir) = &job.remove {
+            let _ = mount::unmount(dir.as_c_str(), UnmountFlags::DETACH);
+            let _ = rustix::fs::rmdir(dir.as_c_str());
+        }
+        // SAFETY: _exit ends this process at once, no handlers run.
+        unsafe { libc::_exit(0) }
+    }
+    let (gone, tell) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    let job: &'static mut Job = Box::leak(Box::new(Job {
+        keep: what.keep.unwrap_or(-1),
+        gone: gone.as_raw_fd(),
+        remove: what.remove,
+    }));
+    let stack: &'static mut [u8] = Box::leak(vec![0u8; KEEPER_STACK].into_boxed_slice());
+    let top = (stack.as_mut_ptr() as usize + stack.len()) & !15;
+    // SAFETY: zeroed sigsets filled or written by libc on our stack; every
+    // signal is blocked in this thread around the clone, so the child
+    // starts with all of them blocked.
+    let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
+    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+    unsafe {
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+    }
+    // SAFETY: `keeper` runs on `stack` (leaked: never reused or freed),
+    // reads only the leaked `job`, makes only system calls, and never
+    // returns.
+    let pid = unsafe {
+        libc::clone(
+            keeper,
+            top as *mut libc::c_void,
+            libc::CLONE_VM | libc::SIGCHLD,
+            job as *mut Job as *mut libc::c_void,
+        )
+    };
+    let err = io::Error::last_os_error();
+    // SAFETY: restores the mask saved above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    if pid < 0 {
+        return Err(err);
+    }
+    // Ours is the one write end: it closes when this process ends.
+    std::mem::forget(tell);
+    drop(gone);
+    Ok(())
+}
+
+/// The keeper's stack: a few frames of system calls.
+const KEEPER_STACK: usize = 16 << 10;
+
+/// Close every descriptor but those in `keep` (negative ones ignored).
+/// Async-signal-safe.
+fn close_all_except(keep: &mut [RawFd]) {
+    keep.sort_unstable();
+    let mut first = 0u32;
+    for &fd in keep.iter().filter(|&&fd| fd >= 0) {
+        let fd = fd as u32;
+        if fd > first {
+            let _ = close_range(first, fd - 1, 0);
+        }
+        first = fd + 1;
+    }
+    let _ = close_range(first, u32::MAX, 0);
 }

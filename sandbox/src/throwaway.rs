@@ -65,6 +65,8 @@ fn step<T>(what: impl FnOnce() -> String, r: Result<T, impl Into<io::Error>>) ->
 pub struct ThrowawayJail {
     dir: Option<tempfile::TempDir>,
     root: PathBuf,
+    /// Removed by someone else ([`leave`](Self::leave)).
+    left: bool,
 }
 
 /// The top-level host entries a throwaway jail never gets: the directory of
@@ -88,7 +90,11 @@ impl ThrowawayJail {
             || format!("mounting a tmpfs at {}", root.display()),
             mount::mount("tmpfs", &root, "tmpfs", MountFlags::NOSUID, c"mode=0755"),
         )?;
-        let jail = ThrowawayJail { dir: Some(dir), root };
+        let jail = ThrowawayJail {
+            dir: Some(dir),
+            root,
+            left: false,
+        };
         jail.populate()?;
         Ok(jail)
     }
@@ -96,6 +102,19 @@ impl ThrowawayJail {
     /// The jail's root directory (valid in this process's mount namespace).
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Leave the jail to be removed by someone else (after this process
+    /// has ended: [`AfterExit`](crate::boundary::AfterExit)): its root,
+    /// to unmount and remove. Dropping the jail then removes nothing.
+    pub fn leave(&mut self) -> io::Result<std::ffi::CString> {
+        use std::os::unix::ffi::OsStrExt;
+        let root = std::ffi::CString::new(self.root.as_os_str().as_bytes())?;
+        if let Some(dir) = self.dir.take() {
+            let _ = dir.keep();
+        }
+        self.left = true;
+        Ok(root)
     }
 
     fn populate(&self) -> Result<(), JailError> {
@@ -166,6 +185,9 @@ fn bind_read_only(from: &Path, to: &Path) -> Result<(), JailError> {
 
 impl Drop for ThrowawayJail {
     fn drop(&mut self) {
+        if self.left {
+            return;
+        }
         let _ = mount::unmount(&self.root, UnmountFlags::DETACH);
         // Empty once unmounted: one rmdir (TempDir's own removal would
         // list it first); TempDir's if that fails.

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use ldchain::resolver::{find_program, Credentials, ExecPlan, InterpRequest, Kind, Namespace, Resolver};
-use ldchain::sandbox::boundary::{program_ids, release_after_exit, Jailed, Sandbox};
+use ldchain::sandbox::boundary::{after_exit, program_ids, AfterExit, Jailed, Sandbox};
 use ldchain::sandbox::fds;
 use ldchain::sandbox::pty::{Pty, Relay};
 use ldchain::sandbox::signals::{catch_signals, die_by, forward_signals};
@@ -222,7 +222,7 @@ fn program_ids_of(args: &RunArgs) -> (u32, u32) {
 }
 
 /// Start the program in the jail and wait for it.
-fn go(args: &RunArgs, ready: Ready, envp: &[Vec<u8>]) -> Ending {
+fn go(args: &RunArgs, mut ready: Ready, envp: &[Vec<u8>]) -> Ending {
     let root = ready.jail.root();
     let argv: Vec<&[u8]> = args.command.iter().map(|a| a.as_bytes()).collect();
     let mut sandbox = match sandbox(args, root, &ready.cwd) {
@@ -269,28 +269,45 @@ fn go(args: &RunArgs, ready: Ready, envp: &[Vec<u8>]) -> Ending {
         let first = first_request(&plan, &ready.program, &ready.cwd, envp);
         drop(plan);
         let source = Arc::new(NamespaceSource::new(resolver, ns).with_answer_dir(service.answers));
-        // The program's own request, answered while the jail is being
-        // entered (the two overlap on two cores): its stub then finds a
-        // standing answer, or a cached one, instead of waiting for a search.
-        if let Some(request) = first {
-            let (source, creds) = (source.clone(), program_credentials(args));
-            std::thread::spawn(move || drop(source.ldso(&request, &creds)));
-        }
-        // The program first, the service's threads after: its socket is
-        // listening already, so a request made before they run waits in
-        // the socket's backlog, and the program's start does not wait for
-        // them (nor does the fork copy them).
-        let jailed = spawned(sandbox.spawn(&ready.program, &argv, envp), argv[0]);
-        if let Some(changes) = source.changes() {
-            if let Err(e) = release_after_exit(changes) {
-                debug!(error = %e, "the answer cache's inotify instance will be closed at exit");
-            }
-        }
-        let _service = match ExecService::start(service.listener, source, Limits::default()) {
-            Ok(s) => s,
-            Err(e) => return own(format!("cannot start the exec service: {e}")).into(),
+        // The program's own request is answered, then the exec service's
+        // threads are started, on a thread of their own while the jail is
+        // entered (the two overlap on two cores): the program's stub then
+        // finds a standing answer, or a cached one, instead of waiting for
+        // a search, and this thread goes to wait for the program at once.
+        // The socket is listening already: a request made before the
+        // service runs waits in its backlog. If the service cannot start,
+        // the socket is closed (the jail's nested execs fail at once,
+        // ECONNREFUSED, rather than wait) and ldchain reports it at the end.
+        let starting = {
+            let (source, creds, listener) = (source.clone(), program_credentials(args), service.listener);
+            std::thread::spawn(move || {
+                if let Some(request) = first {
+                    drop(source.ldso(&request, &creds));
+                }
+                ExecService::start(listener, source, Limits::default())
+            })
         };
-        finish(args, jailed, (master, terminal))
+        let jailed = spawned(sandbox.spawn(&ready.program, &argv, envp), argv[0]);
+        // Closing the answer cache's inotify instance (an SRCU grace
+        // period) and removing the throwaway jail are left to a child that
+        // does them once ldchain has exited: its caller does not wait.
+        let remove = match &mut ready.jail {
+            Jail::Throwaway(j) => j.leave().ok(),
+            Jail::Given(_) => None,
+        };
+        let keep = source.changes().map(|fd| std::os::fd::AsRawFd::as_raw_fd(&fd));
+        if let Err(e) = after_exit(AfterExit { keep, remove }) {
+            debug!(error = %e, "the answer cache and the jail are released at ldchain's exit");
+        }
+        let ending = finish(args, jailed, (master, terminal));
+        match starting.join() {
+            // Not stopped and joined: ldchain ends now, and its threads
+            // with it (a stop costs a wake-up and a join per thread).
+            Ok(Ok(service)) => std::mem::forget(service),
+            Ok(Err(e)) => return own(format!("cannot start the exec service: {e}")).into(),
+            Err(_) => return own("the exec service's start panicked").into(),
+        }
+        ending
     } else {
         let prepared = match plan.prepare(envp) {
             Ok(p) => p,
@@ -299,11 +316,14 @@ fn go(args: &RunArgs, ready: Ready, envp: &[Vec<u8>]) -> Ending {
                 return ExitCode::from(exec_failure_status(&e)).into();
             }
         };
-        finish(
-            args,
-            spawned(sandbox.spawn_prepared(prepared), argv[0]),
-            (master, terminal),
-        )
+        let jailed = spawned(sandbox.spawn_prepared(prepared), argv[0]);
+        if let Jail::Throwaway(j) = &mut ready.jail {
+            let remove = j.leave().ok();
+            if let Err(e) = after_exit(AfterExit { keep: None, remove }) {
+                debug!(error = %e, "the jail is removed at ldchain's exit");
+            }
+        }
+        finish(args, jailed, (master, terminal))
     }
 }
 
@@ -423,7 +443,13 @@ fn finish(args: &RunArgs, jailed: Result<Jailed, ExitCode>, pty: (Option<OwnedFd
             Err(e) => eprintln!("ldchain: run: --info-fd/--json-status-fd: {e}"),
         }
     }
-    let waited = jailed.wait();
+    // As bwrap: ldchain ends as soon as the init reports the program's
+    // end (its namespaces' teardown is not waited for), unless every
+    // process of the jail is to be waited for.
+    let waited = match args.wait_all {
+        true => jailed.wait(),
+        false => jailed.wait_program(),
+    };
     if let Some(relay) = relay {
         relay.finish();
     }

@@ -28,7 +28,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use ldchain::resolver::{escape, Namespace, Resolver, Strategy};
-use ldchain::sandbox::boundary::release_after_exit;
+use ldchain::sandbox::boundary::{after_exit, AfterExit};
 use ldchain::service::proto::ANSWER_DIR;
 use ldchain::service::{ExecService, LdsoSource, Limits, NamespaceSource, SERVICE_PATH};
 use rustix::fs::{AtFlags, FileType, FlockOperation, Mode, OFlags};
@@ -134,7 +134,8 @@ fn start(args: &ServeArgs, ns: Namespace, dir: &SocketDir) -> Result<ExecService
     // As `ldchain run`: the inotify instance's last close (an SRCU grace
     // period) happens after serve has exited.
     if let Some(changes) = source.changes() {
-        if let Err(e) = release_after_exit(changes) {
+        let keep = Some(std::os::fd::AsRawFd::as_raw_fd(&changes));
+        if let Err(e) = after_exit(AfterExit { keep, remove: None }) {
             debug!(error = %e, "the answer cache's inotify instance will be closed at exit");
         }
     }

@@ -46,8 +46,22 @@ fn throwaway_jail_shell_pipelines_and_tools_start_programs() {
     // The kernel loaded the program: /proc/self/exe and cmdline are its own.
     let r = sh("readlink /proc/self/exe; cat /proc/self/cmdline | tr '\\0' '|'").ok();
     assert_eq!(r.stdout, "/usr/bin/readlink\ncat|/proc/self/cmdline|", "{r:#?}");
-    // What sits at PT_INTERP is ldchain's stub, not a libc's ld.so.
-    let r = sh("cmp /lib64/ld-linux-x86-64.so.2 /chainloader && echo stub").ok();
+    // What sits at PT_INTERP is ldchain's stub (this build's chainloader,
+    // bound in for the comparison), not a libc's ld.so.
+    let dir = tempfile::tempdir().unwrap();
+    let blob = ldchain::embed::ALL
+        .iter()
+        .find(|b| b.file_name == "chainloader")
+        .unwrap();
+    std::fs::write(dir.path().join("cl"), blob.bytes).unwrap();
+    let r = run(ldchain().args(["run", "--ro-bind"]).arg(dir.path().join("cl")).args([
+        "/ours",
+        "--",
+        "/bin/sh",
+        "-c",
+        "cmp /lib64/ld-linux-x86-64.so.2 /ours && echo stub",
+    ]))
+    .ok();
     assert_eq!(r.stdout, "stub\n");
 }
 
@@ -675,9 +689,10 @@ fn an_answer_that_depends_on_the_working_directory_never_stands() {
 
 #[test]
 fn nothing_of_ldchain_outlives_it() {
-    // ldchain hands its inotify instance to a child so that its own exit
-    // need not wait for the instance's last close; that child must die with
-    // ldchain, not linger.
+    // ldchain hands its inotify instance and its throwaway jail to a child
+    // so that its own exit need not wait for the instance's last close or
+    // the jail's removal; that child must end just after ldchain, not
+    // linger.
     use std::os::unix::process::CommandExt;
     let mut c = ldchain();
     c.args(["run", "-i", "--", "/bin/sh", "-c", "/bin/true; /bin/true"])
