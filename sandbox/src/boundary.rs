@@ -391,10 +391,7 @@ impl Sandbox {
             loopback_up()?;
         }
         if let Some(name) = self.uts.as_ref().filter(|n| !n.is_empty()) {
-            // SAFETY: sethostname reads `len` bytes of a live CString.
-            if unsafe { libc::sethostname(name.as_ptr(), name.as_bytes().len()) } != 0 {
-                return Err(rustix::io::Errno::from_raw_os_error(errno()));
-            }
+            rustix::system::sethostname(name.as_bytes())?;
         }
         self.enter_root(root_is_mount)?;
         if self.as_pid_1 {
@@ -515,14 +512,13 @@ impl Sandbox {
     /// supplementary group.
     fn drop_privileges(&self) -> rustix::io::Result<()> {
         for cap in 0..64 {
-            // SAFETY: prctl with integer arguments only.
-            if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) } != 0 {
-                match rustix::io::Errno::from_raw_os_error(errno()) {
-                    // Past the last capability this kernel knows (they are
-                    // numbered without gaps): none is left.
-                    rustix::io::Errno::INVAL => break,
-                    err => return Err(err),
-                }
+            // By number, not by rustix's names: a newer kernel may know more.
+            match rustix::thread::remove_capability_from_bounding_set(CapabilitySet::from_bits_retain(1 << cap)) {
+                Ok(()) => {}
+                // Past the last capability this kernel knows (they are
+                // numbered without gaps): none is left.
+                Err(rustix::io::Errno::INVAL) => break,
+                Err(err) => return Err(err),
             }
         }
         if self.as_root {
@@ -532,10 +528,7 @@ impl Sandbox {
             rustix::thread::set_thread_res_gid(gid, gid, gid)?;
             rustix::thread::set_thread_res_uid(uid, uid, uid)?;
         }
-        // SAFETY: prctl with integer arguments only.
-        if unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) } != 0 {
-            return Err(rustix::io::Errno::from_raw_os_error(errno()));
-        }
+        rustix::thread::clear_ambient_capability_set()?;
         rustix::thread::set_capabilities(
             None,
             CapabilitySets {
@@ -648,20 +641,17 @@ fn reap(program: libc::pid_t, write: RawFd, wait_all: bool) -> ! {
     signals::forward_to(program);
     let mut code = 125;
     loop {
-        let mut status = 0;
-        // SAFETY: waitpid writes only to `status`.
-        let pid = unsafe { libc::waitpid(-1, &mut status, 0) };
-        if pid < 0 {
-            if errno() == libc::EINTR {
-                continue;
-            }
-            break;
-        }
+        let (pid, status) = match rustix::process::wait(rustix::process::WaitOptions::empty()) {
+            Ok(Some((pid, status))) => (pid.as_raw_nonzero().get(), status.as_raw()),
+            Ok(None) | Err(rustix::io::Errno::INTR) => continue,
+            // ECHILD: none is left.
+            Err(_) => break,
+        };
         if pid == program {
             code = exit_code(status);
-            let word = status.to_ne_bytes();
-            // SAFETY: write reads 4 bytes from `word`.
-            unsafe { libc::write(write, word.as_ptr().cast(), 4) };
+            // SAFETY: `write` is open in this process (kept by
+            // close_all_but) until it ends.
+            let _ = rustix::io::write(unsafe { BorrowedFd::borrow_raw(write) }, &status.to_ne_bytes());
             if !wait_all {
                 break;
             }
