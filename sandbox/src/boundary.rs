@@ -186,6 +186,18 @@ impl Sandbox {
     /// namespace, which must be private), with a fresh `/proc` mounted at
     /// `root/proc` if that is a directory (not a symbolic link), and
     /// `cwd` (a path inside the jail) as the program's working directory.
+    ///
+    /// Defaults, each changed by the method named:
+    ///
+    /// | what | default | |
+    /// |---|---|---|
+    /// | the program's uid and gid | [`program_ids`]: [`NOBODY`] when the caller is root on the host, else its own | [`ids`](Self::ids) |
+    /// | namespaces besides mount and PID | the caller's network, IPC and UTS | [`unshare_net`](Self::unshare_net), [`unshare_ipc`](Self::unshare_ipc), [`hostname`](Self::hostname) |
+    /// | `/proc` | at `proc`, as above | [`proc_at`](Self::proc_at) |
+    /// | descriptors passed on | 0, 1 and 2 only | [`keep_fd`](Self::keep_fd) |
+    /// | controlling terminal | none | [`terminal`](Self::terminal) |
+    /// | seccomp filters | none | [`seccomp`](Self::seccomp) |
+    /// | PID 1 | an init that reaps, ending with the program | [`as_pid_1`](Self::as_pid_1), [`wait_all`](Self::wait_all) |
     pub fn new(root: &Path, cwd: &[u8]) -> io::Result<Sandbox> {
         let has_proc = root.join("proc").symlink_metadata().is_ok_and(|m| m.is_dir());
         Ok(Sandbox {
