@@ -41,6 +41,7 @@ pub mod parse;
 mod plan;
 mod request;
 mod walk;
+pub mod watch;
 
 pub use conf::LdSoConf;
 pub use creds::Credentials;

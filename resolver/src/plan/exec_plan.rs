@@ -156,6 +156,15 @@ pub struct PlanParts {
 }
 
 impl ExecPlan {
+    /// The descriptor of the file loaded (the dynamic linker, or the
+    /// static program).
+    pub(crate) fn image(&self) -> Option<BorrowedFd<'_>> {
+        match &self.target {
+            Target::Fd(fd) => Some(fd.as_fd()),
+            Target::Path(_) => self.fd_pairs().next().map(|(_, fd)| fd),
+        }
+    }
+
     /// What to exec.
     pub fn target(&self) -> &Target {
         &self.target
