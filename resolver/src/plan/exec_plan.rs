@@ -6,7 +6,17 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use crate::elfinfo::{Flavor, Machine};
 
-use super::config::Strategy;
+/// How the planned exec is carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    /// `execve("/chainloader", [.., FD, ..])`: needs the chainloader in the jail.
+    #[default]
+    Chainloader,
+    /// `execveat(FD, "", argv, envp, AT_EMPTY_PATH)` on the dynamic linker (or
+    /// static program) itself: nothing in the jail at all; Linux ≥ 3.19, and
+    /// the sandbox's seccomp policy must allow it.
+    Execveat,
+}
 
 /// Which rule found the dynamic linker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
