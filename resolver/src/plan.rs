@@ -74,6 +74,19 @@ impl Resolver {
         self.caches.failures.size()
     }
 
+    /// How many plans it keeps warm now (see DESIGN.md, "Warm plans").
+    /// For tests and monitoring.
+    pub fn warm_plans(&self) -> usize {
+        self.caches.warm.len()
+    }
+
+    /// Drop every plan kept warm and close the files they hold open: a
+    /// mount holding one of them is busy (`EBUSY` for `umount`) until
+    /// then. The next plans are made from scratch.
+    pub fn forget_warm_plans(&self) {
+        self.caches.warm.forget();
+    }
+
     /// Plan `execve(path, argv, envp)` for a process whose file system is
     /// `ns`. `envp` is the *new* program's environment. Nothing is executed;
     /// the returned plan owns the descriptors it needs.

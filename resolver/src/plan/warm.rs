@@ -183,6 +183,11 @@ impl Warm {
         Some(Hit { kept })
     }
 
+    /// How many plans are kept now.
+    pub fn len(&self) -> usize {
+        self.lock().as_ref().map_or(0, |s| s.plans.len())
+    }
+
     /// Drop every kept plan: one was found changed in a way no event
     /// reported (a write through a mapping).
     pub fn forget(&self) {
