@@ -96,6 +96,8 @@ pub struct Changes {
     /// Mount ids found in the watched mount namespace (emptied when it
     /// changes).
     local_mounts: HashMap<u64, bool>,
+    /// Watches the current trace may still add.
+    room: usize,
 }
 
 impl Changes {
@@ -111,15 +113,8 @@ impl Changes {
             watched: HashSet::new(),
             wds: Vec::new(),
             local_mounts: HashMap::new(),
+            room: 0,
         })
-    }
-
-    /// The descriptors to wait on: the inotify instance (readable) and the
-    /// mount table (`POLLPRI`); after either is reported, call
-    /// [`changed`](Self::changed) and act as if it said yes (a wait
-    /// consumes the mount table's report).
-    pub fn fds(&self) -> (BorrowedFd<'_>, BorrowedFd<'_>) {
-        (self.inotify.as_fd(), self.mounts.as_fd())
     }
 
     /// Whether anything watched, or the mount table, changed since the
@@ -144,6 +139,18 @@ impl Changes {
             // Cannot tell: changed.
             Err(_) => true,
         }
+    }
+
+    /// One descriptor to wait on for both (an epoll instance: readable
+    /// when inotify has events or the mount table changed). A wait on it
+    /// consumes the mount table's report: after it says readable, drop
+    /// everything, whatever [`changed`](Self::changed) then says.
+    pub fn waitable(&self) -> std::io::Result<OwnedFd> {
+        use rustix::event::epoll;
+        let ep = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+        epoll::add(&ep, &self.inotify, epoll::EventData::new_u64(0), epoll::EventFlags::IN)?;
+        epoll::add(&ep, &self.mounts, epoll::EventData::new_u64(1), epoll::EventFlags::PRI)?;
+        Ok(ep)
     }
 
     /// Remove every watch (the caller drops everything they vouched for).
@@ -177,11 +184,19 @@ impl Changes {
     /// followed inside the root as `RESOLVE_IN_ROOT` follows them; a path
     /// ends early where a component is missing (its directory is watched,
     /// so the component's creation is seen). Made with the calling thread's
-    /// own rights. Regular files at the ends go to `into`.
-    pub fn trace(&mut self, ns: &Namespace, paths: &[Vec<u8>], into: &mut Traced) -> Result<(), Untraceable> {
+    /// own rights. Regular files at the ends go to `into`. At most
+    /// `max_new` watches are added (else `No`: too wide to watch).
+    pub fn trace(
+        &mut self,
+        ns: &Namespace,
+        paths: &[Vec<u8>],
+        into: &mut Traced,
+        max_new: usize,
+    ) -> Result<(), Untraceable> {
         if !self.sees_mounts_of(ns) {
             return Err(Untraceable::No);
         }
+        self.room = max_new;
         for path in paths {
             if !into.paths.insert(path.clone()) {
                 continue;
@@ -269,9 +284,13 @@ impl Changes {
         if !LOCAL_FILE_SYSTEMS.contains(&(fs.f_type as i64)) {
             return Err(Untraceable::No);
         }
+        if self.room == 0 {
+            return Err(Untraceable::No);
+        }
         if self.wds.len() >= MAX_WATCHES {
             return Err(Untraceable::TooManyWatches);
         }
+        self.room -= 1;
         let flags = WatchFlags::CREATE
             | WatchFlags::DELETE
             | WatchFlags::MOVED_FROM

@@ -125,7 +125,13 @@ fn ld_so_conf_files_and_included_directories() {
     // ... and through a mapping (no event: the held file's identity tells).
     warm(&r, &ns);
     write_through_mapping(&jail.host("/etc/ld.so.conf.d/a.conf"), b"/conf-a\n");
-    next_uses(&r, &ns, &jail, &format!("/conf-a/{LDSO}"), "a.conf written through a mapping");
+    next_uses(
+        &r,
+        &ns,
+        &jail,
+        &format!("/conf-a/{LDSO}"),
+        "a.conf written through a mapping",
+    );
     // A file appearing in the included directory, then going.
     warm(&r, &ns);
     jail.write("/etc/ld.so.conf.d/0.conf", b"/conf-0\n", 0o644);
@@ -160,10 +166,22 @@ fn a_candidate_appearing_disappearing_replaced_or_made_non_executable() {
     // Its bytes changed through a mapping (no event; same inode, size).
     warm(&r, &ns);
     write_through_mapping_at(&jail.host(&conf_a), b"XELF");
-    next_uses(&r, &ns, &jail, &fallback, "the candidate's header broken through a mapping");
+    next_uses(
+        &r,
+        &ns,
+        &jail,
+        &fallback,
+        "the candidate's header broken through a mapping",
+    );
     warm(&r, &ns);
     write_through_mapping_at(&jail.host(&conf_a), b"\x7fELF");
-    next_uses(&r, &ns, &jail, &conf_a, "the candidate's header mended through a mapping");
+    next_uses(
+        &r,
+        &ns,
+        &jail,
+        &conf_a,
+        "the candidate's header mended through a mapping",
+    );
     warm(&r, &ns);
     fs::set_permissions(jail.host(&conf_a), fs::Permissions::from_mode(0o644)).unwrap();
     next_uses(&r, &ns, &jail, &fallback, "the candidate made non-executable");
@@ -235,15 +253,32 @@ fn a_mount_over_a_directory_on_the_way() {
         // root mounted here: it cannot see mounts under it.
         let kept = outside.warm_plans();
         for _ in 0..3 {
-            next_uses(&outside, &ns, &jail, &conf_a, "planned by a resolver watching another mount table");
+            next_uses(
+                &outside,
+                &ns,
+                &jail,
+                &conf_a,
+                "planned by a resolver watching another mount table",
+            );
         }
         assert_eq!(outside.warm_plans(), kept, "a plan kept without seeing its mounts");
         mount(Some("tmpfs"), target.to_str().unwrap(), Some("tmpfs"), 0);
-        next_uses(&outside, &ns, &jail, &fallback, "mounted over, for a resolver watching another mount table");
+        next_uses(
+            &outside,
+            &ns,
+            &jail,
+            &fallback,
+            "mounted over, for a resolver watching another mount table",
+        );
         umount(&target);
         warm(&r, &ns);
         let other = jail.host("/other");
-        mount(Some(other.to_str().unwrap()), target.to_str().unwrap(), None, libc::MS_BIND);
+        mount(
+            Some(other.to_str().unwrap()),
+            target.to_str().unwrap(),
+            None,
+            libc::MS_BIND,
+        );
         let p = plan(&r, &ns).unwrap();
         let got = rustix::fs::fstat(p.fd_pairs().next().unwrap().1).unwrap();
         assert_eq!(
@@ -280,7 +315,12 @@ fn umount(target: &Path) {
     while umount2(target, 0) == Some(libc::EBUSY) && t0.elapsed().as_secs() < 2 {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    assert_eq!(umount2(target, 0), Some(libc::EINVAL), "{} still mounted", target.display());
+    assert_eq!(
+        umount2(target, 0),
+        Some(libc::EINVAL),
+        "{} still mounted",
+        target.display()
+    );
 }
 
 /// `umount2(target, flags)`: None, or the errno.
@@ -316,10 +356,231 @@ fn a_plan_kept_for_one_client_never_serves_another() {
     let (owner, other) = (as_user(1000), as_user(1001));
     for _ in 0..2 {
         warm(&r, &owner);
-        assert_eq!(plan(&r, &owner).unwrap().ldso.unwrap().path, format!("/conf-a/{LDSO}").as_bytes());
-        assert_eq!(plan(&r, &other).unwrap().ldso.unwrap().path, format!("/lib64/{LDSO}").as_bytes());
+        assert_eq!(
+            plan(&r, &owner).unwrap().ldso.unwrap().path,
+            format!("/conf-a/{LDSO}").as_bytes()
+        );
+        assert_eq!(
+            plan(&r, &other).unwrap().ldso.unwrap().path,
+            format!("/lib64/{LDSO}").as_bytes()
+        );
         warm(&r, &other);
-        assert_eq!(plan(&r, &other).unwrap().ldso.unwrap().path, format!("/lib64/{LDSO}").as_bytes());
-        assert_eq!(plan(&r, &owner).unwrap().ldso.unwrap().path, format!("/conf-a/{LDSO}").as_bytes());
+        assert_eq!(
+            plan(&r, &other).unwrap().ldso.unwrap().path,
+            format!("/lib64/{LDSO}").as_bytes()
+        );
+        assert_eq!(
+            plan(&r, &owner).unwrap().ldso.unwrap().path,
+            format!("/conf-a/{LDSO}").as_bytes()
+        );
     }
+}
+
+// ---------------------------------------------------------------------------
+// The next exec through the exec service: a stub at PT_INTERP asks the
+// service, whose cache answers from the I/O thread while nothing changed.
+
+/// Counts the requests that reach a worker (searches), not those the
+/// cache answers.
+struct Counting(
+    ldchain::service::NamespaceSource,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+);
+
+impl ldchain::service::LdsoSource for Counting {
+    fn ldso(
+        &self,
+        request: &ldchain::service::InterpRequest,
+        client: &Credentials,
+    ) -> Result<std::sync::Arc<std::os::fd::OwnedFd>, ldchain::resolver::ExecError> {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.0.ldso(request, client)
+    }
+    fn cached(
+        &self,
+        request: &ldchain::service::InterpRequest,
+        client: &Credentials,
+    ) -> Option<std::sync::Arc<std::os::fd::OwnedFd>> {
+        self.0.cached(request, client)
+    }
+    fn changes(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.0.changes()
+    }
+    fn refresh(&self) {
+        self.0.refresh()
+    }
+}
+
+/// A jail with the stub at the probe's PT_INTERP, glibc's ld.so in
+/// /conf-a and /conf-z (both named by ld.so.conf, in that order), served
+/// by an exec service in this process (stopped when dropped).
+struct Served {
+    jail: Jail,
+    searches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    _service: ldchain::service::ExecService,
+}
+
+impl Served {
+    fn new() -> Option<Served> {
+        let probe = glibc_probe()?;
+        let jail = Jail::new();
+        jail.add_glibc_program(&probe, "/bin/probe");
+        jail.add(&host_chainloader(), &format!("/lib64/{LDSO}"));
+        jail.add(&glibc_ldso(), &format!("/conf-a/{LDSO}"));
+        jail.add(&glibc_ldso(), &format!("/conf-z/{LDSO}"));
+        jail.write("/etc/ld.so.conf", b"include /etc/ld.so.conf.d/*.conf\n", 0o644);
+        jail.write("/etc/ld.so.conf.d/a.conf", b"/conf-a\n/conf-z\n", 0o644);
+        let sock = jail.host("/run/ldchain/exec.sock");
+        fs::create_dir_all(sock.parent().unwrap()).unwrap();
+        let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let ns = Namespace::open(jail.path()).unwrap();
+        let source = ldchain::service::NamespaceSource::new(Resolver::new(Config::default()), ns);
+        let searches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counting = Counting(source, searches.clone());
+        let limits = ldchain::service::Limits::default();
+        let service = ldchain::service::ExecService::start(listener, std::sync::Arc::new(counting), limits).unwrap();
+        Some(Served {
+            jail,
+            searches,
+            _service: service,
+        })
+    }
+
+    fn searches(&self) -> usize {
+        self.searches.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Exec the probe in the jail (an empty environment: the stub asks
+    /// the service) and return the (device, inode) of the ld.so it got,
+    /// from its own /proc/self/maps.
+    fn exec(&self) -> (u64, u64) {
+        let mut cmd = self.jail.command(&["/bin/probe", "mapsall"], &[]);
+        cmd.env_clear();
+        let run: Run = output(&mut cmd).unwrap().into();
+        let run = run.ok();
+        let stub = format!("/lib64/{LDSO}");
+        let line = run
+            .stdout
+            .lines()
+            .find(|l| l.contains(LDSO) && !l.ends_with(&stub))
+            .unwrap_or_else(|| panic!("no ld.so mapped: {run:#?}"));
+        // "start-end perms offset MAJ:MIN inode path"
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (maj, min) = f[3].split_once(':').unwrap();
+        let dev = rustix::fs::makedev(
+            u32::from_str_radix(maj, 16).unwrap(),
+            u32::from_str_radix(min, 16).unwrap(),
+        );
+        (dev, f[4].parse().unwrap())
+    }
+
+    /// Exec until the answer is cached (an exec then needs no search).
+    fn warm(&self) {
+        self.exec();
+        self.exec();
+        let before = self.searches();
+        self.exec();
+        assert_eq!(
+            self.searches(),
+            before,
+            "the answer is not cached: this test would prove nothing"
+        );
+    }
+
+    /// The next exec gets the ld.so at `inside`.
+    fn next_uses(&self, inside: &str, what: &str) {
+        assert_eq!(
+            self.exec(),
+            id(&self.jail.host(inside)),
+            "{what}: the next exec did not get {inside}"
+        );
+    }
+}
+
+#[test]
+fn the_service_sees_each_kind_of_change_in_the_next_exec() {
+    let Some(s) = Served::new() else { return };
+    let (a, z) = (format!("/conf-a/{LDSO}"), format!("/conf-z/{LDSO}"));
+    let good = fs::read(glibc_ldso()).unwrap();
+    s.warm();
+    s.next_uses(&a, "before any change");
+    // An ld.so.conf file rewritten, and written through a mapping.
+    fs::write(s.jail.host("/etc/ld.so.conf.d/a.conf"), b"/conf-z\n/conf-a\n").unwrap();
+    s.next_uses(&z, "a.conf rewritten");
+    s.warm();
+    write_through_mapping(&s.jail.host("/etc/ld.so.conf.d/a.conf"), b"/conf-a\n/conf-z\n");
+    s.next_uses(&a, "a.conf written through a mapping");
+    // An included directory gains a file.
+    s.warm();
+    s.jail.add(&glibc_ldso(), &format!("/conf-0/{LDSO}"));
+    s.warm();
+    s.jail.write("/etc/ld.so.conf.d/0.conf", b"/conf-0\n", 0o644);
+    s.next_uses(&format!("/conf-0/{LDSO}"), "0.conf added");
+    s.warm();
+    fs::remove_file(s.jail.host("/etc/ld.so.conf.d/0.conf")).unwrap();
+    s.next_uses(&a, "0.conf removed");
+    // A candidate goes, comes back, is replaced.
+    s.warm();
+    fs::remove_file(s.jail.host(&a)).unwrap();
+    s.next_uses(&z, "the candidate removed");
+    s.warm();
+    s.jail.write(&a, &good, 0o755);
+    s.next_uses(&a, "the candidate back");
+    s.warm();
+    replace(&s.jail, &a, &good, 0o755);
+    s.next_uses(&a, "the candidate replaced (a new inode)");
+    // A symbolic link on the way, repointed, and its target's directory
+    // replaced.
+    for d in ["/deep/x/lib", "/deep/y/lib"] {
+        s.jail.add(&glibc_ldso(), &format!("{d}/{LDSO}"));
+    }
+    symlink("deep/x/lib", s.jail.host("/conf-l")).unwrap();
+    fs::write(s.jail.host("/etc/ld.so.conf.d/a.conf"), b"/conf-l\n/conf-z\n").unwrap();
+    s.warm();
+    s.next_uses(&format!("/deep/x/lib/{LDSO}"), "through the link");
+    symlink("deep/y/lib", s.jail.host("/conf-l.new")).unwrap();
+    fs::rename(s.jail.host("/conf-l.new"), s.jail.host("/conf-l")).unwrap();
+    s.next_uses(&format!("/deep/y/lib/{LDSO}"), "the link repointed");
+    s.warm();
+    let y_was = id(&s.jail.host(&format!("/deep/x/lib/{LDSO}")));
+    fs::rename(s.jail.host("/deep/y"), s.jail.host("/deep/old")).unwrap();
+    fs::rename(s.jail.host("/deep/x"), s.jail.host("/deep/y")).unwrap();
+    assert_eq!(s.exec(), y_was, "the link target's parent directory replaced");
+}
+
+#[test]
+fn the_service_sees_a_mount_over_a_directory_on_the_way() {
+    if !require_root("mounts in a private mount namespace") {
+        return;
+    }
+    // The service, its threads and the jail's processes, all in a mount
+    // namespace of this thread's own.
+    std::thread::spawn(|| {
+        // SAFETY: unshare takes flags only; it changes this thread alone.
+        assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNS) }, 0);
+        mount(None, "/", Some("none"), libc::MS_REC | libc::MS_PRIVATE);
+        let Some(s) = Served::new() else { return };
+        let (a, z) = (format!("/conf-a/{LDSO}"), format!("/conf-z/{LDSO}"));
+        s.jail.add(&glibc_ldso(), &format!("/other/{LDSO}"));
+        s.warm();
+        s.next_uses(&a, "before any change");
+        let target = s.jail.host("/conf-a");
+        mount(Some("tmpfs"), target.to_str().unwrap(), Some("tmpfs"), 0);
+        s.next_uses(&z, "an empty tmpfs mounted over /conf-a");
+        s.warm();
+        umount(&target);
+        s.next_uses(&a, "the tmpfs unmounted");
+        s.warm();
+        let other = s.jail.host("/other");
+        mount(
+            Some(other.to_str().unwrap()),
+            target.to_str().unwrap(),
+            None,
+            libc::MS_BIND,
+        );
+        s.next_uses(&format!("/other/{LDSO}"), "another directory bound over /conf-a");
+        drop(s);
+    })
+    .join()
+    .unwrap();
 }

@@ -41,6 +41,9 @@ pub const MAX_PLANS: usize = 1024;
 /// Most files held open for all kept plans (shared by device and inode);
 /// past it every plan is dropped.
 pub const MAX_HELD: usize = 1024;
+/// Most inotify watches one plan may add: a plan that needs more is made,
+/// not kept.
+pub const MAX_WATCHES_PER_PLAN: usize = 256;
 /// Most bytes of a key's strings: a longer request is planned, not kept.
 pub const MAX_KEY_BYTES: usize = 8192;
 
@@ -223,7 +226,7 @@ impl Warm {
         let mut guard = self.lock();
         let state = guard.as_mut()?;
         let mut traced = Traced::default();
-        match state.changes.trace(ns, paths, &mut traced) {
+        match state.changes.trace(ns, paths, &mut traced, MAX_WATCHES_PER_PLAN) {
             Ok(()) => Some(traced),
             Err(Untraceable::TooManyWatches) => {
                 state.changes.reset();
