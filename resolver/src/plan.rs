@@ -136,9 +136,10 @@ impl Resolver {
         drop(plan);
         let (plan, facts) = self.plan_cold(ns, path, argv, envp)?;
         if let Some(facts) = facts.filter(|f| f.paths.iter().all(|p| traced.paths.contains(p))) {
-            let image = plan.image().and_then(Opened::id_of);
-            let place = image.and_then(|id| Some((id, traced.places.get(&(id.dev, id.ino))?.clone())));
-            if let Some((image_id, (image_dir, image_name))) = place {
+            let image = plan
+                .image()
+                .and_then(|fd| Some((fd.try_clone_to_owned().ok()?, Opened::id_of(fd)?)));
+            if let Some((image, image_id)) = image {
                 let files = traced
                     .files
                     .into_iter()
@@ -152,8 +153,7 @@ impl Resolver {
                     ldso: plan.ldso.clone(),
                     skipped: plan.skipped.clone(),
                     secure: plan.secure,
-                    image_dir,
-                    image_name,
+                    image: std::sync::Arc::new(image),
                     image_id,
                     files: files.map(|(_, f)| f).collect(),
                 };

@@ -60,14 +60,11 @@ pub const MAX_WATCHES: usize = 4096;
 const MAX_TRACE_STEPS: usize = 256;
 
 /// What a trace found at the ends of its paths: each regular file, kept
-/// open (`O_PATH`) with its identity then, to compare again on each use,
-/// and the directory it was found in with its name there.
+/// open (`O_PATH`) with its identity then, to compare again on each use.
 #[derive(Debug, Default)]
 pub struct Traced {
     /// (device, inode) → the file and its identity when traced.
     pub files: HashMap<(u64, u64), (Arc<OwnedFd>, FileId)>,
-    /// (device, inode) → the directory holding it (`O_PATH`) and its name.
-    pub places: HashMap<(u64, u64), (Arc<OwnedFd>, Vec<u8>)>,
     /// The paths traced, as given.
     pub paths: HashSet<Vec<u8>>,
 }
@@ -252,13 +249,6 @@ impl Changes {
                 }
                 FileType::RegularFile if todo.is_empty() => {
                     self.watch(fd.as_fd())?;
-                    if let std::collections::hash_map::Entry::Vacant(v) = into.places.entry((st.st_dev, st.st_ino)) {
-                        let dir = match dirs.pop() {
-                            Some(dir) => dir,
-                            None => root.try_clone_to_owned().map_err(|_| Untraceable::No)?,
-                        };
-                        v.insert((Arc::new(dir), name));
-                    }
                     into.files
                         .entry((st.st_dev, st.st_ino))
                         .or_insert_with(|| (Arc::new(fd), FileId::of(&st)));

@@ -21,7 +21,7 @@
 //! with — never a shared descriptor handed to two sandboxes.
 
 use std::collections::HashMap;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -96,10 +96,9 @@ pub struct Kept {
     pub ldso: Option<LdsoChoice>,
     pub skipped: Vec<Skipped>,
     pub secure: bool,
-    /// The file loaded (the dynamic linker, or the static program): the
-    /// directory it was found in (`O_PATH`), its name there, its identity.
-    pub image_dir: Arc<OwnedFd>,
-    pub image_name: Vec<u8>,
+    /// The file loaded (the dynamic linker, or the static program), open,
+    /// and its identity.
+    pub image: Arc<OwnedFd>,
     pub image_id: FileId,
     /// Every other regular file the plan read or checked, with its identity.
     pub files: Vec<(Arc<OwnedFd>, FileId)>,
@@ -109,23 +108,33 @@ pub struct Kept {
 #[derive(Debug)]
 pub struct Hit {
     pub kept: Arc<Kept>,
+    /// This process's `/proc/self/fd`.
+    proc_fd: Arc<ProcFd>,
+}
+
+/// `/proc/self/fd` as opened by process `pid` (a forked child has another
+/// pid, and must not reopen its parent's descriptors).
+#[derive(Debug)]
+struct ProcFd {
+    dir: OwnedFd,
+    pid: u32,
 }
 
 impl Hit {
     /// The loaded file opened again for reading — a new open file
-    /// description of the same inode, read permission checked now — if
-    /// every file the plan read or checked (the loaded one included) is
+    /// description of the very inode held, read permission checked now —
+    /// if every file the plan read or checked (the loaded one included) is
     /// still what it was: one `fstat` each. None otherwise.
     pub fn reopen(&self) -> Option<OwnedFd> {
-        if !watch::unchanged(&self.kept.files) {
+        if !watch::unchanged(&self.kept.files) || std::process::id() != self.proc_fd.pid {
             return None;
         }
-        // Its name in its directory: the directory's entries are watched,
-        // and whatever the name leads to now must be that very file,
-        // unchanged (never a link: O_NOFOLLOW).
-        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let name = self.kept.image_name.as_slice();
-        let fd = rustix::fs::openat(&*self.kept.image_dir, name, flags, Mode::empty()).ok()?;
+        // Through its /proc/self/fd link: that inode, never whatever its
+        // name leads to now (which may no longer be a regular file: no
+        // FIFO or device ever sees an open).
+        let name = self.kept.image.as_raw_fd().to_string();
+        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(&self.proc_fd.dir, name.as_str(), flags, Mode::empty()).ok()?;
         rustix::fs::fstat(&fd)
             .is_ok_and(|st| FileId::of(&st) == self.kept.image_id)
             .then_some(fd)
@@ -145,6 +154,7 @@ pub struct Warm {
 #[derive(Debug)]
 struct State {
     changes: Changes,
+    proc_fd: Arc<ProcFd>,
     plans: HashMap<Key, Arc<Kept>>,
     /// Files held by the plans, shared by (device, inode).
     held: HashMap<(u64, u64), Arc<OwnedFd>>,
@@ -183,7 +193,10 @@ impl Warm {
         }
         state.refresh();
         let kept = state.plans.get(key)?.clone();
-        Some(Hit { kept })
+        Some(Hit {
+            kept,
+            proc_fd: state.proc_fd.clone(),
+        })
     }
 
     /// How many plans are kept now.
@@ -208,8 +221,14 @@ impl Warm {
         }
         let mut guard = self.lock();
         if guard.is_none() {
+            let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+            let dir = rustix::fs::open("/proc/self/fd", flags, Mode::empty()).ok()?;
             *guard = Some(State {
                 changes: Changes::new()?,
+                proc_fd: Arc::new(ProcFd {
+                    dir,
+                    pid: std::process::id(),
+                }),
                 plans: HashMap::new(),
                 held: HashMap::new(),
                 generation: 0,
