@@ -206,8 +206,8 @@ m warm-credentials-not-keyed resolver/src/plan/warm.rs \
     'let who = ns.credentials().cloned();' \
     'let who = None::<Credentials>;' "$WARM"
 m warm-mapped-writes-unseen resolver/src/plan/warm.rs \
-    'if !watch::unchanged(&self.kept.files) {' \
-    'if false && !watch::unchanged(&self.kept.files) {' "$WARM"
+    'if !watch::unchanged(&self.kept.files) ||' \
+    'if false ||' "$WARM"
 m warm-image-unchecked resolver/src/plan/warm.rs \
     '.is_ok_and(|st| FileId::of(&st) == self.kept.image_id)' \
     '.is_ok_and(|_| true)' "$WARM"
