@@ -45,28 +45,27 @@ fn request() -> Vec<u8> {
 }
 
 /// Ask once: connect, send, receive the reply and its descriptor (closed
-/// at once). False if the service did not answer with a descriptor.
-fn ask(socket: &Path, request: &[u8]) -> bool {
-    let Ok(mut s) = UnixStream::connect(socket) else {
-        return false;
-    };
-    if s.write_all(request).is_err() {
-        return false;
-    }
+/// at once). Err: why the service did not answer with a descriptor.
+fn ask(socket: &Path, request: &[u8]) -> Result<(), String> {
+    let mut s = UnixStream::connect(socket).map_err(|e| format!("connect: {e}"))?;
+    s.write_all(request).map_err(|e| format!("send: {e}"))?;
     let mut buf = [0u8; REPLY_HEADER + 512];
     let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut control = rustix::net::RecvAncillaryBuffer::new(&mut space);
     let mut iov = [IoSliceMut::new(&mut buf)];
-    let Ok(r) = rustix::net::recvmsg(&s, &mut iov, &mut control, rustix::net::RecvFlags::CMSG_CLOEXEC) else {
-        return false;
-    };
+    let r = rustix::net::recvmsg(&s, &mut iov, &mut control, rustix::net::RecvFlags::CMSG_CLOEXEC)
+        .map_err(|e| format!("receive: {e}"))?;
     let mut fds = 0;
     for msg in control.drain() {
         if let rustix::net::RecvAncillaryMessage::ScmRights(rights) = msg {
             fds += rights.count();
         }
     }
-    decode_reply_header(&buf[..r.bytes]).is_some_and(|(errno, _)| errno == 0) && fds == 1
+    match decode_reply_header(&buf[..r.bytes]) {
+        Some((0, _)) if fds == 1 => Ok(()),
+        Some((errno, _)) => Err(format!("errno {errno}, {fds} descriptors")),
+        None => Err(format!("no reply ({} bytes)", r.bytes)),
+    }
 }
 
 /// The service's (CPU ticks, VmRSS KiB, descriptors).
@@ -105,10 +104,13 @@ impl Drop for Serve {
 fn serve() -> Serve {
     let dir = tempfile::tempdir().unwrap();
     let sockdir = dir.path().join("run");
+    // SERVICE_LOAD_LOG=FILE: the service's debug log goes there.
+    let log = std::env::var_os("SERVICE_LOAD_LOG");
     let mut child = Command::new(ldchain())
         .args(["serve", "--root", "/"])
         .arg(&sockdir)
         .env_clear()
+        .envs(log.as_ref().map(|_| ("RUST_LOG", "debug")))
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -127,7 +129,10 @@ fn serve() -> Serve {
         );
         seen.push(byte[0]);
     }
-    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    std::thread::spawn(move || match log {
+        Some(path) => std::io::copy(&mut err, &mut std::fs::File::create(path).unwrap()),
+        None => std::io::copy(&mut err, &mut std::io::sink()),
+    });
     Serve {
         child,
         socket: sockdir.join("exec.sock"),
@@ -166,10 +171,14 @@ fn load(socket: &Path, clients: usize, secs: f64, rate: Option<f64>) -> (usize, 
                         }
                         None => Instant::now(),
                     };
-                    if ask(&socket, &request) {
-                        lat.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
-                    } else {
-                        failed += 1;
+                    match ask(&socket, &request) {
+                        Ok(()) => lat.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32),
+                        Err(why) => {
+                            if failed == 0 {
+                                println!("  a request not answered: {why}");
+                            }
+                            failed += 1;
+                        }
                     }
                 }
                 (lat, failed)
@@ -202,16 +211,28 @@ fn main() {
     let pid = serve.child.id();
     let request = request();
     // The first answer is searched for and cached; then the runs.
-    assert!(ask(&serve.socket, &request), "the service did not answer");
+    ask(&serve.socket, &request).expect("the service did not answer");
     let before = service_state(pid);
     let (n1, _, _, _) = load(&serve.socket, clients, secs / 5.0, None);
     let middle = service_state(pid);
+    let me = std::process::id();
+    let clients_before = service_state(me).0;
     let (n, mut lat, elapsed, failed) = load(&serve.socket, clients, secs, None);
     let after = service_state(pid);
-    let offered = 20_000.0;
-    let (no, mut lato, elapsedo, failedo) = load(&serve.socket, clients, secs, Some(offered));
-    let last = service_state(pid);
-    lato.sort_unstable();
+    let clients_cpu_us =
+        (service_state(me).0 - clients_before) as f64 * 1e6 / rustix::param::clock_ticks_per_second() as f64;
+    // Open loop at two offered rates: half the target, and the target.
+    let open: Vec<_> = [10_000.0, 20_000.0]
+        .into_iter()
+        .map(|offered| {
+            let start = service_state(pid);
+            let (n, mut lat, elapsed, failed) = load(&serve.socket, clients, secs, Some(offered));
+            let end = service_state(pid);
+            lat.sort_unstable();
+            (offered, n, lat, elapsed, failed, start, end)
+        })
+        .collect();
+    let last = open.last().unwrap().6;
     lat.sort_unstable();
     let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
     let tick = 1e6 / rustix::param::clock_ticks_per_second() as f64;
@@ -237,6 +258,10 @@ fn main() {
         cpu_us / n as f64
     );
     println!(
+        "  the clients' CPU (this process, {clients} threads): {:.1} µs per answer",
+        clients_cpu_us / n as f64
+    );
+    println!(
         "  service RSS: {} KiB before, {} KiB after {n1} answers, {} KiB after {} more",
         before.1, middle.1, after.1, n
     );
@@ -244,22 +269,25 @@ fn main() {
         "  service descriptors: {} before, {} after {n1} answers, {} after {} more",
         before.2, middle.2, after.2, n
     );
-    let pcto = |p: f64| lato[((lato.len() as f64 * p) as usize).min(lato.len() - 1)];
-    println!(
-        "  at a fixed {offered:.0} requests/s (open loop, latency from when each was due): {:.0} answers/s, \
-         p50 {} µs, p99 {} µs, max {} µs ({failedo} not answered); service CPU {:.1} µs per answer",
-        no as f64 / elapsedo.as_secs_f64(),
-        pcto(0.50),
-        pcto(0.99),
-        lato[lato.len() - 1],
-        (last.0 - after.0) as f64 * tick / no as f64
-    );
+    for (offered, no, lato, elapsedo, failedo, start, end) in &open {
+        let pcto = |p: f64| lato[((lato.len() as f64 * p) as usize).min(lato.len() - 1)];
+        println!(
+            "  at a fixed {offered:.0} requests/s (open loop, latency from when each was due): {:.0} answers/s, \
+             p50 {} µs, p99 {} µs, max {} µs ({failedo} not answered); service CPU {:.1} µs per answer",
+            *no as f64 / elapsedo.as_secs_f64(),
+            pcto(0.50),
+            pcto(0.99),
+            lato[lato.len() - 1],
+            (end.0 - start.0) as f64 * tick / *no as f64
+        );
+        println!(
+            "service_load: offered={offered:.0} answers_per_s={:.0} p50_us={} p99_us={}",
+            *no as f64 / elapsedo.as_secs_f64(),
+            pcto(0.50),
+            pcto(0.99)
+        );
+    }
     println!("  service RSS after that: {} KiB, descriptors: {}", last.1, last.2);
-    println!(
-        "service_load: open_loop_answers_per_s={:.0} open_loop_p99_us={}",
-        no as f64 / elapsedo.as_secs_f64(),
-        pcto(0.99)
-    );
     println!(
         "service_load: answers_per_s={:.0} p50_us={} p99_us={} cpu_us_per_answer={:.1} rss_kib={}->{} fds={}->{}",
         n as f64 / elapsed.as_secs_f64(),
