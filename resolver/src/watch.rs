@@ -90,11 +90,14 @@ pub struct Changes {
     /// Inodes watched, and the watch descriptors.
     watched: HashSet<(u64, u64)>,
     wds: Vec<i32>,
-    /// Mount ids found in the watched mount namespace (emptied when it
-    /// changes).
+    /// Mount ids found in the watched mount namespace (emptied on any
+    /// change).
     local_mounts: HashMap<u64, bool>,
     /// Watches the current trace may still add.
     room: usize,
+    /// Devices whose file system is in [`LOCAL_FILE_SYSTEMS`] (emptied on
+    /// any change).
+    local_devices: HashSet<u64>,
 }
 
 impl Changes {
@@ -111,6 +114,7 @@ impl Changes {
             wds: Vec::new(),
             local_mounts: HashMap::new(),
             room: 0,
+            local_devices: HashSet::new(),
         })
     }
 
@@ -126,11 +130,11 @@ impl Changes {
         match rustix::event::poll(&mut fds, Some(&zero)) {
             Ok(0) => false,
             Ok(_) => {
-                let mounts = !fds[1].revents().is_empty();
                 drain(&self.inotify);
-                if mounts {
-                    self.local_mounts.clear();
-                }
+                // Asked again: a device may be mounted again, as another
+                // file system (a report a wait consumed is not seen here).
+                self.local_mounts.clear();
+                self.local_devices.clear();
                 true
             }
             // Cannot tell: changed.
@@ -194,11 +198,14 @@ impl Changes {
             return Err(Untraceable::No);
         }
         self.room = max_new;
+        let root = ns.root_fd();
+        let st = rfs::fstat(root).map_err(|_| Untraceable::No)?;
+        self.watch(root, &st)?;
         for path in paths {
             if !into.paths.insert(path.clone()) {
                 continue;
             }
-            self.trace_one(ns.root_fd(), path, into)?;
+            self.trace_one(root, path, into)?;
         }
         Ok(())
     }
@@ -211,7 +218,6 @@ impl Changes {
         // The directories walked (none: the root).
         let mut dirs: Vec<OwnedFd> = Vec::new();
         let (mut steps, mut links) = (0, 0);
-        self.watch(root)?;
         while let Some(name) = todo.pop() {
             steps += 1;
             if steps > MAX_TRACE_STEPS {
@@ -244,18 +250,18 @@ impl Changes {
                     todo.extend(components(&text).rev());
                 }
                 FileType::Directory => {
-                    self.watch(fd.as_fd())?;
+                    self.watch(fd.as_fd(), &st)?;
                     dirs.push(fd);
                 }
                 FileType::RegularFile if todo.is_empty() => {
-                    self.watch(fd.as_fd())?;
+                    self.watch(fd.as_fd(), &st)?;
                     into.files
                         .entry((st.st_dev, st.st_ino))
                         .or_insert_with(|| (Arc::new(fd), FileId::of(&st)));
                 }
                 // Another type, or a file with components after it (ENOTDIR).
                 _ => {
-                    self.watch(fd.as_fd())?;
+                    self.watch(fd.as_fd(), &st)?;
                     return Ok(());
                 }
             }
@@ -263,16 +269,18 @@ impl Changes {
         Ok(())
     }
 
-    /// Watch the inode `fd` is open on (once), if its file system reports
-    /// every change.
-    fn watch(&mut self, fd: BorrowedFd<'_>) -> Result<(), Untraceable> {
-        let st = rfs::fstat(fd).map_err(|_| Untraceable::No)?;
+    /// Watch the inode `fd` is open on (`st`: its `fstat`), once, if its
+    /// file system reports every change (asked once per device).
+    fn watch(&mut self, fd: BorrowedFd<'_>, st: &rfs::Stat) -> Result<(), Untraceable> {
         if self.watched.contains(&(st.st_dev, st.st_ino)) {
             return Ok(());
         }
-        let fs = rfs::fstatfs(fd).map_err(|_| Untraceable::No)?;
-        if !LOCAL_FILE_SYSTEMS.contains(&(fs.f_type as i64)) {
-            return Err(Untraceable::No);
+        if !self.local_devices.contains(&st.st_dev) {
+            let fs = rfs::fstatfs(fd).map_err(|_| Untraceable::No)?;
+            if !LOCAL_FILE_SYSTEMS.contains(&(fs.f_type as i64)) {
+                return Err(Untraceable::No);
+            }
+            self.local_devices.insert(st.st_dev);
         }
         if self.room == 0 {
             return Err(Untraceable::No);
