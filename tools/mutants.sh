@@ -212,7 +212,7 @@ m warm-image-unchecked resolver/src/plan/warm.rs \
     '.is_ok_and(|st| FileId::of(&st) == self.kept.image_id)' \
     '.is_ok_and(|_| true)' "$WARM"
 m warm-dirs-on-the-way-unwatched resolver/src/watch.rs \
-    '                    self.watch(fd.as_fd())?;
+    '                    self.watch(fd.as_fd(), &st)?;
                     dirs.push(fd);' \
     '                    dirs.push(fd);' "$WARM"
 
