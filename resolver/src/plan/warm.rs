@@ -53,7 +53,8 @@ pub struct Key {
     /// Root (device, inode) and the root's mount id: the same directory
     /// mounted elsewhere may have other mounts below it.
     root: (u64, u64, u64),
-    /// Whose rights (`Credentials::digest`; a thread's own: `None`).
+    /// Whose rights: a client's; None, the calling thread's own, taken to
+    /// be the same at every plan (as the resolver's other caches take them).
     who: Option<Credentials>,
     cwd: Vec<u8>,
     path: Vec<u8>,
@@ -265,12 +266,19 @@ impl Warm {
         if state.generation != generation {
             return;
         }
-        if state.plans.len() >= MAX_PLANS || state.held.len() + kept.files.len() > MAX_HELD {
+        if state.plans.len() >= MAX_PLANS || state.held.len() + kept.files.len() >= MAX_HELD {
             state.clear();
-            if kept.files.len() > MAX_HELD {
+            if kept.files.len() >= MAX_HELD {
                 return;
             }
         }
+        // One descriptor per file, however many plans name it.
+        let id = kept.image_id;
+        kept.image = state
+            .held
+            .entry((id.dev, id.ino))
+            .or_insert_with(|| kept.image.clone())
+            .clone();
         for (fd, id) in &mut kept.files {
             *fd = state.held.entry((id.dev, id.ino)).or_insert_with(|| fd.clone()).clone();
         }
