@@ -155,7 +155,7 @@ if [ "$mode" = full ]; then
     echo
     echo '`cargo bench --bench service_load -- 64 5` (`ldchain serve --root /`, 64 client threads, LD_LIBRARY_PATH in every request):'
     echo
-    cargo bench -q --bench service_load -- 64 5 2>/dev/null | sed -n '/^ldchain serve/,/^  service RSS after/p'
+    cargo bench -q --bench service_load -- 64 5 2>/dev/null | sed -n '/^  a request not answered\|^ldchain serve/,/^  service RSS after/p'
 fi
 
 if [ "$mode" = --check ]; then
