@@ -24,7 +24,11 @@ use ldchain::resolver::Machine;
 use ldchain::service::proto::{decode_reply_header, REPLY_HEADER};
 use ldchain::service::InterpRequest;
 
+/// The ldchain to serve with: `$SERVICE_LOAD_LDCHAIN`, or this build's.
 fn ldchain() -> PathBuf {
+    if let Some(path) = std::env::var_os("SERVICE_LOAD_LDCHAIN") {
+        return path.into();
+    }
     let exe = std::env::current_exe().unwrap();
     // target/release/deps/service_load-HASH -> target/release/ldchain
     exe.parent().unwrap().parent().unwrap().join("ldchain")
