@@ -206,8 +206,8 @@ m warm-credentials-not-keyed resolver/src/plan/warm.rs \
     'let who = ns.credentials().cloned();' \
     'let who = None::<Credentials>;' "$WARM"
 m warm-mapped-writes-unseen resolver/src/plan/warm.rs \
-    'if !watch::unchanged(&self.kept.files) ||' \
-    'if false ||' "$WARM"
+    'if !watch::unchanged(&self.kept.files) {' \
+    'if false && !watch::unchanged(&self.kept.files) {' "$WARM"
 m warm-image-unchecked resolver/src/plan/warm.rs \
     '.is_ok_and(|st| FileId::of(&st) == self.kept.image_id)' \
     '.is_ok_and(|_| true)' "$WARM"
@@ -216,6 +216,9 @@ m warm-dirs-on-the-way-unwatched resolver/src/watch.rs \
                     dirs.push(fd);' \
     '                    dirs.push(fd);' "$WARM"
 
+m warm-child-reads-parents-reports resolver/src/plan/warm.rs \
+    'if state.plans.is_empty() || state.pid != std::process::id() {' \
+    'if state.plans.is_empty() {' '--test warm_fork'
 m svc-wait-consumed-mount-change-trusted service/src/cache.rs \
     '        state.changes.changed();
         state.clear();' \

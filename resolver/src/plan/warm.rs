@@ -110,15 +110,7 @@ pub struct Kept {
 pub struct Hit {
     pub kept: Arc<Kept>,
     /// This process's `/proc/self/fd`.
-    proc_fd: Arc<ProcFd>,
-}
-
-/// `/proc/self/fd` as opened by process `pid` (a forked child has another
-/// pid, and must not reopen its parent's descriptors).
-#[derive(Debug)]
-struct ProcFd {
-    dir: OwnedFd,
-    pid: u32,
+    proc_fd: Arc<OwnedFd>,
 }
 
 impl Hit {
@@ -127,7 +119,7 @@ impl Hit {
     /// if every file the plan read or checked (the loaded one included) is
     /// still what it was: one `fstat` each. None otherwise.
     pub fn reopen(&self) -> Option<OwnedFd> {
-        if !watch::unchanged(&self.kept.files) || std::process::id() != self.proc_fd.pid {
+        if !watch::unchanged(&self.kept.files) {
             return None;
         }
         // Through its /proc/self/fd link: that inode, never whatever its
@@ -135,7 +127,7 @@ impl Hit {
         // FIFO or device ever sees an open).
         let name = self.kept.image.as_raw_fd().to_string();
         let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
-        let fd = rustix::fs::openat(&self.proc_fd.dir, name.as_str(), flags, Mode::empty()).ok()?;
+        let fd = rustix::fs::openat(&*self.proc_fd, name.as_str(), flags, Mode::empty()).ok()?;
         rustix::fs::fstat(&fd)
             .is_ok_and(|st| FileId::of(&st) == self.kept.image_id)
             .then_some(fd)
@@ -155,7 +147,12 @@ pub struct Warm {
 #[derive(Debug)]
 struct State {
     changes: Changes,
-    proc_fd: Arc<ProcFd>,
+    /// `/proc/self/fd`, opened by process `pid`: a forked child (another
+    /// pid) shares the inotify instance and the mount table's descriptor
+    /// with its parent — reading them would take the parent's reports —
+    /// and its `/proc/self/fd` is not this one; it plans from scratch.
+    proc_fd: Arc<OwnedFd>,
+    pid: u32,
     plans: HashMap<Key, Arc<Kept>>,
     /// Files held by the plans, shared by (device, inode).
     held: HashMap<(u64, u64), Arc<OwnedFd>>,
@@ -189,7 +186,7 @@ impl Warm {
     pub fn get(&self, key: &Key) -> Option<Hit> {
         let mut guard = self.lock();
         let state = guard.as_mut()?;
-        if state.plans.is_empty() {
+        if state.plans.is_empty() || state.pid != std::process::id() {
             return None;
         }
         state.refresh();
@@ -226,16 +223,14 @@ impl Warm {
             let dir = rustix::fs::open("/proc/self/fd", flags, Mode::empty()).ok()?;
             *guard = Some(State {
                 changes: Changes::new()?,
-                proc_fd: Arc::new(ProcFd {
-                    dir,
-                    pid: std::process::id(),
-                }),
+                proc_fd: Arc::new(dir),
+                pid: std::process::id(),
                 plans: HashMap::new(),
                 held: HashMap::new(),
                 generation: 0,
             });
         }
-        let state = guard.as_mut()?;
+        let state = guard.as_mut().filter(|s| s.pid == std::process::id())?;
         state.refresh();
         Some(state.generation)
     }
