@@ -96,11 +96,16 @@ echo '/usr/local/lib' > "$ns/etc/ld.so.conf.d/libc.conf"
 printf '%s\n' /usr/local/lib/x86_64-linux-gnu /lib/x86_64-linux-gnu /usr/lib/x86_64-linux-gnu \
     > "$ns/etc/ld.so.conf.d/x86_64-linux-gnu.conf"
 cargo build -q --release -p ldchain-resolver --example plan
-env -i PLAN_REPEAT=0 strace -f -c -o "$tmp/p0" target/release/examples/plan "$ns" /bin/true >/dev/null
-env -i PLAN_REPEAT=100 strace -f -c -o "$tmp/p100" target/release/examples/plan "$ns" /bin/true >/dev/null
-p0=$(calls "$tmp/p0"); p100=$(calls "$tmp/p100")
-warm=$(( (p100 - p0) / 100 ))
+# Warm: the difference between 110 and 10 plans (a resolver keeps plans
+# from its second on, so the first few make and watch them), per plan.
+warm_calls() { # ROOT: system calls per warm plan of /bin/true
+    env -i PLAN_REPEAT=10 strace -f -c -o "$tmp/p10" target/release/examples/plan "$1" /bin/true >/dev/null
+    env -i PLAN_REPEAT=110 strace -f -c -o "$tmp/p110" target/release/examples/plan "$1" /bin/true >/dev/null
+    echo $(( ($(calls "$tmp/p110") - $(calls "$tmp/p10")) / 100 ))
+}
+warm=$(warm_calls "$ns")
 echo "| system calls per warm plan_exec (/bin/true in the bench's namespace) | $warm |"
+echo "| system calls per warm plan_exec (/bin/true on the host's root: \`strace -f -c\` of \`PLAN_REPEAT=110\` minus \`=10\` of \`target/release/examples/plan / /bin/true\`, / 100) | $(warm_calls /) |"
 
 echo
 echo "## Nested exec (interp mode)"
@@ -142,7 +147,15 @@ if [ "$mode" = full ]; then
     echo
     cargo bench -q --bench exec 2>/dev/null | sed -n '/^Wall clock/,$p'
     echo
+    echo '`cargo bench --bench resolver` (warm plans and fork + exec + wait of /bin/true, sampled in turn):'
+    echo
     cargo bench -q --bench resolver 2>/dev/null | sed -n '/^plan_exec/,$p'
+    echo
+    echo "## The exec service under load"
+    echo
+    echo '`cargo bench --bench service_load -- 64 5` (`ldchain serve --root /`, 64 client threads, LD_LIBRARY_PATH in every request):'
+    echo
+    cargo bench -q --bench service_load -- 64 5 2>/dev/null | sed -n '/^  a request not answered\|^ldchain serve/,/^  service RSS after/p'
 fi
 
 if [ "$mode" = --check ]; then

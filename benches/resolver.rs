@@ -1,8 +1,10 @@
 //! `cargo bench --bench resolver`: plan_exec for a dynamic program on the
 //! real root file system, cold (a fresh Resolver, nothing cached) and warm.
-//! Wall-clock figures are printed as medians with their spread, and as a
-//! ratio of warm to cold measured in the same run; the deterministic figure
-//! (system calls per warm plan) is in benches/chainload-cost.sh.
+//! Wall-clock figures are printed as medians with their spread, and as
+//! ratios measured in the same run: warm to cold, and warm to one fork +
+//! exec + wait of /bin/true (`Command::status`), the cost a plan adds to
+//! an exec. The deterministic figure (system calls per warm plan) is in
+//! benches/report.sh.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -39,17 +41,23 @@ fn main() {
         })
         .collect();
     let r = Resolver::new(Config::default());
-    let warm: Vec<f64> = (0..15)
-        .map(|_| {
-            sample(500, || {
-                drop(black_box(r.plan_exec(&ns, &program, &argv, &envp).unwrap()))
-            })
-        })
-        .collect();
+    // Warm plans and fork + exec + wait of /bin/true, sampled in turn.
+    let (mut warm, mut spawn) = (Vec::new(), Vec::new());
+    for _ in 0..15 {
+        warm.push(sample(2000, || {
+            drop(black_box(r.plan_exec(&ns, &program, &argv, &envp).unwrap()))
+        }));
+        spawn.push(sample(50, || {
+            black_box(std::process::Command::new("/bin/true").status().unwrap());
+        }));
+    }
     let (c, clo, chi) = median_and_spread(cold);
     let (w, wlo, whi) = median_and_spread(warm);
+    let (e, elo, ehi) = median_and_spread(spawn);
     println!("plan_exec {program} on /:");
     println!("  cold: median {c:.1} µs per plan (min {clo:.1}, max {chi:.1})");
-    println!("  warm: median {w:.1} µs per plan (min {wlo:.1}, max {whi:.1})");
-    println!("  warm/cold: {:.2}", w / c);
+    println!("  warm: median {w:.2} µs per plan (min {wlo:.2}, max {whi:.2})");
+    println!("  fork + exec + wait of /bin/true: median {e:.0} µs (min {elo:.0}, max {ehi:.0})");
+    println!("  warm/cold: {:.3}", w / c);
+    println!("  warm plan / fork+exec+wait: {:.2} %", 100.0 * w / e);
 }

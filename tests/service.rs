@@ -839,15 +839,19 @@ fn answers_that_used_the_working_or_program_directory_are_kept_apart() {
 fn an_answer_too_wide_to_watch_is_not_cached_and_evicts_nothing() {
     let _l = serial();
     let mut server = Server::start(limits(5000));
+    for i in 0..200 {
+        fs::create_dir_all(server.jail.host(&format!("/{i:x}/a/b/c/d"))).unwrap();
+    }
     server.ask(&good().encode()).assert_ldso(&server);
     server.settle();
     let searched = server.searches();
     server.ask(&good().encode()).assert_ldso(&server);
     server.settle();
     assert_eq!(server.searches(), searched, "the answer was not cached");
-    // 200 missing candidates, each five directories deep, then the real
-    // one: 3.6 KiB, one search whose paths and their directories are 1,200
-    // watches (more than the whole cache's 1,024).
+    // 200 missing candidates, each in a directory five deep (made before
+    // anything was cached), then the real one: 3.6 KiB, one search whose
+    // lookups pass through 1,000 directories, each to be watched (more
+    // than an answer's 256).
     let mut llp = (0..200)
         .map(|i| format!("/{i:x}/a/b/c/d"))
         .collect::<Vec<_>>()

@@ -191,6 +191,44 @@ m stubs-replace-the-jails-ldso embed/src/lib.rs \
     'return Ok(installed(Outcome::Kept));' \
     '{}' "$EMBED"
 
+# --- Warm plans: never stale ----------------------------------------------
+WARM='--test suite -- fresh::'
+m warm-change-ignored resolver/src/plan/warm.rs \
+    'if self.changes.changed() {' \
+    'if false && self.changes.changed() {' "$WARM"
+m warm-mounts-ignored resolver/src/watch.rs \
+    'match rustix::event::poll(&mut fds, Some(&zero)) {' \
+    'match rustix::event::poll(&mut fds[..1], Some(&zero)) {' "$WARM"
+m warm-other-mount-table-trusted resolver/src/watch.rs \
+    'let seen = mount_listed(&self.mounts, id);' \
+    'let seen = true;' "$WARM"
+m warm-credentials-not-keyed resolver/src/plan/warm.rs \
+    'let who = ns.credentials().cloned();' \
+    'let who = None::<Credentials>;' "$WARM"
+m warm-mapped-writes-unseen resolver/src/plan/warm.rs \
+    'if !watch::unchanged(&self.kept.files) {' \
+    'if false && !watch::unchanged(&self.kept.files) {' "$WARM"
+m warm-image-unchecked resolver/src/plan/warm.rs \
+    '.is_ok_and(|st| FileId::of(&st) == self.kept.image_id)' \
+    '.is_ok_and(|_| true)' "$WARM"
+m warm-dirs-on-the-way-unwatched resolver/src/watch.rs \
+    '                    self.watch(fd.as_fd(), &st)?;
+                    dirs.push(fd);' \
+    '                    dirs.push(fd);' "$WARM"
+
+m warm-child-reads-parents-reports resolver/src/plan/warm.rs \
+    'if state.plans.is_empty() || state.pid != std::process::id() {' \
+    'if state.plans.is_empty() {' '--test warm_fork'
+m svc-wait-consumed-mount-change-trusted service/src/cache.rs \
+    '        state.changes.changed();
+        state.clear();' \
+    '        if state.changes.changed() {
+            state.clear();
+        }' "$WARM"
+m svc-mapped-writes-unseen service/src/cache.rs \
+    'if !watch::unchanged(&variant.files) {' \
+    'if false && !watch::unchanged(&variant.files) {' "$WARM"
+
 # --- Nested exec: standing answers ---------------------------------------
 NEST='--test suite -- nested::'
 m standing-never-taken chainloader/src/rt/interp.rs \
@@ -200,8 +238,8 @@ m standing-despite-env chainloader/src/rt/interp.rs \
     '    if flags == 0 {' \
     '    if flags & FLAG_SECURE == 0 {' "$NEST"
 m stale-answer-stands service/src/server.rs \
-    'CHANGED => self.source.refresh(),' \
-    'CHANGED => {}' "$NEST"
+    'self.source.refresh();' \
+    '{}' "$NEST"
 m keeper-lingers sandbox/src/boundary.rs \
     'while let Err(rustix::io::Errno::INTR) | Ok(1..) = rustix::io::read(' \
     'while let Err(_) | Ok(_) = rustix::io::read(' "$NEST"

@@ -79,6 +79,7 @@ pub mod parse;
 mod plan;
 mod request;
 mod walk;
+pub mod watch;
 
 #[doc(hidden)] // for the integration tests
 pub use conf::LdSoConf;

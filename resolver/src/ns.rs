@@ -11,7 +11,7 @@
 //! an open; reads are capped.
 
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{self as rfs, Mode, OFlags};
@@ -94,6 +94,11 @@ impl Opened {
         read_at(&self.fd, offset, cap)
     }
 
+    /// The identity of the file `fd` is open on.
+    pub(crate) fn id_of(fd: BorrowedFd<'_>) -> Option<FileId> {
+        rfs::fstat(fd).ok().map(|st| FileId::of(&st))
+    }
+
     /// Build an [`Opened`] from a descriptor opened elsewhere (the host ld.so).
     pub fn from_fd(fd: OwnedFd) -> io::Result<Opened> {
         let st = rfs::fstat(&fd)?;
@@ -139,6 +144,10 @@ pub fn read_at(fd: impl AsFd, offset: u64, cap: usize) -> io::Result<Vec<u8>> {
 pub struct Namespace {
     root: std::sync::Arc<OwnedFd>,
     root_key: (u64, u64),
+    /// The mount id of the root's mount (`statx`'s `STATX_MNT_ID`; 0 if
+    /// the kernel does not say): lookups below it see that mount's
+    /// namespace.
+    root_mount: u64,
     /// The current directory inside the namespace, absolute.
     cwd: Vec<u8>,
     /// Whose rights files are opened with; None: the caller's own.
@@ -149,10 +158,16 @@ impl Namespace {
     /// The namespace rooted at host directory `root`, current directory `/`.
     pub fn open(root: &Path) -> io::Result<Namespace> {
         let fd = rfs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
-        let st = rfs::fstat(&fd)?;
+        let flags = rfs::StatxFlags::BASIC_STATS | rfs::StatxFlags::MNT_ID;
+        let st = rfs::statx(&fd, "", rfs::AtFlags::EMPTY_PATH, flags)?;
+        let root_mount = match st.stx_mask & rfs::StatxFlags::MNT_ID.bits() {
+            0 => 0,
+            _ => st.stx_mnt_id,
+        };
         Ok(Namespace {
             root: std::sync::Arc::new(fd),
-            root_key: (st.st_dev, st.st_ino),
+            root_key: (rustix::fs::makedev(st.stx_dev_major, st.stx_dev_minor), st.stx_ino),
+            root_mount,
             cwd: b"/".to_vec(),
             creds: None,
         })
@@ -204,6 +219,21 @@ impl Namespace {
     /// (device, inode) of the root directory: a key for per-namespace caches.
     pub(crate) fn root_key(&self) -> (u64, u64) {
         self.root_key
+    }
+
+    /// The mount id of the root's mount (0: unknown).
+    pub(crate) fn root_mount(&self) -> u64 {
+        self.root_mount
+    }
+
+    /// The root directory (`O_PATH`).
+    pub(crate) fn root_fd(&self) -> BorrowedFd<'_> {
+        self.root.as_fd()
+    }
+
+    /// The current directory inside the namespace.
+    pub(crate) fn cwd(&self) -> &[u8] {
+        &self.cwd
     }
 
     /// `path` made absolute inside the namespace (relative paths are joined

@@ -23,6 +23,7 @@ mod config;
 mod exec_plan;
 mod script;
 mod search;
+mod warm;
 
 pub use config::{Config, Resolver, Strategy};
 use config::{MAX_ARG_STRLEN, MAX_PATH_ENTRIES};
@@ -48,6 +49,8 @@ struct Image {
     args: Vec<Vec<u8>>,
     ldso: Option<LdsoChoice>,
     skipped: Vec<Skipped>,
+    /// Every path the search consulted (None: too many to keep).
+    consulted: Option<Vec<Vec<u8>>>,
 }
 
 impl Resolver {
@@ -71,6 +74,19 @@ impl Resolver {
     /// monitoring.
     pub fn remembered_failures(&self) -> (usize, usize) {
         self.caches.failures.size()
+    }
+
+    /// How many plans it keeps warm now (see DESIGN.md, "Warm plans").
+    /// For tests and monitoring.
+    pub fn warm_plans(&self) -> usize {
+        self.caches.warm.len()
+    }
+
+    /// Drop every plan kept warm and close the files they hold open: a
+    /// mount holding one of them is busy (`EBUSY` for `umount`) until
+    /// then. The next plans are made from scratch.
+    pub fn forget_warm_plans(&self) {
+        self.caches.warm.forget();
     }
 
     /// Plan `execve(path, argv, envp)` for a process whose file system is
@@ -105,22 +121,101 @@ impl Resolver {
         }
         check_arg_strlen(argv)?;
         check_arg_strlen(envp)?;
+        let argv: Vec<Vec<u8>> = argv.iter().map(|a| a.as_ref().to_vec()).collect();
+        let key = warm::Key::of(ns, path, envp);
+        if let Some(key) = &key {
+            let _as = crate::creds::act_as(ns.credentials())?;
+            if let Some(hit) = self.caches.warm.get(key) {
+                match hit.reopen() {
+                    Some(fd) => return Ok(self.warm_plan(&hit.kept, fd, argv)),
+                    None => self.caches.warm.forget(),
+                }
+            }
+        }
+        let (key, generation) = match (key, self.caches.warm.generation()) {
+            (Some(key), Some(g)) => (key, g),
+            _ => return self.plan_cold(ns, path, argv, envp).map(|(plan, _)| plan),
+        };
+        // Made once; then, if it can be vouched for, its paths watched and
+        // made again: that second plan is kept (see `warm`).
+        let (plan, facts) = self.plan_cold(ns, path, argv.clone(), envp)?;
+        let Some(traced) = facts.and_then(|f| self.caches.warm.trace(ns, &f.paths)) else {
+            return Ok(plan);
+        };
+        drop(plan);
+        let (plan, facts) = self.plan_cold(ns, path, argv, envp)?;
+        if let Some(facts) = facts.filter(|f| f.paths.iter().all(|p| traced.paths.contains(p))) {
+            let image = plan
+                .image()
+                .and_then(|fd| Some((fd.try_clone_to_owned().ok()?, Opened::id_of(fd)?)));
+            if let Some((image, image_id)) = image {
+                let files = traced
+                    .files
+                    .into_iter()
+                    .filter(|(k, _)| *k != (image_id.dev, image_id.ino));
+                let kept = warm::Kept {
+                    kind: plan.kind,
+                    program: plan.program.clone(),
+                    given: facts.given,
+                    machine: plan.machine,
+                    scripts: plan.scripts.clone(),
+                    ldso: plan.ldso.clone(),
+                    skipped: plan.skipped.clone(),
+                    secure: plan.secure,
+                    image: std::sync::Arc::new(image),
+                    image_id,
+                    files: files.map(|(_, f)| f).collect(),
+                };
+                self.caches.warm.keep(key, kept, generation);
+            }
+        }
+        Ok(plan)
+    }
+
+    /// A plan made from scratch, with its facts if it may be kept; on a
+    /// shortage of descriptors with files held by warm plans, those are
+    /// closed and the plan made once more (as `execve` would have had them).
+    fn plan_cold<E: AsRef<[u8]>>(
+        &self,
+        ns: &Namespace,
+        path: &[u8],
+        argv: Vec<Vec<u8>>,
+        envp: &[E],
+    ) -> Result<(ExecPlan, Option<Facts>), ExecError> {
+        match self.plan_once(ns, path, argv.clone(), envp) {
+            Err(e) if e.is_resource_shortage() && self.caches.warm.evict() => self.plan_once(ns, path, argv, envp),
+            r => r,
+        }
+    }
+
+    fn plan_once<E: AsRef<[u8]>>(
+        &self,
+        ns: &Namespace,
+        path: &[u8],
+        argv: Vec<Vec<u8>>,
+        envp: &[E],
+    ) -> Result<(ExecPlan, Option<Facts>), ExecError> {
         let _as = crate::creds::act_as(ns.credentials())?;
-        let argv = argv.iter().map(|a| a.as_ref().to_vec()).collect();
         let mut program = self.follow_scripts(ns, path, argv)?;
         let secure = self.config.secure || program.runs_secure();
         let machine = program.info.machine;
         let argv = std::mem::take(&mut program.argv);
+        let mut paths = Some(std::mem::take(&mut program.opened));
         let image = match program.info.interp.take() {
             None => static_image(&program.given, program.file.fd, argv),
             Some(interp) => {
                 drop(program.file);
                 let search = Search::new(self, ns, &program.path, &interp, machine, envp, secure);
-                self.dynamic_image(search, &program.given, argv)?
+                let mut image = self.dynamic_image(search, &program.given, argv)?;
+                match (&mut paths, image.consulted.take()) {
+                    (Some(p), Some(c)) => p.extend(c),
+                    _ => paths = None,
+                }
+                image
             }
         };
         let (target, argv) = self.lay_out(machine, image.fd, image.args);
-        Ok(ExecPlan {
+        let plan = ExecPlan {
             target,
             argv,
             kind: image.kind,
@@ -131,7 +226,34 @@ impl Resolver {
             skipped: image.skipped,
             secure,
             strategy: self.config.strategy,
-        })
+        };
+        let facts = paths.map(|paths| Facts {
+            given: program.given,
+            paths,
+        });
+        Ok((plan, facts))
+    }
+
+    /// The plan `kept` describes, for `argv`, loading `fd`.
+    fn warm_plan(&self, kept: &warm::Kept, fd: OwnedFd, argv: Vec<Vec<u8>>) -> ExecPlan {
+        let argv = kept.scripts.iter().fold(argv, |argv, hop| script::hop_argv(hop, argv));
+        let args = match &kept.ldso {
+            Some(ldso) => ldso_args(ldso.flavor, &kept.given, &kept.program, argv),
+            None => static_args(&kept.given, argv),
+        };
+        let (target, argv) = self.lay_out(kept.machine, fd, args);
+        ExecPlan {
+            target,
+            argv,
+            kind: kept.kind,
+            program: kept.program.clone(),
+            machine: kept.machine,
+            scripts: kept.scripts.clone(),
+            ldso: kept.ldso.clone(),
+            skipped: kept.skipped.clone(),
+            secure: kept.secure,
+            strategy: self.config.strategy,
+        }
     }
 
     /// The dynamic linker for a program the kernel has already loaded (the
@@ -229,12 +351,16 @@ impl Resolver {
             flavor,
             interp: search.interp.to_vec(),
         };
+        // Kept only if found by the search (a configured host ld.so is
+        // outside the namespace, so not watched).
+        let consulted = search.consulted().filter(|_| ldso.rule != Rule::Configured);
         Ok(Image {
             kind: Kind::Dynamic,
             fd: found.file.fd,
             args: ldso_args(flavor, given, search.program, argv),
             ldso: Some(ldso),
-            skipped: search.skipped,
+            skipped: std::mem::take(&mut search.skipped),
+            consulted,
         })
     }
 
@@ -307,17 +433,31 @@ fn check_arg_strlen<S: AsRef<[u8]>>(strings: &[S]) -> Result<(), ExecError> {
 /// A static program is loaded directly, with its own argv.
 fn static_image(program: &[u8], fd: OwnedFd, argv: Vec<Vec<u8>>) -> Image {
     info!(program = %lossy(program), "static program: loaded directly");
-    let mut args = argv;
-    if args.is_empty() {
-        args.push(program.to_vec());
-    }
     Image {
         kind: Kind::Static,
         fd,
-        args,
+        args: static_args(program, argv),
         ldso: None,
         skipped: Vec::new(),
+        consulted: Some(Vec::new()),
     }
+}
+
+/// A static program's argv: its own, or its path if that is empty.
+fn static_args(program: &[u8], mut argv: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    if argv.is_empty() {
+        argv.push(program.to_vec());
+    }
+    argv
+}
+
+/// What a plan depended on besides its key, for keeping it warm.
+struct Facts {
+    /// The path the program was reached by.
+    given: Vec<u8>,
+    /// Every path consulted: each script and the program, each candidate,
+    /// each ld.so.conf file and directory.
+    paths: Vec<Vec<u8>>,
 }
 
 /// ld.so's argv: `[ARG0, --argv0 argv[0], --, PROGRAM, argv[1..]]`, the

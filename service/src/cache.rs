@@ -3,14 +3,18 @@
 //!
 //! An answer depends on the paths the search consulted (each candidate
 //! tried, each file and directory ld.so.conf was read from). Before an
-//! answer is cached, an inotify watch is put on every one of them and on
-//! every directory above them (so that a rename, a new file, a repointed
-//! symbolic link, a chmod or a write is seen), then the search is run again
-//! and *that* answer is cached: a change between the two searches is seen
-//! by the second one, a change after the watches by the watches. Any event
-//! empties the whole cache. The descriptor handed out is the same open file
-//! each time; the chainloader only `pread`s it, so its offset is never
-//! shared state.
+//! answer is cached, each of them is traced by the resolver's
+//! [`Changes`]: an inotify watch on every directory its lookup passes
+//! through, symbolic links followed (so a rename, a new file, a repointed
+//! link or a change under the link's target, a chmod or a write is seen),
+//! and on the file at its end; and the mount table is watched. Then the
+//! search is run again and *that* answer is cached: a change between the
+//! two searches is seen by the second one, a change after the watches by
+//! the watches. Any event empties the whole cache. Each regular file the
+//! answer depended on is held open and its identity compared on every hit
+//! (a write through a mapping sends no event). The descriptor handed out
+//! is the same open file each time; the chainloader only `pread`s it, so
+//! its offset is never shared state.
 //!
 //! An answer is kept under what it depended on: the request's machine,
 //! `PT_INTERP`, secure flag and variables, the client's credentials, and
@@ -19,28 +23,23 @@
 //! many answers name it, and an answer needing more than
 //! [`MAX_WATCHES_PER_ANSWER`] watches is not cached at all.
 //!
-//! Not seen: a mount or unmount inside the namespace (the sandbox cannot
-//! mount; the server that can must empty the cache itself), and a change in
-//! a directory that only a symbolic link's *target* path passes through.
+//! Mounts are seen in the service's own mount namespace (where it looks
+//! files up): a namespace whose root is mounted in another is not cached.
 
-use std::collections::{BTreeSet, HashMap};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::collections::HashMap;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 
 use rustix::fs as rfs;
-use rustix::fs::inotify::{self, WatchFlags};
 
-use ldchain_resolver::{Credentials, InterpRequest, Machine, Namespace};
+use ldchain_resolver::watch::{self, Changes, Traced, Untraceable};
+use ldchain_resolver::{Credentials, FileId, InterpRequest, Machine, Namespace};
 
 /// Most answers kept (the cache is emptied when full).
 const MAX_ENTRIES: usize = 1024;
 /// Most bytes of request strings in one key: longer requests (a 100 KiB
 /// `LD_LIBRARY_PATH`) are answered, not cached, so the cache stays small.
 const MAX_KEY_BYTES: usize = 8192;
-/// Most watches one cache holds (inotify watches count against the user's
-/// `max_user_watches`, 8,192 on many systems); past that every watch is
-/// removed and the cache starts over.
-const MAX_WATCHES: usize = 1024;
 /// Most watches one answer may need (each path it consulted and every
 /// directory above them). An answer that needs more is answered, not
 /// cached — counted before anything is allocated or watched, so such a
@@ -92,6 +91,8 @@ struct Variant {
     /// `$ORIGIN`.
     origin: Option<Vec<u8>>,
     fd: Arc<OwnedFd>,
+    /// Each regular file the answer depended on, with its identity then.
+    files: Vec<(Arc<OwnedFd>, FileId)>,
 }
 
 impl Variant {
@@ -103,20 +104,22 @@ impl Variant {
 }
 
 /// What an answer depended on besides its [`Key`] (`InterpAnswer`'s facts).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct Depends {
     /// The working directory.
     pub cwd: bool,
     /// The program's directory.
     pub origin: bool,
+    /// The files it read or checked, and the paths watched for it.
+    pub traced: Traced,
 }
 
 /// The cache; see the module docs.
 #[derive(Debug)]
 pub struct AnswerCache {
-    /// One instance for the cache's life (watches are removed, never the
-    /// instance replaced), so the server can wait on it.
-    inotify: OwnedFd,
+    /// What the server waits on: readable when anything watched or the
+    /// mount table changed ([`Changes::waitable`]).
+    wait: OwnedFd,
     state: Mutex<State>,
 }
 
@@ -129,7 +132,10 @@ struct State {
     /// many answers (per client, per directory) share it, so the cache
     /// holds at most one descriptor per dynamic linker.
     files: HashMap<(u64, u64), Arc<OwnedFd>>,
-    watches: BTreeSet<i32>,
+    /// The files answers depended on, held open to compare on each hit.
+    held: HashMap<(u64, u64), Arc<OwnedFd>>,
+    /// The watches (one instance for the cache's life).
+    changes: Changes,
     /// Bumped each time the answers are dropped: an answer searched for
     /// under an older generation may be stale and is not kept.
     generation: u64,
@@ -156,14 +162,15 @@ const NEW_LINK: &str = ".new";
 impl AnswerCache {
     /// An empty cache, or None if inotify is unavailable (nothing is cached then).
     pub fn new() -> Option<AnswerCache> {
-        let inotify = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK).ok()?;
+        let changes = Changes::new()?;
         Some(AnswerCache {
-            inotify,
+            wait: changes.waitable().ok()?,
             state: Mutex::new(State {
                 answers: HashMap::new(),
                 entries: 0,
                 files: HashMap::new(),
-                watches: BTreeSet::new(),
+                held: HashMap::new(),
+                changes,
                 generation: 0,
                 answer_dir: None,
                 published: Vec::new(),
@@ -179,15 +186,18 @@ impl AnswerCache {
         state.answer_dir = Some(dir);
     }
 
-    /// The inotify descriptor: readable when something an answer depended
-    /// on has changed ([`refresh`](Self::refresh) then).
+    /// What to wait on: readable when something an answer depended on,
+    /// or the mount table, has changed ([`refresh`](Self::refresh) then).
     pub fn changes(&self) -> BorrowedFd<'_> {
-        self.inotify.as_fd()
+        self.wait.as_fd()
     }
 
-    /// Drop every answer if anything changed since the last look.
+    /// Drop every answer: [`changes`](Self::changes) was readable (the
+    /// wait consumed the mount table's report, so it is not asked again).
     pub fn refresh(&self) {
-        drop(self.fresh());
+        let mut state = self.lock();
+        state.changes.changed();
+        state.clear();
     }
 
     /// The current generation (after dropping stale answers): pass it to
@@ -199,8 +209,13 @@ impl AnswerCache {
     /// The cached answer for `request` (whose key is `key`), unless
     /// anything changed since.
     pub fn get(&self, key: &Key, request: &InterpRequest) -> Option<Arc<OwnedFd>> {
-        let state = self.fresh();
+        let mut state = self.fresh();
         let variant = state.answers.get(key)?.iter().find(|v| v.fits(request))?;
+        if !watch::unchanged(&variant.files) {
+            // Changed in a way no event reports (a write through a mapping).
+            state.clear();
+            return None;
+        }
         Some(variant.fd.clone())
     }
 
@@ -210,67 +225,27 @@ impl AnswerCache {
         self.lock().clear();
     }
 
-    /// Watch everything `consulted` depends on; false if that could not be
-    /// done completely (then the answer must not be cached). The number of
-    /// watches is counted first, on borrowed prefixes, and the answer given
-    /// up as soon as it needs more than [`MAX_WATCHES_PER_ANSWER`]: the work
-    /// is bounded by that many paths of at most `PATH_MAX` bytes, and the
-    /// cache is never emptied for an answer it would not keep.
-    pub fn watch(&self, ns: &Namespace, consulted: &[Vec<u8>]) -> bool {
-        if consulted.len() > MAX_WATCHES_PER_ANSWER {
-            return false;
+    /// Watch everything `consulted` depends on (see the module docs);
+    /// None if that could not be done completely (then the answer must not
+    /// be cached), else the files to compare on each hit. At most
+    /// [`MAX_WATCHES_PER_ANSWER`] new watches: a wider answer is given up
+    /// without emptying the cache.
+    pub fn watch(&self, ns: &Namespace, consulted: &[Vec<u8>]) -> Option<Traced> {
+        if consulted.len() > MAX_WATCHES_PER_ANSWER || consulted.iter().any(|p| !p.starts_with(b"/")) {
+            return None;
         }
-        let mut paths: BTreeSet<&[u8]> = BTreeSet::new();
-        for p in consulted {
-            if !p.starts_with(b"/") {
-                return false;
-            }
-            paths.insert(b"/");
-            for (i, &c) in p.iter().enumerate().skip(1) {
-                if c == b'/' {
-                    paths.insert(&p[..i]);
-                    if paths.len() > MAX_WATCHES_PER_ANSWER {
-                        return false;
-                    }
-                }
-            }
-            paths.insert(p);
-            if paths.len() > MAX_WATCHES_PER_ANSWER {
-                return false;
-            }
-        }
-        let flags = WatchFlags::CREATE
-            | WatchFlags::DELETE
-            | WatchFlags::MOVED_FROM
-            | WatchFlags::MOVED_TO
-            | WatchFlags::MODIFY
-            | WatchFlags::ATTRIB
-            | WatchFlags::DELETE_SELF
-            | WatchFlags::MOVE_SELF;
         let mut state = self.lock();
-        if state.watches.len() + paths.len() > MAX_WATCHES {
-            // Start over: every answer goes with the watches it relied on.
-            for wd in std::mem::take(&mut state.watches) {
-                let _ = inotify::remove_watch(&self.inotify, wd);
+        let mut traced = Traced::default();
+        match state.changes.trace(ns, consulted, &mut traced, MAX_WATCHES_PER_ANSWER) {
+            Ok(()) => Some(traced),
+            Err(Untraceable::TooManyWatches) => {
+                // Start over: every answer goes with the watches it relied on.
+                state.changes.reset();
+                state.clear();
+                None
             }
-            state.clear();
+            Err(Untraceable::No) => None,
         }
-        for path in paths {
-            let fd = match ns.open_path(path) {
-                Ok(fd) => fd,
-                // Its parent is watched: its creation will be seen.
-                Err(ldchain_resolver::ExecError::NotFound { .. }) => continue,
-                Err(_) => return false,
-            };
-            let proc_path = format!("/proc/self/fd/{}", fd.as_raw_fd());
-            match inotify::add_watch(&self.inotify, proc_path.as_str(), flags) {
-                Ok(wd) => {
-                    state.watches.insert(wd);
-                }
-                Err(_) => return false,
-            }
-        }
-        true
     }
 
     /// Remember `fd` as the answer for `request` (whose key is `key`),
@@ -302,10 +277,17 @@ impl AnswerCache {
             .entry((st.st_dev, st.st_ino))
             .or_insert_with(|| Arc::new(fd))
             .clone();
+        let files = depends
+            .traced
+            .files
+            .into_iter()
+            .map(|(at, (file, id))| (state.held.entry(at).or_insert(file).clone(), id))
+            .collect();
         let variant = Variant {
             cwd: depends.cwd.then(|| request.cwd.clone()),
             origin: depends.origin.then(|| request.origin().to_vec()),
             fd: fd.clone(),
+            files,
         };
         let variants = state.answers.entry(key).or_default();
         // Another worker may have cached the same answer meanwhile.
@@ -323,7 +305,7 @@ impl AnswerCache {
     /// last look.
     fn fresh(&self) -> std::sync::MutexGuard<'_, State> {
         let mut state = self.lock();
-        if drain(&self.inotify) {
+        if state.changes.changed() {
             state.clear();
         }
         state
@@ -340,6 +322,7 @@ impl State {
         self.answers.clear();
         self.entries = 0;
         self.files.clear();
+        self.held.clear();
         self.generation += 1;
         if let Some(dir) = &self.answer_dir {
             for name in self.published.drain(..) {
@@ -361,17 +344,4 @@ impl State {
             Err(e) => tracing::debug!(error = %e, "exec service: cannot leave a standing answer"),
         }
     }
-}
-
-/// Read every pending event; true if there was any.
-fn drain(inotify: &OwnedFd) -> bool {
-    let mut buf = [0u8; 4096];
-    let mut any = false;
-    while let Ok(n) = rustix::io::read(inotify, &mut buf) {
-        if n == 0 {
-            break;
-        }
-        any = true;
-    }
-    any
 }

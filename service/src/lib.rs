@@ -24,7 +24,6 @@ mod lock;
 mod server;
 mod source;
 
-use std::collections::HashSet;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
@@ -36,6 +35,7 @@ pub use chainloader::proto::{ProtoError, RequestHeader, MAX_MESSAGE, SERVICE_PAT
 pub use server::{ExecService, Limits, Stats};
 pub use source::LdsoSource;
 
+use ldchain_resolver::watch::Traced;
 pub use ldchain_resolver::{Credentials, InterpRequest, RequestError};
 use ldchain_resolver::{ExecError, InterpAnswer, LdsoChoice, Namespace, Resolver};
 
@@ -85,15 +85,15 @@ impl NamespaceSource {
         request: &InterpRequest,
         ns: &Namespace,
         first: InterpAnswer,
+        traced: Traced,
     ) -> Result<(Arc<OwnedFd>, LdsoChoice), ExecError> {
         let generation = cache.generation();
         drop(first.fd);
         let second = self.resolver.ldso_for(ns, request)?;
-        let watched: HashSet<&[u8]> = first.consulted.iter().flatten().map(Vec::as_slice).collect();
         let covered = second
             .consulted
             .as_ref()
-            .is_some_and(|c| c.iter().all(|p| watched.contains(p.as_slice())));
+            .is_some_and(|c| c.iter().all(|p| traced.paths.contains(p)));
         if !covered {
             return Ok((Arc::new(second.fd), second.choice));
         }
@@ -107,7 +107,8 @@ impl NamespaceSource {
                 name: &name[..len],
                 target: &second.choice.path,
             });
-        let fd = cache.insert(key, request, depends(&second, request), second.fd, generation, standing);
+        let depends = depends(&second, request, traced);
+        let fd = cache.insert(key, request, depends, second.fd, generation, standing);
         Ok((fd, second.choice))
     }
 
@@ -131,8 +132,9 @@ impl NamespaceSource {
 /// What `answer` depended on besides the request's key: the working
 /// directory if a relative candidate was tried (or `$ORIGIN` came from a
 /// relative `AT_EXECFN`), the program's directory if `$ORIGIN` was expanded.
-fn depends(answer: &InterpAnswer, request: &InterpRequest) -> Depends {
+fn depends(answer: &InterpAnswer, request: &InterpRequest, traced: Traced) -> Depends {
     Depends {
+        traced,
         cwd: answer.depends_on_cwd || (answer.depends_on_origin && !request.execfn.starts_with(b"/")),
         origin: answer.depends_on_origin,
     }
@@ -150,10 +152,12 @@ impl LdsoSource for NamespaceSource {
         let first = self.search(&ns, request)?;
         let watched = match (&self.cache, &first.consulted) {
             (Some(cache), Some(consulted)) if key.is_some() => cache.watch(&self.ns, consulted),
-            _ => false,
+            _ => None,
         };
-        let (fd, choice) = match (&self.cache, key) {
-            (Some(cache), Some(key)) if watched => self.search_again_and_cache(cache, key, request, &ns, first)?,
+        let (fd, choice) = match (&self.cache, key, watched) {
+            (Some(cache), Some(key), Some(traced)) => {
+                self.search_again_and_cache(cache, key, request, &ns, first, traced)?
+            }
             _ => (Arc::new(first.fd), first.choice),
         };
         tracing::info!(ldso = %ldchain_resolver::escape::for_terminal(&choice.path), rule = %choice.rule,

@@ -294,13 +294,18 @@ impl IoLoop {
                     return;
                 }
             }
+            // A change first: waiting consumed the mount table's report, so
+            // no answer may be given from the cache before it is dropped.
+            if events.iter().any(|ev| ev.data.u64() == CHANGED) {
+                self.source.refresh();
+            }
             for ev in &events {
                 match ev.data.u64() {
                     STOP => return,
                     WAKE => {
                         let _ = rustix::io::read(&*self.wake, &mut [0u8; 8]);
                     }
-                    CHANGED => self.source.refresh(),
+                    CHANGED => {}
                     LISTENER => self.accept(),
                     token => self.readable(token),
                 }

@@ -13,6 +13,7 @@ mod bwrap;
 mod chainloader;
 mod cli;
 mod embed;
+mod fresh;
 mod fsop;
 mod gdb;
 mod hostile;

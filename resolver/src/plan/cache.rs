@@ -36,6 +36,8 @@ pub(super) struct Caches {
     /// Path lookups of ld.so.conf's candidates that failed, with what
     /// decided each (bounded like the others: [`MAX_CACHE_ENTRIES`]).
     pub failures: Memo,
+    /// Whole plans, kept while nothing they depended on changes.
+    pub warm: super::warm::Warm,
 }
 
 pub(super) use crate::lock::lock;

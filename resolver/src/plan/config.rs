@@ -5,6 +5,7 @@
 use std::fmt;
 
 use super::cache::Caches;
+pub use super::exec_plan::Strategy;
 
 /// How deep `#!` interpreters may nest: the kernel examines at most six
 /// files for one exec (`exec_binprm`: depth 0 to 5), so at most five scripts.
@@ -19,18 +20,6 @@ pub(crate) const MAX_CANDIDATES: usize = 4096;
 /// The longest argument or environment string `execve` takes, with its NUL
 /// (`MAX_ARG_STRLEN`, 32 pages): a longer one is E2BIG.
 pub(crate) const MAX_ARG_STRLEN: usize = 32 * 4096;
-
-/// How the planned exec is carried out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Strategy {
-    /// `execve("/chainloader", [.., FD, ..])`: needs the chainloader in the jail.
-    #[default]
-    Chainloader,
-    /// `execveat(FD, "", argv, envp, AT_EMPTY_PATH)` on the dynamic linker (or
-    /// static program) itself: nothing in the jail at all; Linux ≥ 3.19, and
-    /// the sandbox's seccomp policy must allow it.
-    Execveat,
-}
 
 /// Per-sandbox configuration.
 ///

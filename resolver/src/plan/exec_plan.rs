@@ -6,7 +6,17 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use crate::elfinfo::{Flavor, Machine};
 
-use super::config::Strategy;
+/// How the planned exec is carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    /// `execve("/chainloader", [.., FD, ..])`: needs the chainloader in the jail.
+    #[default]
+    Chainloader,
+    /// `execveat(FD, "", argv, envp, AT_EMPTY_PATH)` on the dynamic linker (or
+    /// static program) itself: nothing in the jail at all; Linux ≥ 3.19, and
+    /// the sandbox's seccomp policy must allow it.
+    Execveat,
+}
 
 /// Which rule found the dynamic linker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,6 +166,15 @@ pub struct PlanParts {
 }
 
 impl ExecPlan {
+    /// The descriptor of the file loaded (the dynamic linker, or the
+    /// static program).
+    pub(crate) fn image(&self) -> Option<BorrowedFd<'_>> {
+        match &self.target {
+            Target::Fd(fd) => Some(fd.as_fd()),
+            Target::Path(_) => self.fd_pairs().next().map(|(_, fd)| fd),
+        }
+    }
+
     /// What to exec.
     pub fn target(&self) -> &Target {
         &self.target

@@ -28,6 +28,8 @@ pub(super) struct Program {
     pub argv: Vec<Vec<u8>>,
     /// The scripts on the way, outermost first.
     pub scripts: Vec<ScriptHop>,
+    /// Every path opened on the way (absolute): each script's, the program's.
+    pub opened: Vec<Vec<u8>>,
 }
 
 impl Program {
@@ -45,8 +47,10 @@ impl Resolver {
     /// program; `argv` is rewritten at each script.
     pub(super) fn follow_scripts(&self, ns: &Namespace, path: &[u8], argv: Vec<Vec<u8>>) -> Result<Program, ExecError> {
         let (mut path, mut argv, mut scripts) = (path.to_vec(), argv, Vec::new());
+        let mut opened = Vec::new();
         loop {
             let abs = ns.absolute(&path);
+            opened.push(abs.clone());
             let file = ns.open_file(&abs).map_err(|e| match e {
                 ExecError::NotFound { .. } => ExecError::NotFound { path: os_path(&path) },
                 e => e,
@@ -61,6 +65,7 @@ impl Resolver {
                         info,
                         argv,
                         scripts,
+                        opened,
                     })
                 }
                 Class::Unknown(reason) => {
@@ -75,13 +80,14 @@ impl Resolver {
                 return Err(ExecError::TooManyLevels { path: os_path(&path) });
             }
             debug!(script = %lossy(&path), interpreter = %lossy(&sb.interpreter), "#! script");
-            argv = script_argv(&sb, &path, argv);
-            scripts.push(ScriptHop {
+            let hop = ScriptHop {
                 script: path,
-                interpreter: sb.interpreter.clone(),
+                interpreter: sb.interpreter,
                 arg: sb.arg,
-            });
-            path = sb.interpreter;
+            };
+            argv = hop_argv(&hop, argv);
+            path = hop.interpreter.clone();
+            scripts.push(hop);
         }
     }
 
@@ -115,13 +121,13 @@ impl Resolver {
     }
 }
 
-/// The argv the interpreter of script `path` gets: `[interpreter, arg?,
-/// path, argv[1..]]` (the script's own `argv[0]` is dropped, as the kernel
-/// drops it).
-fn script_argv(sb: &shebang::Shebang, path: &[u8], argv: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
-    let mut next = vec![sb.interpreter.clone()];
-    next.extend(sb.arg.clone());
-    next.push(path.to_vec());
+/// The argv the interpreter of a script gets: `[interpreter, arg?,
+/// script, argv[1..]]` (the script's own `argv[0]` is dropped, as the
+/// kernel drops it).
+pub(super) fn hop_argv(hop: &ScriptHop, argv: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    let mut next = vec![hop.interpreter.clone()];
+    next.extend(hop.arg.clone());
+    next.push(hop.script.clone());
     next.extend(argv.into_iter().skip(1));
     next
 }

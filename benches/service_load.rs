@@ -1,0 +1,306 @@
+//! `cargo bench --bench service_load [-- CLIENTS SECONDS]`: the exec
+//! service under load. `ldchain serve --root /` runs as a process of its
+//! own; CLIENTS threads (default 64) each ask it, one connection per
+//! request as the chainloader's stub does (`chainloader/src/proto.rs`),
+//! for SECONDS (default 5), with `LD_LIBRARY_PATH` set in every request —
+//! so no standing answer can serve it and every exec pays the round trip
+//! (a `make -j` with a conda or CUDA environment). Printed: answers per
+//! second, latency percentiles (connect to reply with its descriptor),
+//! the service's CPU time per answer and in all, and its resident memory
+//! and descriptors before and after a first and a second run (flat: the
+//! cache holds one answer, and nothing grows with the number served).
+//!
+//! Wall clock on a shared machine: printed, never asserted.
+
+use std::io::{IoSliceMut, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ldchain::resolver::Machine;
+use ldchain::service::proto::{decode_reply_header, REPLY_HEADER};
+use ldchain::service::InterpRequest;
+
+/// The ldchain to serve with: `$SERVICE_LOAD_LDCHAIN`, or this build's.
+fn ldchain() -> PathBuf {
+    if let Some(path) = std::env::var_os("SERVICE_LOAD_LDCHAIN") {
+        return path.into();
+    }
+    let exe = std::env::current_exe().unwrap();
+    // target/release/deps/service_load-HASH -> target/release/ldchain
+    exe.parent().unwrap().parent().unwrap().join("ldchain")
+}
+
+/// One request like a stub's for /bin/true with `LD_LIBRARY_PATH` set.
+fn request() -> Vec<u8> {
+    InterpRequest {
+        machine: Machine::X86_64,
+        interp: b"/lib64/ld-linux-x86-64.so.2".to_vec(),
+        execfn: b"/usr/bin/true".to_vec(),
+        cwd: b"/tmp".to_vec(),
+        ldso_path: None,
+        ld_library_path: Some(b"/opt/conda/lib:/usr/local/cuda/lib64".to_vec()),
+        secure: false,
+    }
+    .encode()
+}
+
+/// Ask once: connect, send, receive the reply and its descriptor (closed
+/// at once). Err: why the service did not answer with a descriptor.
+fn ask(socket: &Path, request: &[u8]) -> Result<(), String> {
+    let mut s = UnixStream::connect(socket).map_err(|e| format!("connect: {e}"))?;
+    s.write_all(request).map_err(|e| format!("send: {e}"))?;
+    let mut buf = [0u8; REPLY_HEADER + 512];
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = rustix::net::RecvAncillaryBuffer::new(&mut space);
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let r = rustix::net::recvmsg(&s, &mut iov, &mut control, rustix::net::RecvFlags::CMSG_CLOEXEC)
+        .map_err(|e| format!("receive: {e}"))?;
+    let mut fds = 0;
+    for msg in control.drain() {
+        if let rustix::net::RecvAncillaryMessage::ScmRights(rights) = msg {
+            fds += rights.count();
+        }
+    }
+    match decode_reply_header(&buf[..r.bytes]) {
+        Some((0, _)) if fds == 1 => Ok(()),
+        Some((errno, _)) => Err(format!("errno {errno}, {fds} descriptors")),
+        None => Err(format!("no reply ({} bytes)", r.bytes)),
+    }
+}
+
+/// The service's (CPU ticks, VmRSS KiB, descriptors).
+fn service_state(pid: u32) -> (u64, u64, usize) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    // Fields 14 and 15 (utime, stime); `rest` starts at field 3.
+    let ticks = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
+    (ticks, rss, fds)
+}
+
+struct Serve {
+    child: Child,
+    socket: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_child(&self.child),
+            rustix::process::Signal::TERM,
+        );
+        let _ = self.child.wait();
+    }
+}
+
+fn serve() -> Serve {
+    let dir = tempfile::tempdir().unwrap();
+    let sockdir = dir.path().join("run");
+    // SERVICE_LOAD_LOG=FILE: the service's debug log goes there.
+    let log = std::env::var_os("SERVICE_LOAD_LOG");
+    let mut child = Command::new(ldchain())
+        .args(["serve", "--root", "/"])
+        .arg(&sockdir)
+        .env_clear()
+        .envs(log.as_ref().map(|_| ("RUST_LOG", "debug")))
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ldchain serve (build it first: cargo build --release)");
+    // READY on stderr once the socket answers.
+    let mut err = child.stderr.take().unwrap();
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while !String::from_utf8_lossy(&seen).contains("ready") {
+        use std::io::Read;
+        assert_eq!(
+            err.read(&mut byte).unwrap(),
+            1,
+            "serve ended: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.push(byte[0]);
+    }
+    std::thread::spawn(move || match log {
+        Some(path) => std::io::copy(&mut err, &mut std::fs::File::create(path).unwrap()),
+        None => std::io::copy(&mut err, &mut std::io::sink()),
+    });
+    Serve {
+        child,
+        socket: sockdir.join("exec.sock"),
+        _dir: dir,
+    }
+}
+
+/// CLIENTS threads asking for `secs`: (answers, latencies in µs, elapsed,
+/// requests not answered with a descriptor). With `rate` (answers per
+/// second for all clients together), each client asks on a fixed schedule
+/// (open loop) and a latency counts from when its request was due, so
+/// time spent waiting behind a slow answer is not hidden; without, each
+/// asks again as soon as it is answered (closed loop: the throughput).
+fn load(socket: &Path, clients: usize, secs: f64, rate: Option<f64>) -> (usize, Vec<u32>, Duration, usize) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let request = Arc::new(request());
+    let t0 = Instant::now();
+    let threads: Vec<_> = (0..clients)
+        .map(|_| {
+            let (stop, request, socket) = (stop.clone(), request.clone(), socket.to_owned());
+            std::thread::spawn(move || {
+                let (mut lat, mut failed) = (Vec::with_capacity(1 << 16), 0);
+                let every = rate.map(|r| Duration::from_secs_f64(clients as f64 / r));
+                // Clients start spread over one interval.
+                let mut due = t0 + every.map_or(Duration::ZERO, |e| e.mul_f64(rand_fraction()));
+                while !stop.load(Ordering::Relaxed) {
+                    let t = match every {
+                        Some(every) => {
+                            let now = Instant::now();
+                            if due > now {
+                                std::thread::sleep(due - now);
+                            }
+                            let t = due;
+                            due += every;
+                            t
+                        }
+                        None => Instant::now(),
+                    };
+                    match ask(&socket, &request) {
+                        Ok(()) => lat.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32),
+                        Err(why) => {
+                            if failed == 0 {
+                                println!("  a request not answered: {why}");
+                            }
+                            failed += 1;
+                        }
+                    }
+                }
+                (lat, failed)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    stop.store(true, Ordering::Relaxed);
+    let (mut all, mut failed) = (Vec::new(), 0);
+    for t in threads {
+        let (lat, f) = t.join().unwrap();
+        all.extend(lat);
+        failed += f;
+    }
+    let elapsed = t0.elapsed();
+    (all.len(), all, elapsed, failed)
+}
+
+/// A number in [0, 1) that differs between threads (no generator needed).
+fn rand_fraction() -> f64 {
+    use std::hash::{BuildHasher, RandomState};
+    (RandomState::new().hash_one(std::thread::current().id()) % 1_000_000) as f64 / 1e6
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let clients: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(64);
+    let secs: f64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(5.0);
+    let serve = serve();
+    let pid = serve.child.id();
+    let request = request();
+    // The first answer is searched for and cached; then the runs.
+    ask(&serve.socket, &request).expect("the service did not answer");
+    let before = service_state(pid);
+    let (n1, _, _, _) = load(&serve.socket, clients, secs / 5.0, None);
+    let middle = service_state(pid);
+    let me = std::process::id();
+    let clients_before = service_state(me).0;
+    let (n, mut lat, elapsed, failed) = load(&serve.socket, clients, secs, None);
+    let after = service_state(pid);
+    let clients_cpu_us =
+        (service_state(me).0 - clients_before) as f64 * 1e6 / rustix::param::clock_ticks_per_second() as f64;
+    // Open loop at two offered rates: half the target, and the target.
+    let open: Vec<_> = [10_000.0, 20_000.0]
+        .into_iter()
+        .map(|offered| {
+            let start = service_state(pid);
+            let (n, mut lat, elapsed, failed) = load(&serve.socket, clients, secs, Some(offered));
+            let end = service_state(pid);
+            lat.sort_unstable();
+            (offered, n, lat, elapsed, failed, start, end)
+        })
+        .collect();
+    let last = open.last().unwrap().6;
+    lat.sort_unstable();
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+    let tick = 1e6 / rustix::param::clock_ticks_per_second() as f64;
+    let cpu_us = (after.0 - middle.0) as f64 * tick;
+    println!("ldchain serve under load: {clients} clients, each request with LD_LIBRARY_PATH set");
+    println!(
+        "  answers: {n} in {:.2} s = {:.0} answers/s ({failed} requests not answered)",
+        elapsed.as_secs_f64(),
+        n as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "  latency (connect to reply with descriptor): p50 {} µs, p90 {} µs, p99 {} µs, max {} µs",
+        pct(0.50),
+        pct(0.90),
+        pct(0.99),
+        lat[lat.len() - 1]
+    );
+    println!(
+        "  service CPU: {:.2} s in {:.2} s ({:.0} % of one core), {:.1} µs per answer",
+        cpu_us / 1e6,
+        elapsed.as_secs_f64(),
+        100.0 * cpu_us / 1e6 / elapsed.as_secs_f64(),
+        cpu_us / n as f64
+    );
+    println!(
+        "  the clients' CPU (this process, {clients} threads): {:.1} µs per answer",
+        clients_cpu_us / n as f64
+    );
+    println!(
+        "  service RSS: {} KiB before, {} KiB after {n1} answers, {} KiB after {} more",
+        before.1, middle.1, after.1, n
+    );
+    println!(
+        "  service descriptors: {} before, {} after {n1} answers, {} after {} more",
+        before.2, middle.2, after.2, n
+    );
+    for (offered, no, lato, elapsedo, failedo, start, end) in &open {
+        let pcto = |p: f64| lato[((lato.len() as f64 * p) as usize).min(lato.len() - 1)];
+        println!(
+            "  at a fixed {offered:.0} requests/s (open loop, latency from when each was due): {:.0} answers/s, \
+             p50 {} µs, p99 {} µs, max {} µs ({failedo} not answered); service CPU {:.1} µs per answer",
+            *no as f64 / elapsedo.as_secs_f64(),
+            pcto(0.50),
+            pcto(0.99),
+            lato[lato.len() - 1],
+            (end.0 - start.0) as f64 * tick / *no as f64
+        );
+        println!(
+            "service_load: offered={offered:.0} answers_per_s={:.0} p50_us={} p99_us={}",
+            *no as f64 / elapsedo.as_secs_f64(),
+            pcto(0.50),
+            pcto(0.99)
+        );
+    }
+    println!("  service RSS after that: {} KiB, descriptors: {}", last.1, last.2);
+    println!(
+        "service_load: answers_per_s={:.0} p50_us={} p99_us={} cpu_us_per_answer={:.1} rss_kib={}->{} fds={}->{}",
+        n as f64 / elapsed.as_secs_f64(),
+        pct(0.50),
+        pct(0.99),
+        cpu_us / n as f64,
+        middle.1,
+        after.1,
+        middle.2,
+        after.2
+    );
+}
