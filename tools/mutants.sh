@@ -194,20 +194,38 @@ m stubs-replace-the-jails-ldso embed/src/lib.rs \
 # --- Nested exec: standing answers ---------------------------------------
 NEST='--test suite -- nested::'
 m standing-never-taken chainloader/src/rt/interp.rs \
-    '    if flags == 0 {' \
-    '    if flags == u8::MAX {' "$NEST"
+    'if let Some(entry) = answered(interp, vars, cwd, execfn, stack) {' \
+    'if let Some(entry) = answered(interp, vars, cwd, execfn, stack).filter(|_| false) {' "$NEST"
 m standing-despite-env chainloader/src/rt/interp.rs \
-    '    if flags == 0 {' \
-    '    if flags & FLAG_SECURE == 0 {' "$NEST"
+    'answered(interp, vars, cwd, execfn, stack)' \
+    'answered(interp, [None, None], cwd, execfn, stack)' "$NEST"
+m keyed-standing-despite-secure chainloader/src/rt/interp.rs \
+    '    if !secure {' \
+    '    if true {' "$NEST"
+m keyed-never-published service/src/lib.rs \
+    'if request.secure || secure || answer.depends_on_rights || !held {' \
+    'if request.secure || secure || answer.depends_on_rights || !held || vars != [None, None] {' "$NEST"
+m keyed-name-without-cwd chainloader/src/proto.rs \
+    '(needs & NEEDS_CWD != 0).then_some(cwd),' \
+    'None,' "$PLAN + $NEST"
+m keyed-name-without-origin chainloader/src/proto.rs \
+    '(needs & NEEDS_EXECFN != 0).then_some(execfn),' \
+    'None,' "$PLAN + $NEST"
+m keyed-semicolon-not-a-separator chainloader/src/proto.rs \
+    "entry_start = b == b':' || b == b';';" \
+    "entry_start = b == b':';" "$PLAN"
+m keyed-marker-forgeable chainloader/src/proto.rs \
+    "b'%' => push(b\"%25\")?," \
+    "b'%' => push(b\"%\")?," "$PLAN"
 m stale-answer-stands service/src/server.rs \
     'CHANGED => self.source.refresh(),' \
     'CHANGED => {}' "$NEST"
 m keeper-lingers sandbox/src/boundary.rs \
     'let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));' \
     'let _ = ();' "$NEST"
-m standing-despite-cwd resolver/src/plan.rs \
-    '            && !search.depends_on_cwd();' \
-    '            ;' "$NEST"
+m standing-despite-cwd service/src/lib.rs \
+    'let held = (!depends.cwd || needs & proto::NEEDS_CWD != 0)' \
+    'let held = (true || needs & proto::NEEDS_CWD != 0)' "$NEST"
 
 # --- The stub's interp mode -------------------------------------------------
 m standing-fd-leaks chainloader/src/rt/interp.rs \
@@ -305,9 +323,9 @@ m answer-shared-across-clients service/src/cache.rs \
 m interp-denied-is-enoent resolver/src/plan/search.rs \
     '        if found.is_none() && self.interp_denied {' \
     '        if found.is_none() && self.interp_denied && false {' "$RIGHTS"
-m standing-despite-rights resolver/src/plan.rs \
-    '            && !search.depends_on_rights()' \
-    '' "$RIGHTS"
+m standing-despite-rights service/src/lib.rs \
+    'answer.depends_on_rights ||' \
+    'false ||' "$RIGHTS"
 
 # --- What one request may cost the trusted process -------------------------
 SVC='--test service'

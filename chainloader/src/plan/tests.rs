@@ -1,4 +1,5 @@
 extern crate std;
+use std::string::ToString;
 use std::vec::Vec;
 
 use super::*;
@@ -215,7 +216,7 @@ fn every_bad_program_header_is_refused() {
         let mut phs = ldso_like();
         mutate(&mut phs);
         let got = run(&image(ET_DYN, 0x1ab70, &phs, size));
-        let err = got.expect_err(want.text());
+        let err = got.expect_err(&want.text().to_string());
         assert_eq!(err.reason(), *want, "got {err:?}");
     }
 }
@@ -279,7 +280,7 @@ fn every_bad_file_header_is_refused() {
         let mut b = good.clone();
         mutate(&mut b);
         let size = b.len() as u64;
-        let err = parse_ehdr::<X86_64>(&b, size).expect_err(want.text());
+        let err = parse_ehdr::<X86_64>(&b, size).expect_err(&want.text().to_string());
         assert_eq!(err.reason(), *want, "got {err:?}");
     }
     assert_eq!(parse_ehdr::<X86_64>(b"", 0).unwrap_err().reason(), Reason::EmptyFile);

@@ -105,27 +105,39 @@ impl Stack {
     }
 
     /// Where the basename of argument `i` (< argc) starts inside the
-    /// argument itself, found in one pass; None if the argument ends in `/`
-    /// (its basename is then not a suffix of it).
+    /// argument itself; None if the argument ends in `/` (its basename is
+    /// then not a suffix of it).
+    ///
+    /// The kernel lays the argument strings out back to back (its
+    /// `create_elf_tables` makes each argv pointer the previous one plus
+    /// the previous string's length and NUL), so argument `i`'s NUL is the
+    /// byte before argument `i + 1`: the basename is found by a scan back
+    /// from there, over the basename alone. The last argument (or a layout
+    /// that does not look like that) is scanned forwards instead.
     pub fn basename_of(&self, i: usize) -> Option<*const u8> {
         // SAFETY: argv[i] for i < argc is a NUL-terminated string the kernel
-        // copied above the arrays (the caller checked argc).
+        // copied above the arrays (the caller checked argc); the backward
+        // scan reads only bytes from argv[i] up to the NUL just before
+        // argv[i + 1], checked to be there.
         unsafe {
-            let mut p = *self.sp.add(1 + i) as *const u8;
-            let mut base = p;
-            let mut last = 0;
-            loop {
-                let c = p.read_volatile();
-                if c == 0 {
-                    break;
+            let start = *self.sp.add(1 + i) as *const u8;
+            let next = if i + 1 < self.argc {
+                *self.sp.add(2 + i) as *const u8
+            } else {
+                start
+            };
+            let mut end = next.wrapping_sub(1);
+            if next <= start || end.read_volatile() != 0 {
+                end = start;
+                while end.read_volatile() != 0 {
+                    end = end.add(1);
                 }
-                p = p.add(1);
-                if c == b'/' {
-                    base = p;
-                }
-                last = c;
             }
-            (last != b'/').then_some(base)
+            let mut base = end;
+            while base > start && base.sub(1).read_volatile() != b'/' {
+                base = base.sub(1);
+            }
+            (base != end || base == start).then_some(base)
         }
     }
 
