@@ -58,12 +58,12 @@ m close-fd-kept chainloader/src/rt/load.rs \
 m bss-not-zeroed chainloader/src/plan.rs \
     'data_end & !mask != W::ZERO && ph.p_flags & PF_W != 0' \
     'data_end & !mask != W::ZERO && false' "$CL + $PLAN"
-m at-entry-unbiased chainloader/src/rt/start.rs \
-    '        usize::from(plan.phnum),
-        entry,' \
-    '        usize::from(plan.phnum),
-        plan.entry.to_usize(),' "$CL"
-m at-phdr-unbiased chainloader/src/rt/start.rs \
+m at-entry-unbiased chainloader/src/rt/load.rs \
+    '            usize::from(plan.phnum),
+            entry,' \
+    '            usize::from(plan.phnum),
+            plan.entry.to_usize(),' "$CL"
+m at-phdr-unbiased chainloader/src/rt/load.rs \
     'bias.wrapping_add(plan.phdr.to_usize()),' \
     'plan.phdr.to_usize(),' "$CL"
 m at-base-nonzero chainloader/src/rt/stack.rs \
@@ -215,8 +215,8 @@ m keyed-semicolon-not-a-separator chainloader/src/proto.rs \
     "entry_start = b == b':' || b == b';';" \
     "entry_start = b == b':';" "$PLAN"
 m keyed-marker-forgeable chainloader/src/proto.rs \
-    "b'%' => push(b\"%25\")?," \
-    "b'%' => push(b\"%\")?," "$PLAN"
+    "if b == b'/' || b == b'%' {" \
+    "if b == b'/' {" "$PLAN"
 m stale-answer-stands service/src/server.rs \
     'CHANGED => self.source.refresh(),' \
     'CHANGED => {}' "$NEST"

@@ -104,10 +104,10 @@ pub fn answer_needs(vars: [Option<&[u8]>; 2]) -> u8 {
     needs
 }
 
-/// The marker before each part of an answer name after `PT_INTERP` (which
-/// has none), in order: `LDSO_PATH`, `LD_LIBRARY_PATH`, the working
+/// The marker before each part of an answer name, in order: `PT_INTERP`
+/// (none: its slot is unused), `LDSO_PATH`, `LD_LIBRARY_PATH`, the working
 /// directory, `AT_EXECFN`.
-const NAME_MARKERS: [u8; 5] = *b"\0Llco";
+const NAME_MARKERS: [u8; 5] = *b"-Llco";
 
 /// The name of the answer link for a `class`/`machine` program whose
 /// `PT_INTERP` is `interp`, run with `vars` = `[LDSO_PATH, LD_LIBRARY_PATH]`
@@ -148,23 +148,23 @@ pub fn answer_name(
         (needs & NEEDS_EXECFN != 0).then_some(execfn),
     ];
     let mut len = 5;
-    for (marker, part) in NAME_MARKERS.into_iter().zip(parts) {
+    for (i, part) in parts.iter().enumerate() {
         let Some(value) = part else { continue };
-        let mut push = |bytes: &[u8]| {
-            for &c in bytes {
-                *out.get_mut(len)? = c;
-                len += 1;
-            }
-            Some(())
-        };
-        if marker != 0 {
-            push(&[b'%', marker])?;
+        // `%` and the marker before every part but PT_INTERP.
+        if i > 0 {
+            *out.get_mut(len + 1)? = NAME_MARKERS[i];
+            out[len] = b'%';
+            len += 2;
         }
-        for &b in value {
-            match b {
-                b'/' => push(b"%2f")?,
-                b'%' => push(b"%25")?,
-                _ => push(&[b])?,
+        for &b in value.iter() {
+            if b == b'/' || b == b'%' {
+                *out.get_mut(len + 2)? = if b == b'/' { b'f' } else { b'5' };
+                out[len] = b'%';
+                out[len + 1] = b'2';
+                len += 3;
+            } else {
+                *out.get_mut(len)? = b;
+                len += 1;
             }
         }
     }

@@ -361,3 +361,15 @@ fn host_ldso_and_static_layouts_are_accepted() {
         assert_eq!(p.entry, entry, "{compiler} {flags:?}: the entry point is the file's");
     }
 }
+
+#[test]
+fn every_flag_combination_maps_to_its_protection() {
+    for flags in 0..8u32 {
+        let want = if flags & PF_R != 0 { PROT_READ } else { 0 }
+            | if flags & PF_W != 0 { PROT_WRITE } else { 0 }
+            | if flags & PF_X != 0 { PROT_EXEC } else { 0 };
+        assert_eq!(prot_of(flags), want, "flags {flags:#x}");
+        // Other bits (PF_MASKOS, PF_MASKPROC) change nothing.
+        assert_eq!(prot_of(flags | 0xf000_0000 | 0x0ff0_0000), want, "flags {flags:#x}");
+    }
+}

@@ -26,7 +26,7 @@ use core::mem::MaybeUninit;
 // The request header is sent from its words' memory (`RequestHeader::words`).
 const _: () = assert!(cfg!(target_endian = "little"));
 
-use chainloader::elf::{Arch, Word};
+use chainloader::elf::Arch;
 use chainloader::error::EXIT_FAILURE;
 use chainloader::interp;
 use chainloader::machine::Native;
@@ -103,9 +103,7 @@ pub fn run(stack: &mut Stack) -> Result<usize, Error> {
     }
     .words();
     let fd = ask(&header, &parts)?;
-    let (bias, plan) = crate::rt::load::map_fd(fd, stack)?;
-    stack.set_base(bias);
-    Ok(bias.wrapping_add(plan.entry.to_usize()))
+    crate::rt::load::map_fd(fd, stack, true)
 }
 
 /// The working directory into `buf`: its length, 0 (sent empty) when it
@@ -149,11 +147,8 @@ fn answered(interp: &[u8], vars: [Option<&[u8]>; 2], cwd: &[u8], execfn: &[u8], 
     let len = proto::answer_name(class, machine, interp, vars, cwd, execfn, name)?;
     // path[DIR + len] is still 0: the NUL.
     let fd = sys::open_read(&path[..DIR + len + 1]).ok()?;
-    match crate::rt::load::map_fd(fd, stack) {
-        Ok((bias, plan)) => {
-            stack.set_base(bias);
-            Some(bias.wrapping_add(plan.entry.to_usize()))
-        }
+    match crate::rt::load::map_fd(fd, stack, true) {
+        Ok(entry) => Some(entry),
         Err(_) => {
             // Closed by map_fd only on success. A failure after some
             // segments were mapped leaves them: address space, not state.

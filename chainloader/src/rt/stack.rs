@@ -58,27 +58,30 @@ impl Stack {
                 p = p.add(1);
             }
             let auxv = p.add(1);
-            let mut a = auxv;
-            let mut page_size = None;
-            let mut slots = [core::ptr::null_mut(); 5];
-            // Stop at AT_NULL, or as soon as all six are found (they come
+            // The value slot of each key below 10 (AT_PHDR 3, AT_PHENT 4,
+            // AT_PHNUM 5, AT_PAGESZ 6, AT_BASE 7, AT_ENTRY 9), by key. Stop
+            // at AT_NULL, or as soon as those six are found (they come
             // early in the kernel's auxv, before uid, random bytes, ...).
-            let mut missing = 6;
-            while missing > 0 {
-                let value = a.add(1);
-                match *a {
-                    AT_NULL => break,
-                    AT_PAGESZ => page_size = Some(*value),
-                    AT_PHDR => slots[0] = value,
-                    AT_PHENT => slots[1] = value,
-                    AT_PHNUM => slots[2] = value,
-                    AT_ENTRY => slots[3] = value,
-                    AT_BASE => slots[4] = value,
-                    _ => missing += 1,
+            const WANTED: usize =
+                1 << AT_PHDR | 1 << AT_PHENT | 1 << AT_PHNUM | 1 << AT_PAGESZ | 1 << AT_BASE | 1 << AT_ENTRY;
+            let mut by_key = [core::ptr::null_mut(); 10];
+            let (mut a, mut found) = (auxv, 0);
+            while *a != AT_NULL && found & WANTED != WANTED {
+                if let Some(slot) = by_key.get_mut(*a) {
+                    *slot = a.add(1);
+                    found |= 1 << *a;
                 }
-                missing -= 1;
                 a = a.add(2);
             }
+            let page: *mut usize = by_key[AT_PAGESZ];
+            let page_size = (!page.is_null()).then(|| *page);
+            let slots = [
+                by_key[AT_PHDR],
+                by_key[AT_PHENT],
+                by_key[AT_PHNUM],
+                by_key[AT_ENTRY],
+                by_key[AT_BASE],
+            ];
             Stack {
                 sp,
                 argc,

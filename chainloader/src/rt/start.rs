@@ -12,7 +12,6 @@
 #![allow(unsafe_code)]
 
 use chainloader::args::{basename, parse_fd, USAGE};
-use chainloader::elf::Word;
 use chainloader::error::{render, EXIT_FAILURE};
 use chainloader::{Error, Reason, Subject};
 
@@ -67,7 +66,7 @@ pub fn fail(err: &Error, fd_arg: &[u8]) -> ! {
 
 fn run(stack: &mut Stack) -> Result<usize, Error> {
     let fd = parse_fd(stack.arg(1))?;
-    let (bias, plan) = map_fd(fd, stack)?;
+    let entry = map_fd(fd, stack, false)?;
 
     // comm: the basename of ARG0, as the kernel would have set it. The
     // kernel copies at most 15 bytes from the pointer, up to the NUL, so the
@@ -85,14 +84,5 @@ fn run(stack: &mut Stack) -> Result<usize, Error> {
     };
     // SAFETY: name points at a NUL-terminated string (inside argv[2], or copy).
     unsafe { sys::set_name(name) }.map_err(|e| Error::sys(Subject::Image, Reason::SetName, e))?;
-
-    // Describe the image as the kernel would have had it been exec'd directly.
-    let entry = bias.wrapping_add(plan.entry.to_usize());
-    stack.describe_image(
-        bias.wrapping_add(plan.phdr.to_usize()),
-        usize::from(plan.phent),
-        usize::from(plan.phnum),
-        entry,
-    );
     Ok(entry)
 }
