@@ -131,13 +131,35 @@ pub fn answer_name(
     execfn: &[u8],
     out: &mut [u8; MAX_ANSWER_NAME],
 ) -> Option<usize> {
+    out[..5].copy_from_slice(&answer_prefix(class, machine));
+    answer_name_after(interp, vars, cwd, execfn, out)
+}
+
+/// The first five bytes of every [`answer_name`] for a `class`/`machine`
+/// program (a const fn: the chainloader's are computed at compile time).
+pub const fn answer_prefix(class: u8, machine: u16) -> [u8; 5] {
+    let id = (machine as u32) << 4 | class as u32;
+    let mut out = [0u8; 5];
+    let mut i = 0;
+    while i < 5 {
+        let d = (id >> (16 - 4 * i)) as u8 & 15;
+        out[i] = if d < 10 { b'0' + d } else { b'a' + d - 10 };
+        i += 1;
+    }
+    out
+}
+
+/// [`answer_name`] after its first five bytes, which `out` holds already
+/// ([`answer_prefix`]).
+pub fn answer_name_after(
+    interp: &[u8],
+    vars: [Option<&[u8]>; 2],
+    cwd: &[u8],
+    execfn: &[u8],
+    out: &mut [u8; MAX_ANSWER_NAME],
+) -> Option<usize> {
     if interp.first() != Some(&b'/') {
         return None;
-    }
-    let id = u32::from(machine) << 4 | u32::from(class);
-    for (i, slot) in out[..5].iter_mut().enumerate() {
-        let d = (id >> (16 - 4 * i)) as u8 & 15;
-        *slot = if d < 10 { b'0' + d } else { b'a' + d - 10 };
     }
     let needs = answer_needs(vars);
     let parts = [

@@ -137,14 +137,25 @@ unsafe fn cwd_of(buf: &CwdBuf, len: usize) -> &[u8] {
 /// removed the link by the time it answers).
 fn answered(interp: &[u8], vars: [Option<&[u8]>; 2], cwd: &[u8], execfn: &[u8], stack: &mut Stack) -> Option<usize> {
     const DIR: usize = proto::ANSWER_DIR.len();
+    /// ANSWER_DIR and this machine's name prefix (built at compile time).
+    const HEAD: [u8; DIR + 5] = {
+        let (class, machine) = Native::MACHINE.ident();
+        let prefix = proto::answer_prefix(class, machine);
+        let mut head = [0u8; DIR + 5];
+        let mut i = 0;
+        while i < DIR + 5 {
+            head[i] = if i < DIR { proto::ANSWER_DIR[i] } else { prefix[i - DIR] };
+            i += 1;
+        }
+        head
+    };
     let mut path = [0u8; DIR + proto::MAX_ANSWER_NAME + 1];
     // A byte loop, not copy_from_slice: no memcpy call through the GOT.
-    for (slot, &b) in path.iter_mut().zip(proto::ANSWER_DIR) {
+    for (slot, &b) in path.iter_mut().zip(&HEAD) {
         *slot = b;
     }
     let name: &mut [u8; proto::MAX_ANSWER_NAME] = (&mut path[DIR..DIR + proto::MAX_ANSWER_NAME]).try_into().ok()?;
-    let (class, machine) = Native::MACHINE.ident();
-    let len = proto::answer_name(class, machine, interp, vars, cwd, execfn, name)?;
+    let len = proto::answer_name_after(interp, vars, cwd, execfn, name)?;
     // path[DIR + len] is still 0: the NUL.
     let fd = sys::open_read(&path[..DIR + len + 1]).ok()?;
     match crate::rt::load::map_fd(fd, stack, true) {
