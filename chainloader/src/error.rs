@@ -122,13 +122,14 @@ macro_rules! reasons {
     };
 }
 
-/// Byte strings the reason texts share, NUL-separated: in a packed text,
-/// byte `0x80 + n` stands for string `n` (the texts are ASCII). Chosen
-/// greedily by what each saves, longest gains first; [`pack`] replaces
-/// them in this order.
-const WORDS: &str = "cannot \0segment\0program heade\0 executable\0 address\0file\0not \0 the\0image\0\
--bit \0 descriptor n\0 space\0 overflows\0ect\0der\0 an\0PT_INTERP\0 out of \0invalid \0 program\0\
-p_offset\0 PT_LOAD\0end\0ET_\0read\0able\0";
+/// Byte strings the reason texts and subject labels share, NUL-separated:
+/// in a packed text, byte `0x80 + n` stands for string `n` (the texts are
+/// ASCII). Chosen greedily by what each saves (bytes replaced minus its own
+/// length and NUL), largest gain first; [`pack`] replaces them in this order.
+const WORDS: &str = "cannot \0program header\0segment\0 executable\0 address\0\
+file\0t \0image\0 the\0er\0 descriptor numb\0no\0 o\0an\0re\0 space\0ad\0T_\0\
+s \0lo\0in\0 program\0e \0-bi\0end\0ELF \0p_offse\0valid \0wrong \0INTERP\0\
+a \0la\0ma\0ec\0 p\0cat\0abl\0, \0size\0too \0LOAD\0EXEC\0";
 
 /// Room for the texts while they are packed (checked in [`pack`]).
 const PACK_ROOM: usize = 2048;
