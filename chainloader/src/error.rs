@@ -122,14 +122,16 @@ macro_rules! reasons {
     };
 }
 
-/// Byte strings the reason texts and subject labels share, NUL-separated:
+/// Byte strings the reason texts, subject labels and errno names share,
+/// NUL-separated:
 /// in a packed text, byte `0x80 + n` stands for string `n` (the texts are
 /// ASCII). Chosen greedily by what each saves (bytes replaced minus its own
 /// length and NUL), largest gain first; [`pack`] replaces them in this order.
 const WORDS: &str = "cannot \0program header\0segment\0 executable\0 address\0\
-file\0t \0image\0 the\0er\0 descriptor numb\0no\0 o\0an\0re\0 space\0ad\0T_\0\
-s \0lo\0in\0 program\0e \0-bi\0end\0ELF \0p_offse\0valid \0wrong \0INTERP\0\
-a \0la\0ma\0ec\0 p\0cat\0abl\0, \0size\0too \0LOAD\0EXEC\0";
+file\0t \0image\0ENO\0 the\0er\0 descriptor numb\0no\0 o\0an\0re\0 space\0ad\0\
+T_\0s \0lo\0in\0 program\0e \0-bi\0end\0ELF \0EXEC\0p_offse\0IN\0valid \0\
+wrong \0a \0la\0ma\0ec\0ER\0 p\0cat\0abl\0, \0ES\0AD\0EN\0size\0too \0FILE\0\
+PIPE\0";
 
 /// Room for the texts while they are packed (checked in [`pack`]).
 const PACK_ROOM: usize = 2048;
@@ -314,17 +316,29 @@ fn nth_text(all: &'static [u8], n: usize) -> &'static [u8] {
     b""
 }
 
-/// The symbolic name of an errno value (`ENOMEM`), for the values a loader
-/// can plausibly meet; others print as `errno N`.
-pub fn errno_name(errno: i32) -> &'static [u8] {
-    const NAMES: &str = "EPERM\0ENOENT\0ESRCH\0EINTR\0EIO\0ENXIO\0E2BIG\0ENOEXEC\0EBADF\0ECHILD\0\
+/// The symbolic names of the errno values a loader can plausibly meet,
+/// from 1 up, each followed by a NUL.
+const ERRNO_NAMES_RAW: &str = "EPERM\0ENOENT\0ESRCH\0EINTR\0EIO\0ENXIO\0E2BIG\0ENOEXEC\0EBADF\0ECHILD\0\
 EAGAIN\0ENOMEM\0EACCES\0EFAULT\0ENOTBLK\0EBUSY\0EEXIST\0EXDEV\0ENODEV\0ENOTDIR\0EISDIR\0EINVAL\0\
 ENFILE\0EMFILE\0ENOTTY\0ETXTBSY\0EFBIG\0ENOSPC\0ESPIPE\0EROFS\0EMLINK\0EPIPE\0EDOM\0ERANGE\0\
 EDEADLK\0ENAMETOOLONG\0ENOLCK\0ENOSYS\0";
+
+/// [`ERRNO_NAMES_RAW`], packed.
+static ERRNO_NAMES: [u8; pack(ERRNO_NAMES_RAW.as_bytes()).1] = packed(ERRNO_NAMES_RAW);
+
+/// The symbolic name of an errno value (`ENOMEM`), packed; empty for the
+/// others (printed as `errno N`).
+fn errno_packed(errno: i32) -> &'static [u8] {
     if errno < 1 {
         return b"";
     }
-    nth_text(NAMES.as_bytes(), errno as usize - 1)
+    nth_text(&ERRNO_NAMES, errno as usize - 1)
+}
+
+/// The symbolic name of an errno value (`ENOMEM`), for the values a loader
+/// can plausibly meet; empty for others (printed as `errno N`).
+pub fn errno_name(errno: i32) -> Text {
+    Text(errno_packed(errno))
 }
 
 /// The exit status for every failure, as a shell uses for "command not found".
@@ -357,7 +371,8 @@ impl<'a> Line<'a> {
         self
     }
 
-    /// Append a packed text (one of [`REASON_TEXTS`]), unpacked.
+    /// Append a packed text (from [`REASON_TEXTS`], [`LABELS`] or
+    /// [`ERRNO_NAMES`]), unpacked.
     fn push_packed(&mut self, packed: &[u8]) -> &mut Self {
         for &b in packed {
             match b {
@@ -418,9 +433,9 @@ pub fn render<'a>(err: &Error, fd_arg: &[u8], buf: &'a mut [u8]) -> &'a [u8] {
     let errno = err.errno();
     if errno != 0 {
         line.push(b": ");
-        match errno_name(errno) {
+        match errno_packed(errno) {
             b"" => line.push(b"errno ").num(errno as u32),
-            text => line.push(text),
+            name => line.push_packed(name),
         };
     }
     line.push(b"\n");
@@ -518,12 +533,16 @@ mod tests {
 
     #[test]
     fn errno_names() {
-        assert_eq!(errno_name(1), b"EPERM");
-        assert_eq!(errno_name(12), b"ENOMEM");
-        assert_eq!(errno_name(38), b"ENOSYS");
-        assert_eq!(errno_name(39), b"");
-        assert_eq!(errno_name(0), b"");
-        assert_eq!(errno_name(-5), b"");
+        assert_eq!(errno_name(1), "EPERM");
+        assert_eq!(errno_name(12), "ENOMEM");
+        assert_eq!(errno_name(38), "ENOSYS");
+        assert_eq!(errno_name(39), "");
+        assert_eq!(errno_name(0), "");
+        assert_eq!(errno_name(-5), "");
+        // Every name unpacks to itself.
+        for (n, name) in ERRNO_NAMES_RAW.split('\0').filter(|t| !t.is_empty()).enumerate() {
+            assert_eq!(errno_name(n as i32 + 1).to_string(), name);
+        }
     }
 
     #[test]

@@ -27,7 +27,6 @@ use core::mem::MaybeUninit;
 const _: () = assert!(cfg!(target_endian = "little"));
 
 use chainloader::elf::Arch;
-use chainloader::error::EXIT_FAILURE;
 use chainloader::interp;
 use chainloader::machine::Native;
 use chainloader::proto::{self, RequestHeader, FLAG_LDSO_PATH, FLAG_LD_LIBRARY_PATH, FLAG_SECURE};
@@ -68,7 +67,7 @@ pub fn run(stack: &mut Stack) -> Result<usize, Error> {
         // Nothing but what the name holds can change the answer: take the
         // one the service left in ANSWER_DIR, if there is one and it loads.
         // The name may hold the working directory only if a variable is set.
-        if vars != [None, None] {
+        if vars[0].is_some() || vars[1].is_some() {
             cwd_len = Some(getcwd(&mut cwd_buf));
         }
         // SAFETY: getcwd initialised the first cwd_len bytes.
@@ -215,10 +214,7 @@ fn ask(header: &[u32; 8], parts: &[&[u8]; 5]) -> Result<i32, Error> {
 
 /// The service refused: its message is the one line.
 fn refused(message: &[u8]) -> ! {
-    sys::write_all(2, b"chainloader: ");
-    sys::write_all(2, message);
-    sys::write_all(2, b"\n");
-    sys::exit(EXIT_FAILURE)
+    crate::rt::start::say_and_exit(message)
 }
 
 /// Send the header and the five strings, however many calls it takes.
