@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The cost of nested exec (interp mode), against the same jail with the real
 # ld.so at PT_INTERP. Called by benches/report.sh; prints markdown rows and,
-# on the last line, "nested_added_syscalls=N nested_wall_ratio=R".
+# on the last line, "nested_added_syscalls=N nested_wall_ratio=R
+# nested_llp_added_syscalls=N nested_llp_wall_ratio=R" (llp: the same with
+# LD_LIBRARY_PATH=/nowhere exported to every exec, as conda, CUDA or build
+# systems do: answered by a standing answer keyed by the variable's value).
 #
 #   benches/nested.sh LDCHAIN TMPDIR [--no-timing]
 #
@@ -30,16 +33,17 @@ make_jail "$tmp/interp" /opt/ld/ld-linux-x86-64.so.2
 loop() { # n: the shell loop, as sh -c's script
     echo "i=0; while [ \$i -lt $1 ]; do /bin/true; i=\$((i+1)); done"
 }
-run_in() { # jail, n
-    "$ldchain" run --root "$tmp/$1" --ldso-path /opt/ld -i -- /bin/sh -c "$(loop "$2")"
+run_in() { # jail, n [--env NAME=VALUE]
+    "$ldchain" run --root "$tmp/$1" --ldso-path /opt/ld -i "${@:3}" -- /bin/sh -c "$(loop "$2")"
 }
+LLP=(--env LD_LIBRARY_PATH=/nowhere)
 
 # System calls per exec, whole tree (ldchain, its service threads, sh, the
 # children), from the difference between 100 and 0 execs.
 calls() { awk '$NF == "total" { print $4 }' "$1"; }
-per_exec() { # jail
-    strace -f -c -o "$tmp/n0" "$ldchain" run --root "$tmp/$1" --ldso-path /opt/ld -i -- /bin/sh -c "$(loop 0)"
-    strace -f -c -o "$tmp/n100" "$ldchain" run --root "$tmp/$1" --ldso-path /opt/ld -i -- /bin/sh -c "$(loop 100)"
+per_exec() { # jail [--env NAME=VALUE]
+    strace -f -c -o "$tmp/n0" "$ldchain" run --root "$tmp/$1" --ldso-path /opt/ld -i "${@:2}" -- /bin/sh -c "$(loop 0)"
+    strace -f -c -o "$tmp/n100" "$ldchain" run --root "$tmp/$1" --ldso-path /opt/ld -i "${@:2}" -- /bin/sh -c "$(loop 100)"
     echo $(( ($(calls "$tmp/n100") - $(calls "$tmp/n0")) / 100 ))
 }
 s_real=$(per_exec real)
@@ -48,19 +52,32 @@ echo "| system calls per exec of /bin/true from sh, real ld.so at PT_INTERP | $s
 echo "| system calls per exec of /bin/true from sh, interp mode (stub + exec service) | $s_interp |"
 added=$((s_interp - s_real))
 echo "| system calls interp mode adds per exec (stub and service together) | $added |"
+l_real=$(per_exec real "${LLP[@]}")
+l_interp=$(per_exec interp "${LLP[@]}")
+l_added=$((l_interp - l_real))
+echo "| the same with LD_LIBRARY_PATH=/nowhere exported: real ld.so / interp mode / added | $l_real / $l_interp / $l_added |"
 
-ratio=n/a
+ratio=n/a l_ratio=n/a
 if [ "$timing" = yes ]; then
-    # 300 execs, 5 samples each, alternating; median wall clock of each.
-    ms() { local t0 t1; t0=$(date +%s%N); run_in "$1" 300; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000000 )); }
-    run_in real 10; run_in interp 10 # warm caches
-    real=() interp=()
-    for _ in 1 2 3 4 5; do real+=("$(ms real)"); interp+=("$(ms interp)"); done
-    median() { printf '%s\n' "$@" | sort -n | sed -n 3p; }
+    # 300 execs, 7 samples each, the four kinds alternating; median wall
+    # clock of each.
+    ms() { local t0 t1; t0=$(date +%s%N); run_in "$@" >/dev/null; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000000 )); }
+    run_in real 10; run_in interp 10; run_in real 10 "${LLP[@]}"; run_in interp 10 "${LLP[@]}" # warm caches
+    real=() interp=() l_real=() l_interp=()
+    for _ in 1 2 3 4 5 6 7; do
+        real+=("$(ms real 300)"); interp+=("$(ms interp 300)")
+        l_real+=("$(ms real 300 "${LLP[@]}")"); l_interp+=("$(ms interp 300 "${LLP[@]}")")
+    done
+    median() { printf '%s\n' "$@" | sort -n | sed -n 4p; }
     mr=$(median "${real[@]}"); mi=$(median "${interp[@]}")
+    lr=$(median "${l_real[@]}"); li=$(median "${l_interp[@]}")
     ratio=$(awk -v a="$mi" -v b="$mr" 'BEGIN { printf "%.3f", a / b }')
-    echo "| 300 execs from sh, real ld.so at PT_INTERP (ms, median of 5: ${real[*]}) | $mr |"
-    echo "| 300 execs from sh, interp mode (ms, median of 5: ${interp[*]}) | $mi |"
+    l_ratio=$(awk -v a="$li" -v b="$lr" 'BEGIN { printf "%.3f", a / b }')
+    echo "| 300 execs from sh, real ld.so at PT_INTERP (ms, median of 7: ${real[*]}) | $mr |"
+    echo "| 300 execs from sh, interp mode (ms, median of 7: ${interp[*]}) | $mi |"
     echo "| interp mode / real ld.so, wall clock | $ratio |"
+    echo "| 300 execs, LD_LIBRARY_PATH=/nowhere exported, real ld.so (ms, median of 7: ${l_real[*]}) | $lr |"
+    echo "| 300 execs, LD_LIBRARY_PATH=/nowhere exported, interp mode (ms, median of 7: ${l_interp[*]}) | $li |"
+    echo "| interp mode / real ld.so, wall clock, LD_LIBRARY_PATH exported | $l_ratio |"
 fi
-echo "nested_added_syscalls=$added nested_wall_ratio=$ratio"
+echo "nested_added_syscalls=$added nested_wall_ratio=$ratio nested_llp_added_syscalls=$l_added nested_llp_wall_ratio=$l_ratio"

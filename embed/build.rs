@@ -53,13 +53,32 @@ const RUSTFLAGS: &[&str] = &[
     "-Clink-arg=--build-id=none",
     "-Clink-arg=--no-eh-frame-hdr",
     "-Clink-arg=--gc-sections",
-    "-Clink-arg=--hash-style=gnu",
-    // One PT_LOAD: read-only data in the text segment, and .dynamic (never
-    // written: nothing relocates the program) read-only with it. One mapping
-    // for the kernel to make, one VMA left in every process.
+    // The layout is the linker script's (LINKER_SCRIPT): one PT_LOAD.
     "-Clink-arg=--no-rosegment",
-    "-Clink-arg=-zrodynamic",
 ];
+
+/// The whole layout of the program, replacing the linker's default: one
+/// `PT_LOAD` (R+X, the file and program headers, code, read-only data, and
+/// i386's GOT header, never written: nothing relocates the program) and a
+/// `PT_GNU_STACK` (non-executable stack). One mapping for the kernel to
+/// make, one VMA left in every process. Discarded: what only a dynamic
+/// linker or an unwinder would read — `.dynamic`, `.dynsym`, `.dynstr`, the
+/// hash table (the kernel reads none of them; a static PIE has no loader to
+/// relocate it, so they only cost bytes and a `PT_DYNAMIC` and `PT_PHDR`
+/// header), and `.eh_frame` (LTO merges core's "uwtable" module flag into
+/// ours, so `-Cforce-unwind-tables=no` alone does not drop it). Relocation
+/// sections are *not* discarded: [`check_sections`] refuses a link that has
+/// any, and any writable section.
+const LINKER_SCRIPT: &str = "\
+PHDRS { image PT_LOAD FILEHDR PHDRS FLAGS(5); stack PT_GNU_STACK FLAGS(6); }
+SECTIONS {
+  . = SIZEOF_HEADERS;
+  .text : { *(.text .text.*) } :image
+  .rodata : { *(.rodata .rodata.*) } :image
+  .got : { *(.got) *(.got.plt) } :image
+  /DISCARD/ : { *(.eh_frame) *(.eh_frame_hdr) *(.dynamic) *(.dynsym) *(.dynstr) *(.gnu.hash) *(.hash) *(.comment) *(.note .note.*) }
+}
+";
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());
@@ -234,7 +253,8 @@ impl Sources {
     /// SHA-256 over what shapes the chainloader's bytes and lives in this
     /// repository: `chainloader/Cargo.toml`, every file under
     /// `chainloader/src` (relative path and contents, in path order), the
-    /// workspace's `[profile.chainloader]` and this script's [`RUSTFLAGS`].
+    /// workspace's `[profile.chainloader]` and this script's [`RUSTFLAGS`]
+    /// and [`LINKER_SCRIPT`].
     /// Not covered (the CI rebuild is): the toolchain, `Cargo.lock`.
     fn digest(&self) -> String {
         let root = self.workspace.join("chainloader");
@@ -258,6 +278,7 @@ impl Sources {
             .collect();
         h.update(profile.join("\n").as_bytes());
         h.update(RUSTFLAGS.join("\x1f").as_bytes());
+        h.update(LINKER_SCRIPT.as_bytes());
         hex(&h.finalize())
     }
 
@@ -291,21 +312,25 @@ fn walk(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) {
 /// Build every machine's chainloader from source, in `order`; with
 /// [`EXPORT`] set, also write them, `SHA256SUMS` and `BUILD-INFO` there.
 fn build_all(sources: &Sources, order: &[Machine], out: &Path, blobs: &Blobs) -> Vec<Vec<u8>> {
-    // Unwind tables are useless without an unwinder, but LTO merges core's
-    // "uwtable" module flag into ours; drop .eh_frame at link time instead.
-    let script = out.join("discard-eh-frame.ld");
-    fs::write(
-        &script,
-        "SECTIONS { /DISCARD/ : { *(.eh_frame) *(.eh_frame_hdr) } } INSERT AFTER .text;\n",
-    )
-    .unwrap();
+    let script = out.join("chainloader.ld");
+    fs::write(&script, LINKER_SCRIPT).unwrap();
     let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
     let sysroot = rustc_output(&rustc, &["--print", "sysroot"]);
     let mut all = Vec::new();
     for &m in order {
         require_target(&sysroot, m.triple());
         let target_dir = out.join(format!("chainloader-build-{}", m.name()));
-        let bytes = strip_section_headers(build(sources, m, &target_dir, &script));
+        let linked = build(sources, m, &target_dir, &script);
+        if let Err(why) = check_sections(&linked) {
+            panic!(
+                "ldchain-embed: the {} chainloader {why}. It runs before anything could relocate it \
+                 and has no writable memory of its own, so it must have neither: avoid pointers in \
+                 static data (tables of &str, function pointers), variable-length copies (memcpy \
+                 through the GOT) and statics that change. See DESIGN.md.",
+                m.name()
+            );
+        }
+        let bytes = strip_section_headers(linked);
         if blobs.sum(m) != Some(sha256_hex(&bytes).as_str()) {
             println!(
                 "cargo:warning=ldchain-embed: the {} chainloader built from source differs from \
@@ -334,7 +359,7 @@ fn build_all(sources: &Sources, order: &[Machine], out: &Path, blobs: &Blobs) ->
              # its --check rebuilds every file here and compares.\n\
              toolchain: {}\n\
              linker: rust-lld (the toolchain's own; no C compiler)\n\
-             sources: {} (chainloader/Cargo.toml, chainloader/src, [profile.chainloader], embed/build.rs RUSTFLAGS)\n",
+             sources: {} (chainloader/Cargo.toml, chainloader/src, [profile.chainloader], embed/build.rs RUSTFLAGS and LINKER_SCRIPT)\n",
             rustc_output(&rustc, &["-V"]),
             sources.digest()
         );
@@ -486,8 +511,64 @@ fn build(sources: &Sources, m: Machine, target_dir: &Path, script: &Path) -> Vec
     fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// The program as linked (section headers still there) is started by the
+/// kernel and never relocated, and its one segment is read-only: refuse
+/// any relocation section (`SHT_RELA`, `SHT_REL`, `SHT_RELR`: the linker
+/// keeps them even with `.dynamic` discarded) and any allocated writable
+/// section other than i386's GOT header (`.got`, which nothing writes).
+fn check_sections(bytes: &[u8]) -> Result<(), String> {
+    if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" {
+        return Err("is not an ELF file".into());
+    }
+    let class64 = bytes[4] == 2;
+    let (shoff, shentsize, shnum, shstrndx) = if class64 {
+        (le(bytes, 40, 8), le(bytes, 58, 2), le(bytes, 60, 2), le(bytes, 62, 2))
+    } else {
+        (le(bytes, 32, 4), le(bytes, 46, 2), le(bytes, 48, 2), le(bytes, 50, 2))
+    };
+    if shnum == 0 || shstrndx >= shnum {
+        return Err("has no section headers to check".into());
+    }
+    // (name offset, type, flags, offset, size) of section i.
+    let section = |i: u64| {
+        let s = (shoff + i * shentsize) as usize;
+        if class64 {
+            (
+                le(bytes, s, 4),
+                le(bytes, s + 4, 4),
+                le(bytes, s + 8, 8),
+                le(bytes, s + 24, 8),
+                le(bytes, s + 32, 8),
+            )
+        } else {
+            (
+                le(bytes, s, 4),
+                le(bytes, s + 4, 4),
+                le(bytes, s + 8, 4),
+                le(bytes, s + 16, 4),
+                le(bytes, s + 20, 4),
+            )
+        }
+    };
+    let strtab = section(shstrndx).3 as usize;
+    for i in 0..shnum {
+        let (name, kind, flags, _, size) = section(i);
+        let name = &bytes[strtab + name as usize..];
+        let name = String::from_utf8_lossy(&name[..name.iter().position(|&b| b == 0).unwrap_or(0)]).into_owned();
+        // SHT_RELA, SHT_REL, SHT_RELR
+        if matches!(kind, 4 | 9 | 19) && size != 0 {
+            return Err(format!("has dynamic relocations ({name}, {size} bytes)"));
+        }
+        // SHF_WRITE | SHF_ALLOC
+        if flags & 3 == 3 && name != ".got" {
+            return Err(format!("has a writable section ({name})"));
+        }
+    }
+    Ok(())
+}
+
 /// The program is started by the kernel and never relocated: refuse one
-/// whose dynamic section asks for relocations.
+/// whose dynamic section, if it has one, asks for relocations.
 fn check_no_relocations(bytes: &[u8]) -> Result<(), String> {
     if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" {
         return Err("is not an ELF file".into());

@@ -58,12 +58,12 @@ m close-fd-kept chainloader/src/rt/load.rs \
 m bss-not-zeroed chainloader/src/plan.rs \
     'data_end & !mask != W::ZERO && ph.p_flags & PF_W != 0' \
     'data_end & !mask != W::ZERO && false' "$CL + $PLAN"
-m at-entry-unbiased chainloader/src/rt/start.rs \
-    '        usize::from(plan.phnum),
-        entry,' \
-    '        usize::from(plan.phnum),
-        plan.entry.to_usize(),' "$CL"
-m at-phdr-unbiased chainloader/src/rt/start.rs \
+m at-entry-unbiased chainloader/src/rt/load.rs \
+    '            usize::from(plan.phnum),
+            entry,' \
+    '            usize::from(plan.phnum),
+            plan.entry.to_usize(),' "$CL"
+m at-phdr-unbiased chainloader/src/rt/load.rs \
     'bias.wrapping_add(plan.phdr.to_usize()),' \
     'plan.phdr.to_usize(),' "$CL"
 m at-base-nonzero chainloader/src/rt/stack.rs \
@@ -232,11 +232,29 @@ m svc-mapped-writes-unseen service/src/cache.rs \
 # --- Nested exec: standing answers ---------------------------------------
 NEST='--test suite -- nested::'
 m standing-never-taken chainloader/src/rt/interp.rs \
-    '    if flags == 0 {' \
-    '    if flags == u8::MAX {' "$NEST"
+    'if let Some(entry) = answered(interp, vars, cwd, execfn, stack) {' \
+    'if let Some(entry) = answered(interp, vars, cwd, execfn, stack).filter(|_| false) {' "$NEST"
 m standing-despite-env chainloader/src/rt/interp.rs \
-    '    if flags == 0 {' \
-    '    if flags & FLAG_SECURE == 0 {' "$NEST"
+    'answered(interp, vars, cwd, execfn, stack)' \
+    'answered(interp, [None, None], cwd, execfn, stack)' "$NEST"
+m keyed-standing-despite-secure chainloader/src/rt/interp.rs \
+    '    if !secure {' \
+    '    if true {' "$NEST"
+m keyed-never-published service/src/lib.rs \
+    'if request.secure || secure || answer.depends_on_rights || !held {' \
+    'if request.secure || secure || answer.depends_on_rights || !held || vars != [None, None] {' "$NEST"
+m keyed-name-without-cwd chainloader/src/proto.rs \
+    '(needs & NEEDS_CWD != 0).then_some(cwd),' \
+    'None,' "$PLAN + $NEST"
+m keyed-name-without-origin chainloader/src/proto.rs \
+    '(needs & NEEDS_EXECFN != 0).then_some(execfn),' \
+    'None,' "$PLAN + $NEST"
+m keyed-semicolon-not-a-separator chainloader/src/proto.rs \
+    "entry_start = b == b':' || b == b';';" \
+    "entry_start = b == b':';" "$PLAN"
+m keyed-marker-forgeable chainloader/src/proto.rs \
+    "if b == b'/' || b == b'%' {" \
+    "if b == b'/' {" "$PLAN"
 m stale-answer-stands service/src/server.rs \
     'self.source.refresh();' \
     '{}' "$NEST"
@@ -246,9 +264,9 @@ m keeper-lingers sandbox/src/boundary.rs \
 m jail-dir-kept sandbox/src/boundary.rs \
     'let _ = rustix::fs::rmdir(dir.as_c_str());' \
     'let _ = dir;' '--test suite -- life::'
-m standing-despite-cwd resolver/src/plan.rs \
-    '            && !search.depends_on_cwd();' \
-    '            ;' "$NEST"
+m standing-despite-cwd service/src/lib.rs \
+    'let held = (!cwd || needs & proto::NEEDS_CWD != 0)' \
+    'let held = (true || needs & proto::NEEDS_CWD != 0)' "$NEST"
 
 # --- The stub's interp mode -------------------------------------------------
 m standing-fd-leaks chainloader/src/rt/interp.rs \
@@ -352,9 +370,9 @@ m answer-shared-across-clients service/src/cache.rs \
 m interp-denied-is-enoent resolver/src/plan/search.rs \
     '        if found.is_none() && self.interp_denied {' \
     '        if found.is_none() && self.interp_denied && false {' "$RIGHTS"
-m standing-despite-rights resolver/src/plan.rs \
-    '            && !search.depends_on_rights()' \
-    '' "$RIGHTS"
+m standing-despite-rights service/src/lib.rs \
+    'answer.depends_on_rights ||' \
+    'false ||' "$RIGHTS"
 
 # --- What one request may cost the trusted process -------------------------
 SVC='--test service'

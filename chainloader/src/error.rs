@@ -34,11 +34,13 @@ pub struct Error(u64);
 
 impl Error {
     /// An error with no errno.
+    #[inline(always)]
     pub const fn new(subject: Subject, reason: Reason) -> Self {
         Error::sys(subject, reason, 0)
     }
 
     /// An error caused by a failed system call.
+    #[inline(always)]
     pub const fn sys(subject: Subject, reason: Reason, errno: i32) -> Self {
         let (kind, num): (u64, u64) = match subject {
             Subject::FdArg => (0, 0),
@@ -64,9 +66,10 @@ impl Error {
         }
     }
 
-    /// Why, in words (without building a [`Reason`]).
-    pub fn reason_bytes(self) -> &'static [u8] {
-        nth_text(REASON_TEXTS.as_bytes(), self.0 as u8 as usize)
+    /// Why, in words, packed ([`Line::push_packed`] unpacks them), without
+    /// building a [`Reason`].
+    fn reason_packed(self) -> &'static [u8] {
+        nth_text(&REASON_TEXTS, self.0 as u8 as usize)
     }
 
     /// Why.
@@ -91,8 +94,9 @@ impl core::fmt::Debug for Error {
 }
 
 /// Declares [`Reason`] and its texts side by side. The texts are kept in one
-/// NUL-separated string rather than a table of `&str`: a table of pointers
-/// would need a relocation per entry in the freestanding binary.
+/// NUL-separated string rather than a table of `&str` (a table of pointers
+/// would need a relocation per entry in the freestanding binary), packed
+/// at compile time with [`WORDS`] (their bytes are a tenth of the program).
 macro_rules! reasons {
     ($($name:ident => $text:literal,)*) => {
         /// Why an image cannot be run: the `<why>` part of the message.
@@ -105,7 +109,8 @@ macro_rules! reasons {
             )*
         }
 
-        const REASON_TEXTS: &str = concat!($($text, "\0",)*);
+        /// Every reason's text, in order, each followed by a NUL.
+        const REASON_TEXTS_RAW: &str = concat!($($text, "\0",)*);
 
         impl Reason {
             /// The reason with this number (the last one for out-of-range numbers).
@@ -116,6 +121,85 @@ macro_rules! reasons {
         }
     };
 }
+
+/// Byte strings the reason texts, subject labels and errno names share,
+/// NUL-separated:
+/// in a packed text, byte `0x80 + n` stands for string `n` (the texts are
+/// ASCII). Chosen greedily by what each saves (bytes replaced minus its own
+/// length and NUL), largest gain first; [`pack`] replaces them in this order.
+const WORDS: &str = "cannot \0program header\0segment\0 executable\0 address\0\
+file\0t \0image\0ENO\0 the\0er\0 descriptor numb\0no\0 o\0an\0re\0 space\0ad\0\
+T_\0s \0lo\0in\0 program\0e \0-bi\0end\0ELF \0EXEC\0p_offse\0IN\0valid \0\
+wrong \0a \0la\0ma\0ec\0ER\0 p\0cat\0abl\0, \0ES\0AD\0EN\0size\0too \0FILE\0\
+PIPE\0";
+
+/// Room for the texts while they are packed (checked in [`pack`]).
+const PACK_ROOM: usize = 2048;
+
+/// `text` with every string of [`WORDS`] replaced by its byte, in order
+/// (a const fn: the program holds only the result), and its length.
+const fn pack(text: &[u8]) -> ([u8; PACK_ROOM], usize) {
+    assert!(text.len() <= PACK_ROOM);
+    let mut buf = [0u8; PACK_ROOM];
+    let mut len = 0;
+    while len < text.len() {
+        assert!(text[len] < 0x80, "reason texts are ASCII");
+        buf[len] = text[len];
+        len += 1;
+    }
+    let words = WORDS.as_bytes();
+    let (mut start, mut code) = (0, 0x80u8);
+    while start < words.len() {
+        let mut end = start;
+        while words[end] != 0 {
+            end += 1;
+        }
+        let mut out = [0u8; PACK_ROOM];
+        let (mut i, mut o) = (0, 0);
+        while i < len {
+            let mut k = 0;
+            while k < end - start && i + k < len && buf[i + k] == words[start + k] {
+                k += 1;
+            }
+            if k == end - start {
+                out[o] = code;
+                i += k;
+            } else {
+                out[o] = buf[i];
+                i += 1;
+            }
+            o += 1;
+        }
+        buf = out;
+        len = o;
+        start = end + 1;
+        code += 1;
+    }
+    (buf, len)
+}
+
+/// The first `N` bytes of `text` packed (`N` is its packed length).
+const fn packed<const N: usize>(text: &str) -> [u8; N] {
+    let (buf, len) = pack(text.as_bytes());
+    assert!(len == N);
+    let mut out = [0u8; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = buf[i];
+        i += 1;
+    }
+    out
+}
+
+/// Every reason's text, packed, each followed by a NUL.
+static REASON_TEXTS: [u8; pack(REASON_TEXTS_RAW.as_bytes()).1] = packed(REASON_TEXTS_RAW);
+
+/// What each kind of [`Subject`] is called (in [`Error`]'s order), each
+/// followed by a NUL.
+const LABELS_RAW: &str = "FD \0fd \0ELF header\0program header \0image\0exec service\0";
+
+/// [`LABELS_RAW`], packed.
+static LABELS: [u8; pack(LABELS_RAW.as_bytes()).1] = packed(LABELS_RAW);
 
 reasons! {
         FdNotNumber => "not a file descriptor number",
@@ -170,14 +254,51 @@ reasons! {
 }
 
 impl Reason {
-    /// The reason in words.
-    pub fn bytes(self) -> &'static [u8] {
-        nth_text(REASON_TEXTS.as_bytes(), self as usize)
+    /// The reason in words (for the host's tools and tests: `to_string()`,
+    /// or compare with a `&str`).
+    pub fn text(self) -> Text {
+        Text(nth_text(&REASON_TEXTS, self as usize))
     }
+}
 
-    /// The reason in words, as a `str` (for the host's tests and tools).
-    pub fn text(self) -> &'static str {
-        core::str::from_utf8(self.bytes()).unwrap_or("")
+/// A reason's text (see [`Reason::text`]).
+#[derive(Clone, Copy)]
+pub struct Text(&'static [u8]);
+
+impl Text {
+    /// Each unpacked piece of the text, in order.
+    fn pieces(self) -> impl Iterator<Item = &'static [u8]> {
+        self.0.iter().map(|b| match b {
+            0x80.. => nth_text(WORDS.as_bytes(), usize::from(b - 0x80)),
+            _ => core::slice::from_ref(b),
+        })
+    }
+}
+
+impl core::fmt::Display for Text {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // The texts and words are ASCII.
+        self.pieces()
+            .try_for_each(|p| f.write_str(core::str::from_utf8(p).unwrap_or("?")))
+    }
+}
+
+impl core::fmt::Debug for Text {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "\"{self}\"")
+    }
+}
+
+impl PartialEq<&str> for Text {
+    fn eq(&self, other: &&str) -> bool {
+        let mut rest = other.as_bytes();
+        self.pieces().all(|p| match rest.strip_prefix(p) {
+            Some(r) => {
+                rest = r;
+                true
+            }
+            None => false,
+        }) && rest.is_empty()
     }
 }
 
@@ -195,17 +316,29 @@ fn nth_text(all: &'static [u8], n: usize) -> &'static [u8] {
     b""
 }
 
-/// The symbolic name of an errno value (`ENOMEM`), for the values a loader
-/// can plausibly meet; others print as `errno N`.
-pub fn errno_name(errno: i32) -> &'static [u8] {
-    const NAMES: &str = "EPERM\0ENOENT\0ESRCH\0EINTR\0EIO\0ENXIO\0E2BIG\0ENOEXEC\0EBADF\0ECHILD\0\
+/// The symbolic names of the errno values a loader can plausibly meet,
+/// from 1 up, each followed by a NUL.
+const ERRNO_NAMES_RAW: &str = "EPERM\0ENOENT\0ESRCH\0EINTR\0EIO\0ENXIO\0E2BIG\0ENOEXEC\0EBADF\0ECHILD\0\
 EAGAIN\0ENOMEM\0EACCES\0EFAULT\0ENOTBLK\0EBUSY\0EEXIST\0EXDEV\0ENODEV\0ENOTDIR\0EISDIR\0EINVAL\0\
 ENFILE\0EMFILE\0ENOTTY\0ETXTBSY\0EFBIG\0ENOSPC\0ESPIPE\0EROFS\0EMLINK\0EPIPE\0EDOM\0ERANGE\0\
 EDEADLK\0ENAMETOOLONG\0ENOLCK\0ENOSYS\0";
+
+/// [`ERRNO_NAMES_RAW`], packed.
+static ERRNO_NAMES: [u8; pack(ERRNO_NAMES_RAW.as_bytes()).1] = packed(ERRNO_NAMES_RAW);
+
+/// The symbolic name of an errno value (`ENOMEM`), packed; empty for the
+/// others (printed as `errno N`).
+fn errno_packed(errno: i32) -> &'static [u8] {
     if errno < 1 {
         return b"";
     }
-    nth_text(NAMES.as_bytes(), errno as usize - 1)
+    nth_text(&ERRNO_NAMES, errno as usize - 1)
+}
+
+/// The symbolic name of an errno value (`ENOMEM`), for the values a loader
+/// can plausibly meet; empty for others (printed as `errno N`).
+pub fn errno_name(errno: i32) -> Text {
+    Text(errno_packed(errno))
 }
 
 /// The exit status for every failure, as a shell uses for "command not found".
@@ -234,6 +367,18 @@ impl<'a> Line<'a> {
                 None => break,
             }
             self.len += 1;
+        }
+        self
+    }
+
+    /// Append a packed text (from [`REASON_TEXTS`], [`LABELS`] or
+    /// [`ERRNO_NAMES`]), unpacked.
+    fn push_packed(&mut self, packed: &[u8]) -> &mut Self {
+        for &b in packed {
+            match b {
+                0x80.. => self.push(nth_text(WORDS.as_bytes(), usize::from(b - 0x80))),
+                _ => self.push(&[b]),
+            };
         }
         self
     }
@@ -269,33 +414,28 @@ const ECHO_MAX: usize = 40;
 /// (shortened to a few dozen bytes) when the error is about it.
 pub fn render<'a>(err: &Error, fd_arg: &[u8], buf: &'a mut [u8]) -> &'a [u8] {
     let mut line = Line::new(buf);
-    line.push(b"chainloader: ");
-    let (label, num): (&[u8], i64) = match err.subject() {
-        Subject::FdArg => (b"FD ", -1),
-        Subject::Fd(fd) => (b"fd ", i64::from(fd)),
-        Subject::ElfHeader => (b"ELF header", -1),
-        Subject::ProgramHeader(i) => (b"program header ", i64::from(i)),
-        Subject::Image => (b"image", -1),
-        Subject::Service => (b"exec service", -1),
-    };
-    line.push(label);
-    if num >= 0 {
-        line.num(num as u32);
+    // The subject's kind and number, straight from the packed word.
+    let kind = (err.0 >> 8) as usize & 0xf;
+    let num = (err.0 >> 16) as u32;
+    line.push(b"chainloader: ").push_packed(nth_text(&LABELS, kind));
+    // Fd (a descriptor, never shown negative) and ProgramHeader have a number.
+    if (kind == 1 || kind == 3) && num as i32 >= 0 {
+        line.num(num);
     }
-    if err.subject() == Subject::FdArg {
+    if kind == 0 {
         line.push(b"'").push(&fd_arg[..fd_arg.len().min(ECHO_MAX)]);
         if fd_arg.len() > ECHO_MAX {
             line.push(b"...");
         }
         line.push(b"'");
     }
-    line.push(b": ").push(err.reason_bytes());
+    line.push(b": ").push_packed(err.reason_packed());
     let errno = err.errno();
     if errno != 0 {
         line.push(b": ");
-        match errno_name(errno) {
+        match errno_packed(errno) {
             b"" => line.push(b"errno ").num(errno as u32),
-            text => line.push(text),
+            name => line.push_packed(name),
         };
     }
     line.push(b"\n");
@@ -313,6 +453,7 @@ mod tests {
     }
 
     extern crate std;
+    use std::string::ToString;
 
     #[test]
     fn renders_each_subject() {
@@ -354,7 +495,7 @@ mod tests {
 
     #[test]
     fn every_reason_has_its_own_text() {
-        let all: std::vec::Vec<&str> = REASON_TEXTS.split('\0').filter(|t| !t.is_empty()).collect();
+        let all: std::vec::Vec<&str> = REASON_TEXTS_RAW.split('\0').filter(|t| !t.is_empty()).collect();
         assert_eq!(
             Reason::BadReply as usize + 1,
             all.len(),
@@ -363,9 +504,13 @@ mod tests {
         assert_eq!(Reason::FdNotNumber.text(), all[0]);
         assert_eq!(Reason::SetName.text(), "cannot set process name");
         assert_eq!(Reason::Interp.text(), all[Reason::Interp as usize]);
-        for t in &all {
+        for (n, t) in all.iter().enumerate() {
             assert!(!t.is_empty() && !t.contains('\n'));
+            // Packing loses nothing, and every text unpacks to itself.
+            assert_eq!(Reason::from_u8(n as u8).text().to_string(), *t);
+            assert_ne!(Reason::from_u8(n as u8).text(), &t[1..]);
         }
+        assert!(REASON_TEXTS.len() < REASON_TEXTS_RAW.len() * 3 / 4, "packing pays");
     }
 
     #[test]
@@ -388,12 +533,16 @@ mod tests {
 
     #[test]
     fn errno_names() {
-        assert_eq!(errno_name(1), b"EPERM");
-        assert_eq!(errno_name(12), b"ENOMEM");
-        assert_eq!(errno_name(38), b"ENOSYS");
-        assert_eq!(errno_name(39), b"");
-        assert_eq!(errno_name(0), b"");
-        assert_eq!(errno_name(-5), b"");
+        assert_eq!(errno_name(1), "EPERM");
+        assert_eq!(errno_name(12), "ENOMEM");
+        assert_eq!(errno_name(38), "ENOSYS");
+        assert_eq!(errno_name(39), "");
+        assert_eq!(errno_name(0), "");
+        assert_eq!(errno_name(-5), "");
+        // Every name unpacks to itself.
+        for (n, name) in ERRNO_NAMES_RAW.split('\0').filter(|t| !t.is_empty()).enumerate() {
+            assert_eq!(errno_name(n as i32 + 1).to_string(), name);
+        }
     }
 
     #[test]

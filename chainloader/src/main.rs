@@ -22,6 +22,5 @@ mod rt;
 /// one, fail like any other error rather than fault.
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
-    rt::sys::write_all(2, b"chainloader: internal error: panic\n");
-    rt::sys::exit(chainloader::error::EXIT_FAILURE)
+    rt::start::say_and_exit(b"internal error: panic")
 }

@@ -94,9 +94,10 @@ fn ph_err(i: u16, reason: Reason) -> Error {
     Error::new(Subject::ProgramHeader(i), reason)
 }
 
-/// `PF_*` to `PROT_*` (R 4→1, W 2→2, X 1→4), without branches.
+/// `PF_*` to `PROT_*` (R 4→1, W 2→2, X 1→4: the three bits reversed), by
+/// a table of eight nibbles in one constant: no branches, four instructions.
 pub fn prot_of(flags: u32) -> u32 {
-    ((flags & PF_R) >> 2) | (flags & PF_W) | ((flags & PF_X) << 2)
+    (0x7351_6240 >> ((flags & (PF_R | PF_W | PF_X)) * 4)) & 7
 }
 
 fn page_down<W: Word>(x: W, page: W) -> W {

@@ -60,54 +60,134 @@ pub const FLAG_LD_LIBRARY_PATH: u8 = 4;
 const KNOWN_FLAGS: u8 = FLAG_SECURE | FLAG_LDSO_PATH | FLAG_LD_LIBRARY_PATH;
 
 /// Where the service leaves answers that need no round trip, inside the
-/// jail: a directory of symbolic links, one per (machine, `PT_INTERP`), each
-/// pointing at the dynamic linker the resolver chose for programs that set
-/// neither `LDSO_PATH` nor `LD_LIBRARY_PATH` and do not run in secure mode
-/// (so that nothing in the process changes the answer). The chainloader
-/// opens `ANSWER_DIR` + [`answer_name`] first and asks over the socket only
-/// when there is no link or what it leads to does not load. The jail sees
-/// the directory read-only; the service removes every link as soon as
-/// anything the answers depended on changes.
+/// jail: a directory of symbolic links, each pointing at the dynamic linker
+/// the resolver chose for every request with the same [`answer_name`]
+/// (not in secure mode: those always ask). The chainloader opens
+/// `ANSWER_DIR` + [`answer_name`] first and asks over the socket only when
+/// there is no link or what it leads to does not load. The jail sees the
+/// directory read-only; the service removes every link as soon as anything
+/// the answers depended on changes.
 pub const ANSWER_DIR: &[u8] = b"/run/ldchain/ld/";
 /// Longest answer link name (`NAME_MAX`).
 pub const MAX_ANSWER_NAME: usize = 255;
 
+/// [`answer_needs`]: the name holds the working directory.
+pub const NEEDS_CWD: u8 = 1;
+/// [`answer_needs`]: the name holds `AT_EXECFN` (and the working directory).
+pub const NEEDS_EXECFN: u8 = 2;
+
+/// What an answer for a process with these `[LDSO_PATH, LD_LIBRARY_PATH]`
+/// values may depend on besides them, so what its name must hold: the
+/// working directory ([`NEEDS_CWD`]) if an entry is relative (empty, or not
+/// starting with `/`; `:` and `;` both separate, as `LD_LIBRARY_PATH`'s do),
+/// `AT_EXECFN` and the working directory (`NEEDS_CWD | NEEDS_EXECFN`) if
+/// either value holds a `$` (`$ORIGIN` is the program's directory). Never
+/// less than what the resolver can use, sometimes more: a name that holds
+/// more only means fewer processes share it.
+pub fn answer_needs(vars: [Option<&[u8]>; 2]) -> u8 {
+    let mut needs = 0;
+    for value in vars.into_iter().flatten() {
+        let mut entry_start = true;
+        for &b in value {
+            if b == b'$' {
+                needs = NEEDS_CWD | NEEDS_EXECFN;
+            }
+            if entry_start && b != b'/' {
+                needs |= NEEDS_CWD;
+            }
+            entry_start = b == b':' || b == b';';
+        }
+        if entry_start {
+            needs |= NEEDS_CWD;
+        }
+    }
+    needs
+}
+
+/// The marker before each part of an answer name, in order: `PT_INTERP`
+/// (none: its slot is unused), `LDSO_PATH`, `LD_LIBRARY_PATH`, the working
+/// directory, `AT_EXECFN`.
+const NAME_MARKERS: [u8; 5] = *b"-Llco";
+
 /// The name of the answer link for a `class`/`machine` program whose
-/// `PT_INTERP` is `interp`: `e_machine` as four lowercase hex digits, the
-/// class as one digit, then `interp` with `%` written `%25` and `/` written
-/// `%2f` (so different strings get different names, and none is `.` or
-/// `..`). Returns the name's length in `out`, or `None` when `interp` is not
-/// absolute or the name would not fit in `NAME_MAX` bytes.
-pub fn answer_name(class: u8, machine: u16, interp: &[u8], out: &mut [u8; MAX_ANSWER_NAME]) -> Option<usize> {
+/// `PT_INTERP` is `interp`, run with `vars` = `[LDSO_PATH, LD_LIBRARY_PATH]`
+/// (`None`: not set) from `cwd` as `execfn`: `e_machine` as four lowercase
+/// hex digits, the class as one digit, then `interp`, then for each set
+/// variable, and for `cwd` and `execfn` when [`answer_needs`] says so, `%`,
+/// its marker (`L`, `l`, `c`, `o`) and its value. Every string is written
+/// with `%` as `%25` and `/` as `%2f`, so a `%` followed by a marker is
+/// never part of a string: different requests get different names (the
+/// name is the key itself, not a hash of it), and none is `.` or `..`.
+/// With no variable set the name is `e_machine`, class and `interp` alone.
+/// Returns the name's length in `out`, or `None` when `interp` is not
+/// absolute or the name would not fit in `NAME_MAX` bytes (such a process
+/// asks).
+pub fn answer_name(
+    class: u8,
+    machine: u16,
+    interp: &[u8],
+    vars: [Option<&[u8]>; 2],
+    cwd: &[u8],
+    execfn: &[u8],
+    out: &mut [u8; MAX_ANSWER_NAME],
+) -> Option<usize> {
+    out[..5].copy_from_slice(&answer_prefix(class, machine));
+    answer_name_after(interp, vars, cwd, execfn, out)
+}
+
+/// The first five bytes of every [`answer_name`] for a `class`/`machine`
+/// program (a const fn: the chainloader's are computed at compile time).
+pub const fn answer_prefix(class: u8, machine: u16) -> [u8; 5] {
+    let id = (machine as u32) << 4 | class as u32;
+    let mut out = [0u8; 5];
+    let mut i = 0;
+    while i < 5 {
+        let d = (id >> (16 - 4 * i)) as u8 & 15;
+        out[i] = if d < 10 { b'0' + d } else { b'a' + d - 10 };
+        i += 1;
+    }
+    out
+}
+
+/// [`answer_name`] after its first five bytes, which `out` holds already
+/// ([`answer_prefix`]).
+pub fn answer_name_after(
+    interp: &[u8],
+    vars: [Option<&[u8]>; 2],
+    cwd: &[u8],
+    execfn: &[u8],
+    out: &mut [u8; MAX_ANSWER_NAME],
+) -> Option<usize> {
     if interp.first() != Some(&b'/') {
         return None;
     }
-    let digits = [
-        (machine >> 12) as u8,
-        (machine >> 8) as u8,
-        (machine >> 4) as u8,
-        machine as u8,
-        class,
+    let needs = answer_needs(vars);
+    let parts = [
+        Some(interp),
+        vars[0],
+        vars[1],
+        (needs & NEEDS_CWD != 0).then_some(cwd),
+        (needs & NEEDS_EXECFN != 0).then_some(execfn),
     ];
-    let mut len = 0;
-    for d in digits {
-        let d = d & 15;
-        out[len] = if d < 10 { b'0' + d } else { b'a' + d - 10 };
-        len += 1;
-    }
-    for &b in interp {
-        let escaped = matches!(b, b'/' | b'%');
-        if len + if escaped { 3 } else { 1 } > MAX_ANSWER_NAME {
-            return None;
-        }
-        if escaped {
+    let mut len = 5;
+    for (i, part) in parts.iter().enumerate() {
+        let Some(value) = part else { continue };
+        // `%` and the marker before every part but PT_INTERP.
+        if i > 0 {
+            *out.get_mut(len + 1)? = NAME_MARKERS[i];
             out[len] = b'%';
-            out[len + 1] = b'2';
-            out[len + 2] = if b == b'/' { b'f' } else { b'5' };
-            len += 3;
-        } else {
-            out[len] = b;
-            len += 1;
+            len += 2;
+        }
+        for &b in value.iter() {
+            if b == b'/' || b == b'%' {
+                *out.get_mut(len + 2)? = if b == b'/' { b'f' } else { b'5' };
+                out[len] = b'%';
+                out[len + 1] = b'2';
+                len += 3;
+            } else {
+                *out.get_mut(len)? = b;
+                len += 1;
+            }
         }
     }
     Some(len)
@@ -146,15 +226,27 @@ impl RequestHeader {
     /// The header's bytes.
     pub fn encode(&self) -> [u8; REQUEST_HEADER] {
         let mut out = [0u8; REQUEST_HEADER];
-        out[..4].copy_from_slice(&REQUEST_MAGIC);
-        out[4..6].copy_from_slice(&VERSION.to_le_bytes());
-        out[6..8].copy_from_slice(&self.machine.to_le_bytes());
-        out[8] = self.class;
-        out[9] = self.flags;
-        for (i, len) in self.lengths.iter().enumerate() {
-            out[12 + 4 * i..16 + 4 * i].copy_from_slice(&len.to_le_bytes());
+        for (chunk, word) in out.chunks_exact_mut(4).zip(self.words()) {
+            chunk.copy_from_slice(&word.to_le_bytes());
         }
         out
+    }
+
+    /// The header as eight 32-bit words, each to be written little-endian
+    /// (on a little-endian machine, the words' memory is the header: how
+    /// the chainloader sends it, without a byte-by-byte copy).
+    pub fn words(&self) -> [u32; REQUEST_HEADER / 4] {
+        let l = self.lengths;
+        [
+            u32::from_le_bytes(REQUEST_MAGIC),
+            u32::from(VERSION) | u32::from(self.machine) << 16,
+            u32::from(self.class) | u32::from(self.flags) << 8,
+            l[0],
+            l[1],
+            l[2],
+            l[3],
+            l[4],
+        ]
     }
 
     /// Decode and check a header: magic, version, flags and every length
@@ -261,8 +353,19 @@ mod tests {
     }
 
     fn name(class: u8, machine: u16, interp: &[u8]) -> Option<std::vec::Vec<u8>> {
+        keyed(class, machine, interp, [None, None], b"/cwd", b"/bin/x")
+    }
+
+    fn keyed(
+        class: u8,
+        machine: u16,
+        interp: &[u8],
+        vars: [Option<&[u8]>; 2],
+        cwd: &[u8],
+        execfn: &[u8],
+    ) -> Option<std::vec::Vec<u8>> {
         let mut out = [0u8; MAX_ANSWER_NAME];
-        answer_name(class, machine, interp, &mut out).map(|n| out[..n].to_vec())
+        answer_name(class, machine, interp, vars, cwd, execfn, &mut out).map(|n| out[..n].to_vec())
     }
 
     #[test]
@@ -288,6 +391,82 @@ mod tests {
         assert_eq!(name(2, 62, &long).map(|n| n.len()), Some(MAX_ANSWER_NAME));
         long.push(b'a');
         assert_eq!(name(2, 62, &long), None);
+    }
+
+    #[test]
+    fn what_keyed_names_need() {
+        let needs = |ldso: Option<&[u8]>, llp: Option<&[u8]>| answer_needs([ldso, llp]);
+        assert_eq!(needs(None, None), 0);
+        assert_eq!(needs(Some(b"/a:/b"), Some(b"/c;/d")), 0);
+        // Relative: empty value, empty entry (leading, inner, trailing), no
+        // leading slash, under either separator, in either variable.
+        for rel in [
+            &b""[..],
+            b":/a",
+            b"/a::/b",
+            b"/a:",
+            b"/a;",
+            b"a",
+            b"/a:b",
+            b"/a;./b",
+            b"~/x",
+        ] {
+            assert_eq!(needs(None, Some(rel)), NEEDS_CWD, "{rel:?}");
+            assert_eq!(needs(Some(rel), None), NEEDS_CWD, "{rel:?}");
+        }
+        // Any `$` (`$ORIGIN`, `${ORIGIN}`, `$LIB` too): the program's path as well.
+        for origin in [&b"$ORIGIN/../lib"[..], b"/a:${ORIGIN}", b"/a/$LIB", b"$"] {
+            assert_eq!(needs(Some(b"/x"), Some(origin)), NEEDS_CWD | NEEDS_EXECFN, "{origin:?}");
+            assert_eq!(needs(Some(origin), None), NEEDS_CWD | NEEDS_EXECFN, "{origin:?}");
+        }
+    }
+
+    #[test]
+    fn keyed_answer_names() {
+        let i = &b"/lib64/ld-linux-x86-64.so.2"[..];
+        let base = &b"003e2%2flib64%2fld-linux-x86-64.so.2"[..];
+        let with = |tail: &[u8]| Some([base, tail].concat());
+        assert_eq!(keyed(2, 62, i, [None, None], b"/w", b"/p"), with(b""));
+        assert_eq!(
+            keyed(2, 62, i, [None, Some(b"/nowhere")], b"/w", b"/p"),
+            with(b"%l%2fnowhere")
+        );
+        assert_eq!(keyed(2, 62, i, [Some(b"/o"), None], b"/w", b"/p"), with(b"%L%2fo"));
+        // Set but empty is not unset, and LDSO_PATH is not LD_LIBRARY_PATH.
+        assert_eq!(keyed(2, 62, i, [Some(b""), None], b"/w", b"/p"), with(b"%L%c%2fw"));
+        assert_eq!(keyed(2, 62, i, [None, Some(b"")], b"/w", b"/p"), with(b"%l%c%2fw"));
+        // The working directory and the program's path only when needed.
+        assert_eq!(
+            keyed(2, 62, i, [None, Some(b"lib")], b"/w", b"/p"),
+            with(b"%llib%c%2fw")
+        );
+        assert_eq!(
+            keyed(2, 62, i, [Some(b"/a%"), Some(b"$ORIGIN")], b"/w", b"/b/p"),
+            with(b"%L%2fa%25%l$ORIGIN%c%2fw%o%2fb%2fp")
+        );
+        // Different requests, different names: no value can forge a marker.
+        let names = [
+            keyed(2, 62, i, [Some(b"/a"), Some(b"/b")], b"/", b"/"),
+            keyed(2, 62, i, [Some(b"/a%l%2fb"), None], b"/", b"/"),
+            keyed(2, 62, i, [None, Some(b"/a%L%2fb")], b"/", b"/"),
+            keyed(2, 62, i, [None, Some(b"/a/b")], b"/", b"/"),
+            keyed(2, 62, i, [None, Some(b"a")], b"/x", b"/"),
+            keyed(2, 62, i, [None, Some(b"a")], b"/y", b"/"),
+            keyed(2, 62, i, [None, Some(b"$ORIGIN")], b"/", b"/x/p"),
+            keyed(2, 62, i, [None, Some(b"$ORIGIN")], b"/", b"/y/p"),
+            keyed(2, 62, i, [None, Some(b"$ORIGIN")], b"/x", b"p"),
+            keyed(2, 62, i, [None, Some(b"$ORIGIN")], b"/y", b"p"),
+        ];
+        for (a, x) in names.iter().enumerate() {
+            assert!(x.is_some());
+            for y in &names[a + 1..] {
+                assert_ne!(x, y);
+            }
+        }
+        // Too long for NAME_MAX: none (the process asks).
+        let long = std::vec![b'/'; 100];
+        assert_eq!(keyed(2, 62, i, [None, Some(&long)], b"/", b"/"), None);
+        assert_eq!(keyed(2, 62, b"x", [None, Some(b"/a")], b"/", b"/"), None);
     }
 
     #[test]

@@ -78,7 +78,7 @@ fn table(file: &Opened, head: &[u8], ehdr: &Ehdr) -> Result<Vec<u8>, String> {
 }
 
 fn inspect_as<A: Arch>(file: &Opened, head: &[u8]) -> Result<Headers, String> {
-    let ehdr = elf::parse_ehdr::<A>(head, file.size()).map_err(|e| e.reason().text().to_owned())?;
+    let ehdr = elf::parse_ehdr::<A>(head, file.size()).map_err(|e| e.reason().text().to_string())?;
     let table = table(file, head, &ehdr)?;
     let mut interp = None;
     for i in 0..ehdr.phnum {
@@ -145,7 +145,7 @@ pub fn check_ldso(file: &Opened, machine: Machine, page_size: u64) -> Result<(),
         size: file.size(),
         page_size,
     };
-    machine.with_arch(plan).map_err(|e| e.reason().text().to_owned())
+    machine.with_arch(plan).map_err(|e| e.reason().text().to_string())
 }
 
 /// The chainloader's plan for a machine known at run time.

@@ -309,6 +309,7 @@ impl Resolver {
             consulted: search.consulted(),
             depends_on_cwd: search.depends_on_cwd(),
             depends_on_origin: search.depends_on_origin(),
+            depends_on_rights: search.depends_on_rights(),
             standing,
         })
     }
@@ -407,6 +408,9 @@ pub struct InterpAnswer {
     /// Whether it depended on the program's directory (a tried
     /// `LD_LIBRARY_PATH` entry used `$ORIGIN`).
     pub depends_on_origin: bool,
+    /// Whether it depended on the client's rights (a candidate was refused
+    /// for want of permission): another client may get another answer.
+    pub depends_on_rights: bool,
     /// Whether the answer holds for every process of this machine whose
     /// program names this (absolute) `PT_INTERP` and that sets neither
     /// `LDSO_PATH` nor `LD_LIBRARY_PATH` and is not in secure mode: it

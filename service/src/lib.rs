@@ -59,9 +59,10 @@ impl NamespaceSource {
     }
 
     /// Leave standing answers in `dir`, the directory the jail sees at
-    /// [`proto::ANSWER_DIR`]: a symbolic link per (machine, `PT_INTERP`) to
-    /// the chosen dynamic linker, for requests whose answer depends on
-    /// nothing else ([`InterpAnswer::standing`]), so
+    /// [`proto::ANSWER_DIR`]: a symbolic link per [`proto::answer_name`]
+    /// (machine, `PT_INTERP`, the variables, and the working directory and
+    /// `AT_EXECFN` when they may matter) to the chosen dynamic linker, for
+    /// requests whose answer depends on nothing else (`standing_name`), so
     /// that the chainloader needs no round trip for them. The jail must see
     /// `dir` read-only (else the sandbox chooses its own answers — for its
     /// own unprivileged processes only, as secure-mode programs always ask),
@@ -98,15 +99,10 @@ impl NamespaceSource {
             return Ok((Arc::new(second.fd), second.choice));
         }
         let mut name = [0u8; proto::MAX_ANSWER_NAME];
-        let (class, machine) = request.machine.ident();
-        let standing = second
-            .standing
-            .then(|| proto::answer_name(class, machine, &request.interp, &mut name))
-            .flatten()
-            .map(|len| Standing {
-                name: &name[..len],
-                target: &second.choice.path,
-            });
+        let standing = standing_name(request, &second, self.resolver.config().secure, &mut name).map(|len| Standing {
+            name: &name[..len],
+            target: &second.choice.path,
+        });
         let depends = depends(&second, request, traced);
         let fd = cache.insert(key, request, depends, second.fd, generation, standing);
         Ok((fd, second.choice))
@@ -129,15 +125,51 @@ impl NamespaceSource {
     }
 }
 
+/// The name `answer` may be left standing under (its length in `name`):
+/// [`proto::answer_name`] of the request, which holds its variables, and
+/// its working directory and `AT_EXECFN` when [`proto::answer_needs`] says
+/// so. None when the answer must not stand: in secure mode (the request's
+/// or the service's: those processes always ask), when it depended on the
+/// client's rights, or on the working directory or the program's directory
+/// while the name does not hold them — or when the name would not fit.
+fn standing_name(
+    request: &InterpRequest,
+    answer: &InterpAnswer,
+    secure: bool,
+    name: &mut [u8; proto::MAX_ANSWER_NAME],
+) -> Option<usize> {
+    let vars = [request.ldso_path.as_deref(), request.ld_library_path.as_deref()];
+    let needs = proto::answer_needs(vars);
+    let (cwd, origin) = dependence(answer, request);
+    let held = (!cwd || needs & proto::NEEDS_CWD != 0) && (!origin || needs & proto::NEEDS_EXECFN != 0);
+    if request.secure || secure || answer.depends_on_rights || !held {
+        return None;
+    }
+    let (class, machine) = request.machine.ident();
+    proto::answer_name(
+        class,
+        machine,
+        &request.interp,
+        vars,
+        &request.cwd,
+        &request.execfn,
+        name,
+    )
+}
+
 /// What `answer` depended on besides the request's key: the working
 /// directory if a relative candidate was tried (or `$ORIGIN` came from a
 /// relative `AT_EXECFN`), the program's directory if `$ORIGIN` was expanded.
 fn depends(answer: &InterpAnswer, request: &InterpRequest, traced: Traced) -> Depends {
-    Depends {
-        traced,
-        cwd: answer.depends_on_cwd || (answer.depends_on_origin && !request.execfn.starts_with(b"/")),
-        origin: answer.depends_on_origin,
-    }
+    let (cwd, origin) = dependence(answer, request);
+    Depends { traced, cwd, origin }
+}
+
+/// Whether `answer` depended on the working directory, and on the
+/// program's directory (see [`depends`]).
+fn dependence(answer: &InterpAnswer, request: &InterpRequest) -> (bool, bool) {
+    let cwd = answer.depends_on_cwd || (answer.depends_on_origin && !request.execfn.starts_with(b"/"));
+    (cwd, answer.depends_on_origin)
 }
 
 impl LdsoSource for NamespaceSource {

@@ -602,13 +602,105 @@ fn the_stub_takes_a_standing_answer_without_the_service_and_asks_when_it_does_no
 }
 
 #[test]
+fn a_keyed_standing_answer_serves_its_own_key_and_nothing_else() {
+    let Some((jail, probe)) = stub_jail() else { return };
+    jail.add(&glibc_ldso(), "/opt/glibc/ld-linux-x86-64.so.2");
+    jail.add_glibc_program(&probe, "/opt/bin/probe");
+    let dir = jail.host("/run/ldchain/ld");
+    fs::create_dir_all(&dir).unwrap();
+    let plain = STANDING_X86_64.rsplit('/').next().unwrap();
+    // Links as the service would leave them (no service here: a process
+    // that asks fails with "cannot connect").
+    for key in [
+        "%l%2fopt",                       // LD_LIBRARY_PATH=/opt
+        "%L%2fo%l%2fopt",                 // LDSO_PATH=/o and that
+        "%llib%c%2f",                     // a relative entry: cwd / in the name
+        "%llib2%c%2fopt",                 // the same for cwd /opt
+        "%l$ORIGIN%c%2f%o%2fbin%2fprobe", // $ORIGIN: the program's path in it
+    ] {
+        std::os::unix::fs::symlink("/opt/glibc/ld-linux-x86-64.so.2", dir.join(format!("{plain}{key}"))).unwrap();
+    }
+    let asked = "chainloader: exec service: cannot connect: ENOENT\n";
+    let run_with = |program: &str, vars: &[(&str, &str)]| {
+        let mut c = jail.command(&[program, "args", "x"], &[]);
+        c.env_remove("LD_LIBRARY_PATH").env_remove("LDSO_PATH");
+        c.envs(vars.iter().copied());
+        let r = run_bounded(&mut c);
+        (r.code, r.stderr)
+    };
+    let ran = (Some(0), String::new());
+    let refused = (Some(127), asked.to_owned());
+    for (program, vars, want) in [
+        ("/bin/probe", &[("LD_LIBRARY_PATH", "/opt")][..], &ran),
+        ("/bin/probe", &[("LDSO_PATH", "/o"), ("LD_LIBRARY_PATH", "/opt")], &ran),
+        ("/bin/probe", &[("LD_LIBRARY_PATH", "lib")], &ran),
+        ("/bin/probe", &[("LD_LIBRARY_PATH", "$ORIGIN")], &ran),
+        // Another value, a prefix of it, another variable, set but empty.
+        ("/bin/probe", &[("LD_LIBRARY_PATH", "/opt2")], &refused),
+        ("/bin/probe", &[("LD_LIBRARY_PATH", "/op")], &refused),
+        ("/bin/probe", &[("LDSO_PATH", "/opt")], &refused),
+        (
+            "/bin/probe",
+            &[("LDSO_PATH", ""), ("LD_LIBRARY_PATH", "/opt")],
+            &refused,
+        ),
+        ("/bin/probe", &[("LDSO_PATH", "/o")], &refused),
+        // A relative entry from another working directory (the stub runs in /).
+        ("/bin/probe", &[("LD_LIBRARY_PATH", "lib2")], &refused),
+        // $ORIGIN for a program in another directory.
+        ("/opt/bin/probe", &[("LD_LIBRARY_PATH", "$ORIGIN")], &refused),
+        // With no variable the plain name is wanted (and is not there).
+        ("/bin/probe", &[], &refused),
+    ] {
+        assert_eq!(&run_with(program, vars), want, "{program} {vars:?}");
+    }
+}
+
+#[test]
+fn secure_mode_execs_ask_even_when_their_keyed_answer_stands() {
+    if !rustix::process::getuid().is_root() {
+        // Needs a real setuid-root file and a parent that drops to nobody.
+        assert!(!strict(), "CI runs as root");
+        eprintln!("\n*** SKIP: setuid test needs root ***\n");
+        return;
+    }
+    let Some(rj) = RootJail::new() else { return };
+    rj.jail.add(&host_chainloader(), "/lib64/ld-linux-x86-64.so.2");
+    let su = rj.jail.host("/bin/suprobe");
+    copy_file(&rj.jail.host("/bin/probe"), &su);
+    fs::set_permissions(&su, fs::Permissions::from_mode(0o4755)).unwrap();
+    let dir = rj.jail.host("/run/ldchain/ld");
+    fs::create_dir_all(&dir).unwrap();
+    let plain = STANDING_X86_64.rsplit('/').next().unwrap();
+    std::os::unix::fs::symlink("/opt/glibc/ld-linux-x86-64.so.2", dir.join(format!("{plain}%l%2fopt"))).unwrap();
+    // No service: a process that asks fails with "cannot connect", 127.
+    let spawn = |program: &str| {
+        let mut cmd = rj.jail.command(&["/bin/spawn", "drop", program, "args"], &[]);
+        cmd.env_remove("LDSO_PATH").env("LD_LIBRARY_PATH", "/opt");
+        run_bounded(&mut cmd)
+    };
+    let r = spawn("/bin/probe");
+    assert!(
+        r.stdout.ends_with("spawn: status 0\n"),
+        "the keyed answer was not taken: {r:#?}"
+    );
+    let r = spawn("/bin/suprobe");
+    assert!(
+        r.stdout.ends_with("spawn: status 127\n"),
+        "a secure-mode exec did not ask: {r:#?}"
+    );
+    assert!(r.stderr.contains("chainloader: exec service: cannot connect"), "{r:#?}");
+}
+
+#[test]
 fn standing_answers_spare_the_round_trip_and_the_jail_cannot_write_them() {
     if !require("strace", "counting the stub's connections") {
         return;
     }
     let log = tempfile::NamedTempFile::new().unwrap();
     let script = format!(
-        "/bin/true; /bin/true; /bin/true; LD_LIBRARY_PATH=/nowhere /bin/true; ls /run/ldchain/ld; \
+        "/bin/true; /bin/true; /bin/true; export LD_LIBRARY_PATH=/nowhere; /bin/true; /bin/true; /bin/true; \
+         unset LD_LIBRARY_PATH; ls /run/ldchain/ld; \
          readlink '{STANDING_X86_64}'; ln -s /x /run/ldchain/ld/mine 2>&1 | grep -c 'Read-only file system'"
     );
     let r = run_bounded(
@@ -621,16 +713,20 @@ fn standing_answers_spare_the_round_trip_and_the_jail_cannot_write_them() {
     )
     .ok();
     let lines: Vec<&str> = r.stdout.lines().collect();
-    assert_eq!(lines.len(), 3, "{r:#?}");
-    assert_eq!(lines[0], STANDING_X86_64.rsplit('/').next().unwrap(), "{r:#?}");
+    assert_eq!(lines.len(), 4, "{r:#?}");
+    let plain = STANDING_X86_64.rsplit('/').next().unwrap();
+    assert_eq!(lines[0], plain, "{r:#?}");
+    // The answer for LD_LIBRARY_PATH=/nowhere stands under its own key.
+    assert_eq!(lines[1], format!("{plain}%l%2fnowhere"), "{r:#?}");
     assert!(
-        lines[1].ends_with("/ld-linux-x86-64.so.2") && lines[1] != "/lib64/ld-linux-x86-64.so.2",
+        lines[2].ends_with("/ld-linux-x86-64.so.2") && lines[2] != "/lib64/ld-linux-x86-64.so.2",
         "{r:#?}"
     );
-    assert_eq!(lines[2], "1", "the jail wrote to the answer directory: {r:#?}");
-    // Nine programs started in the jail (sh, 4 × true, ls, readlink, ln,
-    // grep): only the one with its own LD_LIBRARY_PATH asked the service,
-    // and sh too when it started before the service's early answer for it
+    assert_eq!(lines[3], "1", "the jail wrote to the answer directory: {r:#?}");
+    // Eleven programs started in the jail (sh, 6 × true, ls, readlink, ln,
+    // grep): only the first with its own LD_LIBRARY_PATH asked the service
+    // (the next two took the answer it left standing under that key), and
+    // sh too when it started before the service's early answer for it
     // stood (ldchain run answers the program's own request while the jail
     // is entered).
     let trace = fs::read_to_string(log.path()).unwrap();
@@ -661,6 +757,30 @@ fn a_standing_answer_goes_when_what_it_depended_on_changes() {
     assert!(lines[0].ends_with(host) && lines[1].ends_with(host), "{r:#?}");
     assert_ne!(lines[2], "waited=500", "the old answer kept standing: {r:#?}");
     assert!(lines[3].ends_with("/tmp/first/ld-linux-x86-64.so.2"), "{r:#?}");
+}
+
+#[test]
+fn a_keyed_standing_answer_goes_when_what_it_depended_on_changes() {
+    // The same as above through the process's own LD_LIBRARY_PATH: its
+    // answer stands under a name holding the value, and a new ld.so in the
+    // first directory must replace it.
+    let which = WHICH_LDSO;
+    let link = format!("{STANDING_X86_64}%l%2ftmp%2ffirst:%2fusr%2flib%2fx86_64-linux-gnu");
+    let script = format!(
+        "mkdir /tmp/first && export LD_LIBRARY_PATH=/tmp/first:/usr/lib/x86_64-linux-gnu && {which}; {which}; \
+         readlink '{link}'; cp /usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 /tmp/first/x && \
+         mv /tmp/first/x /tmp/first/ld-linux-x86-64.so.2; i=0; \
+         while [ \"$(readlink '{link}')\" != /tmp/first/ld-linux-x86-64.so.2 ] && [ $i -lt 500 ]; do i=$((i+1)); done; \
+         echo waited=$i; {which}"
+    );
+    let r = run(ldchain().args(clean_sh(&[], &script))).ok();
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 5, "{r:#?}");
+    let host = "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2";
+    assert!(lines[0].ends_with(host) && lines[1].ends_with(host), "{r:#?}");
+    assert_eq!(lines[2], host, "no keyed answer stood: {r:#?}");
+    assert_ne!(lines[3], "waited=500", "the old answer kept standing: {r:#?}");
+    assert!(lines[4].ends_with("/tmp/first/ld-linux-x86-64.so.2"), "{r:#?}");
 }
 
 #[test]

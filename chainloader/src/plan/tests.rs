@@ -1,4 +1,5 @@
 extern crate std;
+use std::string::ToString;
 use std::vec::Vec;
 
 use super::*;
@@ -215,7 +216,7 @@ fn every_bad_program_header_is_refused() {
         let mut phs = ldso_like();
         mutate(&mut phs);
         let got = run(&image(ET_DYN, 0x1ab70, &phs, size));
-        let err = got.expect_err(want.text());
+        let err = got.expect_err(&want.text().to_string());
         assert_eq!(err.reason(), *want, "got {err:?}");
     }
 }
@@ -279,7 +280,7 @@ fn every_bad_file_header_is_refused() {
         let mut b = good.clone();
         mutate(&mut b);
         let size = b.len() as u64;
-        let err = parse_ehdr::<X86_64>(&b, size).expect_err(want.text());
+        let err = parse_ehdr::<X86_64>(&b, size).expect_err(&want.text().to_string());
         assert_eq!(err.reason(), *want, "got {err:?}");
     }
     assert_eq!(parse_ehdr::<X86_64>(b"", 0).unwrap_err().reason(), Reason::EmptyFile);
@@ -358,5 +359,17 @@ fn host_ldso_and_static_layouts_are_accepted() {
         assert!(p.span_len > 0, "{compiler} {flags:?}");
         let entry = u64::from_le_bytes(bytes[24..32].try_into().unwrap());
         assert_eq!(p.entry, entry, "{compiler} {flags:?}: the entry point is the file's");
+    }
+}
+
+#[test]
+fn every_flag_combination_maps_to_its_protection() {
+    for flags in 0..8u32 {
+        let want = if flags & PF_R != 0 { PROT_READ } else { 0 }
+            | if flags & PF_W != 0 { PROT_WRITE } else { 0 }
+            | if flags & PF_X != 0 { PROT_EXEC } else { 0 };
+        assert_eq!(prot_of(flags), want, "flags {flags:#x}");
+        // Other bits (PF_MASKOS, PF_MASKPROC) change nothing.
+        assert_eq!(prot_of(flags | 0xf000_0000 | 0x0ff0_0000), want, "flags {flags:#x}");
     }
 }

@@ -2,8 +2,10 @@
 //!
 //! ```text
 //! find PT_INTERP in the program the kernel mapped
-//! -> no LDSO_PATH, LD_LIBRARY_PATH or AT_SECURE: open the service's standing
-//!    answer (proto::ANSWER_DIR); if it is there and loads, go to "jump"
+//! -> not AT_SECURE: open the service's standing answer for this request
+//!    (proto::ANSWER_DIR + proto::answer_name: PT_INTERP, LDSO_PATH,
+//!    LD_LIBRARY_PATH, and the cwd and AT_EXECFN when they may matter); if
+//!    it is there and loads, go to "jump"
 //! -> getcwd -> connect to the exec service -> send what the resolver needs
 //! -> receive one ld.so descriptor -> map it -> AT_BASE = its base -> jump
 //! ```
@@ -19,8 +21,12 @@
 //! checks that the string lies inside a file-backed `PT_LOAD`.
 #![allow(unsafe_code)]
 
-use chainloader::elf::{Arch, Word};
-use chainloader::error::EXIT_FAILURE;
+use core::mem::MaybeUninit;
+
+// The request header is sent from its words' memory (`RequestHeader::words`).
+const _: () = assert!(cfg!(target_endian = "little"));
+
+use chainloader::elf::Arch;
 use chainloader::interp;
 use chainloader::machine::Native;
 use chainloader::proto::{self, RequestHeader, FLAG_LDSO_PATH, FLAG_LD_LIBRARY_PATH, FLAG_SECURE};
@@ -28,6 +34,9 @@ use chainloader::{Error, Reason, Subject};
 
 use crate::rt::stack::{c_str, Stack, AT_EXECFN, AT_SECURE};
 use crate::rt::sys::{self, IoVec};
+
+/// A buffer for the working directory (`PATH_MAX` bytes).
+type CwdBuf = MaybeUninit<[u8; proto::MAX_PATH as usize]>;
 
 /// Ask the exec service for the program's ld.so and map it; returns its
 /// entry point (AT_BASE already points at it).
@@ -48,42 +57,32 @@ pub fn run(stack: &mut Stack) -> Result<usize, Error> {
         // copied onto the stack.
         p => unsafe { c_str(p as *const u8) },
     };
-    let ldso_path = stack.env(b"LDSO_PATH");
-    let ld_library_path = stack.env(b"LD_LIBRARY_PATH");
-    let mut flags = 0;
-    if stack.aux(AT_SECURE) != 0 {
-        flags |= FLAG_SECURE;
-    }
-    if ldso_path.is_some() {
-        flags |= FLAG_LDSO_PATH;
-    }
-    if ld_library_path.is_some() {
-        flags |= FLAG_LD_LIBRARY_PATH;
-    }
-    // Nothing in the process can change the answer: take the one the
-    // service left in ANSWER_DIR, if there is one and it loads.
-    if flags == 0 {
-        if let Some(entry) = answered(interp, stack) {
+    let vars = [stack.env(b"LDSO_PATH"), stack.env(b"LD_LIBRARY_PATH")];
+    let secure = stack.aux(AT_SECURE) != 0;
+    let mut cwd_buf = CwdBuf::uninit();
+    // The working directory is looked up at most once: before the standing
+    // answer if its name holds it, else only to ask.
+    let mut cwd_len = None;
+    if !secure {
+        // Nothing but what the name holds can change the answer: take the
+        // one the service left in ANSWER_DIR, if there is one and it loads.
+        // The name may hold the working directory only if a variable is set.
+        if vars[0].is_some() || vars[1].is_some() {
+            cwd_len = Some(getcwd(&mut cwd_buf));
+        }
+        // SAFETY: getcwd initialised the first cwd_len bytes.
+        let cwd = unsafe { cwd_of(&cwd_buf, cwd_len.unwrap_or(0)) };
+        if let Some(entry) = answered(interp, vars, cwd, execfn, stack) {
             return Ok(entry);
         }
     }
-    // Not zero-initialised: only the bytes getcwd fills are read.
-    let mut cwd_buf = core::mem::MaybeUninit::<[u8; proto::MAX_PATH as usize]>::uninit();
-    // SAFETY: cwd_buf is MAX_PATH writable bytes; getcwd initialises the
-    // first `len + 1` (the path and its NUL) on success.
-    let cwd = unsafe {
-        let len = sys::getcwd(cwd_buf.as_mut_ptr().cast(), proto::MAX_PATH as usize).unwrap_or(0);
-        core::slice::from_raw_parts(cwd_buf.as_ptr().cast::<u8>(), len)
+    let cwd_len = match cwd_len {
+        Some(len) => len,
+        None => getcwd(&mut cwd_buf),
     };
-    // A cwd that cannot be named (deleted, or outside the root) is sent empty.
-    let cwd = if cwd.first() == Some(&b'/') { cwd } else { b"" };
-    let parts: [&[u8]; 5] = [
-        interp,
-        execfn,
-        cwd,
-        ldso_path.unwrap_or(b""),
-        ld_library_path.unwrap_or(b""),
-    ];
+    // SAFETY: getcwd initialised the first cwd_len bytes.
+    let cwd = unsafe { cwd_of(&cwd_buf, cwd_len) };
+    let parts: [&[u8]; 5] = [interp, execfn, cwd, vars[0].unwrap_or(b""), vars[1].unwrap_or(b"")];
     let mut lengths = [0u32; 5];
     for (slot, (part, max)) in lengths.iter_mut().zip(parts.iter().zip(proto::MAX_LENGTHS)) {
         if part.len() > max as usize {
@@ -92,41 +91,74 @@ pub fn run(stack: &mut Stack) -> Result<usize, Error> {
         }
         *slot = part.len() as u32;
     }
+    let flags = secure as u8 * FLAG_SECURE
+        | vars[0].is_some() as u8 * FLAG_LDSO_PATH
+        | vars[1].is_some() as u8 * FLAG_LD_LIBRARY_PATH;
     let header = RequestHeader {
         machine: Native::MACHINE.ident().1,
         class: Native::MACHINE.ident().0,
         flags,
         lengths,
     }
-    .encode();
+    .words();
     let fd = ask(&header, &parts)?;
-    let (bias, plan) = crate::rt::load::map_fd(fd, stack)?;
-    stack.set_base(bias);
-    Ok(bias.wrapping_add(plan.entry.to_usize()))
+    crate::rt::load::map_fd(fd, stack, true)
 }
 
-/// The service's standing answer for `interp` (see [`proto::ANSWER_DIR`]),
-/// mapped: the entry point, or `None` to ask over the socket instead — no
-/// link, or what it leads to now is not a loadable ld.so (the sandbox may
-/// have changed it; the service will have removed the link by the time it
-/// answers).
-fn answered(interp: &[u8], stack: &mut Stack) -> Option<usize> {
+/// The working directory into `buf`: its length, 0 (sent empty) when it
+/// cannot be named (deleted, or outside the root).
+fn getcwd(buf: &mut CwdBuf) -> usize {
+    // SAFETY: buf is MAX_PATH writable bytes; getcwd initialises the first
+    // `len + 1` (the path and its NUL) on success.
+    let len = unsafe { sys::getcwd(buf.as_mut_ptr().cast(), proto::MAX_PATH as usize) }.unwrap_or(0);
+    // SAFETY: as above, the first len bytes are initialised.
+    match unsafe { cwd_of(buf, len) }.first() {
+        Some(b'/') => len,
+        _ => 0,
+    }
+}
+
+/// The first `len` bytes of `buf`.
+///
+/// # Safety
+/// They must be initialised.
+unsafe fn cwd_of(buf: &CwdBuf, len: usize) -> &[u8] {
+    // SAFETY: the caller vouches for the bytes; len <= MAX_PATH (getcwd's
+    // result fits its buffer).
+    unsafe { core::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), len.min(proto::MAX_PATH as usize)) }
+}
+
+/// The service's standing answer for this request (see
+/// [`proto::ANSWER_DIR`]), mapped: the entry point, or `None` to ask over
+/// the socket instead — no link (the name is too long, or the service has
+/// not answered such a request yet), or what it leads to now is not a
+/// loadable ld.so (the sandbox may have changed it; the service will have
+/// removed the link by the time it answers).
+fn answered(interp: &[u8], vars: [Option<&[u8]>; 2], cwd: &[u8], execfn: &[u8], stack: &mut Stack) -> Option<usize> {
     const DIR: usize = proto::ANSWER_DIR.len();
+    /// ANSWER_DIR and this machine's name prefix (built at compile time).
+    const HEAD: [u8; DIR + 5] = {
+        let (class, machine) = Native::MACHINE.ident();
+        let prefix = proto::answer_prefix(class, machine);
+        let mut head = [0u8; DIR + 5];
+        let mut i = 0;
+        while i < DIR + 5 {
+            head[i] = if i < DIR { proto::ANSWER_DIR[i] } else { prefix[i - DIR] };
+            i += 1;
+        }
+        head
+    };
     let mut path = [0u8; DIR + proto::MAX_ANSWER_NAME + 1];
     // A byte loop, not copy_from_slice: no memcpy call through the GOT.
-    for (slot, &b) in path.iter_mut().zip(proto::ANSWER_DIR) {
+    for (slot, &b) in path.iter_mut().zip(&HEAD) {
         *slot = b;
     }
     let name: &mut [u8; proto::MAX_ANSWER_NAME] = (&mut path[DIR..DIR + proto::MAX_ANSWER_NAME]).try_into().ok()?;
-    let (class, machine) = Native::MACHINE.ident();
-    let len = proto::answer_name(class, machine, interp, name)?;
+    let len = proto::answer_name_after(interp, vars, cwd, execfn, name)?;
     // path[DIR + len] is still 0: the NUL.
     let fd = sys::open_read(&path[..DIR + len + 1]).ok()?;
-    match crate::rt::load::map_fd(fd, stack) {
-        Ok((bias, plan)) => {
-            stack.set_base(bias);
-            Some(bias.wrapping_add(plan.entry.to_usize()))
-        }
+    match crate::rt::load::map_fd(fd, stack, true) {
+        Ok(entry) => Some(entry),
         Err(_) => {
             // Closed by map_fd only on success. A failure after some
             // segments were mapped leaves them: address space, not state.
@@ -140,10 +172,11 @@ const E2BIG: i32 = 7;
 
 /// One round trip to the service: the ld.so descriptor, or the exit with
 /// the service's own message.
-fn ask(header: &[u8], parts: &[&[u8]; 5]) -> Result<i32, Error> {
+fn ask(header: &[u32; 8], parts: &[&[u8]; 5]) -> Result<i32, Error> {
     let err = |reason, e| Error::sys(Subject::Service, reason, e);
     let sock = sys::unix_socket().map_err(|e| err(Reason::Connect, e))?;
-    sys::connect_unix(sock, proto::SERVICE_PATH).map_err(|e| err(Reason::Connect, e))?;
+    const ADDR: [u8; proto::SERVICE_PATH.len() + 3] = sys::sockaddr_un(proto::SERVICE_PATH);
+    sys::connect_unix(sock, &ADDR).map_err(|e| err(Reason::Connect, e))?;
     send_all(sock, header, parts).map_err(|e| err(Reason::Send, e))?;
     let mut reply = [0u8; proto::REPLY_HEADER + proto::MAX_MESSAGE];
     let mut got = 0;
@@ -181,36 +214,38 @@ fn ask(header: &[u8], parts: &[&[u8]; 5]) -> Result<i32, Error> {
 
 /// The service refused: its message is the one line.
 fn refused(message: &[u8]) -> ! {
-    sys::write_all(2, b"chainloader: ");
-    sys::write_all(2, message);
-    sys::write_all(2, b"\n");
-    sys::exit(EXIT_FAILURE)
+    crate::rt::start::say_and_exit(message)
 }
 
 /// Send the header and the five strings, however many calls it takes.
-fn send_all(sock: i32, header: &[u8], parts: &[&[u8]; 5]) -> Result<(), sys::Errno> {
-    let all = [header, parts[0], parts[1], parts[2], parts[3], parts[4]];
-    let mut done = 0usize;
+fn send_all(sock: i32, header: &[u32; 8], parts: &[&[u8]; 5]) -> Result<(), sys::Errno> {
+    let mut iov = [IoVec {
+        base: header.as_ptr() as usize,
+        len: proto::REQUEST_HEADER,
+    }; 6];
+    for (v, part) in iov[1..].iter_mut().zip(parts) {
+        *v = IoVec {
+            base: part.as_ptr() as usize,
+            len: part.len(),
+        };
+    }
+    let mut first = 0;
     loop {
-        let mut iov = [IoVec { base: 0, len: 0 }; 6];
-        let mut n = 0;
-        let mut skip = done;
-        for part in all {
-            if skip >= part.len() {
-                skip -= part.len();
-                continue;
-            }
-            iov[n] = IoVec {
-                base: part.as_ptr() as usize + skip,
-                len: part.len() - skip,
-            };
-            skip = 0;
-            n += 1;
+        // Skip what is sent (and empty strings).
+        while iov.get(first).is_some_and(|v| v.len == 0) {
+            first += 1;
         }
-        if n == 0 {
+        let Some(rest) = iov.get(first..).filter(|r| !r.is_empty()) else {
             return Ok(());
+        };
+        // SAFETY: every iovec lies inside the header or one of the live
+        // slices in `parts`.
+        let mut sent = unsafe { sys::sendmsg(sock, rest) }?;
+        for v in &mut iov[first..] {
+            let n = sent.min(v.len);
+            v.base += n;
+            v.len -= n;
+            sent -= n;
         }
-        // SAFETY: every iovec lies inside one of the live slices in `all`.
-        done += unsafe { sys::sendmsg(sock, &iov[..n]) }?;
     }
 }

@@ -170,10 +170,13 @@ pub fn load(fd: i32, plan: &Plan<W>, table: &[u8], page: W, known_size: u64) -> 
     Ok(bias)
 }
 
-/// Map the image open on `fd` as the kernel would, then close `fd`:
-/// returns the load bias and the plan it followed.
+/// Map the image open on `fd` as the kernel would, close `fd`, and
+/// describe it in the auxv: as the program the kernel would have exec'd
+/// (command mode: `AT_PHDR`, `AT_PHENT`, `AT_PHNUM`, `AT_ENTRY`, `AT_BASE`
+/// 0), or as the program's interpreter (`interp`: `AT_BASE` alone, its
+/// load address). Returns its entry point.
 #[inline(never)]
-pub fn map_fd(fd: i32, stack: &Stack) -> Result<(usize, Plan<W>), Error> {
+pub fn map_fd(fd: i32, stack: &mut Stack, interp: bool) -> Result<usize, Error> {
     let at_fd = |reason, e| Error::sys(Subject::Fd(fd), reason, e);
 
     // No fstat: pread says all we need. A directory fails with EISDIR, a
@@ -222,5 +225,16 @@ pub fn map_fd(fd: i32, stack: &Stack) -> Result<(usize, Plan<W>), Error> {
         let _ = unsafe { sys::munmap(addr, len) };
     }
     sys::close(fd).map_err(|e| at_fd(Reason::Close, e))?;
-    Ok((bias, plan))
+    let entry = bias.wrapping_add(plan.entry.to_usize());
+    if interp {
+        stack.set_base(bias);
+    } else {
+        stack.describe_image(
+            bias.wrapping_add(plan.phdr.to_usize()),
+            usize::from(plan.phent),
+            usize::from(plan.phnum),
+            entry,
+        );
+    }
+    Ok(entry)
 }

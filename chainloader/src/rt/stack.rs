@@ -58,27 +58,30 @@ impl Stack {
                 p = p.add(1);
             }
             let auxv = p.add(1);
-            let mut a = auxv;
-            let mut page_size = None;
-            let mut slots = [core::ptr::null_mut(); 5];
-            // Stop at AT_NULL, or as soon as all six are found (they come
+            // The value slot of each key below 10 (AT_PHDR 3, AT_PHENT 4,
+            // AT_PHNUM 5, AT_PAGESZ 6, AT_BASE 7, AT_ENTRY 9), by key. Stop
+            // at AT_NULL, or as soon as those six are found (they come
             // early in the kernel's auxv, before uid, random bytes, ...).
-            let mut missing = 6;
-            while missing > 0 {
-                let value = a.add(1);
-                match *a {
-                    AT_NULL => break,
-                    AT_PAGESZ => page_size = Some(*value),
-                    AT_PHDR => slots[0] = value,
-                    AT_PHENT => slots[1] = value,
-                    AT_PHNUM => slots[2] = value,
-                    AT_ENTRY => slots[3] = value,
-                    AT_BASE => slots[4] = value,
-                    _ => missing += 1,
+            const WANTED: usize =
+                1 << AT_PHDR | 1 << AT_PHENT | 1 << AT_PHNUM | 1 << AT_PAGESZ | 1 << AT_BASE | 1 << AT_ENTRY;
+            let mut by_key = [core::ptr::null_mut(); 10];
+            let (mut a, mut found) = (auxv, 0);
+            while *a != AT_NULL && found & WANTED != WANTED {
+                if let Some(slot) = by_key.get_mut(*a) {
+                    *slot = a.add(1);
+                    found |= 1 << *a;
                 }
-                missing -= 1;
                 a = a.add(2);
             }
+            let page: *mut usize = by_key[AT_PAGESZ];
+            let page_size = (!page.is_null()).then(|| *page);
+            let slots = [
+                by_key[AT_PHDR],
+                by_key[AT_PHENT],
+                by_key[AT_PHNUM],
+                by_key[AT_ENTRY],
+                by_key[AT_BASE],
+            ];
             Stack {
                 sp,
                 argc,
@@ -105,27 +108,39 @@ impl Stack {
     }
 
     /// Where the basename of argument `i` (< argc) starts inside the
-    /// argument itself, found in one pass; None if the argument ends in `/`
-    /// (its basename is then not a suffix of it).
+    /// argument itself; None if the argument ends in `/` (its basename is
+    /// then not a suffix of it).
+    ///
+    /// The kernel lays the argument strings out back to back (its
+    /// `create_elf_tables` makes each argv pointer the previous one plus
+    /// the previous string's length and NUL), so argument `i`'s NUL is the
+    /// byte before argument `i + 1`: the basename is found by a scan back
+    /// from there, over the basename alone. The last argument (or a layout
+    /// that does not look like that) is scanned forwards instead.
     pub fn basename_of(&self, i: usize) -> Option<*const u8> {
         // SAFETY: argv[i] for i < argc is a NUL-terminated string the kernel
-        // copied above the arrays (the caller checked argc).
+        // copied above the arrays (the caller checked argc); the backward
+        // scan reads only bytes from argv[i] up to the NUL just before
+        // argv[i + 1], checked to be there.
         unsafe {
-            let mut p = *self.sp.add(1 + i) as *const u8;
-            let mut base = p;
-            let mut last = 0;
-            loop {
-                let c = p.read_volatile();
-                if c == 0 {
-                    break;
+            let start = *self.sp.add(1 + i) as *const u8;
+            let next = if i + 1 < self.argc {
+                *self.sp.add(2 + i) as *const u8
+            } else {
+                start
+            };
+            let mut end = next.wrapping_sub(1);
+            if next <= start || end.read_volatile() != 0 {
+                end = start;
+                while end.read_volatile() != 0 {
+                    end = end.add(1);
                 }
-                p = p.add(1);
-                if c == b'/' {
-                    base = p;
-                }
-                last = c;
             }
-            (last != b'/').then_some(base)
+            let mut base = end;
+            while base > start && base.sub(1).read_volatile() != b'/' {
+                base = base.sub(1);
+            }
+            (base != end || base == start).then_some(base)
         }
     }
 

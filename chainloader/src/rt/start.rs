@@ -12,7 +12,6 @@
 #![allow(unsafe_code)]
 
 use chainloader::args::{basename, parse_fd, USAGE};
-use chainloader::elf::Word;
 use chainloader::error::{render, EXIT_FAILURE};
 use chainloader::{Error, Reason, Subject};
 
@@ -56,6 +55,14 @@ pub unsafe extern "C" fn start(sp: *mut usize) -> ! {
     }
 }
 
+/// Print `chainloader: MESSAGE` as the one line and exit 127.
+pub fn say_and_exit(message: &[u8]) -> ! {
+    sys::write_all(2, b"chainloader: ");
+    sys::write_all(2, message);
+    sys::write_all(2, b"\n");
+    sys::exit(EXIT_FAILURE)
+}
+
 /// Print the one line for `err` and exit 127.
 pub fn fail(err: &Error, fd_arg: &[u8]) -> ! {
     // 128 bytes hold the longest line (a 40-byte FD echo and the longest
@@ -67,7 +74,7 @@ pub fn fail(err: &Error, fd_arg: &[u8]) -> ! {
 
 fn run(stack: &mut Stack) -> Result<usize, Error> {
     let fd = parse_fd(stack.arg(1))?;
-    let (bias, plan) = map_fd(fd, stack)?;
+    let entry = map_fd(fd, stack, false)?;
 
     // comm: the basename of ARG0, as the kernel would have set it. The
     // kernel copies at most 15 bytes from the pointer, up to the NUL, so the
@@ -85,14 +92,5 @@ fn run(stack: &mut Stack) -> Result<usize, Error> {
     };
     // SAFETY: name points at a NUL-terminated string (inside argv[2], or copy).
     unsafe { sys::set_name(name) }.map_err(|e| Error::sys(Subject::Image, Reason::SetName, e))?;
-
-    // Describe the image as the kernel would have had it been exec'd directly.
-    let entry = bias.wrapping_add(plan.entry.to_usize());
-    stack.describe_image(
-        bias.wrapping_add(plan.phdr.to_usize()),
-        usize::from(plan.phent),
-        usize::from(plan.phnum),
-        entry,
-    );
     Ok(entry)
 }

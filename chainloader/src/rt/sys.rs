@@ -175,18 +175,24 @@ pub fn unix_socket() -> Result<i32, Errno> {
     retry(|| unsafe { syscall3(__NR_socket, net::AF_UNIX as usize, kind, 0) }).map(|fd| fd as i32)
 }
 
-/// `connect(fd, {AF_UNIX, path})`; `path` has no NUL and is shorter than
-/// `sun_path`.
-pub fn connect_unix(fd: i32, path: &[u8]) -> Result<(), Errno> {
-    // sockaddr_un: sa_family_t (u16, native byte order) then 108 bytes of path.
-    let mut addr = [0u8; 110];
-    // Byte by byte: a copy_from_slice may be outlined into a memcpy call.
+/// `sockaddr_un` for `path` (no NUL, shorter than `sun_path`'s 108 bytes):
+/// the family (native byte order), the path, a NUL; built at compile time.
+pub const fn sockaddr_un<const N: usize>(path: &[u8]) -> [u8; N] {
+    assert!(N == path.len() + 3 && path.len() < 108);
+    let mut addr = [0u8; N];
     let family = (net::AF_UNIX as u16).to_ne_bytes();
     addr[0] = family[0];
     addr[1] = family[1];
-    for (slot, &b) in addr[2..109].iter_mut().zip(path) {
-        *slot = b;
+    let mut i = 0;
+    while i < path.len() {
+        addr[2 + i] = path[i];
+        i += 1;
     }
+    addr
+}
+
+/// `connect(fd, addr)` for an address [`sockaddr_un`] made.
+pub fn connect_unix(fd: i32, addr: &[u8]) -> Result<(), Errno> {
     // SAFETY: addr is a live sockaddr_un of the length passed.
     retry(|| unsafe { syscall3(__NR_connect, fd as usize, addr.as_ptr() as usize, addr.len()) }).map(drop)
 }
