@@ -389,8 +389,8 @@ m origin-left-out-of-key service/src/cache.rs \
     'origin: depends.origin.then(|| request.origin().to_vec()),' \
     'origin: None,' "$SVC"
 m relative-left-out-of-key service/src/lib.rs \
-    'cwd: answer.depends_on_cwd ||' \
-    'cwd: false ||' "$SVC"
+    'let cwd = answer.depends_on_cwd ||' \
+    'let cwd = false ||' "$SVC"
 m watch-limit-unchecked service/src/cache.rs \
     'pub const MAX_WATCHES_PER_ANSWER: usize = 256;' \
     'pub const MAX_WATCHES_PER_ANSWER: usize = usize::MAX;' "$SVC"

@@ -22,5 +22,5 @@ mod rt;
 /// one, fail like any other error rather than fault.
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
-    rt::start::say_and_exit(b"internal error: panic")
+    rt::sys::say_and_exit(b"internal error: panic")
 }

@@ -91,9 +91,9 @@ pub fn run(stack: &mut Stack) -> Result<usize, Error> {
         }
         *slot = part.len() as u32;
     }
-    let flags = secure as u8 * FLAG_SECURE
-        | vars[0].is_some() as u8 * FLAG_LDSO_PATH
-        | vars[1].is_some() as u8 * FLAG_LD_LIBRARY_PATH;
+    let flags = (secure as u8 * FLAG_SECURE)
+        | (vars[0].is_some() as u8 * FLAG_LDSO_PATH)
+        | (vars[1].is_some() as u8 * FLAG_LD_LIBRARY_PATH);
     let header = RequestHeader {
         machine: Native::MACHINE.ident().1,
         class: Native::MACHINE.ident().0,
@@ -214,7 +214,7 @@ fn ask(header: &[u32; 8], parts: &[&[u8]; 5]) -> Result<i32, Error> {
 
 /// The service refused: its message is the one line.
 fn refused(message: &[u8]) -> ! {
-    crate::rt::start::say_and_exit(message)
+    sys::say_and_exit(message)
 }
 
 /// Send the header and the five strings, however many calls it takes.

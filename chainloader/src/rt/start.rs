@@ -55,14 +55,6 @@ pub unsafe extern "C" fn start(sp: *mut usize) -> ! {
     }
 }
 
-/// Print `chainloader: MESSAGE` as the one line and exit 127.
-pub fn say_and_exit(message: &[u8]) -> ! {
-    sys::write_all(2, b"chainloader: ");
-    sys::write_all(2, message);
-    sys::write_all(2, b"\n");
-    sys::exit(EXIT_FAILURE)
-}
-
 /// Print the one line for `err` and exit 127.
 pub fn fail(err: &Error, fd_arg: &[u8]) -> ! {
     // 128 bytes hold the longest line (a 40-byte FD echo and the longest

@@ -290,3 +290,12 @@ pub unsafe fn getcwd(buf: *mut u8, len: usize) -> Result<usize, Errno> {
     let n = retry(|| unsafe { syscall2(__NR_getcwd, buf as usize, len) })?;
     Ok(n.saturating_sub(1))
 }
+
+/// Print `chainloader: MESSAGE` as the one line and exit 127 (interp mode's
+/// messages, and a panic's).
+pub fn say_and_exit(message: &[u8]) -> ! {
+    write_all(2, b"chainloader: ");
+    write_all(2, message);
+    write_all(2, b"\n");
+    exit(chainloader::error::EXIT_FAILURE)
+}
