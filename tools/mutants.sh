@@ -332,9 +332,9 @@ m view-follows-symlinks sandbox/src/mount.rs \
     ResolveFlags::NO_SYMLINKS.union(ResolveFlags::NO_MAGICLINKS),' \
     '    OFlags::empty(),
     ResolveFlags::empty(),' "$VIEW"
-m mirror-follows-entry sandbox/src/mount.rs \
-    'OpenTreeFlags::AT_SYMLINK_NOFOLLOW' \
-    'OpenTreeFlags::empty()' "$VIEW"
+m mirror-follows-entry sandbox/src/view.rs \
+    'let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;' \
+    'let flags = OFlags::PATH | OFlags::CLOEXEC;' "$VIEW"
 m ro-bind-top-only sandbox/src/view.rs \
     'set_attrs(tree.as_fd(), true, attrs)?;' \
     'set_attrs(tree.as_fd(), false, attrs)?;' "$VIEW"

@@ -613,30 +613,21 @@ fn mirror(inside: &Path, dir: BorrowedFd<'_>, except: &[&OsStr]) -> io::Result<O
 /// changed its type meanwhile is left out, as if it had changed a moment
 /// later; nothing it has become is followed.
 fn mirror_entry(dir: BorrowedFd<'_>, tmpfs: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
-    let gone = |e: &io::Error| matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR | libc::EINVAL));
-    let st = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-        Ok(st) => st,
-        Err(rustix::io::Errno::NOENT) => return Ok(()),
+    let gone = |e: rustix::io::Errno| matches!(e, rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR);
+    // One lookup, never following a link: what is copied or cloned below
+    // is what it found, whatever the name is swapped for meanwhile.
+    let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let entry = match rustix::fs::openat(dir, name, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(e) if gone(e) => return Ok(()),
         Err(e) => return Err(e.into()),
     };
-    if FileType::from_raw_mode(st.st_mode) == FileType::Symlink {
-        return match rustix::fs::readlinkat(dir, name, Vec::new()) {
-            Ok(target) => Ok(rustix::fs::symlinkat(&*target, tmpfs, name)?),
-            Err(e) if gone(&e.into()) => Ok(()),
-            Err(e) => Err(e.into()),
-        };
-    }
-    let c_name = CString::new(name.as_bytes())?;
-    let tree = match clone_tree(dir, &c_name) {
-        Ok(t) => t,
-        Err(e) if gone(&e) => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    // What was cloned decides the mount point's type, not the stat above.
-    let ty = FileType::from_raw_mode(rustix::fs::fstat(&tree)?.st_mode);
+    let ty = FileType::from_raw_mode(rustix::fs::fstat(&entry)?.st_mode);
     if ty == FileType::Symlink {
-        return Ok(());
+        let target = rustix::fs::readlinkat(&entry, c"", Vec::new())?;
+        return Ok(rustix::fs::symlinkat(&*target, tmpfs, name)?);
     }
+    let tree = clone_tree(entry.as_fd(), c"")?;
     create(tmpfs, name, ty == FileType::Directory, 0o755)?;
     attach(tree.as_fd(), open_beneath(tmpfs, name)?.as_fd())
 }

@@ -397,3 +397,37 @@ fn a_jails_own_current_chainloaders_are_kept_and_its_root_stays_writable() {
     assert_eq!(r.stdout, "write /new-in-root: ok\n", "{r:#?}");
     assert_eq!(fs::read_to_string(j.join("new-in-root")).unwrap(), "written\n");
 }
+
+/// A symbolic link among the entries of a mirrored directory is cloned as
+/// a link: inside, it resolves in the jail, never to the host directory it
+/// names (the race above, made deterministic). `/` is mirrored here for a
+/// bind's new mount point.
+#[test]
+fn a_link_in_a_mirrored_directory_stays_a_link() {
+    let Some(s) = setup() else { return };
+    let j = s.jail.path();
+    let host_dir = s.secret.parent().unwrap();
+    symlink(host_dir, j.join("hostlink")).unwrap();
+    let inside = Path::new("/hostlink").join(s.secret.file_name().unwrap());
+    let src = source(&s, "bound");
+    for who in everyone() {
+        if who == Who::Nobody {
+            s.give_jail_to_nobody();
+        }
+        let mut c = s.ldchain(who);
+        c.args(["run", "--root"])
+            .arg(j)
+            .arg("--ro-bind")
+            .arg(&src)
+            .args(["/new-mount-point", "--", "/bin/escape", "read"])
+            .arg(&inside)
+            .arg("/new-mount-point/marker");
+        let r = Run::from(output(&mut c).unwrap()).ok();
+        assert!(
+            !r.stdout.contains(SECRET),
+            "{who:?}: the host's file through the link: {r:#?}"
+        );
+        assert!(r.stdout.contains(": failed"), "{who:?}: {r:#?}");
+        assert!(r.stdout.contains("bound-marker"), "{who:?}: the bind is there: {r:#?}");
+    }
+}
