@@ -748,11 +748,11 @@ fn loopback_up() -> rustix::io::Result<()> {
 /// What a child of ldchain does once ldchain has exited, so that ldchain's
 /// caller does not wait for it: see [`after_exit`].
 #[derive(Debug, Default)]
-pub struct AfterExit {
-    /// A descriptor whose last close happens then, in the child. For an
-    /// inotify instance with watches that last close waits for an SRCU
-    /// grace period (≈8 ms measured, every time).
-    pub keep: Option<RawFd>,
+pub struct AfterExit<'a> {
+    /// A descriptor whose last close happens then, in the child (its copy
+    /// of it). For an inotify instance with watches that last close waits
+    /// for an SRCU grace period (≈8 ms measured, every time).
+    pub keep: Option<BorrowedFd<'a>>,
     /// A directory unmounted (detached) and removed then: a throwaway
     /// jail's ([`ThrowawayJail::leave`](crate::throwaway::ThrowawayJail::leave)).
     /// The tear-down of its mounts and the removal of its directory took
@@ -771,7 +771,7 @@ pub struct AfterExit {
 /// every signal blocked (a terminal's ^C, sent to the whole process group,
 /// must not run our handlers in it). Its descriptor table is its own, so
 /// what it closes stays open here.
-pub fn after_exit(what: AfterExit) -> io::Result<()> {
+pub fn after_exit(what: AfterExit<'_>) -> io::Result<()> {
     struct Job {
         keep: RawFd,
         gone: RawFd,
@@ -799,7 +799,7 @@ pub fn after_exit(what: AfterExit) -> io::Result<()> {
     }
     let (gone, tell) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
     let job: &'static mut Job = Box::leak(Box::new(Job {
-        keep: what.keep.unwrap_or(-1),
+        keep: what.keep.map_or(-1, |fd| fd.as_raw_fd()),
         gone: gone.as_raw_fd(),
         remove: what.remove,
     }));

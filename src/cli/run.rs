@@ -295,8 +295,10 @@ fn go(args: &RunArgs, mut ready: Ready, envp: &[Vec<u8>]) -> Ending {
             Jail::Throwaway(j) => j.leave().ok(),
             Jail::Given(_) => None,
         };
-        let keep = source.changes().map(|fd| std::os::fd::AsRawFd::as_raw_fd(&fd));
-        if let Err(e) = after_exit(AfterExit { keep, remove }) {
+        if let Err(e) = after_exit(AfterExit {
+            keep: source.changes(),
+            remove,
+        }) {
             debug!(error = %e, "the answer cache and the jail are released at ldchain's exit");
         }
         let ending = finish(args, jailed, (master, terminal));

@@ -134,8 +134,10 @@ fn start(args: &ServeArgs, ns: Namespace, dir: &SocketDir) -> Result<ExecService
     // As `ldchain run`: the inotify instance's last close (an SRCU grace
     // period) happens after serve has exited.
     if let Some(changes) = source.changes() {
-        let keep = Some(std::os::fd::AsRawFd::as_raw_fd(&changes));
-        if let Err(e) = after_exit(AfterExit { keep, remove: None }) {
+        if let Err(e) = after_exit(AfterExit {
+            keep: Some(changes),
+            remove: None,
+        }) {
             debug!(error = %e, "the answer cache's inotify instance will be closed at exit");
         }
     }
