@@ -79,6 +79,7 @@ pub mod parse;
 mod plan;
 mod request;
 mod walk;
+#[doc(hidden)] // the change watching warm plans and the exec service's cache share
 pub mod watch;
 
 #[doc(hidden)] // for the integration tests
