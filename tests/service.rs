@@ -718,9 +718,10 @@ fn requests_waiting_for_a_worker_count_against_the_cap() {
         })
         .collect();
     // What the service holds meanwhile: the process's descriptors less the
-    // clients' own. At most the cap, plus its own: the cached ld.so and,
-    // while the first answer is searched, the candidate it opened and one
-    // O_PATH descriptor for an inotify watch.
+    // clients' own. At most the cap, plus its own: the cached answer's
+    // files (its ld.so, and the ld.so.conf its search read, both held to be
+    // checked on every hit) and, while the first answer is searched, the
+    // candidate it opened and one O_PATH descriptor for an inotify watch.
     let mut most = 0;
     let t0 = Instant::now();
     while server.stats().served.load(Ordering::SeqCst) < 20 && t0.elapsed() < Duration::from_secs(10) {
@@ -734,7 +735,7 @@ fn requests_waiting_for_a_worker_count_against_the_cap() {
         "20 queued requests, cap 4: the service held at most {most} descriptors; all answered in {:?}",
         t0.elapsed()
     );
-    assert!(most <= 4 + 3, "the service held {most} descriptors with a cap of 4");
+    assert!(most <= 4 + 4, "the service held {most} descriptors with a cap of 4");
     assert_eq!(server.settle(), (20, 0, 0));
 }
 
