@@ -260,7 +260,7 @@ m stale-answer-stands service/src/server.rs \
     '{}' "$NEST"
 m keeper-lingers sandbox/src/boundary.rs \
     'while let Err(rustix::io::Errno::INTR) | Ok(1..) = rustix::io::read(' \
-    'while let Err(_) | Ok(_) = rustix::io::read(' "$NEST"
+    'std::thread::sleep(std::time::Duration::from_secs(30)); while let Err(rustix::io::Errno::INTR) | Ok(1..) = rustix::io::read(' "$NEST"
 m jail-dir-kept sandbox/src/boundary.rs \
     'let _ = rustix::fs::rmdir(dir.as_c_str());' \
     'let _ = dir;' '--test suite -- life::'
