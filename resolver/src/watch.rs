@@ -84,7 +84,9 @@ pub enum Untraceable {
 /// Changes in what was traced: an inotify instance and the mount table.
 #[derive(Debug)]
 pub struct Changes {
-    inotify: OwnedFd,
+    /// Shared with whoever holds it past this process's end
+    /// ([`instance`](Self::instance)).
+    inotify: Arc<OwnedFd>,
     /// `/proc/thread-self/mountinfo` of the thread that made this.
     mounts: OwnedFd,
     /// Inodes watched, and the watch descriptors.
@@ -108,7 +110,7 @@ impl Changes {
         let flags = OFlags::RDONLY | OFlags::CLOEXEC;
         let mounts = rfs::open("/proc/thread-self/mountinfo", flags, Mode::empty()).ok()?;
         Some(Changes {
-            inotify,
+            inotify: Arc::new(inotify),
             mounts,
             watched: HashSet::new(),
             wds: Vec::new(),
@@ -123,7 +125,7 @@ impl Changes {
     /// read and dropped).
     pub fn changed(&mut self) -> bool {
         let mut fds = [
-            PollFd::new(&self.inotify, PollFlags::IN),
+            PollFd::new(&*self.inotify, PollFlags::IN),
             PollFd::new(&self.mounts, PollFlags::PRI),
         ];
         let zero = rustix::time::Timespec { tv_sec: 0, tv_nsec: 0 };
@@ -142,6 +144,14 @@ impl Changes {
         }
     }
 
+    /// The inotify instance. Its last close, once it has watched
+    /// anything, waits for an SRCU grace period (8–16 ms measured, every
+    /// time): hold it where that wait costs nothing (a process that
+    /// outlives this one).
+    pub fn instance(&self) -> Arc<OwnedFd> {
+        self.inotify.clone()
+    }
+
     /// One descriptor to wait on for both (an epoll instance: readable
     /// when inotify has events or the mount table changed). A wait on it
     /// consumes the mount table's report: after it says readable, drop
@@ -149,7 +159,7 @@ impl Changes {
     pub fn waitable(&self) -> std::io::Result<OwnedFd> {
         use rustix::event::epoll;
         let ep = epoll::create(epoll::CreateFlags::CLOEXEC)?;
-        epoll::add(&ep, &self.inotify, epoll::EventData::new_u64(0), epoll::EventFlags::IN)?;
+        epoll::add(&ep, &*self.inotify, epoll::EventData::new_u64(0), epoll::EventFlags::IN)?;
         epoll::add(&ep, &self.mounts, epoll::EventData::new_u64(1), epoll::EventFlags::PRI)?;
         Ok(ep)
     }
@@ -157,7 +167,7 @@ impl Changes {
     /// Remove every watch (the caller drops everything they vouched for).
     pub fn reset(&mut self) {
         for wd in self.wds.drain(..) {
-            let _ = inotify::remove_watch(&self.inotify, wd);
+            let _ = inotify::remove_watch(&*self.inotify, wd);
         }
         self.watched.clear();
         drain(&self.inotify);
@@ -298,7 +308,7 @@ impl Changes {
             | WatchFlags::DELETE_SELF
             | WatchFlags::MOVE_SELF;
         let magic = format!("/proc/self/fd/{}", fd.as_raw_fd());
-        let wd = inotify::add_watch(&self.inotify, magic.as_str(), flags).map_err(|_| Untraceable::No)?;
+        let wd = inotify::add_watch(&*self.inotify, magic.as_str(), flags).map_err(|_| Untraceable::No)?;
         self.watched.insert((st.st_dev, st.st_ino));
         self.wds.push(wd);
         Ok(())

@@ -751,7 +751,9 @@ fn loopback_up() -> rustix::io::Result<()> {
 pub struct AfterExit<'a> {
     /// A descriptor whose last close happens then, in the child (its copy
     /// of it). For an inotify instance with watches that last close waits
-    /// for an SRCU grace period (≈8 ms measured, every time).
+    /// for an SRCU grace period (8–16 ms measured, every time). It must be
+    /// the instance itself: an epoll instance watching it does not hold it
+    /// open.
     pub keep: Option<BorrowedFd<'a>>,
     /// A directory unmounted (detached) and removed then: a throwaway
     /// jail's ([`ThrowawayJail::leave`](crate::throwaway::ThrowawayJail::leave)).

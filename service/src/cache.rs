@@ -120,6 +120,9 @@ pub struct AnswerCache {
     /// What the server waits on: readable when anything watched or the
     /// mount table changed ([`Changes::waitable`]).
     wait: OwnedFd,
+    /// The watches' inotify instance, shared with `state`'s [`Changes`]:
+    /// see [`lasting`](AnswerCache::lasting).
+    instance: Arc<OwnedFd>,
     state: Mutex<State>,
 }
 
@@ -165,6 +168,7 @@ impl AnswerCache {
         let changes = Changes::new()?;
         Some(AnswerCache {
             wait: changes.waitable().ok()?,
+            instance: changes.instance(),
             state: Mutex::new(State {
                 answers: HashMap::new(),
                 entries: 0,
@@ -190,6 +194,12 @@ impl AnswerCache {
     /// or the mount table, has changed ([`refresh`](Self::refresh) then).
     pub fn changes(&self) -> BorrowedFd<'_> {
         self.wait.as_fd()
+    }
+
+    /// The descriptor whose last close is slow: the inotify instance's
+    /// waits for an SRCU grace period ([`Changes::instance`]).
+    pub fn lasting(&self) -> BorrowedFd<'_> {
+        self.instance.as_fd()
     }
 
     /// Drop every answer: [`changes`](Self::changes) was readable (the
@@ -253,7 +263,8 @@ impl AnswerCache {
     /// since `generation` (something changed while it was searched for) —
     /// and leave `standing` in the answer directory. Returns the
     /// descriptor to hand out: the one already held for the same file
-    /// (device and inode), if any, else `fd`.
+    /// (device and inode), if any, else `fd`; and whether `standing` now
+    /// stands.
     pub fn insert(
         &self,
         key: Key,
@@ -262,11 +273,13 @@ impl AnswerCache {
         fd: OwnedFd,
         generation: u64,
         standing: Option<Standing<'_>>,
-    ) -> Arc<OwnedFd> {
-        let Ok(st) = rfs::fstat(&fd) else { return Arc::new(fd) };
+    ) -> (Arc<OwnedFd>, bool) {
+        let Ok(st) = rfs::fstat(&fd) else {
+            return (Arc::new(fd), false);
+        };
         let mut state = self.fresh();
         if state.generation != generation {
-            return Arc::new(fd);
+            return (Arc::new(fd), false);
         }
         if state.entries >= MAX_ENTRIES {
             // Not stale, only many: this one is still kept.
@@ -295,10 +308,28 @@ impl AnswerCache {
             variants.push(variant);
             state.entries += 1;
         }
-        if let Some(standing) = standing {
-            state.publish(&standing);
+        let stands = standing.is_some_and(|standing| state.publish(&standing));
+        (fd, stands)
+    }
+
+    /// Leave `standing` in the answer directory now, ahead of any answer
+    /// cached for it: whether it stands. Like every published link it goes
+    /// when anything watched changes; [`withdraw`](Self::withdraw) it if the
+    /// answer, once searched for and watched, does not replace it.
+    pub fn publish_ahead(&self, standing: &Standing<'_>) -> bool {
+        self.fresh().publish(standing)
+    }
+
+    /// Remove the standing answer `name`, if it stands.
+    pub fn withdraw(&self, name: &[u8]) {
+        let mut state = self.lock();
+        let Some(at) = state.published.iter().position(|n| n == name) else {
+            return;
+        };
+        state.published.swap_remove(at);
+        if let Some(dir) = &state.answer_dir {
+            let _ = rfs::unlinkat(dir, name, rfs::AtFlags::empty());
         }
-        fd
     }
 
     /// The state, every answer dropped first if anything changed since the
@@ -333,15 +364,23 @@ impl State {
 
     /// Leave a link `name` -> `target` in the answer directory, replacing
     /// any link of that name at once (a process opening it meanwhile sees
-    /// the old answer or the new one).
-    fn publish(&mut self, standing: &Standing<'_>) {
-        let Some(dir) = &self.answer_dir else { return };
+    /// the old answer or the new one): whether it stands.
+    fn publish(&mut self, standing: &Standing<'_>) -> bool {
+        let Some(dir) = &self.answer_dir else { return false };
         let _ = rfs::unlinkat(dir, NEW_LINK, rfs::AtFlags::empty());
         let made = rfs::symlinkat(standing.target, dir, NEW_LINK)
             .and_then(|()| rfs::renameat(dir, NEW_LINK, dir, standing.name));
         match made {
-            Ok(()) => self.published.push(standing.name.to_vec()),
-            Err(e) => tracing::debug!(error = %e, "exec service: cannot leave a standing answer"),
+            Ok(()) => {
+                if !self.published.iter().any(|n| n == standing.name) {
+                    self.published.push(standing.name.to_vec());
+                }
+                true
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "exec service: cannot leave a standing answer");
+                false
+            }
         }
     }
 }

@@ -75,10 +75,18 @@ impl NamespaceSource {
         self
     }
 
+    /// The descriptor whose last close is slow (the answer cache's inotify
+    /// instance: an SRCU grace period, 8–16 ms measured): give it to a
+    /// process that outlives this one to close, as `ldchain run` and
+    /// `ldchain serve` do, and this process's exit does not wait for it.
+    pub fn lasting(&self) -> Option<BorrowedFd<'_>> {
+        self.cache.as_ref().map(AnswerCache::lasting)
+    }
+
     /// `first` was found and everything it consulted is now watched: search
     /// again, so that a change made before the watches were in place is not
     /// cached (one made during the search is caught by the generation), and
-    /// cache that answer — left standing too, if it may be.
+    /// cache that answer — left standing too, if it may be: its name then.
     fn search_again_and_cache(
         &self,
         cache: &AnswerCache,
@@ -87,7 +95,7 @@ impl NamespaceSource {
         ns: &Namespace,
         first: InterpAnswer,
         traced: Traced,
-    ) -> Result<(Arc<OwnedFd>, LdsoChoice), ExecError> {
+    ) -> Result<Answered, ExecError> {
         let generation = cache.generation();
         drop(first.fd);
         let second = self.resolver.ldso_for(ns, request)?;
@@ -96,16 +104,84 @@ impl NamespaceSource {
             .as_ref()
             .is_some_and(|c| c.iter().all(|p| traced.paths.contains(p)));
         if !covered {
-            return Ok((Arc::new(second.fd), second.choice));
+            return Ok(Answered::new(Arc::new(second.fd), second.choice));
         }
         let mut name = [0u8; proto::MAX_ANSWER_NAME];
-        let standing = standing_name(request, &second, self.resolver.config().secure, &mut name).map(|len| Standing {
+        let len = standing_name(request, &second, self.resolver.config().secure, &mut name);
+        let standing = len.map(|len| Standing {
             name: &name[..len],
             target: &second.choice.path,
         });
         let depends = depends(&second, request, traced);
-        let fd = cache.insert(key, request, depends, second.fd, generation, standing);
-        Ok((fd, second.choice))
+        let (fd, stands) = cache.insert(key, request, depends, second.fd, generation, standing);
+        let mut answered = Answered::new(fd, second.choice);
+        if let (true, Some(len)) = (stands, len) {
+            answered.stands = Some(name[..len].to_vec());
+        }
+        Ok(answered)
+    }
+
+    /// The answer to `request` from `client`: cached, or searched for,
+    /// watched and cached (and left standing, if it may be).
+    fn answer(&self, request: &InterpRequest, client: &Credentials) -> Result<Answered, ExecError> {
+        let key = Key::of(request, client);
+        let cache = self.cache.as_ref().zip(key.as_ref());
+        // Another worker may have answered the same question meanwhile.
+        if let Some(fd) = cache.and_then(|(cache, key)| cache.get(key, request)) {
+            return Ok(Answered {
+                fd,
+                choice: None,
+                stands: None,
+            });
+        }
+        let ns = self.ns.clone().with_credentials(client.clone());
+        let first = self.search(&ns, request)?;
+        let watched = match (&self.cache, &first.consulted) {
+            (Some(cache), Some(consulted)) if key.is_some() => cache.watch(&self.ns, consulted),
+            _ => None,
+        };
+        match (&self.cache, key, watched) {
+            (Some(cache), Some(key), Some(traced)) => {
+                self.search_again_and_cache(cache, key, request, &ns, first, traced)
+            }
+            _ => Ok(Answered::new(Arc::new(first.fd), first.choice)),
+        }
+    }
+
+    /// Leave the standing answer to `request` from `client` now, found by
+    /// one search and nothing watched yet, so that the process that makes
+    /// this request first (the program `ldchain run` starts) need not wait
+    /// for the service to start. Pass the result to
+    /// [`prime`](Self::prime), which watches what the answer depended on
+    /// and withdraws the link unless it still holds. None when the answer
+    /// may not stand (or there is no answer directory, or no answer).
+    pub fn stand_ahead(&self, request: &InterpRequest, client: &Credentials) -> Option<Ahead> {
+        let cache = self.cache.as_ref()?;
+        let ns = self.ns.clone().with_credentials(client.clone());
+        let answer = self.resolver.ldso_for(&ns, request).ok()?;
+        let mut name = [0u8; proto::MAX_ANSWER_NAME];
+        let len = standing_name(request, &answer, self.resolver.config().secure, &mut name)?;
+        let standing = Standing {
+            name: &name[..len],
+            target: &answer.choice.path,
+        };
+        cache.publish_ahead(&standing).then(|| Ahead {
+            name: name[..len].to_vec(),
+        })
+    }
+
+    /// Answer `request` from `client` as the service would — searched,
+    /// watched, cached, left standing if it may — before the service
+    /// starts, so that the first process to ask finds the answer ready;
+    /// then withdraw `ahead` unless that answer replaced it (it was found
+    /// before anything was watched: a change since may have made it wrong).
+    pub fn prime(&self, request: &InterpRequest, client: &Credentials, ahead: Option<Ahead>) {
+        let stands = self.answer(request, client).ok().and_then(|a| a.stands);
+        if let (Some(cache), Some(ahead)) = (&self.cache, ahead) {
+            if stands.as_ref() != Some(&ahead.name) {
+                cache.withdraw(&ahead.name);
+            }
+        }
     }
 
     /// One search, with the client's rights; if the process is out of
@@ -121,6 +197,31 @@ impl NamespaceSource {
                 self.resolver.ldso_for(ns, request)
             }
             r => r,
+        }
+    }
+}
+
+/// A standing answer left by [`NamespaceSource::stand_ahead`], for
+/// [`NamespaceSource::prime`] to confirm or withdraw.
+#[derive(Debug)]
+pub struct Ahead {
+    name: Vec<u8>,
+}
+
+/// One answer: the descriptor, the choice when it was searched for now
+/// (not taken from the cache), and the name it was left standing under.
+struct Answered {
+    fd: Arc<OwnedFd>,
+    choice: Option<LdsoChoice>,
+    stands: Option<Vec<u8>>,
+}
+
+impl Answered {
+    fn new(fd: Arc<OwnedFd>, choice: LdsoChoice) -> Answered {
+        Answered {
+            fd,
+            choice: Some(choice),
+            stands: None,
         }
     }
 }
@@ -174,27 +275,12 @@ fn dependence(answer: &InterpAnswer, request: &InterpRequest) -> (bool, bool) {
 
 impl LdsoSource for NamespaceSource {
     fn ldso(&self, request: &InterpRequest, client: &Credentials) -> Result<Arc<OwnedFd>, ExecError> {
-        let key = Key::of(request, client);
-        let cache = self.cache.as_ref().zip(key.as_ref());
-        // Another worker may have answered the same question meanwhile.
-        if let Some(fd) = cache.and_then(|(cache, key)| cache.get(key, request)) {
-            return Ok(fd);
+        let answered = self.answer(request, client)?;
+        if let Some(choice) = &answered.choice {
+            tracing::info!(ldso = %ldchain_resolver::escape::for_terminal(&choice.path), rule = %choice.rule,
+                flavor = %choice.flavor, "exec service");
         }
-        let ns = self.ns.clone().with_credentials(client.clone());
-        let first = self.search(&ns, request)?;
-        let watched = match (&self.cache, &first.consulted) {
-            (Some(cache), Some(consulted)) if key.is_some() => cache.watch(&self.ns, consulted),
-            _ => None,
-        };
-        let (fd, choice) = match (&self.cache, key, watched) {
-            (Some(cache), Some(key), Some(traced)) => {
-                self.search_again_and_cache(cache, key, request, &ns, first, traced)?
-            }
-            _ => (Arc::new(first.fd), first.choice),
-        };
-        tracing::info!(ldso = %ldchain_resolver::escape::for_terminal(&choice.path), rule = %choice.rule,
-            flavor = %choice.flavor, "exec service");
-        Ok(fd)
+        Ok(answered.fd)
     }
 
     fn cached(&self, request: &InterpRequest, client: &Credentials) -> Option<Arc<OwnedFd>> {

@@ -18,7 +18,7 @@ use ldchain::sandbox::pty::{Pty, Relay};
 use ldchain::sandbox::signals::{catch_signals, die_by, forward_signals};
 use ldchain::sandbox::throwaway::{enter_private_namespace, ThrowawayJail};
 use ldchain::sandbox::view::{Placed, ServiceDir, View};
-use ldchain::service::{ExecService, LdsoSource, Limits, NamespaceSource};
+use ldchain::service::{ExecService, Limits, NamespaceSource};
 use tracing::{debug, info};
 
 use super::args::{RunArgs, RunStrategy};
@@ -269,20 +269,24 @@ fn go(args: &RunArgs, mut ready: Ready, envp: &[Vec<u8>]) -> Ending {
         let first = first_request(&plan, &ready.program, &ready.cwd, envp);
         drop(plan);
         let source = Arc::new(NamespaceSource::new(resolver, ns).with_answer_dir(service.answers));
-        // The program's own request is answered, then the exec service's
-        // threads are started, on a thread of their own while the jail is
-        // entered (the two overlap on two cores): the program's stub then
-        // finds a standing answer, or a cached one, instead of waiting for
-        // a search, and this thread goes to wait for the program at once.
-        // The socket is listening already: a request made before the
-        // service runs waits in its backlog. If the service cannot start,
-        // the socket is closed (the jail's nested execs fail at once,
-        // ECONNREFUSED, rather than wait) and ldchain reports it at the end.
+        // The program's own request is answered before it is made: its
+        // answer is left standing now, from one search (the program's stub
+        // takes it without a round trip), and searched for again, watched
+        // and cached on a thread of its own while the jail is entered (the
+        // two overlap on two cores), which withdraws the early link unless
+        // that answer replaces it; then the exec service's threads start,
+        // and this thread goes to wait for the program at once. The socket
+        // is listening already: a request made before the service runs
+        // waits in its backlog. If the service cannot start, the socket is
+        // closed (the jail's nested execs fail at once, ECONNREFUSED, rather
+        // than wait) and ldchain reports it at the end.
+        let creds = program_credentials(args);
+        let ahead = first.as_ref().and_then(|request| source.stand_ahead(request, &creds));
         let starting = {
-            let (source, creds, listener) = (source.clone(), program_credentials(args), service.listener);
+            let (source, listener) = (source.clone(), service.listener);
             std::thread::spawn(move || {
                 if let Some(request) = first {
-                    drop(source.ldso(&request, &creds));
+                    source.prime(&request, &creds, ahead);
                 }
                 ExecService::start(listener, source, Limits::default())
             })
@@ -296,7 +300,7 @@ fn go(args: &RunArgs, mut ready: Ready, envp: &[Vec<u8>]) -> Ending {
             Jail::Given(_) => None,
         };
         if let Err(e) = after_exit(AfterExit {
-            keep: source.changes(),
+            keep: source.lasting(),
             remove,
         }) {
             debug!(error = %e, "the answer cache and the jail are released at ldchain's exit");

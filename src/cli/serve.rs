@@ -30,7 +30,7 @@ use std::sync::Arc;
 use ldchain::resolver::{escape, Namespace, Resolver, Strategy};
 use ldchain::sandbox::boundary::{after_exit, AfterExit};
 use ldchain::service::proto::ANSWER_DIR;
-use ldchain::service::{ExecService, LdsoSource, Limits, NamespaceSource, SERVICE_PATH};
+use ldchain::service::{ExecService, Limits, NamespaceSource, SERVICE_PATH};
 use rustix::fs::{AtFlags, FileType, FlockOperation, Mode, OFlags};
 use rustix::io::Errno;
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -133,7 +133,7 @@ fn start(args: &ServeArgs, ns: Namespace, dir: &SocketDir) -> Result<ExecService
     let source = Arc::new(NamespaceSource::new(resolver, ns).with_answer_dir(answers));
     // As `ldchain run`: the inotify instance's last close (an SRCU grace
     // period) happens after serve has exited.
-    if let Some(changes) = source.changes() {
+    if let Some(changes) = source.lasting() {
         if let Err(e) = after_exit(AfterExit {
             keep: Some(changes),
             remove: None,

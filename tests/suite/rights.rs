@@ -399,3 +399,64 @@ fn an_answer_that_depended_on_the_clients_rights_never_stands() {
     }
     assert_eq!(standing(answers.path()), [format!("/secret/{LDSO_NAME}")]);
 }
+
+/// `ldchain run` leaves its program's answer standing before the service
+/// starts (`stand_ahead`: one search, nothing watched yet), and `prime`
+/// then searches again with watches in place. An early link that the
+/// watched answer does not replace is withdrawn: here the first directory's
+/// ld.so became root-only in between, so uid 65534's answer (past it)
+/// depends on its rights and may not stand, and the early link would send
+/// every process to the ld.so only root may use.
+#[test]
+fn an_answer_left_standing_early_goes_unless_the_watched_answer_replaces_it() {
+    if !require_root("the ld.so must become root-only") {
+        return;
+    }
+    let jail = Jail::new();
+    for dir in ["/opt/a", "/opt/b"] {
+        let p = format!("{dir}/{LDSO_NAME}");
+        jail.add(&glibc_ldso(), &p);
+        chmod(&jail.host(&p), 0o755);
+    }
+    jail.write("/etc/ld.so.conf", b"/opt/a\n/opt/b\n", 0o644);
+    let answers = tempfile::tempdir().unwrap();
+    let open = || {
+        let ns = Namespace::open(jail.path()).unwrap();
+        NamespaceSource::new(Resolver::new(Config::default()), ns)
+            .with_answer_dir(OwnedFd::from(File::open(answers.path()).unwrap()))
+    };
+    let nobody = Credentials {
+        uid: 65534,
+        gid: 65534,
+        groups: Vec::new(),
+    };
+    let plain = request(GLIBC, None);
+    let a = format!("/opt/a/{LDSO_NAME}");
+
+    // Nothing changed: the watched answer stands where the early one did.
+    let source = open();
+    let ahead = source.stand_ahead(&plain, &nobody);
+    assert!(ahead.is_some());
+    assert_eq!(standing(answers.path()), std::slice::from_ref(&a));
+    source.prime(&plain, &nobody, ahead);
+    assert_eq!(standing(answers.path()), std::slice::from_ref(&a));
+    drop(source);
+
+    // Another answer since: it replaces the early one.
+    let source = open();
+    let ahead = source.stand_ahead(&plain, &nobody);
+    assert_eq!(standing(answers.path()), std::slice::from_ref(&a));
+    jail.write("/etc/ld.so.conf", b"/opt/b\n", 0o644);
+    source.prime(&plain, &nobody, ahead);
+    assert_eq!(standing(answers.path()), [format!("/opt/b/{LDSO_NAME}")]);
+    drop(source);
+
+    // An answer that may not stand since: the early one goes.
+    jail.write("/etc/ld.so.conf", b"/opt/a\n/opt/b\n", 0o644);
+    let source = open();
+    let ahead = source.stand_ahead(&plain, &nobody);
+    assert_eq!(standing(answers.path()), std::slice::from_ref(&a));
+    chmod(&jail.host(&a), 0o700);
+    source.prime(&plain, &nobody, ahead);
+    assert_eq!(standing(answers.path()), Vec::<String>::new());
+}
