@@ -32,6 +32,11 @@
 //! jail copies ldchain's address space twice (init, program), not three
 //! times, and its mount table once.
 //!
+//! [`Sandbox::spawn_gated`] splits the start in two: the init enters the
+//! jail at once and waits at a gate (a pipe) before it starts the program;
+//! [`Gated::open`] lets it go on, dropping the [`Gated`] ends it. `ldchain
+//! run` reaches its verdict on the program meanwhile.
+//!
 //! # Safety
 //!
 //! The init and the program are raw `clone` copies of a multi-threaded
@@ -139,6 +144,100 @@ impl Jailed {
             Ok(4) => ExitStatus::from_raw(i32::from_ne_bytes(word)),
             _ => ExitStatus::from_raw(status),
         })
+    }
+}
+
+/// A jail whose init has been started by [`Sandbox::spawn_gated`] and
+/// waits to start the program. Dropped unopened, the init ends (and is
+/// reaped) without starting anything.
+#[derive(Debug)]
+pub struct Gated {
+    jailed: Option<Jailed>,
+    /// Its write end: a byte lets the init go on, its closing ends it.
+    gate: Option<OwnedFd>,
+    error: OwnedFd,
+}
+
+impl Gated {
+    /// Let the init start the program; then as [`Sandbox::spawn`]: once
+    /// the program has been exec'd, the jail, or the error that stopped it.
+    pub fn open(mut self) -> io::Result<Jailed> {
+        let (Some(gate), Some(jailed)) = (self.gate.take(), self.jailed.take()) else {
+            unreachable!("a Gated is opened once, by value");
+        };
+        // EPIPE if the init is gone already: its error, or its status, says why.
+        let _ = rustix::io::write(&gate, &[1]);
+        drop(gate);
+        started(jailed, &self.error)
+    }
+}
+
+impl Drop for Gated {
+    fn drop(&mut self) {
+        drop(self.gate.take());
+        if let Some(mut jailed) = self.jailed.take() {
+            let _ = jailed.wait();
+        }
+    }
+}
+
+/// The gate the init of [`Sandbox::spawn_gated`] waits at (its pipe's
+/// ends, as the init's copy of the descriptor table holds them).
+#[derive(Debug, Clone, Copy)]
+struct Gate {
+    read: RawFd,
+    write: RawFd,
+}
+
+impl Gate {
+    /// In the init: wait for the byte that lets it go on; an error
+    /// (`ECANCELED`) if the write end was closed without one.
+    fn pass(self) -> rustix::io::Result<()> {
+        // SAFETY: both ends are open in the init's copy of the table (the
+        // caller's `Gated` holds them until after the clone); the init
+        // closes its own copy of the write end so that the caller's
+        // closing is seen, and the read end once passed.
+        unsafe {
+            libc::close(self.write);
+        }
+        let mut byte = [0u8; 1];
+        // SAFETY: as above, `read` is open here until closed below.
+        let read = unsafe { BorrowedFd::borrow_raw(self.read) };
+        let passed = loop {
+            match rustix::io::read(read, &mut byte) {
+                Err(rustix::io::Errno::INTR) => continue,
+                Ok(1) => break true,
+                Ok(_) | Err(_) => break false,
+            }
+        };
+        // SAFETY: as above; nothing uses it after this.
+        unsafe {
+            libc::close(self.read);
+        }
+        match passed {
+            true => Ok(()),
+            false => Err(rustix::io::Errno::CANCELED),
+        }
+    }
+}
+
+/// Wait until the jail's program has been exec'd (its error pipe closes)
+/// or has failed to be (its errno comes on it): the jail, or that error.
+fn started(mut jailed: Jailed, error: &OwnedFd) -> io::Result<Jailed> {
+    let mut word = [0u8; 4];
+    let failed = loop {
+        match rustix::io::read(error, &mut word) {
+            Ok(4) => break Some(io::Error::from_raw_os_error(i32::from_ne_bytes(word))),
+            Err(rustix::io::Errno::INTR) => continue,
+            Ok(_) | Err(_) => break None,
+        }
+    };
+    match failed {
+        None => Ok(jailed),
+        Some(e) => {
+            let _ = jailed.wait();
+            Err(e)
+        }
     }
 }
 
@@ -329,7 +428,43 @@ impl Sandbox {
         self.spawn_then(Then::Prepared(prepared))
     }
 
+    /// As [`spawn`](Self::spawn), in two steps: the init is started now and
+    /// enters the jail (its namespaces, its root) while the caller goes on —
+    /// with a last check before the program may start, say — and starts the
+    /// program only at [`Gated::open`]. Dropped unopened, the [`Gated`]
+    /// ends the init before anything runs in the jail.
+    pub fn spawn_gated<A: AsRef<[u8]>, E: AsRef<[u8]>>(
+        &self,
+        program: &[u8],
+        argv: &[A],
+        envp: &[E],
+    ) -> io::Result<Gated> {
+        let then = Then::Execve {
+            path: cstring(program)?,
+            argv: CStrings::new(argv)?,
+            envp: CStrings::new(envp)?,
+        };
+        let (gate_read, gate_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+        let gate = Gate {
+            read: gate_read.as_raw_fd(),
+            write: gate_write.as_raw_fd(),
+        };
+        let (jailed, error) = self.start(&then, Some(gate))?;
+        Ok(Gated {
+            jailed: Some(jailed),
+            gate: Some(gate_write),
+            error,
+        })
+    }
+
     fn spawn_then(&self, then: Then) -> io::Result<Jailed> {
+        let (jailed, error) = self.start(&then, None)?;
+        started(jailed, &error)
+    }
+
+    /// Clone the init (see the module docs), which waits at `gate` if
+    /// given; the jail, and the read end of the pipe its errors come on.
+    fn start(&self, then: &Then, gate: Option<Gate>) -> io::Result<(Jailed, OwnedFd)> {
         use rustix::pipe::{pipe_with, PipeFlags};
         // The init reports the program's raw wait status on `status`; any
         // step that fails, in the init or the program, its errno on
@@ -356,31 +491,17 @@ impl Sandbox {
         let init = fork_into(flags as libc::c_ulong);
         if init == Ok(0) {
             let pipes = (status_write.as_raw_fd(), error_write.as_raw_fd());
-            let Err(err) = self.init(&then, pipes, root_is_mount, &mut stack);
+            let Err(err) = self.init(then, pipes, gate, root_is_mount, &mut stack);
             report(pipes.1, err)
         }
         signals::unblock();
         let init = init?;
         drop((status_write, error_write));
-        let mut word = [0u8; 4];
-        let failed = loop {
-            match rustix::io::read(&error_read, &mut word) {
-                Ok(4) => break Some(io::Error::from_raw_os_error(i32::from_ne_bytes(word))),
-                Err(rustix::io::Errno::INTR) => continue,
-                Ok(_) | Err(_) => break None,
-            }
-        };
-        let mut jailed = Jailed {
+        let jailed = Jailed {
             pid: init as u32,
             status: status_read,
         };
-        match failed {
-            None => Ok(jailed),
-            Some(e) => {
-                let _ = jailed.wait();
-                Err(e)
-            }
-        }
+        Ok((jailed, error_read))
     }
 
     /// The init, PID 1 of the new namespaces, between clone and exec;
@@ -390,6 +511,7 @@ impl Sandbox {
         &self,
         then: &Then,
         (status, error): (RawFd, RawFd),
+        gate: Option<Gate>,
         root_is_mount: bool,
         stack: &mut [u8],
     ) -> rustix::io::Result<Infallible> {
@@ -406,6 +528,9 @@ impl Sandbox {
             rustix::system::sethostname(name.as_bytes())?;
         }
         self.enter_root(root_is_mount)?;
+        if let Some(gate) = gate {
+            gate.pass()?;
+        }
         if self.as_pid_1 {
             return self.program(then);
         }

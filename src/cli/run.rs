@@ -252,6 +252,18 @@ fn go(args: &RunArgs, mut ready: Ready, envp: &[Vec<u8>]) -> Ending {
         Ok(ns) => ns.with_cwd(&ready.cwd),
         Err(e) => return own(format!("{}: {e}", root.display())).into(),
     };
+    // With the exec service, the program is exec'd as it is: the jail's
+    // init is started now and enters the jail while the verdict below is
+    // reached (the two overlap on two cores); it starts the program only
+    // once the verdict is in, and ends having started nothing if it is an
+    // error (dropping the gate).
+    let gated = match ready.service.is_some() {
+        true => match sandbox.spawn_gated(&ready.program, &argv, envp) {
+            Ok(gated) => Some(gated),
+            Err(e) => return not_spawned(&e, argv[0]).into(),
+        },
+        false => None,
+    };
     let resolver = Resolver::new(args.common.config(args.strategy.plan_strategy()));
     // The resolver's verdict first, for every strategy: the same errors and
     // statuses (126 for ENOEXEC, where execvp would retry with /bin/sh).
@@ -265,7 +277,7 @@ fn go(args: &RunArgs, mut ready: Ready, envp: &[Vec<u8>]) -> Ending {
             return ExitCode::from(exec_failure_status(&e)).into();
         }
     };
-    if let Some(service) = ready.service {
+    if let (Some(service), Some(gated)) = (ready.service.take(), gated) {
         let first = first_request(&plan, &ready.program, &ready.cwd, envp);
         drop(plan);
         let source = Arc::new(NamespaceSource::new(resolver, ns).with_answer_dir(service.answers));
@@ -291,7 +303,7 @@ fn go(args: &RunArgs, mut ready: Ready, envp: &[Vec<u8>]) -> Ending {
                 ExecService::start(listener, source, Limits::default())
             })
         };
-        let jailed = spawned(sandbox.spawn(&ready.program, &argv, envp), argv[0]);
+        let jailed = spawned(gated.open(), argv[0]);
         // Closing the answer cache's inotify instance (an SRCU grace
         // period) and removing the throwaway jail are left to a child that
         // does them once ldchain has exited: its caller does not wait.
@@ -395,24 +407,27 @@ fn stubs_and_socket(view: &mut View) -> std::io::Result<ServiceDir> {
 }
 
 fn spawned(child: std::io::Result<Jailed>, argv0: &[u8]) -> Result<Jailed, ExitCode> {
-    child.map_err(|e| {
-        let errno = e.raw_os_error().unwrap_or(0);
-        let (status, what) = match errno {
-            libc::ENOENT => (EXIT_NOT_FOUND, "not found"),
-            libc::EACCES => (EXIT_CANNOT_EXEC, "permission denied"),
-            libc::ENOEXEC => (EXIT_CANNOT_EXEC, "exec format error"),
-            libc::EPERM | libc::EINVAL | libc::ENOSPC | libc::EUSERS => {
-                return own(format!("cannot enter the jail (namespaces unavailable?): {e}"))
-            }
-            _ => (EXIT_CANNOT_EXEC, "cannot execute"),
-        };
-        let name = ldchain::resolver::errno_name(errno);
-        eprintln!(
-            "ldchain: run: {}: {what} ({name})",
-            ldchain::resolver::escape::for_terminal(argv0)
-        );
-        ExitCode::from(status)
-    })
+    child.map_err(|e| not_spawned(&e, argv0))
+}
+
+/// Say why the program could not be started; the status to end with.
+fn not_spawned(e: &std::io::Error, argv0: &[u8]) -> ExitCode {
+    let errno = e.raw_os_error().unwrap_or(0);
+    let (status, what) = match errno {
+        libc::ENOENT => (EXIT_NOT_FOUND, "not found"),
+        libc::EACCES => (EXIT_CANNOT_EXEC, "permission denied"),
+        libc::ENOEXEC => (EXIT_CANNOT_EXEC, "exec format error"),
+        libc::EPERM | libc::EINVAL | libc::ENOSPC | libc::EUSERS => {
+            return own(format!("cannot enter the jail (namespaces unavailable?): {e}"))
+        }
+        _ => (EXIT_CANNOT_EXEC, "cannot execute"),
+    };
+    let name = ldchain::resolver::errno_name(errno);
+    eprintln!(
+        "ldchain: run: {}: {what} ({name})",
+        ldchain::resolver::escape::for_terminal(argv0)
+    );
+    ExitCode::from(status)
 }
 
 /// Wait for the jail and end as its program did: its exit code, or killed

@@ -535,3 +535,48 @@ fn the_program_keeps_no_privilege_and_sees_only_the_jail() {
         }
     }
 }
+
+#[test]
+fn a_gated_jail_starts_its_program_only_once_opened() {
+    // `ldchain run` starts the jail's init before its verdict on the
+    // program and lets it go on only if the verdict is good: a gate
+    // dropped unopened must end the init with nothing run in the jail
+    // (the drop waits for the init, so a program it ran is done by then).
+    use ldchain::sandbox::boundary::Sandbox;
+    if !require_root("a jail of its own needs mount namespaces") {
+        return;
+    }
+    let Some(touch) = compile("touch-static", "gcc", &["-static"], "touch.c") else {
+        return;
+    };
+    let jail = Jail::new();
+    jail.add(&touch, "/touch");
+    fs::create_dir_all(jail.host("/tmp")).unwrap();
+    fs::set_permissions(jail.host("/tmp"), fs::Permissions::from_mode(0o777)).unwrap();
+    let sandbox = Sandbox::new(jail.path(), b"/").unwrap();
+    let none: &[&str] = &[];
+
+    let gated = sandbox
+        .spawn_gated(b"/touch", &["/touch", "/tmp/dropped"], none)
+        .unwrap();
+    drop(gated);
+    assert!(
+        !jail.host("/tmp/dropped").exists(),
+        "the program ran behind a closed gate"
+    );
+
+    let gated = sandbox
+        .spawn_gated(b"/touch", &["/touch", "/tmp/opened"], none)
+        .unwrap();
+    assert!(
+        !jail.host("/tmp/opened").exists(),
+        "the program ran before the gate opened"
+    );
+    let mut jailed = gated.open().unwrap();
+    assert!(jailed.wait().unwrap().success());
+    assert!(jail.host("/tmp/opened").exists(), "the program did not run once opened");
+
+    // Its failure to exec comes back from `open`, as from `spawn`.
+    let gated = sandbox.spawn_gated(b"/missing", &["/missing"], none).unwrap();
+    assert_eq!(gated.open().unwrap_err().raw_os_error(), Some(libc::ENOENT));
+}
