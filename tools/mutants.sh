@@ -264,6 +264,12 @@ m keeper-lingers sandbox/src/boundary.rs \
 m jail-dir-kept sandbox/src/boundary.rs \
     'let _ = rustix::fs::rmdir(dir.as_c_str());' \
     'let _ = dir;' '--test suite -- life::'
+m keeper-holds-epoll service/src/lib.rs \
+    'self.cache.as_ref().map(AnswerCache::lasting)' \
+    'self.cache.as_ref().map(AnswerCache::changes)' "$NEST"
+m ahead-not-left src/cli/run.rs \
+    'let ahead = first.as_ref().and_then(|request| source.stand_ahead(request, &creds));' \
+    'let ahead = first.as_ref().and_then(|request| source.stand_ahead(request, &creds)).filter(|_| false);' "$NEST"
 m standing-despite-cwd service/src/lib.rs \
     'let held = (!cwd || needs & proto::NEEDS_CWD != 0)' \
     'let held = (true || needs & proto::NEEDS_CWD != 0)' "$NEST"
@@ -294,6 +300,9 @@ m cwd-ignored sandbox/src/boundary.rs \
 m nnp-dropped sandbox/src/boundary.rs \
     'rustix::thread::set_no_new_privs(true)' \
     'rustix::thread::set_no_new_privs(false)' "$BOUND"
+m gate-ignored sandbox/src/boundary.rs \
+    '            gate.pass()?;' \
+    '            let _ = gate;' "$BOUND"
 m ids-ignored sandbox/src/boundary.rs \
     'self.ids = (uid, gid);' \
     'let _ = (uid, gid);' "$BOUND"
@@ -370,6 +379,9 @@ m answer-shared-across-clients service/src/cache.rs \
 m interp-denied-is-enoent resolver/src/plan/search.rs \
     '        if found.is_none() && self.interp_denied {' \
     '        if found.is_none() && self.interp_denied && false {' "$RIGHTS"
+m ahead-kept service/src/lib.rs \
+    'if stands.as_ref() != Some(&ahead.name) {' \
+    'if false && stands.as_ref() != Some(&ahead.name) {' "$RIGHTS"
 m standing-despite-rights service/src/lib.rs \
     'answer.depends_on_rights ||' \
     'false ||' "$RIGHTS"
