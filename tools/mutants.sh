@@ -380,8 +380,8 @@ m interp-denied-is-enoent resolver/src/plan/search.rs \
     '        if found.is_none() && self.interp_denied {' \
     '        if found.is_none() && self.interp_denied && false {' "$RIGHTS"
 m ahead-kept service/src/lib.rs \
-    'if stands.as_ref() != Some(&ahead.name) {' \
-    'if false && stands.as_ref() != Some(&ahead.name) {' "$RIGHTS"
+    'if stands.as_ref() != Some(&name) {' \
+    'if false && stands.as_ref() != Some(&name) {' "$RIGHTS"
 m standing-despite-rights service/src/lib.rs \
     'answer.depends_on_rights ||' \
     'false ||' "$RIGHTS"

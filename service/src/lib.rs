@@ -136,50 +136,70 @@ impl NamespaceSource {
         }
         let ns = self.ns.clone().with_credentials(client.clone());
         let first = self.search(&ns, request)?;
+        self.watch_and_cache(request, &ns, key, first)
+    }
+
+    /// `first` was found (with no watch relied on): watch what it
+    /// consulted, then search again and cache that answer
+    /// ([`search_again_and_cache`](Self::search_again_and_cache)); or hand
+    /// out `first` if it cannot be watched.
+    fn watch_and_cache(
+        &self,
+        request: &InterpRequest,
+        ns: &Namespace,
+        key: Option<Key>,
+        first: InterpAnswer,
+    ) -> Result<Answered, ExecError> {
         let watched = match (&self.cache, &first.consulted) {
             (Some(cache), Some(consulted)) if key.is_some() => cache.watch(&self.ns, consulted),
             _ => None,
         };
         match (&self.cache, key, watched) {
             (Some(cache), Some(key), Some(traced)) => {
-                self.search_again_and_cache(cache, key, request, &ns, first, traced)
+                self.search_again_and_cache(cache, key, request, ns, first, traced)
             }
             _ => Ok(Answered::new(Arc::new(first.fd), first.choice)),
         }
     }
 
-    /// Leave the standing answer to `request` from `client` now, found by
-    /// one search and nothing watched yet, so that the process that makes
-    /// this request first (the program `ldchain run` starts) need not wait
-    /// for the service to start. Pass the result to
+    /// Search for the answer to `request` from `client` now, with nothing
+    /// watched yet, and leave it standing if it may stand, so that the
+    /// process that makes this request first (the program `ldchain run`
+    /// starts) need not wait for the service to start. Pass the result to
     /// [`prime`](Self::prime), which watches what the answer depended on
-    /// and withdraws the link unless it still holds. None when the answer
-    /// may not stand (or there is no answer directory, or no answer).
+    /// and withdraws the link unless the watched answer replaces it. None
+    /// when there is no cache, or no answer (the request will be refused
+    /// when it is made).
     pub fn stand_ahead(&self, request: &InterpRequest, client: &Credentials) -> Option<Ahead> {
         let cache = self.cache.as_ref()?;
         let ns = self.ns.clone().with_credentials(client.clone());
-        let answer = self.resolver.ldso_for(&ns, request).ok()?;
+        let first = self.resolver.ldso_for(&ns, request).ok()?;
         let mut name = [0u8; proto::MAX_ANSWER_NAME];
-        let len = standing_name(request, &answer, self.resolver.config().secure, &mut name)?;
-        let standing = Standing {
-            name: &name[..len],
-            target: &answer.choice.path,
-        };
-        cache.publish_ahead(&standing).then(|| Ahead {
-            name: name[..len].to_vec(),
-        })
+        let name = standing_name(request, &first, self.resolver.config().secure, &mut name)
+            .map(|len| &name[..len])
+            .filter(|name| {
+                cache.publish_ahead(&Standing {
+                    name,
+                    target: &first.choice.path,
+                })
+            })
+            .map(<[u8]>::to_vec);
+        Some(Ahead { first, name })
     }
 
-    /// Answer `request` from `client` as the service would — searched,
-    /// watched, cached, left standing if it may — before the service
-    /// starts, so that the first process to ask finds the answer ready;
-    /// then withdraw `ahead` unless that answer replaced it (it was found
-    /// before anything was watched: a change since may have made it wrong).
-    pub fn prime(&self, request: &InterpRequest, client: &Credentials, ahead: Option<Ahead>) {
-        let stands = self.answer(request, client).ok().and_then(|a| a.stands);
-        if let (Some(cache), Some(ahead)) = (&self.cache, ahead) {
-            if stands.as_ref() != Some(&ahead.name) {
-                cache.withdraw(&ahead.name);
+    /// Cache the answer [`stand_ahead`](Self::stand_ahead) found as the
+    /// service would — what it consulted watched, searched for again,
+    /// cached, left standing if it may — before the service starts, so
+    /// that the first process to ask finds it ready; then withdraw the
+    /// early link unless that answer replaced it (it was found before
+    /// anything was watched: a change since may have made it wrong).
+    pub fn prime(&self, request: &InterpRequest, client: &Credentials, ahead: Ahead) {
+        let ns = self.ns.clone().with_credentials(client.clone());
+        let answered = self.watch_and_cache(request, &ns, Key::of(request, client), ahead.first);
+        let stands = answered.ok().and_then(|a| a.stands);
+        if let (Some(cache), Some(name)) = (&self.cache, ahead.name) {
+            if stands.as_ref() != Some(&name) {
+                cache.withdraw(&name);
             }
         }
     }
@@ -205,7 +225,10 @@ impl NamespaceSource {
 /// [`NamespaceSource::prime`] to confirm or withdraw.
 #[derive(Debug)]
 pub struct Ahead {
-    name: Vec<u8>,
+    /// The answer, found with nothing watched.
+    first: InterpAnswer,
+    /// The name it was left standing under, if it may stand.
+    name: Option<Vec<u8>>,
 }
 
 /// One answer: the descriptor, the choice when it was searched for now

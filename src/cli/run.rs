@@ -297,7 +297,7 @@ fn go(args: &RunArgs, mut ready: Ready, envp: &[Vec<u8>]) -> Ending {
         let starting = {
             let (source, listener) = (source.clone(), service.listener);
             std::thread::spawn(move || {
-                if let Some(request) = first {
+                if let (Some(request), Some(ahead)) = (first, ahead) {
                     source.prime(&request, &creds, ahead);
                 }
                 ExecService::start(listener, source, Limits::default())

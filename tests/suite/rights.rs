@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use ldchain::resolver::{Config, Credentials, ExecError, Machine, Namespace, Resolver};
-use ldchain::service::{ExecService, InterpRequest, Limits, NamespaceSource};
+use ldchain::service::{ExecService, InterpRequest, LdsoSource, Limits, NamespaceSource};
 use rustix::process::{Gid, Uid};
 use rustix::thread::{CapabilitySet, CapabilitySets};
 
@@ -402,11 +402,11 @@ fn an_answer_that_depended_on_the_clients_rights_never_stands() {
 
 /// `ldchain run` leaves its program's answer standing before the service
 /// starts (`stand_ahead`: one search, nothing watched yet), and `prime`
-/// then searches again with watches in place. An early link that the
-/// watched answer does not replace is withdrawn: here the first directory's
-/// ld.so became root-only in between, so uid 65534's answer (past it)
-/// depends on its rights and may not stand, and the early link would send
-/// every process to the ld.so only root may use.
+/// then watches what that search consulted and searches again. An early
+/// link that the watched answer does not replace is withdrawn. Last case:
+/// the first directory's ld.so became root-only in between, so uid
+/// 65534's answer (past it) depends on its rights and may not stand, and
+/// the early link would send every process to the ld.so only root may use.
 #[test]
 fn an_answer_left_standing_early_goes_unless_the_watched_answer_replaces_it() {
     if !require_root("the ld.so must become root-only") {
@@ -435,26 +435,29 @@ fn an_answer_left_standing_early_goes_unless_the_watched_answer_replaces_it() {
 
     // Nothing changed: the watched answer stands where the early one did.
     let source = open();
-    let ahead = source.stand_ahead(&plain, &nobody);
-    assert!(ahead.is_some());
+    let ahead = source.stand_ahead(&plain, &nobody).unwrap();
     assert_eq!(standing(answers.path()), std::slice::from_ref(&a));
     source.prime(&plain, &nobody, ahead);
     assert_eq!(standing(answers.path()), std::slice::from_ref(&a));
     drop(source);
 
-    // Another answer since: it replaces the early one.
+    // Another answer since: the early one goes (the watched search found a
+    // candidate the early one never consulted, so it is not cached), and
+    // the next request leaves the new answer standing.
     let source = open();
-    let ahead = source.stand_ahead(&plain, &nobody);
+    let ahead = source.stand_ahead(&plain, &nobody).unwrap();
     assert_eq!(standing(answers.path()), std::slice::from_ref(&a));
     jail.write("/etc/ld.so.conf", b"/opt/b\n", 0o644);
     source.prime(&plain, &nobody, ahead);
+    assert_eq!(standing(answers.path()), Vec::<String>::new());
+    source.ldso(&plain, &nobody).unwrap();
     assert_eq!(standing(answers.path()), [format!("/opt/b/{LDSO_NAME}")]);
     drop(source);
 
     // An answer that may not stand since: the early one goes.
     jail.write("/etc/ld.so.conf", b"/opt/a\n/opt/b\n", 0o644);
     let source = open();
-    let ahead = source.stand_ahead(&plain, &nobody);
+    let ahead = source.stand_ahead(&plain, &nobody).unwrap();
     assert_eq!(standing(answers.path()), std::slice::from_ref(&a));
     chmod(&jail.host(&a), 0o700);
     source.prime(&plain, &nobody, ahead);
