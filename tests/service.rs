@@ -970,3 +970,65 @@ fn the_service_raises_its_descriptor_limit_and_out_of_descriptors_the_cache_yiel
     server.settle();
     assert!(refused.is_empty(), "{} refused: {:?}", refused.len(), refused.first());
 }
+
+#[test]
+fn a_request_sent_in_parts_is_answered_while_others_flood_in() {
+    // Clients that reconnect as fast as they are answered (from the cache,
+    // on the I/O thread) can keep the listen backlog from ever emptying.
+    // The I/O thread must still come back to a connection whose request is
+    // arriving in parts — it accepts a bounded batch at a time — and not
+    // leave it until the flood ends or its deadline drops it (an unbounded
+    // accept loop left such requests 0.5-4.5 s, or dropped them).
+    let _l = serial();
+    let mut server = Server::start(limits(10_000));
+    let req = good().encode();
+    server.ask(&req).assert_ldso(&server);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood: Vec<_> = (0..48)
+        .map(|_| {
+            let (stop, socket, req) = (stop.clone(), server.socket.clone(), req.clone());
+            std::thread::spawn(move || {
+                let mut answered = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let mut s = UnixStream::connect(&socket).unwrap();
+                    s.write_all(&req).unwrap();
+                    answered += u64::from(receive(&s).errno == Some(0));
+                }
+                answered
+            })
+        })
+        .collect();
+    // The flood ends after 5 s whatever happens (a starved request is then
+    // answered late, and the test fails rather than hangs).
+    let watchdog = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let t0 = Instant::now();
+            while !stop.load(Ordering::Relaxed) && t0.elapsed() < Duration::from_secs(5) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            stop.store(true, Ordering::Relaxed);
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let mut slowest = Duration::ZERO;
+    for _ in 0..5 {
+        let mut s = server.connect();
+        s.write_all(&req[..16]).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        let t = Instant::now();
+        s.write_all(&req[16..]).unwrap();
+        let reply = receive(&s);
+        slowest = slowest.max(t.elapsed());
+        reply.assert_ldso(&server);
+    }
+    stop.store(true, Ordering::Relaxed);
+    watchdog.join().unwrap();
+    let others: u64 = flood.into_iter().map(|t| t.join().unwrap()).sum();
+    eprintln!("slowest request in parts: {slowest:?}, while {others} others were answered");
+    assert!(others > 1000, "no flood to speak of: {others} answered");
+    assert!(
+        slowest < Duration::from_millis(500),
+        "a request in parts waited {slowest:?} while {others} others were answered"
+    );
+}

@@ -388,6 +388,9 @@ m standing-despite-rights service/src/lib.rs \
 
 # --- What one request may cost the trusted process -------------------------
 SVC='--test service'
+m accept-unbounded service/src/server.rs \
+    'const ACCEPT_BATCH: usize = 64;' \
+    'const ACCEPT_BATCH: usize = usize::MAX;' "$SVC"
 m fd-per-entry service/src/cache.rs \
     '            .or_insert_with(|| Arc::new(fd))
             .clone();' \

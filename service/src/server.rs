@@ -81,6 +81,9 @@ const STOP: u64 = u64::MAX - 1;
 const WAKE: u64 = u64::MAX - 2;
 /// Something cached answers depended on changed (`LdsoSource::changes`).
 const CHANGED: u64 = u64::MAX - 3;
+/// Most connections accepted before the connections being read are looked
+/// at again (see `IoLoop::accept`).
+const ACCEPT_BATCH: usize = 64;
 /// How long the listener is left alone after `accept` failed for want of
 /// descriptors or memory.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
@@ -320,8 +323,17 @@ impl IoLoop {
         self.conns.len() + self.stats.answering.load(Ordering::SeqCst)
     }
 
+    /// Accept and serve what is waiting, at most [`ACCEPT_BATCH`]
+    /// connections: then back to `epoll_wait`, where the listener (level-
+    /// triggered) is reported again beside the connections still being
+    /// read. Without the bound, clients that reconnect as fast as they are
+    /// answered keep the backlog from emptying and starve a connection
+    /// whose request came in parts (seconds, under 64 such clients).
     fn accept(&mut self) {
-        while self.held() < self.limits.max_connections {
+        for _ in 0..ACCEPT_BATCH {
+            if self.held() >= self.limits.max_connections {
+                return;
+            }
             let flags = rustix::net::SocketFlags::NONBLOCK | rustix::net::SocketFlags::CLOEXEC;
             let stream = match rustix::net::accept_with(&self.listener, flags) {
                 Ok(fd) => UnixStream::from(fd),
