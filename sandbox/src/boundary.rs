@@ -786,6 +786,15 @@ fn reap(program: libc::pid_t, write: RawFd, wait_all: bool) -> ! {
         };
         if pid == program {
             code = exit_code(status);
+            if !wait_all {
+                // The rest of the jail goes first, then the report: once
+                // ldchain has it, it ends and its exec service with it,
+                // and nothing left in the jail may run on to find the
+                // service gone (and print what it would not have).
+                // SAFETY: kill(-1) from PID 1 signals every other process
+                // of its PID namespace, and nothing outside it.
+                unsafe { libc::kill(-1, libc::SIGKILL) };
+            }
             // SAFETY: `write` is open in this process (kept by
             // close_all_but) until it ends.
             let _ = rustix::io::write(unsafe { BorrowedFd::borrow_raw(write) }, &status.to_ne_bytes());
