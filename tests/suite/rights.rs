@@ -355,6 +355,16 @@ fn plan_exec_for_a_client_uses_its_rights_and_gives_the_thread_its_own_back() {
         matches!(e, ExecError::Io { .. } | ExecError::PermissionDenied { .. }),
         "{e:?}"
     );
+    // Readable by all, executable by its owner alone (0744, root's): the
+    // kernel refuses uid 65534 (EACCES), though ld.so could read and run it.
+    jail.add(&jail.host("/secret/secretprog"), "/bin/owners");
+    chmod(&jail.host("/bin/owners"), 0o744);
+    resolver.plan_exec(&own, "/bin/owners", &["o"], &[] as &[&str]).unwrap();
+    let e = resolver
+        .plan_exec(&theirs, "/bin/owners", &["o"], &[] as &[&str])
+        .unwrap_err();
+    assert_eq!(e.errno(), libc::EACCES, "{e}");
+    assert!(e.to_string().contains("no execute permission"), "{e}");
     assert_eq!(
         thread_credentials(),
         before,
