@@ -939,7 +939,7 @@ fn the_service_raises_its_descriptor_limit_and_out_of_descriptors_the_cache_yiel
     setrlimit(Resource::Nofile, soft).unwrap();
     let jail = Server::jail();
     let n = 60;
-    for i in 0..n {
+    for i in 0..=n {
         jail.add(&support::glibc_ldso(), &format!("/c{i}/ld-linux-x86-64.so.2"));
     }
     let mut server = Server::start_in(jail, limits(5000), Duration::ZERO);
@@ -966,9 +966,38 @@ fn the_service_raises_its_descriptor_limit_and_out_of_descriptors_the_cache_yiel
             refused.push((i, reply));
         }
     }
+    // The cache is as full as its watches let it grow (a trace that finds
+    // no descriptor caches nothing). Now idle clients (each costs two here:
+    // ours and the service's) and a file take all but two of the
+    // descriptors left: the next request's connection takes those, and its
+    // search finds none — it is answered only if the cache gives its back.
+    let limit = tight.current.unwrap() as usize;
+    let free = || limit - (fd_count() - 1);
+    let mut idle = Vec::new();
+    while free() >= 4 {
+        idle.push(server.connect());
+        let t0 = Instant::now();
+        while server.stats().open.load(Ordering::SeqCst) < idle.len() {
+            assert!(t0.elapsed() < Duration::from_secs(2), "an idle client was not accepted");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    let extra = (free() == 3).then(|| File::open("/dev/null").unwrap());
+    assert_eq!(free(), 2, "{} idle clients", idle.len());
+    let r = InterpRequest {
+        ldso_path: Some(format!("/c{n}").into_bytes()),
+        ..good()
+    };
+    let last = server.ask(&r.encode());
+    drop((idle, extra));
     setrlimit(Resource::Nofile, saved).unwrap();
     server.settle();
     assert!(refused.is_empty(), "{} refused: {:?}", refused.len(), refused.first());
+    assert_eq!(
+        last.errno,
+        Some(0),
+        "out of descriptors, the cache kept its own: {last:?}"
+    );
 }
 
 #[test]
