@@ -17,8 +17,10 @@ set -euo pipefail
 ldchain=$1 tmp=$2 timing=${3:-yes}
 ldso=$(readlink -f /lib64/ld-linux-x86-64.so.2)
 # As root, ldchain run runs the jail's programs as uid 65534: the jails (and
-# the directory holding them) must be searchable by it.
-chmod 755 "$tmp"
+# the directory holding them) must be searchable by it. Only the search bit
+# is added: given /tmp, `chmod 755` had taken its sticky bit and everyone's
+# write permission away.
+chmod a+x "$tmp"
 
 make_jail() { # dir, where-ld.so-goes
     mkdir -p "$1/bin" "$1/lib/x86_64-linux-gnu" "$1/tmp" "$(dirname "$1$2")"
