@@ -971,7 +971,16 @@ fn the_service_raises_its_descriptor_limit_and_out_of_descriptors_the_cache_yiel
     // ours and the service's) and a file take all but two of the
     // descriptors left: the next request's connection takes those, and its
     // search finds none — it is answered only if the cache gives its back.
-    let limit = tight.current.unwrap() as usize;
+    let mut limit = tight.current.unwrap() as usize;
+    if limit < fd_count() - 1 + 2 {
+        // The cache took all but one or none: room for the connection.
+        limit = fd_count() - 1 + 2;
+        let room = Rlimit {
+            current: Some(limit as u64),
+            maximum: saved.maximum,
+        };
+        setrlimit(Resource::Nofile, room).unwrap();
+    }
     let free = || limit - (fd_count() - 1);
     let mut idle = Vec::new();
     while free() >= 4 {
