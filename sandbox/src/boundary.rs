@@ -260,6 +260,17 @@ struct CStrings {
     ptrs: Vec<*const libc::c_char>,
 }
 
+impl Then {
+    /// `execve` of `program` with `argv` and `envp`, as C strings.
+    fn execve<A: AsRef<[u8]>, E: AsRef<[u8]>>(program: &[u8], argv: &[A], envp: &[E]) -> io::Result<Then> {
+        Ok(Then::Execve {
+            path: cstring(program)?,
+            argv: CStrings::new(argv)?,
+            envp: CStrings::new(envp)?,
+        })
+    }
+}
+
 impl CStrings {
     fn new<T: AsRef<[u8]>>(items: &[T]) -> io::Result<CStrings> {
         let strings = items
@@ -414,11 +425,7 @@ impl Sandbox {
     /// stopped it (its `errno`: ENOENT, EACCES, ENOEXEC, …); the
     /// [`Jailed`] ends as the program did (see the module docs).
     pub fn spawn<A: AsRef<[u8]>, E: AsRef<[u8]>>(&self, program: &[u8], argv: &[A], envp: &[E]) -> io::Result<Jailed> {
-        self.spawn_then(Then::Execve {
-            path: cstring(program)?,
-            argv: CStrings::new(argv)?,
-            envp: CStrings::new(envp)?,
-        })
+        self.spawn_then(Then::execve(program, argv, envp)?)
     }
 
     /// Spawn the exec `prepared` describes (a plan carried out in the
@@ -439,11 +446,7 @@ impl Sandbox {
         argv: &[A],
         envp: &[E],
     ) -> io::Result<Gated> {
-        let then = Then::Execve {
-            path: cstring(program)?,
-            argv: CStrings::new(argv)?,
-            envp: CStrings::new(envp)?,
-        };
+        let then = Then::execve(program, argv, envp)?;
         let (gate_read, gate_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
         let gate = Gate {
             read: gate_read.as_raw_fd(),

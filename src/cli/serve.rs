@@ -133,9 +133,9 @@ fn start(args: &ServeArgs, ns: Namespace, dir: &SocketDir) -> Result<ExecService
     let source = Arc::new(NamespaceSource::new(resolver, ns).with_answer_dir(answers));
     // As `ldchain run`: the inotify instance's last close (an SRCU grace
     // period) happens after serve has exited.
-    if let Some(changes) = source.lasting() {
+    if let Some(instance) = source.lasting() {
         if let Err(e) = after_exit(AfterExit {
-            keep: Some(changes),
+            keep: Some(instance),
             remove: None,
         }) {
             debug!(error = %e, "the answer cache's inotify instance will be closed at exit");
