@@ -27,13 +27,16 @@ pub fn parse_fd(arg: &[u8]) -> Result<i32, Error> {
 /// The last `/`-separated component of `path` (the whole of it if it has no
 /// `/`; the part before trailing slashes if it ends in some), as `basename(1)`.
 pub fn basename(path: &[u8]) -> &[u8] {
-    let mut end = path.len();
-    while end > 1 && path[end - 1] == b'/' {
-        end -= 1;
+    // Slice patterns and `get`, not indexing: no panic path.
+    let mut trimmed = path;
+    while let [rest @ .., b'/'] = trimmed {
+        if rest.is_empty() {
+            break;
+        }
+        trimmed = rest;
     }
-    let trimmed = &path[..end];
     match trimmed.iter().rposition(|&c| c == b'/') {
-        Some(i) if trimmed.len() > 1 => &trimmed[i + 1..],
+        Some(i) if trimmed.len() > 1 => trimmed.get(i + 1..).unwrap_or_default(),
         _ => trimmed,
     }
 }

@@ -307,11 +307,12 @@ fn nth_text(all: &'static [u8], n: usize) -> &'static [u8] {
     let mut rest = all;
     let mut seen = 0;
     while let Some(end) = rest.iter().position(|&b| b == 0) {
+        // `get`, not indexing (end < rest.len()): no panic path.
         if seen == n {
-            return &rest[..end];
+            return rest.get(..end).unwrap_or_default();
         }
         seen += 1;
-        rest = &rest[end + 1..];
+        rest = rest.get(end + 1..).unwrap_or_default();
     }
     b""
 }
@@ -396,7 +397,7 @@ impl<'a> Line<'a> {
                 break;
             }
         }
-        self.push(&digits[i..])
+        self.push(digits.get(i..).unwrap_or_default())
     }
 
     /// The bytes written so far.
@@ -439,8 +440,8 @@ pub fn render<'a>(err: &Error, fd_arg: &[u8], buf: &'a mut [u8]) -> &'a [u8] {
         };
     }
     line.push(b"\n");
-    let len = line.len;
-    &buf[..len]
+    let Line { buf, len } = line;
+    buf.get(..len).unwrap_or_default()
 }
 
 #[cfg(test)]

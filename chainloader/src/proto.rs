@@ -170,19 +170,24 @@ pub fn answer_name_after(
         (needs & NEEDS_EXECFN != 0).then_some(execfn),
     ];
     let mut len = 5;
-    for (i, part) in parts.iter().enumerate() {
+    for (i, (part, marker)) in parts.iter().zip(NAME_MARKERS).enumerate() {
         let Some(value) = part else { continue };
-        // `%` and the marker before every part but PT_INTERP.
+        // `%` and the marker before every part but PT_INTERP. (Slice
+        // patterns over `get_mut`: every write is checked once, and nothing
+        // can panic.)
         if i > 0 {
-            *out.get_mut(len + 1)? = NAME_MARKERS[i];
-            out[len] = b'%';
+            let [percent, slot] = out.get_mut(len..len + 2)? else {
+                return None;
+            };
+            (*percent, *slot) = (b'%', marker);
             len += 2;
         }
         for &b in value.iter() {
             if b == b'/' || b == b'%' {
-                *out.get_mut(len + 2)? = if b == b'/' { b'f' } else { b'5' };
-                out[len] = b'%';
-                out[len + 1] = b'2';
+                let [percent, two, last] = out.get_mut(len..len + 3)? else {
+                    return None;
+                };
+                (*percent, *two, *last) = (b'%', b'2', if b == b'/' { b'f' } else { b'5' });
                 len += 3;
             } else {
                 *out.get_mut(len)? = b;

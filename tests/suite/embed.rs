@@ -96,6 +96,27 @@ fn chainloader_needs_no_libraries_and_no_relocations() {
 }
 
 #[test]
+fn chainloader_has_no_panic_path() {
+    // Every index and slice in the program is checked where it is made
+    // (`get`, slice patterns), so no input can reach a bounds-check panic.
+    // The link drops what nothing calls: the panic handler's message is in
+    // the bytes only if some panic path is.
+    let message = "internal error: panic";
+    let main = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/chainloader/src/main.rs")).unwrap();
+    assert!(
+        main.contains(message),
+        "the panic handler's message changed: update this test"
+    );
+    for c in ldchain::embed::ALL {
+        assert!(
+            !c.bytes.windows(message.len()).any(|w| w == message.as_bytes()),
+            "{}: the chainloader has a panic path (an unchecked index or slice?)",
+            c.arch
+        );
+    }
+}
+
+#[test]
 fn embedded_facts_match_the_bytes() {
     assert_eq!(NATIVE.arch, "x86_64");
     assert_eq!(NATIVE.machine, elf::EM_X86_64);

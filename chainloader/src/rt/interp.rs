@@ -66,8 +66,9 @@ pub fn run(stack: &mut Stack) -> Result<usize, Error> {
     if !secure {
         // Nothing but what the name holds can change the answer: take the
         // one the service left in ANSWER_DIR, if there is one and it loads.
-        // The name may hold the working directory only if a variable is set.
-        if vars[0].is_some() || vars[1].is_some() {
+        // The name holds the working directory only if a variable has a
+        // relative entry or a `$` (proto::answer_needs).
+        if proto::answer_needs(vars) & proto::NEEDS_CWD != 0 {
             cwd_len = Some(getcwd(&mut cwd_buf));
         }
         // SAFETY: getcwd initialised the first cwd_len bytes.
@@ -153,10 +154,10 @@ fn answered(interp: &[u8], vars: [Option<&[u8]>; 2], cwd: &[u8], execfn: &[u8], 
     for (slot, &b) in path.iter_mut().zip(&HEAD) {
         *slot = b;
     }
-    let name: &mut [u8; proto::MAX_ANSWER_NAME] = (&mut path[DIR..DIR + proto::MAX_ANSWER_NAME]).try_into().ok()?;
+    let name = path[DIR..].first_chunk_mut::<{ proto::MAX_ANSWER_NAME }>()?;
     let len = proto::answer_name_after(interp, vars, cwd, execfn, name)?;
-    // path[DIR + len] is still 0: the NUL.
-    let fd = sys::open_read(&path[..DIR + len + 1]).ok()?;
+    // path[DIR + len] is still 0: the NUL. (`get`: no panic path.)
+    let fd = sys::open_read(path.get(..DIR + len + 1)?).ok()?;
     match crate::rt::load::map_fd(fd, stack, true) {
         Ok(entry) => Some(entry),
         Err(_) => {
@@ -190,7 +191,10 @@ fn ask(header: &[u32; 8], parts: &[&[u8]; 5]) -> Result<i32, Error> {
             }
         }
         got += n;
-        if let Some((errno, len)) = proto::decode_reply_header(&reply[..got]) {
+        let Some(received) = reply.get(..got) else {
+            return Err(err(Reason::BadReply, 0));
+        };
+        if let Some((errno, len)) = proto::decode_reply_header(received) {
             if got >= proto::REPLY_HEADER + len {
                 break (errno, len);
             }
@@ -207,7 +211,10 @@ fn ask(header: &[u32; 8], parts: &[&[u8]; 5]) -> Result<i32, Error> {
             if let Some(passed) = passed {
                 let _ = sys::close(passed);
             }
-            refused(&reply[proto::REPLY_HEADER..proto::REPLY_HEADER + len])
+            match reply.get(proto::REPLY_HEADER..proto::REPLY_HEADER + len) {
+                Some(message) => refused(message),
+                None => Err(err(Reason::BadReply, 0)),
+            }
         }
     }
 }

@@ -200,8 +200,10 @@ pub fn map_fd(fd: i32, stack: &mut Stack, interp: bool) -> Result<usize, Error> 
     let table_len = ehdr.phdr_table_len() as usize;
     let table_end = ehdr.phoff as usize + table_len;
     let mut big = None;
-    let table: &[u8] = if table_end <= n {
-        &head[ehdr.phoff as usize..table_end]
+    // `get`, not indexing: no panic path (on i386 the compiler cannot see
+    // that phoff, a u64, fits).
+    let table: &[u8] = if let Some(table) = head.get(ehdr.phoff as usize..table_end) {
+        table
     } else {
         // Headers beyond the first HEAD bytes (or a table larger than it):
         // read them into a scratch mapping. At most 64 KiB (parse_ehdr).

@@ -178,8 +178,8 @@ impl Stack {
             let mut p = self.sp.add(self.argc + 2);
             while *p != 0 {
                 let entry = c_str(*p as *const u8);
-                if entry.len() > name.len() && entry.starts_with(name) && entry[name.len()] == b'=' {
-                    return Some(&entry[name.len() + 1..]);
+                if let Some(value) = entry.strip_prefix(name).and_then(|rest| rest.strip_prefix(b"=")) {
+                    return Some(value);
                 }
                 p = p.add(1);
             }

@@ -103,9 +103,12 @@ pub fn write_all(fd: i32, bytes: &[u8]) {
     let mut rest = bytes;
     while !rest.is_empty() {
         // SAFETY: `rest` is a live buffer of `rest.len()` bytes.
-        match retry(|| unsafe { syscall3(__NR_write, fd as usize, rest.as_ptr() as usize, rest.len()) }) {
-            Ok(n) if n > 0 => rest = &rest[n..],
-            _ => return,
+        let written = retry(|| unsafe { syscall3(__NR_write, fd as usize, rest.as_ptr() as usize, rest.len()) });
+        // `get`, not indexing: no panic path for a count the kernel never
+        // returns (more than asked).
+        match written.ok().filter(|&n| n > 0).and_then(|n| rest.get(n..)) {
+            Some(left) => rest = left,
+            None => return,
         }
     }
 }
