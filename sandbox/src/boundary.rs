@@ -485,6 +485,7 @@ impl Sandbox {
             }
         }
         let root_is_mount = is_mount_root(&self.root);
+        let root_is_ours = is_process_root(&self.root);
         // The program's process runs on this until its exec (see
         // `spawn_program`); allocated here, where allocating is safe.
         let mut stack = vec![0u8; PROGRAM_STACK];
@@ -494,7 +495,7 @@ impl Sandbox {
         let init = fork_into(flags as libc::c_ulong);
         if init == Ok(0) {
             let pipes = (status_write.as_raw_fd(), error_write.as_raw_fd());
-            let Err(err) = self.init(then, pipes, gate, root_is_mount, &mut stack);
+            let Err(err) = self.init(then, pipes, gate, (root_is_mount, root_is_ours), &mut stack);
             report(pipes.1, err)
         }
         signals::unblock();
@@ -515,7 +516,7 @@ impl Sandbox {
         then: &Then,
         (status, error): (RawFd, RawFd),
         gate: Option<Gate>,
-        root_is_mount: bool,
+        (root_is_mount, root_is_ours): (bool, bool),
         stack: &mut [u8],
     ) -> rustix::io::Result<Infallible> {
         // First out of ldchain's process group and session: a terminal's
@@ -530,7 +531,7 @@ impl Sandbox {
         if let Some(name) = self.uts.as_ref().filter(|n| !n.is_empty()) {
             rustix::system::sethostname(name.as_bytes())?;
         }
-        self.enter_root(root_is_mount)?;
+        self.enter_root(root_is_mount, root_is_ours)?;
         if let Some(gate) = gate {
             gate.pass()?;
         }
@@ -620,14 +621,21 @@ impl Sandbox {
 
     /// In the init: a private copy of the view, a fresh `/proc`, then
     /// `pivot_root` into the jail with the old root detached.
-    fn enter_root(&self, root_is_mount: bool) -> rustix::io::Result<()> {
+    /// `root_is_ours`: the jail's root is this process's own `/`
+    /// (`ldchain run --root /`).
+    fn enter_root(&self, root_is_mount: bool, root_is_ours: bool) -> rustix::io::Result<()> {
         mount::mount_change(c"/", MountPropagationFlags::PRIVATE | MountPropagationFlags::REC)?;
         // pivot_root needs the new root to be a mount point (the throwaway
         // jail's, or a mirrored root, is one already).
         if !root_is_mount {
             mount::mount_bind_recursive(self.root.as_c_str(), self.root.as_c_str())?;
         }
-        rustix::process::chdir(self.root.as_c_str())?;
+        // A lookup of "/" starts at this process's root and never enters
+        // what is mounted on it (the bind just made, the view's mirror of
+        // `/`): `pivot_root` would refuse it as the current root (EBUSY).
+        // `..` from the root steps into the topmost mount there.
+        let into = if root_is_ours { c"/.." } else { self.root.as_c_str() };
+        rustix::process::chdir(into)?;
         if let Some(dest) = &self.proc_at {
             // Onto the jail's `proc` as a descriptor: a symbolic link put
             // there meanwhile is refused, never followed.
@@ -723,6 +731,21 @@ fn is_mount_root(path: &CString) -> bool {
                 && st.stx_attributes.contains(StatxAttributes::MOUNT_ROOT)
                 && st.stx_mask & StatxFlags::MNT_ID.bits() != 0
                 && st.stx_mnt_id != root.stx_mnt_id
+        }
+        _ => false,
+    }
+}
+
+/// Whether `path` (followed) is this process's own root directory: the
+/// same mount and inode as `/`.
+fn is_process_root(path: &CString) -> bool {
+    use rustix::fs::{AtFlags, StatxFlags};
+    let want = StatxFlags::INO | StatxFlags::MNT_ID;
+    let stat = |p: &std::ffi::CStr| rustix::fs::statx(rustix::fs::CWD, p, AtFlags::NO_AUTOMOUNT, want);
+    match (stat(path.as_c_str()), stat(c"/")) {
+        (Ok(st), Ok(root)) => {
+            let id = |s: &rustix::fs::Statx| (s.stx_dev_major, s.stx_dev_minor, s.stx_ino, s.stx_mnt_id);
+            st.stx_mask & StatxFlags::MNT_ID.bits() != 0 && id(&st) == id(&root)
         }
         _ => false,
     }

@@ -440,6 +440,36 @@ fn run_with_root_glibc_musl_static_and_script_in_one_jail() {
     assert_eq!(r.stdout, "env=A=1\nenvc=1\n");
 }
 
+#[test]
+fn run_with_the_host_root_as_the_jail() {
+    // `--root /` (bwrap's `--bind / /`): the jail's root is ldchain's own
+    // `/`, which a lookup of "/" never leaves for what is mounted on it;
+    // pivot_root refused it (EBUSY) until the init entered the bind from
+    // "/..". The view (the service's socket, /chainloader) is in the jail,
+    // never on the host.
+    let marker = "/chainloader";
+    assert!(
+        !Path::new(marker).exists(),
+        "the host has {marker}: cannot tell the view from it"
+    );
+    let go = |strategy: &str, script: &str| {
+        run(ldchain()
+            .args(["run", "--root", "/", "--strategy", strategy, "--", "/bin/sh", "-c"])
+            .arg(script))
+    };
+    let r = go("interp", "test -S /run/ldchain/exec.sock && sh -c 'echo nested'").ok();
+    assert_eq!(r.stdout, "nested\n");
+    let r = go("chainloader", "test -f /chainloader && echo view").ok();
+    assert_eq!(r.stdout, "view\n");
+    let r = go("execveat", "echo plain").ok();
+    assert_eq!(r.stdout, "plain\n");
+    assert!(!Path::new(marker).exists(), "--root / wrote {marker} on the host");
+    assert!(
+        !Path::new("/run/ldchain").exists(),
+        "--root / left /run/ldchain on the host"
+    );
+}
+
 /// Run `ldchain` as user nobody (65534), from a copy of the binary every
 /// user can read, if this machine allows unprivileged user namespaces.
 fn as_nobody(args: &[&str], dir: &Path) -> Option<Run> {
