@@ -31,7 +31,9 @@ gcc -static -nostdlib -nostartfiles -fno-pie -no-pie -O1 -o "$tmp/execveat" benc
 # The "calls" column of strace -c's total line (the 4th field; "errors" may be empty).
 calls() { awk '$NF == "total" { print $4 }' "$1"; }
 syscalls() { env -i strace -f -c -o "$tmp/s" "$@" >/dev/null 2>&1 || true; calls "$tmp/s"; }
-instrs() { env -i valgrind --tool=callgrind --callgrind-out-file="$tmp/cg" "$@" 2>&1 >/dev/null | awk '/Collected/ {print $4}'; }
+# From /: ld.so's count moved with the working directory's path (by 9
+# between two clones of the repository).
+instrs() { (cd / && env -i valgrind --tool=callgrind --callgrind-out-file="$tmp/cg" "$@" 2>&1 >/dev/null) | awk '/Collected/ {print $4}'; }
 row() { # label, scenario, base-syscalls, base-instrs, command...
     local label=$1 scen=$2 bs=$3 bi=$4; shift 4
     local s i; s=$(syscalls "$@"); i=$(instrs "$@")
