@@ -484,8 +484,7 @@ impl Sandbox {
                 flags |= flag;
             }
         }
-        let root_is_mount = is_mount_root(&self.root);
-        let root_is_ours = is_process_root(&self.root);
+        let root = jail_root(&self.root);
         // The program's process runs on this until its exec (see
         // `spawn_program`); allocated here, where allocating is safe.
         let mut stack = vec![0u8; PROGRAM_STACK];
@@ -495,7 +494,7 @@ impl Sandbox {
         let init = fork_into(flags as libc::c_ulong);
         if init == Ok(0) {
             let pipes = (status_write.as_raw_fd(), error_write.as_raw_fd());
-            let Err(err) = self.init(then, pipes, gate, (root_is_mount, root_is_ours), &mut stack);
+            let Err(err) = self.init(then, pipes, gate, root, &mut stack);
             report(pipes.1, err)
         }
         signals::unblock();
@@ -516,7 +515,7 @@ impl Sandbox {
         then: &Then,
         (status, error): (RawFd, RawFd),
         gate: Option<Gate>,
-        (root_is_mount, root_is_ours): (bool, bool),
+        root: JailRoot,
         stack: &mut [u8],
     ) -> rustix::io::Result<Infallible> {
         // First out of ldchain's process group and session: a terminal's
@@ -531,7 +530,7 @@ impl Sandbox {
         if let Some(name) = self.uts.as_ref().filter(|n| !n.is_empty()) {
             rustix::system::sethostname(name.as_bytes())?;
         }
-        self.enter_root(root_is_mount, root_is_ours)?;
+        self.enter_root(root)?;
         if let Some(gate) = gate {
             gate.pass()?;
         }
@@ -621,20 +620,22 @@ impl Sandbox {
 
     /// In the init: a private copy of the view, a fresh `/proc`, then
     /// `pivot_root` into the jail with the old root detached.
-    /// `root_is_ours`: the jail's root is this process's own `/`
-    /// (`ldchain run --root /`).
-    fn enter_root(&self, root_is_mount: bool, root_is_ours: bool) -> rustix::io::Result<()> {
+    fn enter_root(&self, root: JailRoot) -> rustix::io::Result<()> {
         mount::mount_change(c"/", MountPropagationFlags::PRIVATE | MountPropagationFlags::REC)?;
         // pivot_root needs the new root to be a mount point (the throwaway
         // jail's, or a mirrored root, is one already).
-        if !root_is_mount {
+        if root != JailRoot::Mount {
             mount::mount_bind_recursive(self.root.as_c_str(), self.root.as_c_str())?;
         }
         // A lookup of "/" starts at this process's root and never enters
         // what is mounted on it (the bind just made, the view's mirror of
         // `/`): `pivot_root` would refuse it as the current root (EBUSY).
         // `..` from the root steps into the topmost mount there.
-        let into = if root_is_ours { c"/.." } else { self.root.as_c_str() };
+        let into = if root == JailRoot::Own {
+            c"/.."
+        } else {
+            self.root.as_c_str()
+        };
         rustix::process::chdir(into)?;
         if let Some(dest) = &self.proc_at {
             // Onto the jail's `proc` as a descriptor: a symbolic link put
@@ -719,35 +720,47 @@ fn errno() -> i32 {
 /// `Prepared::exec` and the seccomp loader need, with room to spare.
 const PROGRAM_STACK: usize = 256 << 10;
 
-/// Whether `path` (not followed if a link) is the root of a mount other
-/// than this process's `/` (which `pivot_root` refuses as a new root).
-fn is_mount_root(path: &CString) -> bool {
-    use rustix::fs::{AtFlags, StatxAttributes, StatxFlags};
-    let flags = AtFlags::SYMLINK_NOFOLLOW | AtFlags::NO_AUTOMOUNT;
-    let stat = |p: &std::ffi::CStr| rustix::fs::statx(rustix::fs::CWD, p, flags, StatxFlags::MNT_ID);
-    match (stat(path.as_c_str()), stat(c"/")) {
-        (Ok(st), Ok(root)) => {
-            st.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT)
-                && st.stx_attributes.contains(StatxAttributes::MOUNT_ROOT)
-                && st.stx_mask & StatxFlags::MNT_ID.bits() != 0
-                && st.stx_mnt_id != root.stx_mnt_id
-        }
-        _ => false,
-    }
+/// What a jail's root directory is, for entering it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JailRoot {
+    /// The root of a mount other than this process's `/` (not followed if
+    /// a link): entered as it is.
+    Mount,
+    /// This process's own `/` (followed if a link; `ldchain run --root /`):
+    /// bound on itself, then entered through `/..`.
+    Own,
+    /// Any other directory: bound on itself (`pivot_root` needs a mount).
+    Dir,
 }
 
-/// Whether `path` (followed) is this process's own root directory: the
-/// same mount and inode as `/`.
-fn is_process_root(path: &CString) -> bool {
-    use rustix::fs::{AtFlags, StatxFlags};
-    let want = StatxFlags::INO | StatxFlags::MNT_ID;
-    let stat = |p: &std::ffi::CStr| rustix::fs::statx(rustix::fs::CWD, p, AtFlags::NO_AUTOMOUNT, want);
-    match (stat(path.as_c_str()), stat(c"/")) {
-        (Ok(st), Ok(root)) => {
-            let id = |s: &rustix::fs::Statx| (s.stx_dev_major, s.stx_dev_minor, s.stx_ino, s.stx_mnt_id);
-            st.stx_mask & StatxFlags::MNT_ID.bits() != 0 && id(&st) == id(&root)
-        }
-        _ => false,
+/// Classify `path` against this process's `/`: one `statx` of each, and
+/// one more of `path` only if it is a symbolic link.
+fn jail_root(path: &CString) -> JailRoot {
+    use rustix::fs::{AtFlags, FileType, StatxAttributes, StatxFlags};
+    let want = StatxFlags::TYPE | StatxFlags::INO | StatxFlags::MNT_ID;
+    let stat = |p: &std::ffi::CStr, flags| rustix::fs::statx(rustix::fs::CWD, p, flags | AtFlags::NO_AUTOMOUNT, want);
+    let has_mnt_id = |s: &rustix::fs::Statx| s.stx_mask & StatxFlags::MNT_ID.bits() != 0;
+    let id = |s: &rustix::fs::Statx| (s.stx_dev_major, s.stx_dev_minor, s.stx_ino, s.stx_mnt_id);
+    let (Ok(root), Ok(here)) = (
+        stat(c"/", AtFlags::empty()),
+        stat(path.as_c_str(), AtFlags::SYMLINK_NOFOLLOW),
+    ) else {
+        return JailRoot::Dir;
+    };
+    if here.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT)
+        && here.stx_attributes.contains(StatxAttributes::MOUNT_ROOT)
+        && has_mnt_id(&here)
+        && here.stx_mnt_id != root.stx_mnt_id
+    {
+        return JailRoot::Mount;
+    }
+    let target = match FileType::from_raw_mode(here.stx_mode.into()) {
+        FileType::Symlink => stat(path.as_c_str(), AtFlags::empty()).ok(),
+        _ => Some(here),
+    };
+    match target {
+        Some(t) if has_mnt_id(&t) && id(&t) == id(&root) => JailRoot::Own,
+        _ => JailRoot::Dir,
     }
 }
 
