@@ -33,7 +33,32 @@ calls() { awk '$NF == "total" { print $4 }' "$1"; }
 syscalls() { env -i strace -f -c -o "$tmp/s" "$@" >/dev/null 2>&1 || true; calls "$tmp/s"; }
 # From /: ld.so's count moved with the working directory's path (by 9
 # between two clones of the repository).
-instrs() { (cd / && env -i valgrind --tool=callgrind --callgrind-out-file="$tmp/cg" "$@" 2>&1 >/dev/null) | awk '/Collected/ {print $4}'; }
+# (--dump-instr=yes: per instruction, which own_instrs reads; the total is the same.)
+instrs() { (cd / && env -i valgrind --tool=callgrind --dump-instr=yes --callgrind-out-file="$tmp/cg" "$@" 2>&1 >/dev/null) | awk '/Collected/ {print $4}'; }
+# The instructions the last instrs run executed inside the chainloader's
+# mapping (valgrind maps a static PIE at 0x108000). "added" also holds how
+# ld.so's own count moves with the stack's layout: by up to 290 for the
+# same blob under another file name (BENCHMARKS.md).
+own_instrs() {
+    python3 - "$tmp/cg" <<'PY'
+import re, sys
+addr, skip, own = 0, False, 0
+for line in open(sys.argv[1]):
+    if line.startswith("calls="):
+        skip = True  # the next cost line is a call's inclusive cost
+        continue
+    m = re.match(r"(0x[0-9a-f]+|[+-]\d+|\*)\s+\S+\s+(\d+)", line)
+    if not m:
+        continue
+    a = m.group(1)
+    addr = int(a, 16) if a.startswith("0x") else addr + int(a) if a != "*" else addr
+    if skip:
+        skip = False
+    elif 0x108000 <= addr < 0x118000:
+        own += int(m.group(2))
+print(own)
+PY
+}
 row() { # label, scenario, base-syscalls, base-instrs, command...
     local label=$1 scen=$2 bs=$3 bi=$4; shift 4
     local s i; s=$(syscalls "$@"); i=$(instrs "$@")
@@ -58,35 +83,10 @@ for prog in "/bin/true" "$bash -c true"; do
     row "${prog/$bash/bash}" "(1) kernel execs it" "$s2" "$i2" "$@"
     echo "| ${prog/$bash/bash} | (2) exec ld.so PROGRAM | $s2 | 0 | $i2 | 0 |"
     row "${prog/$bash/bash}" "(3) /chainloader FD ld.so PROGRAM" "$s2" "$i2" "$cl" 3 "$ldso" "$@" 3<"$ldso"
-    if [ "$prog" = /bin/true ]; then added_s=$((last_s - s2)); added_i=$((last_i - i2)); fi
+    if [ "$prog" = /bin/true ]; then added_s=$((last_s - s2)); added_i=$((last_i - i2)); own_i=$(own_instrs); fi
     row "${prog/$bash/bash}" "(4) execveat(ld.so fd)" "$s2" "$i2" "$tmp/execveat" "$ldso" "$@" 3<"$ldso"
 done
-# The chainloader's own instructions for (3) with /bin/true: those executed
-# inside its mapping (valgrind maps a static PIE at 0x108000). "added" also
-# holds how ld.so's own count moves with the stack's layout: by up to 290
-# for the same blob under another file name (BENCHMARKS.md).
-(cd / && env -i valgrind --tool=callgrind --dump-instr=yes --callgrind-out-file="$tmp/cg-own" \
-    "$cl" 3 "$ldso" /bin/true 3<"$ldso" >/dev/null 2>&1)
-own_i=$(python3 - "$tmp/cg-own" <<'PY'
-import re, sys
-addr, skip, own = 0, False, 0
-for line in open(sys.argv[1]):
-    if line.startswith("calls="):
-        skip = True  # the next cost line is a call's inclusive cost
-        continue
-    m = re.match(r"(0x[0-9a-f]+|[+-]\d+|\*)\s+\S+\s+(\d+)", line)
-    if not m:
-        continue
-    a = m.group(1)
-    addr = int(a, 16) if a.startswith("0x") else addr + int(a) if a != "*" else addr
-    if skip:
-        skip = False
-    elif 0x108000 <= addr < 0x118000:
-        own += int(m.group(2))
-print(own)
-PY
-)
-[ "$own_i" -gt 0 ] || { echo "no instructions found at the chainloader's load address under valgrind" >&2; exit 1; }
+[ "${own_i:-0}" -gt 0 ] || { echo "no instructions found at the chainloader's load address under valgrind" >&2; exit 1; }
 s5=$(syscalls "$tmp/static-true"); i5=$(instrs "$tmp/static-true")
 echo "| static true | (5a) kernel execs it | $s5 | 0 | $i5 | 0 |"
 row "static true" "(5b) /chainloader FD it" "$s5" "$i5" "$cl" 3 static-true 3<"$tmp/static-true"
