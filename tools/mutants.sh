@@ -67,8 +67,23 @@ m at-phdr-unbiased chainloader/src/rt/load.rs \
     'bias.wrapping_add(plan.phdr.to_usize()),' \
     'plan.phdr.to_usize(),' "$CL"
 m at-base-nonzero chainloader/src/rt/stack.rs \
-    'zip([phdr, phent, phnum, entry, 0])' \
-    'zip([phdr, phent, phnum, entry, phdr & !0xfff])' "$CL"
+    'set(at_base, 0);' \
+    'set(at_base, phdr & !0xfff);' "$CL"
+m comm-slash-below-arg0 chainloader/src/rt/stack.rs \
+    'return if after > s { after as *const u8 } else { start };' \
+    'return after as *const u8;' "$CL"
+m comm-bytes-past-arg0 chainloader/src/rt/stack.rs \
+    'let slashes = !(((x & LOW7) + LOW7) | x | LOW7) & keep;' \
+    'let slashes = !(((x & LOW7) + LOW7) | x | LOW7) & (keep | !keep);' "$CL"
+m comm-inexact-slash chainloader/src/rt/stack.rs \
+    'let slashes = !(((x & LOW7) + LOW7) | x | LOW7) & keep;' \
+    'let slashes = x.wrapping_sub(ONES) & !x & !LOW7 & keep;' "$CL"
+m auxv-walk-stops-early chainloader/src/rt/stack.rs \
+    'if found & WANTED == WANTED {' \
+    'if found & WANTED != 0 {' "$CL"
+m loads-end-short chainloader/src/plan.rs \
+    'loads_end = i + 1;' \
+    'loads_end = i;' "$CL + $PLAN"
 m wx-accepted chainloader/src/plan.rs \
     'if ph.p_flags & PF_W != 0 && ph.p_flags & PF_X != 0 {' \
     'if false && ph.p_flags & PF_W != 0 && ph.p_flags & PF_X != 0 {' "$CL + $PLAN"
@@ -233,6 +248,9 @@ m svc-mapped-writes-unseen service/src/cache.rs \
 
 # --- Nested exec: standing answers ---------------------------------------
 NEST='--test suite -- nested::'
+m env-name-prefix-matches chainloader/src/rt/stack.rs \
+    "if n == name.len() && entry.add(n).read_volatile() == b'=' {" \
+    'if n == name.len() {' "$NEST"
 m standing-never-taken chainloader/src/rt/interp.rs \
     'if let Some(entry) = answered(interp, vars, cwd, execfn, stack) {' \
     'if let Some(entry) = answered(interp, vars, cwd, execfn, stack).filter(|_| false) {' "$NEST"

@@ -61,6 +61,10 @@ pub struct Plan<W = u64> {
     pub phnum: u16,
     /// Size of a program header (for `AT_PHENT`).
     pub phent: u16,
+    /// One past the index of the last `PT_LOAD`: the loader's walk stops
+    /// there (the headers after it, `PT_DYNAMIC`, `PT_GNU_STACK`, notes,
+    /// map nothing).
+    pub loads_end: u16,
 }
 
 /// The mappings for one `PT_LOAD`.
@@ -181,7 +185,6 @@ pub fn plan<A: Arch>(ehdr: &Ehdr, table: &[u8], file_size: u64, page: u64) -> Re
     }
     let page = A::Word::from_u64(page);
     let limit = A::Word::from_u64(target.addr_limit);
-    let mut loads = 0u32;
     let mut span_start = A::Word::ZERO;
     let mut prev_end = A::Word::ZERO; // page-aligned end of the previous PT_LOAD
     let mut align = page;
@@ -190,6 +193,7 @@ pub fn plan<A: Arch>(ehdr: &Ehdr, table: &[u8], file_size: u64, page: u64) -> Re
     let mut pt_phdr: Option<A::Word> = None;
     let mut mapped_phdr: Option<A::Word> = None;
     let mut entry_ok = false;
+    let mut loads_end = 0u16;
     let table_len = ehdr.phdr_table_len();
 
     for i in 0..ehdr.phnum {
@@ -206,13 +210,14 @@ pub fn plan<A: Arch>(ehdr: &Ehdr, table: &[u8], file_size: u64, page: u64) -> Re
         let (end, file_end) = check_load::<A>(i, &ph, page, limit, file_size)?;
         file_extent = file_extent.max(file_end);
         let start = page_down(ph.p_vaddr, page);
-        if loads > 0 && start < prev_end {
+        // (prev_end is 0 before the first PT_LOAD: nothing is below it.)
+        if start < prev_end {
             return Err(ph_err(i, Reason::Overlap));
         }
-        if ph.p_align.is_power_of_two() && ph.p_align > align {
+        if ph.p_align > align && ph.p_align.is_power_of_two() {
             align = ph.p_align;
         }
-        if loads == 0 {
+        if first.is_none() {
             span_start = start;
             first = Some(ph);
         }
@@ -226,7 +231,7 @@ pub fn plan<A: Arch>(ehdr: &Ehdr, table: &[u8], file_size: u64, page: u64) -> Re
             entry_ok = true;
         }
         prev_end = end;
-        loads += 1;
+        loads_end = i + 1;
     }
     let first = first.ok_or(Error::new(Subject::Image, Reason::NoLoad))?;
     let scan = Scan {
@@ -237,6 +242,7 @@ pub fn plan<A: Arch>(ehdr: &Ehdr, table: &[u8], file_size: u64, page: u64) -> Re
         file_extent,
         phdr: pt_phdr.or(mapped_phdr),
         entry_ok,
+        loads_end,
     };
     finish::<A>(ehdr, page, limit, scan)
 }
@@ -253,6 +259,7 @@ struct Scan<W> {
     /// `PT_LOAD` that maps them).
     phdr: Option<W>,
     entry_ok: bool,
+    loads_end: u16,
 }
 
 /// The image-wide checks, then the plan.
@@ -266,6 +273,7 @@ fn finish<A: Arch>(ehdr: &Ehdr, page: A::Word, limit: A::Word, scan: Scan<A::Wor
         file_extent,
         phdr,
         entry_ok,
+        loads_end,
     } = scan;
     let image_err = |reason| Error::new(Subject::Image, reason);
     let fixed = ehdr.e_type == elf::ET_EXEC;
@@ -303,6 +311,7 @@ fn finish<A: Arch>(ehdr: &Ehdr, page: A::Word, limit: A::Word, scan: Scan<A::Wor
         phdr,
         phnum: ehdr.phnum,
         phent: ehdr.phentsize,
+        loads_end,
     })
 }
 

@@ -4,6 +4,7 @@
 
 use std::fs::{self, File};
 use std::io::{Seek, SeekFrom};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 
 use crate::support::*;
@@ -184,6 +185,44 @@ fn plash_checklist_stack_heap_fd_and_names() {
         )
         .ok();
     assert_eq!(run.stdout, "comm=a-very-long-nam\n", "the kernel keeps 15 bytes");
+}
+
+#[test]
+fn comm_is_the_basename_of_arg0_wherever_its_bytes_lie() {
+    // The chainloader finds ARG0's last '/' a word at a time: each name
+    // below puts a '/' (or none) at another place in its words, and the
+    // padding variable moves the argument strings by 0 to 7 bytes. Around
+    // ARG0 lie bytes that must not count: a '/' as our argv[0], four bytes
+    // below it (before the FD), and "/bin/probe" just after its NUL.
+    let Some((jail, ldso)) = glibc_jail() else { return };
+    let fd = fdnum(&ldso);
+    let cases = [
+        ("ld", "ld"),
+        ("/ld", "ld"),
+        ("a/b", "b"),
+        ("a//b", "b"),
+        ("x/.hidden", ".hidden"),
+        ("./.", "."),
+        ("/1234567/89abcdef", "89abcdef"),
+        ("0123456789abcdef/x", "x"),
+        ("/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", "ld-linux-x86-64"),
+        ("abcdefg/", "abcdefg"),
+        ("/some/where/", "where"),
+        ("/", "/"),
+        ("", ""),
+    ];
+    for pad in 0..8 {
+        for (arg0, comm) in cases {
+            let mut cmd = jail.command(&["/chainloader", &fd, arg0, "/bin/probe", "comm"], &[&ldso]);
+            cmd.env("PAD", "p".repeat(pad)).arg0("/");
+            let run: Run = output(&mut cmd).expect("spawn in jail").into();
+            assert_eq!(
+                run.ok().stdout,
+                format!("comm={comm}\n"),
+                "ARG0 {arg0:?}, padding {pad}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -260,6 +260,16 @@ fn root_jail_children_own_search_paths_are_respected_and_ignored_in_secure_mode(
     let r = spawn_env(&["LDSO_PATH=", "LD_LIBRARY_PATH=/nowhere:/opt/llp"]);
     assert!(r.stdout.ends_with("spawn: status 0\n"), "{r:#?}");
     assert_eq!(chosen(r.stderr.lines()), ["/opt/llp/ld-linux-x86-64.so.2"], "{r:#?}");
+    // Variables whose names only begin with those names are not them, even
+    // when they come first.
+    let r = spawn_env(&[
+        "LDSO_PATHX=/opt/alt",
+        "LDSO_PATH=",
+        "LD_LIBRARY_PATH_=/opt/alt",
+        "LD_LIBRARY_PATH=/opt/llp",
+    ]);
+    assert!(r.stdout.ends_with("spawn: status 0\n"), "{r:#?}");
+    assert_eq!(chosen(r.stderr.lines()), ["/opt/llp/ld-linux-x86-64.so.2"], "{r:#?}");
     // Without either, the sandbox's default (--ldso-path) applies.
     let r = spawn_env(&["X=1"]);
     assert_eq!(chosen(r.stderr.lines()), ["/opt/glibc/ld-linux-x86-64.so.2"], "{r:#?}");

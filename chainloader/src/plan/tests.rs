@@ -87,6 +87,8 @@ fn plans_an_ldso_layout_like_the_kernel() {
     assert_eq!((p.entry, p.phdr, p.phnum, p.phent), (0x1ab70, 64, 5, 56));
     assert_eq!((p.first_offset, p.first_prot), (0, PROT_READ));
     assert_eq!(p.file_extent, 0x34110);
+    // The loader's walk ends after the last PT_LOAD (GNU_STACK is not walked).
+    assert_eq!(p.loads_end, 4);
     // The data segment: three file pages, then its last page is anonymous
     // with the 0x110 bytes of file data read in (the rest stays zero, to
     // the end of the page, as glibc's ld.so relies on).
@@ -100,6 +102,25 @@ fn plans_an_ldso_layout_like_the_kernel() {
         (text.prot, text.file_end, text.tail, text.end),
         (PROT_READ | PROT_EXEC, 0x27000, 0, 0x27000)
     );
+}
+
+#[test]
+fn the_walk_ends_after_the_last_load_wherever_it_is() {
+    const PT_NOTE: u32 = 4;
+    let note = Phdr {
+        p_type: PT_NOTE,
+        p_flags: PF_R,
+        ..Default::default()
+    };
+    // A PT_LOAD after other headers, and other headers after the last one.
+    let mut phdrs = ldso_like();
+    phdrs.insert(2, note);
+    phdrs.push(note);
+    let img = image(ET_DYN, 0x1ab70, &phdrs, 0x34110);
+    assert_eq!(run(&img).unwrap().loads_end, 5);
+    let last_is_load = &phdrs[..5];
+    let img = image(ET_DYN, 0x1ab70, last_is_load, 0x34110);
+    assert_eq!(run(&img).unwrap().loads_end, 5);
 }
 
 #[test]

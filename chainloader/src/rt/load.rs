@@ -118,7 +118,7 @@ pub fn load(fd: i32, plan: &Plan<W>, table: &[u8], page: W, known_size: u64) -> 
     // How much of the file is known to exist: all of what the image maps if
     // the size was known (plan() checked it), else what the reads show.
     let mut proven = if known_size == u64::MAX { 0 } else { plan.file_extent };
-    for i in 0..plan.phnum {
+    for i in 0..plan.loads_end {
         if elf::phdr_type::<Native>(table, i) != PT_LOAD {
             continue;
         }

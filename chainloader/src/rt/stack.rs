@@ -28,6 +28,8 @@ pub const AT_SECURE: usize = auxvec::AT_SECURE as usize;
 pub const AT_EXECFN: usize = auxvec::AT_EXECFN as usize;
 
 const _: () = assert!(core::mem::size_of::<usize>() <= arch::STACK_ALIGN);
+// after_last_slash reads words as bytes in address order from the low end.
+const _: () = assert!(cfg!(target_endian = "little"));
 
 /// The kernel's initial stack, measured in one pass.
 pub struct Stack {
@@ -59,28 +61,46 @@ impl Stack {
             }
             let auxv = p.add(1);
             // The value slot of each key below 10 (AT_PHDR 3, AT_PHENT 4,
-            // AT_PHNUM 5, AT_PAGESZ 6, AT_BASE 7, AT_ENTRY 9), by key. Stop
-            // at AT_NULL, or as soon as those six are found (they come
+            // AT_PHNUM 5, AT_PAGESZ 6, AT_BASE 7, AT_ENTRY 9), by key; a bit
+            // of `found` says which slots were written (no table to clear).
+            // Stop at AT_NULL, or as soon as those six are found (they come
             // early in the kernel's auxv, before uid, random bytes, ...).
+            // Keys of 10 and up cost a compare each.
             const WANTED: usize =
                 1 << AT_PHDR | 1 << AT_PHENT | 1 << AT_PHNUM | 1 << AT_PAGESZ | 1 << AT_BASE | 1 << AT_ENTRY;
-            let mut by_key = [core::ptr::null_mut(); 10];
-            let (mut a, mut found) = (auxv, 0);
-            while *a != AT_NULL && found & WANTED != WANTED {
-                if let Some(slot) = by_key.get_mut(*a) {
-                    *slot = a.add(1);
-                    found |= 1 << *a;
+            let mut by_key = [core::mem::MaybeUninit::<*mut usize>::uninit(); 10];
+            let (mut a, mut found) = (auxv, 0usize);
+            loop {
+                let key = *a;
+                if let Some(slot) = by_key.get_mut(key) {
+                    if key == AT_NULL {
+                        break;
+                    }
+                    slot.write(a.add(1));
+                    found |= 1 << key;
+                    if found & WANTED == WANTED {
+                        break;
+                    }
                 }
                 a = a.add(2);
             }
-            let page: *mut usize = by_key[AT_PAGESZ];
+            // SAFETY (of assume_init): a slot is read only if its bit says
+            // the walk wrote it.
+            let slot = |key: usize| {
+                if found & 1 << key != 0 {
+                    by_key[key].assume_init()
+                } else {
+                    core::ptr::null_mut()
+                }
+            };
+            let page: *mut usize = slot(AT_PAGESZ);
             let page_size = (!page.is_null()).then(|| *page);
             let slots = [
-                by_key[AT_PHDR],
-                by_key[AT_PHENT],
-                by_key[AT_PHNUM],
-                by_key[AT_ENTRY],
-                by_key[AT_BASE],
+                slot(AT_PHDR),
+                slot(AT_PHENT),
+                slot(AT_PHNUM),
+                slot(AT_ENTRY),
+                slot(AT_BASE),
             ];
             Stack {
                 sp,
@@ -136,10 +156,7 @@ impl Stack {
                     end = end.add(1);
                 }
             }
-            let mut base = end;
-            while base > start && base.sub(1).read_volatile() != b'/' {
-                base = base.sub(1);
-            }
+            let base = after_last_slash(start, end);
             (base != end || base == start).then_some(base)
         }
     }
@@ -171,15 +188,23 @@ impl Stack {
     }
 
     /// The value of the first environment entry `NAME=value`, if any.
+    /// Each entry is compared with `NAME=` byte by byte, as far as they
+    /// agree: no entry is measured unless it matches.
     pub fn env(&self, name: &[u8]) -> Option<&'static [u8]> {
         // SAFETY: envp starts after argv's NULL and ends with a NULL; each
-        // entry is a NUL-terminated string the kernel copied.
+        // entry is a NUL-terminated string the kernel copied, read up to
+        // its first byte that differs from `name` (its NUL differs from
+        // every byte of a name, and from '=').
         unsafe {
             let mut p = self.sp.add(self.argc + 2);
             while *p != 0 {
-                let entry = c_str(*p as *const u8);
-                if let Some(value) = entry.strip_prefix(name).and_then(|rest| rest.strip_prefix(b"=")) {
-                    return Some(value);
+                let entry = *p as *const u8;
+                let mut n = 0;
+                while n < name.len() && entry.add(n).read_volatile() == name[n] {
+                    n += 1;
+                }
+                if n == name.len() && entry.add(n).read_volatile() == b'=' {
+                    return Some(c_str(entry.add(n + 1)));
                 }
                 p = p.add(1);
             }
@@ -205,11 +230,14 @@ impl Stack {
     /// given had it exec'd the image itself. Absent entries stay absent (the
     /// kernel always provides these five).
     pub fn describe_image(&mut self, phdr: usize, phent: usize, phnum: usize, entry: usize) {
-        for (slot, value) in self.slots.iter().zip([phdr, phent, phnum, entry, 0]) {
-            if !slot.is_null() {
-                // SAFETY: a non-null slot points at an auxv value word found in `new`.
-                unsafe { **slot = value };
-            }
+        let [at_phdr, at_phent, at_phnum, at_entry, at_base] = self.slots;
+        // SAFETY: a non-null slot points at an auxv value word found in `new`.
+        unsafe {
+            set(at_phdr, phdr);
+            set(at_phent, phent);
+            set(at_phnum, phnum);
+            set(at_entry, entry);
+            set(at_base, 0);
         }
     }
 
@@ -238,6 +266,62 @@ impl Stack {
             }
             aligned
         }
+    }
+}
+
+/// Store `value` in the auxv value word at `slot`, unless it is null
+/// (the entry is absent).
+///
+/// # Safety
+/// `slot` is null or points at an auxv value word.
+#[inline(always)]
+unsafe fn set(slot: *mut usize, value: usize) {
+    if !slot.is_null() {
+        // SAFETY: the caller vouches for the slot.
+        unsafe { *slot = value };
+    }
+}
+
+/// Just past the last `/` in `start..end`, or `start` if there is none.
+///
+/// A word at a time, from the end (the basename is usually most of a path,
+/// and this scan is on every exec's path): each aligned word holding a
+/// byte of the range is read whole, and the bytes outside the range are
+/// masked off.
+///
+/// # Safety
+/// `start..end` must be readable, and `start <= end`.
+unsafe fn after_last_slash(start: *const u8, end: *const u8) -> *const u8 {
+    const W: usize = core::mem::size_of::<usize>();
+    const ONES: usize = usize::MAX / 255;
+    const LOW7: usize = ONES * 0x7f;
+    const SLASHES: usize = ONES * b'/' as usize;
+    let (s, e) = (start as usize, end as usize);
+    if e == s {
+        return start;
+    }
+    let mut w = (e - 1) & !(W - 1);
+    // Bytes of the first word at or past `end` do not count (1 <= e - w <= W).
+    let mut keep = usize::MAX.wrapping_shr((8 * (W - (e - w))) as u32);
+    loop {
+        // SAFETY: w is aligned and holds a byte of start..end, which the
+        // caller vouches is readable: a word never straddles a page, so all
+        // of it is readable. Little-endian: the byte at w + k is bits 8k...
+        let x = unsafe { (w as *const usize).read_volatile() } ^ SLASHES;
+        // The top bit of each byte of x that is zero (a '/'), exactly: no
+        // borrow crosses bytes, unlike the (x - ONES) & !x trick.
+        let slashes = !(((x & LOW7) + LOW7) | x | LOW7) & keep;
+        if slashes != 0 {
+            // The highest '/' in this word, and none above it: if it lies
+            // below `start`, start..end has none.
+            let after = w + (usize::BITS - 1 - slashes.leading_zeros()) as usize / 8 + 1;
+            return if after > s { after as *const u8 } else { start };
+        }
+        if w <= s {
+            return start;
+        }
+        w -= W;
+        keep = usize::MAX;
     }
 }
 
