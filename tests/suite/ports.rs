@@ -155,6 +155,26 @@ fn dynamic_program_in_a_jail_without_ldso(port: Port) {
     assert_eq!((run.code, run.signal), (Some(5), None), "{}: {run:#?}", port.arch);
     let run = port.run(&jail, &[&fd, "ld.so", "/bin/probe", "fd", &fd], &[&ldso]).ok();
     assert_eq!(run.stdout, format!("fd {fd} closed\n"));
+    // comm, found in this architecture's words (4 or 8 bytes): the unused
+    // last argument moves the end of ARG0 by 0 to 7 bytes.
+    for pad in 0..8 {
+        let pad = "p".repeat(pad);
+        for (arg0, comm) in [
+            ("a/b", "b"),
+            ("x/.hidden", ".hidden"),
+            ("/123/5678/9abc", "9abc"),
+            ("abcdefg/", "abcdefg"),
+            ("/lib/ld-linux-armhf.so.3", "ld-linux-armhf."),
+        ] {
+            let run = port.run(&jail, &[&fd, arg0, "/bin/probe", "comm", &pad], &[&ldso]).ok();
+            assert_eq!(
+                run.stdout,
+                format!("comm={comm}\n"),
+                "{}: ARG0 {arg0:?}, pad {pad:?}",
+                port.arch
+            );
+        }
+    }
     // Without the chainloader, the program cannot start in that jail.
     match port.run_direct(&jail, &["/bin/probe", "args"]) {
         Err(e) => assert_eq!(e.raw_os_error(), Some(2), "{}: {e}", port.arch),
