@@ -126,10 +126,15 @@ fn signals_sent_to_ldchain_reach_the_program_and_ldchain_ends_as_it_did() {
 fn on_a_pty(argv: &str, steps: &str) -> Run {
     let script = format!(
         r#"
-import os, pty, sys, time, select
+import os, pty, signal, sys, time, select
 LDCHAIN = sys.argv[1]
 pid, fd = pty.fork()
 if pid == 0:
+    # As a terminal's shell starts: ^C and ^\ at their defaults, whatever
+    # this test process inherited (a job started with `&` by a
+    # non-interactive shell ignores both, and bash keeps an ignored SIGINT).
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
     argv = {argv}
     os.execvp(argv[0], argv)
 out = b""
