@@ -93,6 +93,15 @@ m interp-accepted chainloader/src/plan.rs \
 m entry-outside-accepted chainloader/src/plan.rs \
     'if !entry_ok {' \
     'if false && !entry_ok {' "$CL + $PLAN"
+m align-not-power-of-two chainloader/src/plan.rs \
+    '    if p_align.is_power_of_two() {' \
+    '    if p_align != W::ZERO {' "$CL + $PLAN"
+m limit-excluded chainloader/src/plan.rs \
+    'Some(end) if end <= limit =>' \
+    'Some(end) if end < limit =>' "$CL + $PLAN"
+m limit-unaligned chainloader/src/plan.rs \
+    'let limit = page_down(A::Word::from_u64(target.addr_limit), page);' \
+    'let limit = A::Word::from_u64(target.addr_limit) + A::Word::ONE;' "$CL + $PLAN"
 m no-comm chainloader/src/rt/start.rs \
     'unsafe { sys::set_name(name) }.map_err(|e| Error::sys(Subject::Image, Reason::SetName, e))?;' \
     'let _ = name;' "$CL"

@@ -108,10 +108,6 @@ fn page_down<W: Word>(x: W, page: W) -> W {
     x & !(page - W::ONE)
 }
 
-fn page_up<W: Word>(x: W, page: W) -> Option<W> {
-    Some(x.checked_add(page - W::ONE)? & !(page - W::ONE))
-}
-
 /// The mappings for one `PT_LOAD` that [`plan`] has accepted (it checked
 /// that none of these sums overflows, so they wrap nowhere).
 #[inline(always)]
@@ -165,14 +161,28 @@ fn check_load<A: Arch>(
         Some(_) => return Err(ph_err(i, Reason::PastEof)),
         None => return Err(ph_err(i, Reason::OffsetOverflow)),
     };
-    let end = match ph.p_vaddr.checked_add(ph.p_memsz).and_then(|e| page_up(e, page)) {
-        Some(end) if end <= limit => end,
+    // (`limit` is page-aligned: the end rounded up is within it exactly when
+    // the end is, and rounding it up cannot wrap.)
+    let end = match ph.p_vaddr.checked_add(ph.p_memsz) {
+        Some(end) if end <= limit => page_down(end.wrapping_add(page - A::Word::ONE), page),
         _ => return Err(ph_err(i, Reason::AddrOverflow)),
     };
     if ph.p_flags & PF_W != 0 && ph.p_flags & PF_X != 0 {
         return Err(ph_err(i, Reason::WriteExec));
     }
     Ok((end, file_end))
+}
+
+/// `p_align` if it is a power of two (the kernel ignores any other), else
+/// `align`. Rare (most images ask for page alignment), and out of line so
+/// that the compiler keeps the common case a compare and a branch.
+#[cold]
+fn larger_align<W: Word>(align: W, p_align: W) -> W {
+    if p_align.is_power_of_two() {
+        p_align
+    } else {
+        align
+    }
 }
 
 /// Validate the program headers in `table` (for the already-checked `ehdr`,
@@ -184,7 +194,8 @@ pub fn plan<A: Arch>(ehdr: &Ehdr, table: &[u8], file_size: u64, page: u64) -> Re
         return Err(Error::new(Subject::Image, Reason::PageSize));
     }
     let page = A::Word::from_u64(page);
-    let limit = A::Word::from_u64(target.addr_limit);
+    // Page-aligned: no page-aligned address above it is allowed either.
+    let limit = page_down(A::Word::from_u64(target.addr_limit), page);
     let mut span_start = A::Word::ZERO;
     let mut prev_end = A::Word::ZERO; // page-aligned end of the previous PT_LOAD
     let mut align = page;
@@ -214,8 +225,8 @@ pub fn plan<A: Arch>(ehdr: &Ehdr, table: &[u8], file_size: u64, page: u64) -> Re
         if start < prev_end {
             return Err(ph_err(i, Reason::Overlap));
         }
-        if ph.p_align > align && ph.p_align.is_power_of_two() {
-            align = ph.p_align;
+        if ph.p_align > align {
+            align = larger_align(align, ph.p_align);
         }
         if first.is_none() {
             span_start = start;

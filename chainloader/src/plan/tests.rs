@@ -175,8 +175,37 @@ fn fixed_and_aligned_images() {
     let mut phs = ldso_like();
     phs[1].p_align = 0x20_0000;
     phs[2].p_align = 3; // not a power of two: ignored, as the kernel does
+    phs[3].p_align = 0x30_0000; // larger, but not a power of two either
     let p = run(&image(ET_DYN, 0x1ab70, &phs, 0x34110)).unwrap();
     assert_eq!((p.align, p.reserve), (0x20_0000, Reserve::Aligned));
+    // Only page-aligned or larger powers of two count; the largest wins,
+    // in any order.
+    phs[0].p_align = 0x40_0000;
+    phs[3].p_align = 0x10_0000;
+    assert_eq!(run(&image(ET_DYN, 0x1ab70, &phs, 0x34110)).unwrap().align, 0x40_0000);
+}
+
+#[test]
+fn a_segment_may_end_at_the_address_limit_and_not_past_it() {
+    // The user address space of x86-64 ends at 0x7fff_ffff_f000. A data
+    // segment ending there (or inside its last page) passes the per-segment
+    // check, so the image fails only as a whole (span plus alignment);
+    // one byte past it fails the segment.
+    for (memsz, want) in [
+        (0x2700, Reason::SpanTooBig),
+        (0x26ff, Reason::SpanTooBig),
+        (0x2701, Reason::AddrOverflow),
+    ] {
+        let mut phs = ldso_like();
+        phs[3].p_vaddr = 0x7fff_ffff_c900;
+        phs[3].p_filesz = 0x2000;
+        phs[3].p_memsz = memsz;
+        assert_eq!(
+            reason(&image(ET_DYN, 0x1ab70, &phs, 0x34110)),
+            want,
+            "p_memsz {memsz:#x}"
+        );
+    }
 }
 
 #[test]
