@@ -42,9 +42,10 @@ RES='--test suite -- resolver:: + --test resolver_fds + --test suite -- cli:: --
 RESLIB='-p ldchain-resolver --lib'
 BOUNDED='--test suite -- bounded::'
 FDS='--test resolver_fds'
+SVCLIB='-p ldchain-service --lib'
 
 if [ -n "${MUTANTS_FULL:-}" ]; then
-    CL='--workspace -- --skip readme_quick_start' PLAN=$CL EMBED=$CL RES=$CL RESLIB=$CL BOUNDED=$CL FDS=$CL
+    CL='--workspace -- --skip readme_quick_start' PLAN=$CL EMBED=$CL RES=$CL RESLIB=$CL BOUNDED=$CL FDS=$CL SVCLIB=$CL
 fi
 
 names=() files=() froms=() tos=() tests=()
@@ -450,6 +451,10 @@ m consulted-unbounded resolver/src/plan/search.rs \
 m skipped-kept-by-service resolver/src/plan.rs \
     '.keep_skipped(0);' \
     ';' "$SVC"
+m generation-after-watches service/src/lib.rs \
+    '        let Watched { traced, generation } = watched;' \
+    '        let Watched { traced, generation: _ } = watched;
+        let generation = cache.generation();' "$SVCLIB"
 m no-evict-on-emfile service/src/lib.rs \
     '                    cache.evict();' \
     '                    let _ = cache;' "$SVC"

@@ -85,8 +85,11 @@ impl NamespaceSource {
 
     /// `first` was found and everything it consulted is now watched: search
     /// again, so that a change made before the watches were in place is not
-    /// cached (one made during the search is caught by the generation), and
-    /// cache that answer — left standing too, if it may be: its name then.
+    /// cached, and cache that answer — left standing too, if it may be: its
+    /// name then. Its generation was taken before the watches were placed:
+    /// a change any of them reports from then on, even before this search
+    /// begins, keeps the answer out (the search may have seen it where no
+    /// watch was placed for it).
     fn search_again_and_cache(
         &self,
         cache: &AnswerCache,
@@ -94,9 +97,9 @@ impl NamespaceSource {
         request: &InterpRequest,
         ns: &Namespace,
         first: InterpAnswer,
-        traced: Traced,
+        watched: Watched,
     ) -> Result<Answered, ExecError> {
-        let generation = cache.generation();
+        let Watched { traced, generation } = watched;
         drop(first.fd);
         let second = self.resolver.ldso_for(ns, request)?;
         let covered = second
@@ -150,13 +153,23 @@ impl NamespaceSource {
         key: Option<Key>,
         first: InterpAnswer,
     ) -> Result<Answered, ExecError> {
+        // The generation first: a directory the trace finds missing is
+        // watched only through its parent, and its creation after the trace
+        // (seen by the second search, unwatched) must keep that answer out.
         let watched = match (&self.cache, &first.consulted) {
-            (Some(cache), Some(consulted)) if key.is_some() => cache.watch(&self.ns, consulted),
+            (Some(cache), Some(consulted)) if key.is_some() => {
+                let generation = cache.generation();
+                cache
+                    .watch(&self.ns, consulted)
+                    .map(|traced| Watched { traced, generation })
+            }
             _ => None,
         };
+        #[cfg(test)]
+        tests::between_watches_and_search();
         match (&self.cache, key, watched) {
-            (Some(cache), Some(key), Some(traced)) => {
-                self.search_again_and_cache(cache, key, request, ns, first, traced)
+            (Some(cache), Some(key), Some(watched)) => {
+                self.search_again_and_cache(cache, key, request, ns, first, watched)
             }
             _ => Ok(Answered::new(Arc::new(first.fd), first.choice)),
         }
@@ -229,6 +242,13 @@ pub struct Ahead {
     first: InterpAnswer,
     /// The name it was left standing under, if it may stand.
     name: Option<Vec<u8>>,
+}
+
+/// What an answer's first search consulted, now watched, and the cache's
+/// generation from before the watches were placed.
+struct Watched {
+    traced: Traced,
+    generation: u64,
 }
 
 /// One answer: the descriptor, the choice when it was searched for now
@@ -320,3 +340,6 @@ impl LdsoSource for NamespaceSource {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
