@@ -155,20 +155,46 @@ pub struct Gated {
     jailed: Option<Jailed>,
     /// Its write end: a byte lets the init go on, its closing ends it.
     gate: Option<OwnedFd>,
-    error: OwnedFd,
+    /// Where the init or the program reports the error that stopped it.
+    error: Option<OwnedFd>,
 }
 
 impl Gated {
     /// Let the init start the program; then as [`Sandbox::spawn`]: once
     /// the program has been exec'd, the jail, or the error that stopped it.
-    pub fn open(mut self) -> io::Result<Jailed> {
-        let (Some(gate), Some(jailed)) = (self.gate.take(), self.jailed.take()) else {
+    pub fn open(self) -> io::Result<Jailed> {
+        self.let_go().started()
+    }
+
+    /// Let the init start the program, and return at once: the caller
+    /// goes on while the program starts, then learns how that went from
+    /// [`Opened::started`].
+    pub fn let_go(mut self) -> Opened {
+        let (Some(gate), Some(jailed), Some(error)) = (self.gate.take(), self.jailed.take(), self.error.take()) else {
             unreachable!("a Gated is opened once, by value");
         };
         // EPIPE if the init is gone already: its error, or its status, says why.
         let _ = rustix::io::write(&gate, &[1]);
         drop(gate);
-        started(jailed, &self.error)
+        Opened { jailed, error }
+    }
+}
+
+/// A jail whose init was let go by [`Gated::let_go`]: its program is
+/// starting. Dropped, the jail runs on unwatched (its init ends with the
+/// caller's process).
+#[derive(Debug)]
+pub struct Opened {
+    jailed: Jailed,
+    /// Where the init or the program reports the error that stopped it.
+    error: OwnedFd,
+}
+
+impl Opened {
+    /// As [`Sandbox::spawn`]: once the program has been exec'd, the jail,
+    /// or the error that stopped it.
+    pub fn started(self) -> io::Result<Jailed> {
+        started(self.jailed, &self.error)
     }
 }
 
@@ -456,7 +482,7 @@ impl Sandbox {
         Ok(Gated {
             jailed: Some(jailed),
             gate: Some(gate_write),
-            error,
+            error: Some(error),
         })
     }
 

@@ -9,6 +9,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use ldchain::resolver::{find_program, Credentials, ExecPlan, InterpRequest, Kind, Namespace, Resolver};
@@ -283,27 +284,42 @@ fn go(args: &RunArgs, mut ready: Ready, envp: &[Vec<u8>]) -> Ending {
         let source = Arc::new(NamespaceSource::new(resolver, ns).with_answer_dir(service.answers));
         // The program's own request is answered before it is made: its
         // answer is left standing now, from one search (the program's stub
-        // takes it without a round trip), and searched for again, watched
-        // and cached on a thread of its own while the jail is entered (the
-        // two overlap on two cores), which withdraws the early link unless
-        // that answer replaces it; then the exec service's threads start,
-        // and this thread goes to wait for the program at once. The socket
+        // takes it without a round trip). The program is let go at once;
+        // its answer is searched for again, watched and cached on a thread
+        // of its own while the program starts (the two overlap on two
+        // cores), which withdraws the early link unless that answer
+        // replaces it; then the exec service's threads start. The socket
         // is listening already: a request made before the service runs
         // waits in its backlog. If the service cannot start, the socket is
         // closed (the jail's nested execs fail at once, ECONNREFUSED, rather
         // than wait) and ldchain reports it at the end.
         let creds = program_credentials(args);
         let ahead = first.as_ref().and_then(|request| source.stand_ahead(request, &creds));
+        // The program may start now (its own answer stands): the rest of
+        // the service's start overlaps with it.
+        let opened = gated.let_go();
+        // A start that fails closes the socket (the jail's requests then
+        // fail at once): the thread records the failure first, holding a
+        // second descriptor of the socket until it has. Without one, it is
+        // always waited for.
+        let held = service.listener.try_clone().ok();
+        let always_wait = held.is_none();
+        let failed = Arc::new(AtomicBool::new(false));
         let starting = {
-            let (source, listener) = (source.clone(), service.listener);
+            let (source, listener, failed) = (source.clone(), service.listener, failed.clone());
             std::thread::spawn(move || {
                 if let (Some(request), Some(ahead)) = (first, ahead) {
                     source.prime(&request, &creds, ahead);
                 }
-                ExecService::start(listener, source, Limits::default())
+                let started = ExecService::start(listener, source, Limits::default());
+                if started.is_err() {
+                    failed.store(true, Ordering::SeqCst);
+                }
+                drop(held);
+                started
             })
         };
-        let jailed = spawned(gated.open(), argv[0]);
+        let jailed = spawned(opened.started(), argv[0]);
         // Closing the answer cache's inotify instance (an SRCU grace
         // period) and removing the throwaway jail are left to a child that
         // does them once ldchain has exited: its caller does not wait.
@@ -318,6 +334,14 @@ fn go(args: &RunArgs, mut ready: Ready, envp: &[Vec<u8>]) -> Ending {
             debug!(error = %e, "the answer cache and the jail are released at ldchain's exit");
         }
         let ending = finish(args, jailed, (master, terminal));
+        // The jail has ended: nothing in it can ask the service any more.
+        // A service still starting is not waited for (its thread ends with
+        // this process); a failed one is reported, as a request in the jail
+        // may have been refused by it.
+        if !always_wait && !failed.load(Ordering::SeqCst) && !starting.is_finished() {
+            debug!("the program ended before the exec service had started");
+            return ending;
+        }
         match starting.join() {
             // Not stopped and joined: ldchain ends now, and its threads
             // with it (a stop costs a wake-up and a join per thread).
