@@ -247,7 +247,7 @@ m warm-child-reads-parents-reports resolver/src/plan/warm.rs \
     'if state.plans.is_empty() || state.pid != std::process::id() {' \
     'if state.plans.is_empty() {' '--test warm_fork'
 m svc-wait-consumed-mount-change-trusted service/src/cache.rs \
-    '        state.changes.changed();
+    '        state.changes.reported();
         state.clear();' \
     '        if state.changes.changed() {
             state.clear();
@@ -455,6 +455,10 @@ m generation-after-watches service/src/lib.rs \
     '        let Watched { traced, generation } = watched;' \
     '        let Watched { traced, generation: _ } = watched;
         let generation = cache.generation();' "$SVCLIB"
+m watched-kept-after-change resolver/src/watch.rs \
+    '        self.local_devices.clear();
+        self.watched.clear();' \
+    '        self.local_devices.clear();' "$SVCLIB"
 m no-evict-on-emfile service/src/lib.rs \
     '                    cache.evict();' \
     '                    let _ = cache;' "$SVC"

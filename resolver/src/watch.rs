@@ -89,9 +89,11 @@ pub struct Changes {
     inotify: Arc<OwnedFd>,
     /// `/proc/thread-self/mountinfo` of the thread that made this.
     mounts: OwnedFd,
-    /// Inodes watched, and the watch descriptors.
+    /// Inodes watched since the last change (so a trace adds no watch
+    /// twice), and every watch descriptor added (the kernel gives an inode
+    /// watched already its descriptor again).
     watched: HashSet<(u64, u64)>,
-    wds: Vec<i32>,
+    wds: HashSet<i32>,
     /// Mount ids found in the watched mount namespace (emptied on any
     /// change).
     local_mounts: HashMap<u64, bool>,
@@ -113,7 +115,7 @@ impl Changes {
             inotify: Arc::new(inotify),
             mounts,
             watched: HashSet::new(),
-            wds: Vec::new(),
+            wds: HashSet::new(),
             local_mounts: HashMap::new(),
             room: 0,
             local_devices: HashSet::new(),
@@ -132,16 +134,35 @@ impl Changes {
         match rustix::event::poll(&mut fds, Some(&zero)) {
             Ok(0) => false,
             Ok(_) => {
-                drain(&self.inotify);
-                // Asked again: a device may be mounted again, as another
-                // file system (a report a wait consumed is not seen here).
-                self.local_mounts.clear();
-                self.local_devices.clear();
+                self.reported();
                 true
             }
             // Cannot tell: changed.
-            Err(_) => true,
+            Err(_) => {
+                self.forget_seen();
+                true
+            }
         }
+    }
+
+    /// The caller learned of a change another way (a wait on
+    /// [`waitable`](Self::waitable) reported it, and consumed the mount
+    /// table's report): drop the pending events and look at everything
+    /// again, as [`changed`](Self::changed) does when it sees one.
+    pub fn reported(&mut self) {
+        drain(&self.inotify);
+        self.forget_seen();
+    }
+
+    /// After a change, look at everything again: a device may be mounted
+    /// again, as another file system (a report a wait consumed is not seen
+    /// here); and an inode whose watch the kernel removed when it was
+    /// deleted may be numbered again at once for a new file or directory
+    /// (ext4 does), which the next trace must watch, not skip as watched.
+    fn forget_seen(&mut self) {
+        self.local_mounts.clear();
+        self.local_devices.clear();
+        self.watched.clear();
     }
 
     /// The inotify instance. Its last close, once it has watched
@@ -166,7 +187,7 @@ impl Changes {
 
     /// Remove every watch (the caller drops everything they vouched for).
     pub fn reset(&mut self) {
-        for wd in self.wds.drain(..) {
+        for wd in self.wds.drain() {
             let _ = inotify::remove_watch(&*self.inotify, wd);
         }
         self.watched.clear();
@@ -310,7 +331,7 @@ impl Changes {
         let magic = format!("/proc/self/fd/{}", fd.as_raw_fd());
         let wd = inotify::add_watch(&*self.inotify, magic.as_str(), flags).map_err(|_| Untraceable::No)?;
         self.watched.insert((st.st_dev, st.st_ino));
-        self.wds.push(wd);
+        self.wds.insert(wd);
         Ok(())
     }
 }

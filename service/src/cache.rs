@@ -206,7 +206,7 @@ impl AnswerCache {
     /// wait consumed the mount table's report, so it is not asked again).
     pub fn refresh(&self) {
         let mut state = self.lock();
-        state.changes.changed();
+        state.changes.reported();
         state.clear();
     }
 

@@ -57,6 +57,35 @@ fn id_of(path: &Path) -> (u64, u64) {
     (m.dev(), m.ino())
 }
 
+/// The host's ld.so, to copy into jails; None (after saying why, loudly)
+/// where there is none and CI is not asking for every test to run.
+fn host_ldso() -> Option<std::path::PathBuf> {
+    match fs::canonicalize(INTERP) {
+        Ok(path) => Some(path),
+        Err(e) => {
+            assert!(std::env::var_os("CI").is_none(), "{INTERP}: {e}");
+            eprintln!("\n*** SKIP: no {INTERP} on this host ({e}) ***\n");
+            None
+        }
+    }
+}
+
+/// A jail with glibc's ld.so at /lib and an empty directory /first, served
+/// with /first:/lib as the default LDSO_PATH.
+fn first_and_lib(host_ldso: &Path) -> (tempfile::TempDir, NamespaceSource) {
+    let jail = tempfile::tempdir().unwrap();
+    let lib = jail.path().join("lib");
+    fs::create_dir(&lib).unwrap();
+    fs::copy(host_ldso, lib.join(LDSO)).unwrap();
+    let resolver = Resolver::new(Config {
+        default_ldso_path: Some(b"/first:/lib".to_vec()),
+        ..Default::default()
+    });
+    let source = NamespaceSource::new(resolver, Namespace::open(jail.path()).unwrap());
+    assert!(source.cache.is_some(), "no inotify: nothing would be cached");
+    (jail, source)
+}
+
 #[test]
 fn a_directory_made_after_the_watches_keeps_the_answer_out_of_the_cache() {
     // The sandbox's LDSO_PATH is /first:/lib. The first search finds
@@ -65,17 +94,9 @@ fn a_directory_made_after_the_watches_keeps_the_answer_out_of_the_cache() {
     // without an ld.so) and answers /lib's. That answer must not be kept,
     // or an ld.so put in /first later would never be seen (nothing watches
     // /first).
-    let host_ldso = fs::canonicalize(INTERP).unwrap();
-    let jail = tempfile::tempdir().unwrap();
+    let Some(host_ldso) = host_ldso() else { return };
+    let (jail, source) = first_and_lib(&host_ldso);
     let lib = jail.path().join("lib");
-    fs::create_dir(&lib).unwrap();
-    fs::copy(&host_ldso, lib.join(LDSO)).unwrap();
-    let resolver = Resolver::new(Config {
-        default_ldso_path: Some(b"/first:/lib".to_vec()),
-        ..Default::default()
-    });
-    let source = NamespaceSource::new(resolver, Namespace::open(jail.path()).unwrap());
-    assert!(source.cache.is_some(), "no inotify: nothing would be cached");
     let first = jail.path().join("first");
     let made = first.clone();
     BETWEEN.set(Some(Box::new(move || fs::create_dir(&made).unwrap())));
@@ -95,4 +116,50 @@ fn a_directory_made_after_the_watches_keeps_the_answer_out_of_the_cache() {
     // the test's file system is one the cache trusts, and the check above
     // could have failed).
     assert!(source.cached(&request(), &me()).is_some(), "nothing is cached here");
+}
+
+#[test]
+fn a_directory_made_again_under_its_old_inode_number_is_watched_again() {
+    // /first is watched as part of /lib's answer, then removed and made
+    // again: the kernel drops the old watch with the old inode, and ext4
+    // numbers the new directory as the old one at once. The next answer
+    // must watch the new directory, not skip it as watched already, or an
+    // ld.so put in it later is never seen.
+    let Some(host_ldso) = host_ldso() else { return };
+    let (jail, source) = first_and_lib(&host_ldso);
+    let (first, lib) = (jail.path().join("first"), jail.path().join("lib"));
+    fs::create_dir(&first).unwrap();
+    let answer = source.ldso(&request(), &me()).unwrap();
+    assert_eq!(id_of_fd(&answer), id_of(&lib.join(LDSO)));
+    assert!(source.cached(&request(), &me()).is_some(), "nothing is cached here");
+
+    let old = id_of(&first);
+    let reused = (0..50).any(|_| {
+        fs::remove_dir(&first).unwrap();
+        fs::create_dir(&first).unwrap();
+        id_of(&first) == old
+    });
+    if !reused {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{}: no inode number was reused in 50 tries: this test needs a file system that reuses them (ext4)",
+            jail.path().display()
+        );
+        eprintln!("\n*** SKIP: the temporary directory's file system does not reuse inode numbers ***\n");
+        return;
+    }
+    let answer = source.ldso(&request(), &me()).unwrap();
+    assert_eq!(id_of_fd(&answer), id_of(&lib.join(LDSO)));
+    assert!(
+        source.cached(&request(), &me()).is_some(),
+        "the answer was not cached again"
+    );
+
+    fs::copy(&host_ldso, first.join(LDSO)).unwrap();
+    let answer = source.ldso(&request(), &me()).unwrap();
+    assert_eq!(
+        id_of_fd(&answer),
+        id_of(&first.join(LDSO)),
+        "the answer found with the new /first unwatched was kept"
+    );
 }
