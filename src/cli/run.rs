@@ -298,24 +298,24 @@ fn go(args: &RunArgs, mut ready: Ready, envp: &[Vec<u8>]) -> Ending {
         // The program may start now (its own answer stands): the rest of
         // the service's start overlaps with it.
         let opened = gated.let_go();
-        // A start that fails closes the socket (the jail's requests then
-        // fail at once): the thread records the failure first, holding a
-        // second descriptor of the socket until it has. Without one, it is
-        // always waited for.
+        // A start that fails (or panics) closes the socket, and the jail's
+        // requests then fail at once: the thread records the failure first,
+        // holding a second descriptor of the socket until it has. Without
+        // one, the thread is always waited for.
         let held = service.listener.try_clone().ok();
         let always_wait = held.is_none();
         let failed = Arc::new(AtomicBool::new(false));
         let starting = {
             let (source, listener, failed) = (source.clone(), service.listener, failed.clone());
-            std::thread::spawn(move || {
+            std::thread::Builder::new().spawn(move || {
+                // Dropped in reverse order: `outcome` before `_held`.
+                let _held = held;
+                let mut outcome = StartOutcome { failed, started: false };
                 if let (Some(request), Some(ahead)) = (first, ahead) {
                     source.prime(&request, &creds, ahead);
                 }
                 let started = ExecService::start(listener, source, Limits::default());
-                if started.is_err() {
-                    failed.store(true, Ordering::SeqCst);
-                }
-                drop(held);
+                outcome.started = started.is_ok();
                 started
             })
         };
@@ -334,10 +334,15 @@ fn go(args: &RunArgs, mut ready: Ready, envp: &[Vec<u8>]) -> Ending {
             debug!(error = %e, "the answer cache and the jail are released at ldchain's exit");
         }
         let ending = finish(args, jailed, (master, terminal));
+        // No thread (its socket closed with it): reported now, at the end.
+        let starting = match starting {
+            Ok(thread) => thread,
+            Err(e) => return own(format!("cannot start the exec service: {e}")).into(),
+        };
         // The jail has ended: nothing in it can ask the service any more.
         // A service still starting is not waited for (its thread ends with
-        // this process); a failed one is reported, as a request in the jail
-        // may have been refused by it.
+        // this process); one whose start failed before is reported, as a
+        // request in the jail may have been refused by it.
         if !always_wait && !failed.load(Ordering::SeqCst) && !starting.is_finished() {
             debug!("the program ended before the exec service had started");
             return ending;
@@ -366,6 +371,21 @@ fn go(args: &RunArgs, mut ready: Ready, envp: &[Vec<u8>]) -> Ending {
             }
         }
         finish(args, jailed, (master, terminal))
+    }
+}
+
+/// Records, when dropped, that the exec service did not start (its start
+/// failed, or panicked) unless `started` says it did.
+struct StartOutcome {
+    failed: Arc<AtomicBool>,
+    started: bool,
+}
+
+impl Drop for StartOutcome {
+    fn drop(&mut self) {
+        if !self.started {
+            self.failed.store(true, Ordering::SeqCst);
+        }
     }
 }
 
