@@ -4,7 +4,8 @@
 //! which sends no inotify event), an included directory, a candidate
 //! ld.so (appearing, disappearing, replaced, made non-executable), a
 //! symbolic link on the way (repointed, or a directory its *target*
-//! passes through replaced), a mount over a directory on the way — in the
+//! passes through replaced), a mount over a directory on the way, a
+//! directory made again under its old inode number — in the
 //! next plan and in the next exec made from it; and a plan kept for one
 //! client's credentials never serves another's.
 
@@ -143,6 +144,41 @@ fn ld_so_conf_files_and_included_directories() {
     warm(&r, &ns);
     fs::write(jail.host("/etc/ld.so.conf"), b"/conf-b\n").unwrap();
     next_uses(&r, &ns, &jail, &format!("/conf-b/{LDSO}"), "ld.so.conf rewritten");
+}
+
+#[test]
+fn a_directory_made_again_under_its_old_inode_number() {
+    // /first, listed before /conf-a, is empty: the plan uses /conf-a's
+    // ld.so, and /first is watched. Removed and made again, the new
+    // directory may get the old inode number at once (ext4 does); the
+    // kernel dropped the old watch with the old inode, so the new
+    // directory must be watched anew, or an ld.so put in it later is never
+    // seen.
+    let Some(jail) = jail() else { return };
+    fs::write(jail.host("/etc/ld.so.conf.d/a.conf"), b"/first\n/conf-a\n").unwrap();
+    let first = jail.host("/first");
+    fs::create_dir(&first).unwrap();
+    let (r, ns) = (Resolver::new(Config::default()), Namespace::open(jail.path()).unwrap());
+    warm(&r, &ns);
+    next_uses(&r, &ns, &jail, &format!("/conf-a/{LDSO}"), "before any change");
+    let old = id(&first);
+    let reused = (0..50).any(|_| {
+        fs::remove_dir(&first).unwrap();
+        fs::create_dir(&first).unwrap();
+        id(&first) == old
+    });
+    if !reused {
+        assert!(
+            !strict(),
+            "no inode number was reused in 50 tries under {}",
+            jail.path().display()
+        );
+        eprintln!("\n*** SKIP: this file system does not reuse inode numbers at once ***\n");
+        return;
+    }
+    warm(&r, &ns);
+    jail.add(&glibc_ldso(), &format!("/first/{LDSO}"));
+    next_uses(&r, &ns, &jail, &format!("/first/{LDSO}"), "an ld.so put in /first");
 }
 
 #[test]
