@@ -458,7 +458,7 @@ m generation-after-watches service/src/lib.rs \
 m watched-kept-after-change resolver/src/watch.rs \
     '        self.local_devices.clear();
         self.watched.clear();' \
-    '        self.local_devices.clear();' "$SVCLIB"
+    '        self.local_devices.clear();' "$WARM"
 m no-evict-on-emfile service/src/lib.rs \
     '                    cache.evict();' \
     '                    let _ = cache;' "$SVC"

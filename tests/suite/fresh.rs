@@ -5,7 +5,8 @@
 //! ld.so (appearing, disappearing, replaced, made non-executable), a
 //! symbolic link on the way (repointed, or a directory its *target*
 //! passes through replaced), a mount over a directory on the way, a
-//! directory made again under its old inode number — in the
+//! file system mounted again whose root has the old one's device and
+//! inode — in the
 //! next plan and in the next exec made from it; and a plan kept for one
 //! client's credentials never serves another's.
 
@@ -146,39 +147,104 @@ fn ld_so_conf_files_and_included_directories() {
     next_uses(&r, &ns, &jail, &format!("/conf-b/{LDSO}"), "ld.so.conf rewritten");
 }
 
-#[test]
-fn a_directory_made_again_under_its_old_inode_number() {
-    // /first, listed before /conf-a, is empty: the plan uses /conf-a's
-    // ld.so, and /first is watched. Removed and made again, the new
-    // directory may get the old inode number at once (ext4 does); the
-    // kernel dropped the old watch with the old inode, so the new
-    // directory must be watched anew, or an ld.so put in it later is never
-    // seen.
-    let Some(jail) = jail() else { return };
+/// In a thread with a mount namespace of its own (its mounts are seen by
+/// nothing else, and go with it): an empty tmpfs at `/first`, listed in
+/// `a.conf` before `/conf-a`, so that a search watches it. `check` gets
+/// the namespace and a function that unmounts the tmpfs and mounts a new
+/// one until its root has the old one's device and inode again: the kernel
+/// numbers a tmpfs's root 1 and gives the lowest free anonymous device out
+/// first, so the new root is the old watched inode's double, while the
+/// kernel dropped the old watch with the old file system.
+fn with_a_tmpfs_that_comes_back(jail: Jail, check: impl FnOnce(&Jail, &Namespace, &dyn Fn()) + Send + 'static) {
     fs::write(jail.host("/etc/ld.so.conf.d/a.conf"), b"/first\n/conf-a\n").unwrap();
-    let first = jail.host("/first");
-    fs::create_dir(&first).unwrap();
-    let (r, ns) = (Resolver::new(Config::default()), Namespace::open(jail.path()).unwrap());
-    warm(&r, &ns);
-    next_uses(&r, &ns, &jail, &format!("/conf-a/{LDSO}"), "before any change");
-    let old = id(&first);
-    let reused = (0..50).any(|_| {
-        fs::remove_dir(&first).unwrap();
-        fs::create_dir(&first).unwrap();
-        id(&first) == old
-    });
-    if !reused {
-        assert!(
-            !strict(),
-            "no inode number was reused in 50 tries under {}",
-            jail.path().display()
-        );
-        eprintln!("\n*** SKIP: this file system does not reuse inode numbers at once ***\n");
+    fs::create_dir(jail.host("/first")).unwrap();
+    std::thread::spawn(move || {
+        // SAFETY: unshare takes flags only; it changes this thread alone.
+        assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNS) }, 0);
+        mount(None, "/", Some("none"), libc::MS_REC | libc::MS_PRIVATE);
+        let first = jail.host("/first");
+        let tmpfs = || mount(Some("tmpfs"), first.to_str().unwrap(), Some("tmpfs"), 0);
+        tmpfs();
+        let again = || {
+            let old = id(&first);
+            let back = (0..50).any(|_| {
+                umount(&first);
+                tmpfs();
+                id(&first) == old
+            });
+            assert!(back, "no new tmpfs at /first had the old one's device and inode");
+        };
+        let ns = Namespace::open(jail.path()).unwrap();
+        check(&jail, &ns, &again);
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn a_watched_directory_whose_device_and_inode_come_back() {
+    // The new tmpfs at /first must be watched, not skipped as the old
+    // (device, inode) watched already, or an ld.so put in it later is
+    // never seen by the next plan.
+    if !require_root("mounts in a private mount namespace") {
         return;
     }
-    warm(&r, &ns);
-    jail.add(&glibc_ldso(), &format!("/first/{LDSO}"));
-    next_uses(&r, &ns, &jail, &format!("/first/{LDSO}"), "an ld.so put in /first");
+    let Some(jail) = jail() else { return };
+    with_a_tmpfs_that_comes_back(jail, |jail, ns, again| {
+        let r = Resolver::new(Config::default());
+        warm(&r, ns);
+        next_uses(&r, ns, jail, &format!("/conf-a/{LDSO}"), "before any change");
+        again();
+        warm(&r, ns);
+        jail.add(&glibc_ldso(), &format!("/first/{LDSO}"));
+        next_uses(&r, ns, jail, &format!("/first/{LDSO}"), "an ld.so put in the new tmpfs");
+    });
+}
+
+#[test]
+fn the_service_watches_a_directory_whose_device_and_inode_come_back() {
+    // The same through the exec service's answer cache.
+    if !require_root("mounts in a private mount namespace") {
+        return;
+    }
+    let Some(jail) = jail() else { return };
+    with_a_tmpfs_that_comes_back(jail, |jail, ns, again| {
+        use ldchain::service::LdsoSource;
+        let source = ldchain::service::NamespaceSource::new(Resolver::new(Config::default()), ns.clone());
+        let request = ldchain::service::InterpRequest {
+            machine: ldchain::resolver::Machine::X86_64,
+            interp: format!("/lib64/{LDSO}").into_bytes(),
+            execfn: b"/bin/probe".to_vec(),
+            cwd: b"/".to_vec(),
+            ldso_path: None,
+            ld_library_path: None,
+            secure: false,
+        };
+        let me = Credentials {
+            uid: rustix::process::getuid().as_raw(),
+            gid: rustix::process::getgid().as_raw(),
+            groups: Vec::new(),
+        };
+        let answer = |what: &str| {
+            let fd = source.ldso(&request, &me).unwrap_or_else(|e| panic!("{what}: {e}"));
+            let st = rustix::fs::fstat(&*fd).unwrap();
+            (st.st_dev, st.st_ino)
+        };
+        let (conf_a, first) = (format!("/conf-a/{LDSO}"), format!("/first/{LDSO}"));
+        assert_eq!(answer("before any change"), id(&jail.host(&conf_a)));
+        again();
+        assert_eq!(answer("the new tmpfs mounted"), id(&jail.host(&conf_a)));
+        assert!(
+            source.cached(&request, &me).is_some(),
+            "not cached: this test would prove nothing"
+        );
+        jail.add(&glibc_ldso(), &first);
+        assert_eq!(
+            answer("an ld.so put in the new tmpfs"),
+            id(&jail.host(&first)),
+            "the answer kept with the new tmpfs unwatched was given"
+        );
+    });
 }
 
 #[test]
