@@ -147,21 +147,23 @@ fn ld_so_conf_files_and_included_directories() {
     next_uses(&r, &ns, &jail, &format!("/conf-b/{LDSO}"), "ld.so.conf rewritten");
 }
 
-/// In a thread with a mount namespace of its own (its mounts are seen by
-/// nothing else, and go with it): an empty tmpfs at `/first`, listed in
+/// As root (else nothing, after saying why), in a mount namespace of its
+/// own ([`in_own_mount_namespace`]), in the fresh jail: an empty tmpfs at
+/// `/first`, listed in
 /// `a.conf` before `/conf-a`, so that a search watches it. `check` gets
 /// the namespace and a function that unmounts the tmpfs and mounts a new
 /// one until its root has the old one's device and inode again: the kernel
 /// numbers a tmpfs's root 1 and gives the lowest free anonymous device out
 /// first, so the new root is the old watched inode's double, while the
 /// kernel dropped the old watch with the old file system.
-fn with_a_tmpfs_that_comes_back(jail: Jail, check: impl FnOnce(&Jail, &Namespace, &dyn Fn()) + Send + 'static) {
+fn with_a_tmpfs_that_comes_back(check: impl FnOnce(&Jail, &Namespace, &dyn Fn()) + Send + 'static) {
+    if !require_root("mounts in a private mount namespace") {
+        return;
+    }
+    let Some(jail) = jail() else { return };
     fs::write(jail.host("/etc/ld.so.conf.d/a.conf"), b"/first\n/conf-a\n").unwrap();
     fs::create_dir(jail.host("/first")).unwrap();
-    std::thread::spawn(move || {
-        // SAFETY: unshare takes flags only; it changes this thread alone.
-        assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNS) }, 0);
-        mount(None, "/", Some("none"), libc::MS_REC | libc::MS_PRIVATE);
+    in_own_mount_namespace(move || {
         let first = jail.host("/first");
         let tmpfs = || mount(Some("tmpfs"), first.to_str().unwrap(), Some("tmpfs"), 0);
         tmpfs();
@@ -176,9 +178,7 @@ fn with_a_tmpfs_that_comes_back(jail: Jail, check: impl FnOnce(&Jail, &Namespace
         };
         let ns = Namespace::open(jail.path()).unwrap();
         check(&jail, &ns, &again);
-    })
-    .join()
-    .unwrap();
+    });
 }
 
 #[test]
@@ -186,11 +186,7 @@ fn a_watched_directory_whose_device_and_inode_come_back() {
     // The new tmpfs at /first must be watched, not skipped as the old
     // (device, inode) watched already, or an ld.so put in it later is
     // never seen by the next plan.
-    if !require_root("mounts in a private mount namespace") {
-        return;
-    }
-    let Some(jail) = jail() else { return };
-    with_a_tmpfs_that_comes_back(jail, |jail, ns, again| {
+    with_a_tmpfs_that_comes_back(|jail, ns, again| {
         let r = Resolver::new(Config::default());
         warm(&r, ns);
         next_uses(&r, ns, jail, &format!("/conf-a/{LDSO}"), "before any change");
@@ -204,11 +200,7 @@ fn a_watched_directory_whose_device_and_inode_come_back() {
 #[test]
 fn the_service_watches_a_directory_whose_device_and_inode_come_back() {
     // The same through the exec service's answer cache.
-    if !require_root("mounts in a private mount namespace") {
-        return;
-    }
-    let Some(jail) = jail() else { return };
-    with_a_tmpfs_that_comes_back(jail, |jail, ns, again| {
+    with_a_tmpfs_that_comes_back(|jail, ns, again| {
         use ldchain::service::LdsoSource;
         let source = ldchain::service::NamespaceSource::new(Resolver::new(Config::default()), ns.clone());
         let request = ldchain::service::InterpRequest {
@@ -336,12 +328,7 @@ fn a_mount_over_a_directory_on_the_way() {
     // on its second plan, here).
     let outside = Resolver::new(Config::default());
     warm(&outside, &Namespace::open(jail.path()).unwrap());
-    // In a thread of its own, in a mount namespace of its own: mounts made
-    // here are seen by nothing else, and go with the thread.
-    std::thread::spawn(move || {
-        // SAFETY: unshare takes flags only; it changes this thread alone.
-        assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNS) }, 0);
-        mount(None, "/", Some("none"), libc::MS_REC | libc::MS_PRIVATE);
+    in_own_mount_namespace(move || {
         let (r, ns) = (Resolver::new(Config::default()), Namespace::open(jail.path()).unwrap());
         let (conf_a, fallback) = (format!("/conf-a/{LDSO}"), format!("/lib64/{LDSO}"));
         warm(&r, &ns);
@@ -395,6 +382,17 @@ fn a_mount_over_a_directory_on_the_way() {
         r.forget_warm_plans();
         umount(&target);
         next_uses(&r, &ns, &jail, &conf_a, "the bound directory unmounted");
+    });
+}
+
+/// Run `f` in a thread of its own, in a mount namespace of its own: mounts
+/// made there are seen by nothing else, and go with the thread.
+fn in_own_mount_namespace(f: impl FnOnce() + Send + 'static) {
+    std::thread::spawn(move || {
+        // SAFETY: unshare takes flags only; it changes this thread alone.
+        assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNS) }, 0);
+        mount(None, "/", Some("none"), libc::MS_REC | libc::MS_PRIVATE);
+        f();
     })
     .join()
     .unwrap();
