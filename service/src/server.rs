@@ -176,9 +176,11 @@ enum Progress {
 const CHUNK: usize = 16384;
 
 impl Conn {
-    /// Read what the client has sent so far, never blocking. The first read
-    /// takes up to a chunk, so a request that arrived whole is read at once.
-    fn read(&mut self) -> Progress {
+    /// Read what the client has sent so far, never blocking, through
+    /// `chunk` (the I/O thread's, reused: not cleared for every read). The
+    /// first read takes up to a chunk, so a request that arrived whole is
+    /// read at once.
+    fn read(&mut self, chunk: &mut [u8; CHUNK]) -> Progress {
         loop {
             if let Some(done) = self.parse() {
                 return done;
@@ -187,7 +189,6 @@ impl Conn {
                 None => CHUNK,
                 Some(h) => (REQUEST_HEADER + h.body_len() - self.buf.len()).min(CHUNK),
             };
-            let mut chunk = [0u8; CHUNK];
             match self.stream.read(&mut chunk[..room]) {
                 Ok(0) => return Progress::Gone,
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
@@ -231,6 +232,8 @@ struct IoLoop {
     jobs: Sender<Job>,
     limits: Limits,
     conns: HashMap<u64, Conn>,
+    /// Where every connection's bytes are read into first.
+    chunk: Box<[u8; CHUNK]>,
     next: u64,
     listening: bool,
     /// Not accepting until then: `accept` failed (`EMFILE`, `ENFILE`,
@@ -275,6 +278,7 @@ impl IoLoop {
             jobs,
             limits,
             conns: HashMap::new(),
+            chunk: Box::new([0; CHUNK]),
             next: 0,
             listening: true,
             accept_paused: None,
@@ -364,7 +368,7 @@ impl IoLoop {
             };
             // A client usually sent its whole request before we looked: read
             // it now, and watch the connection only if more is to come.
-            match conn.read() {
+            match conn.read(&mut self.chunk) {
                 Progress::More => {
                     let token = self.next;
                     self.next += 1;
@@ -383,7 +387,7 @@ impl IoLoop {
 
     fn readable(&mut self, token: u64) {
         let Some(conn) = self.conns.get_mut(&token) else { return };
-        let progress = conn.read();
+        let progress = conn.read(&mut self.chunk);
         if matches!(progress, Progress::More) {
             return;
         }
