@@ -1070,3 +1070,44 @@ fn a_request_sent_in_parts_is_answered_while_others_flood_in() {
         "a request in parts waited {slowest:?} while {others} others were answered"
     );
 }
+
+/// This thread's voluntary context switches so far: how many times it
+/// waited.
+fn waits_so_far() -> u64 {
+    fs::read_to_string("/proc/thread-self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn a_client_waiting_for_its_answer_is_woken_once() {
+    // A client sends its request and waits for the answer on the same
+    // socket. Taking the request from the socket (a read) makes the kernel
+    // tell that socket's waiters there is room to write again: the client
+    // was woken for nothing, once per exec, before its answer came (a
+    // fifth of the service's CPU under load). The service looks at a
+    // request that arrived whole without taking it. Each round trip here
+    // waits once, for the answer (or not at all, if it came first).
+    let _l = serial();
+    let mut server = Server::start(limits(5000));
+    let req = good().encode();
+    server.ask(&req).assert_ldso(&server);
+    let trips = 200;
+    let mut waits = 0;
+    for _ in 0..trips {
+        let mut s = server.connect();
+        let before = waits_so_far();
+        s.write_all(&req).unwrap();
+        let reply = receive(&s);
+        waits += waits_so_far() - before;
+        assert_eq!((reply.errno, reply.fds.len()), (Some(0), 1), "{reply:?}");
+    }
+    assert!(
+        waits <= trips + trips / 20,
+        "{waits} waits in {trips} round trips: the client was woken before its answer"
+    );
+    assert_eq!(server.settle(), (trips + 1, 0, 0));
+}

@@ -462,6 +462,11 @@ m watched-kept-after-change resolver/src/watch.rs \
 m no-evict-on-emfile service/src/lib.rs \
     '                    cache.evict();' \
     '                    let _ = cache;' "$SVC"
+m request-taken-not-peeked service/src/server.rs \
+    '        if self.buf.is_empty() {
+            if let Some(progress) = self.peek(chunk) {' \
+    '        if false {
+            if let Some(progress) = self.peek(chunk) {' "$SVC"
 m nofile-not-raised service/src/server.rs \
     '        raise_nofile_limit();' \
     '        let _ = raise_nofile_limit;' "$SVC"

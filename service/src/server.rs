@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use chainloader::proto::{encode_reply_header, RequestHeader, MAX_MESSAGE, REQUEST_HEADER};
 use rustix::event::epoll;
 use rustix::event::{eventfd, EventfdFlags};
-use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+use rustix::net::{RecvFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 use tracing::{debug, warn};
 
 use crate::source::LdsoSource;
@@ -181,6 +181,11 @@ impl Conn {
     /// first read takes up to a chunk, so a request that arrived whole is
     /// read at once.
     fn read(&mut self, chunk: &mut [u8; CHUNK]) -> Progress {
+        if self.buf.is_empty() {
+            if let Some(progress) = self.peek(chunk) {
+                return progress;
+            }
+        }
         loop {
             if let Some(done) = self.parse() {
                 return done;
@@ -197,6 +202,29 @@ impl Conn {
                 Err(_) => return Progress::Gone,
             }
         }
+    }
+
+    /// A request that arrived whole, looked at without being taken from
+    /// the socket: taking it would wake the client, which waits on the same
+    /// socket for its answer, for nothing (the kernel tells a socket's
+    /// waiters that there is room to write again). It is freed when the
+    /// connection is closed, after the answer. None if more is to come (the
+    /// bytes are then read as they arrive).
+    fn peek(&mut self, chunk: &mut [u8; CHUNK]) -> Option<Progress> {
+        let flags = RecvFlags::PEEK | RecvFlags::DONTWAIT;
+        let n = match rustix::net::recv(&self.stream, &mut chunk[..], flags) {
+            Ok((0, _)) => return Some(Progress::Gone),
+            Ok((n, _)) => n,
+            Err(rustix::io::Errno::AGAIN) => return Some(Progress::More),
+            Err(_) => return None,
+        };
+        self.buf.extend_from_slice(&chunk[..n]);
+        let done = self.parse();
+        if done.is_none() {
+            self.buf.clear();
+            self.header = None;
+        }
+        done
     }
 
     /// The request, once all of it has arrived. Only what has arrived is
