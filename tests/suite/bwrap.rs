@@ -235,3 +235,43 @@ fn process_options() {
     }
     let _ = std::io::stdout().flush();
 }
+
+#[test]
+fn the_start_comparison_runs_bwrap_and_each_build_and_reports_ratios() {
+    // benches/start_compare.py is how BENCHMARKS.md's start ratios are
+    // measured: it must run on a fresh machine (bwrap, python3 from
+    // .ci/run) and report one line per command, bwrap's ratio 1.
+    if !require_root("ldchain run's throwaway jail") || !require("bwrap", "the baseline") {
+        return;
+    }
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/start_compare.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(format!("a={}", env!("CARGO_BIN_EXE_ldchain")))
+        .arg(format!("b={}", env!("CARGO_BIN_EXE_ldchain")))
+        .env("ROUNDS", "3")
+        .output()
+        .unwrap();
+    let run = Run::from(out).ok();
+    let lines: Vec<Vec<&str>> = run.stdout.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(lines.len(), 3, "{run:#?}");
+    let names: Vec<&str> = lines.iter().map(|l| l[0]).collect();
+    assert_eq!(names, ["bwrap", "a", "b"], "{run:#?}");
+    for line in &lines {
+        let ratio: f64 = line[line.len() - 1].parse().unwrap();
+        assert!(ratio > 0.0, "{run:#?}");
+    }
+    assert_eq!(lines[0][lines[0].len() - 1], "1.000", "{run:#?}");
+    // A build that fails is reported, not timed.
+    let out = Command::new("python3")
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/start_compare.py"))
+        .arg("broken=/bin/false")
+        .env("ROUNDS", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("broken: exit status 1"),
+        "{out:?}"
+    );
+}
