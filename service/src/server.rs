@@ -209,7 +209,8 @@ impl Conn {
     /// socket for its answer, for nothing (the kernel tells a socket's
     /// waiters that there is room to write again). It is freed when the
     /// connection is closed, after the answer. None if more is to come (the
-    /// bytes are then read as they arrive).
+    /// bytes are then read as they arrive) or the peek failed (the read
+    /// then sees why).
     fn peek(&mut self, chunk: &mut [u8; CHUNK]) -> Option<Progress> {
         let flags = RecvFlags::PEEK | RecvFlags::DONTWAIT;
         let n = match rustix::net::recv(&self.stream, &mut chunk[..], flags) {

@@ -246,7 +246,7 @@ fn the_start_comparison_runs_bwrap_and_each_build_and_reports_ratios() {
     }
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/start_compare.py");
     let out = Command::new("python3")
-        .arg(script)
+        .arg(&script)
         .arg(format!("a={}", env!("CARGO_BIN_EXE_ldchain")))
         .arg(format!("b={}", env!("CARGO_BIN_EXE_ldchain")))
         .env("ROUNDS", "3")
@@ -264,7 +264,7 @@ fn the_start_comparison_runs_bwrap_and_each_build_and_reports_ratios() {
     assert_eq!(lines[0][lines[0].len() - 1], "1.000", "{run:#?}");
     // A build that fails is reported, not timed.
     let out = Command::new("python3")
-        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/start_compare.py"))
+        .arg(&script)
         .arg("broken=/bin/false")
         .env("ROUNDS", "1")
         .output()

@@ -203,15 +203,7 @@ fn the_service_watches_a_directory_whose_device_and_inode_come_back() {
     with_a_tmpfs_that_comes_back(|jail, ns, again| {
         use ldchain::service::LdsoSource;
         let source = ldchain::service::NamespaceSource::new(Resolver::new(Config::default()), ns.clone());
-        let request = ldchain::service::InterpRequest {
-            machine: ldchain::resolver::Machine::X86_64,
-            interp: format!("/lib64/{LDSO}").into_bytes(),
-            execfn: b"/bin/probe".to_vec(),
-            cwd: b"/".to_vec(),
-            ldso_path: None,
-            ld_library_path: None,
-            secure: false,
-        };
+        let request = crate::rights::request(&format!("/lib64/{LDSO}"), None);
         let me = Credentials {
             uid: rustix::process::getuid().as_raw(),
             gid: rustix::process::getgid().as_raw(),

@@ -121,7 +121,8 @@ impl Served {
     }
 }
 
-fn request(interp: &str, ldso_path: Option<&str>) -> InterpRequest {
+/// A stub's request for `/bin/app` from `/`, with `LDSO_PATH` if given.
+pub(crate) fn request(interp: &str, ldso_path: Option<&str>) -> InterpRequest {
     InterpRequest {
         machine: Machine::X86_64,
         interp: interp.as_bytes().to_vec(),
