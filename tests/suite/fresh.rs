@@ -178,6 +178,8 @@ fn with_a_tmpfs_that_comes_back(check: impl FnOnce(&Jail, &Namespace, &dyn Fn())
         };
         let ns = Namespace::open(jail.path()).unwrap();
         check(&jail, &ns, &again);
+        // Or the jail, dropped here, cannot be removed.
+        assert_eq!(umount2(&first, libc::MNT_DETACH), None, "unmounting /first");
     });
 }
 
@@ -671,6 +673,8 @@ fn the_service_sees_a_mount_over_a_directory_on_the_way() {
             libc::MS_BIND,
         );
         s.next_uses(&format!("/other/{LDSO}"), "another directory bound over /conf-a");
+        // Or the jail, dropped with `s`, cannot be removed.
+        assert_eq!(umount2(&target, libc::MNT_DETACH), None, "unmounting /conf-a");
         drop(s);
     })
     .join()

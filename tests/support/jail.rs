@@ -7,9 +7,23 @@ use std::process::{Command, Stdio};
 
 use super::{glibc_ldso, keep_fds, output, Confinement, Run};
 
-/// A jail directory with `/chainloader` in it.
+/// A jail directory with `/chainloader` in it. Dropping it removes it, and
+/// a jail that cannot be removed (a mount left on it, say) fails the test
+/// that made it rather than staying in /tmp unseen.
 pub struct Jail {
-    dir: tempfile::TempDir,
+    dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for Jail {
+    fn drop(&mut self) {
+        let Some(dir) = self.dir.take() else { return };
+        let path = dir.path().to_owned();
+        if let Err(e) = dir.close() {
+            if !std::thread::panicking() {
+                panic!("jail {} not removed: {e}", path.display());
+            }
+        }
+    }
 }
 
 impl Jail {
@@ -25,11 +39,11 @@ impl Jail {
         }
         fs::set_permissions(dir.path().join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
         ldchain::embed::install_all(dir.path()).unwrap();
-        Jail { dir }
+        Jail { dir: Some(dir) }
     }
 
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        self.dir.as_ref().expect("dropped only once").path()
     }
 
     /// The host path of `inside` (an absolute path in the jail).
