@@ -798,6 +798,82 @@ fn answers_are_keyed_by_what_the_search_used_and_share_one_descriptor_per_file()
     );
 }
 
+/// Each client gets an open file description of its own, whether the
+/// answer comes from the cache (the I/O thread) or from a search (a
+/// worker): a client that sets `O_DIRECT` (where the file system has it),
+/// `O_APPEND` and an offset on its descriptor changes nothing for the
+/// next one, whose unaligned `pread` of the ld.so still works. One shared
+/// description let any client make every other client's exec fail.
+#[test]
+fn a_client_that_changes_its_descriptor_changes_no_one_elses() {
+    let _l = serial();
+    let mut server = Server::start(limits(5000));
+    let want = fs::read(server.ldso_path()).unwrap();
+    let take = |reply: Reply| -> File {
+        assert_eq!(reply.errno, Some(0), "{reply:?}");
+        File::from(reply.fds.into_iter().next().unwrap())
+    };
+    let flags = |f: &File| rustix::fs::fcntl_getfl(f).unwrap();
+    let searched = server.searches();
+    let first = take(server.ask(&good().encode()));
+    assert_eq!(server.searches(), searched + 1, "the first answer was not searched for");
+    let tamper = |f: &File| {
+        let direct = rustix::fs::fcntl_setfl(f, flags(f) | rustix::fs::OFlags::DIRECT).is_ok();
+        rustix::fs::fcntl_setfl(f, flags(f) | rustix::fs::OFlags::APPEND).unwrap();
+        rustix::fs::seek(f, rustix::fs::SeekFrom::Start(1234)).unwrap();
+        direct
+    };
+    let direct = tamper(&first);
+    if !direct {
+        eprintln!("note: this file system refuses O_DIRECT; O_APPEND and the offset are checked");
+    }
+    for what in ["from the cache", "from another cached answer's client"] {
+        let next = take(server.ask(&good().encode()));
+        assert_eq!(server.searches(), searched + 1, "{what}: not answered from the cache");
+        assert!(
+            !flags(&next).contains(rustix::fs::OFlags::APPEND),
+            "{what}: the first client's flags"
+        );
+        assert!(
+            !flags(&next).contains(rustix::fs::OFlags::DIRECT),
+            "{what}: the first client's O_DIRECT"
+        );
+        assert_eq!(
+            rustix::fs::seek(&next, rustix::fs::SeekFrom::Current(0)).unwrap(),
+            0,
+            "{what}: the offset"
+        );
+        let mut buf = vec![0; 1000];
+        next.read_exact_at(&mut buf, 1)
+            .unwrap_or_else(|e| panic!("{what}: unaligned pread: {e}"));
+        assert_eq!(buf, want[1..1001], "{what}");
+        tamper(&next);
+    }
+    // A worker's answer: a cache that cannot answer (the working directory
+    // is in the key of a relative entry's answer).
+    let relative = |cwd: &str| InterpRequest {
+        cwd: cwd.as_bytes().to_vec(),
+        ldso_path: Some(format!("..{LDSO_DIR}").into_bytes()),
+        ..good()
+    };
+    let mine = take(server.ask(&relative("/bin").encode()));
+    tamper(&mine);
+    let theirs = take(server.ask(&relative("/tmp").encode()));
+    assert_eq!(
+        server.searches(),
+        searched + 3,
+        "the relative answers were not searched for"
+    );
+    assert!(
+        !flags(&theirs).contains(rustix::fs::OFlags::APPEND),
+        "a worker's answer: another's flags"
+    );
+    let mut buf = vec![0; 1000];
+    theirs.read_exact_at(&mut buf, 1).unwrap();
+    assert_eq!(buf, want[1..1001]);
+    server.settle();
+}
+
 /// What an answer did depend on stays in its key: a relative entry (the
 /// working directory) and `$ORIGIN` (the program's directory) each give
 /// each directory its own answer, first and from the cache.

@@ -467,6 +467,9 @@ m request-taken-not-peeked service/src/server.rs \
             if let Some(progress) = self.peek(chunk) {' \
     '        if false {
             if let Some(progress) = self.peek(chunk) {' "$SVC"
+m description-shared service/src/server.rs \
+    '            Ok(own) => reply_fd(stream, &own, stats),' \
+    '            Ok(_own) => reply_fd(stream, fd, stats),' "$SVC"
 m nofile-not-raised service/src/server.rs \
     '        raise_nofile_limit();' \
     '        let _ = raise_nofile_limit;' "$SVC"

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use chainloader::proto::{encode_reply_header, RequestHeader, MAX_MESSAGE, REQUEST_HEADER};
 use rustix::event::epoll;
 use rustix::event::{eventfd, EventfdFlags};
+use rustix::fs::{Mode, OFlags};
 use rustix::net::{RecvFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 use tracing::{debug, warn};
 
@@ -101,18 +102,19 @@ impl ExecService {
         let stop = Arc::new(eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?);
         let wake = Arc::new(eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?);
         let stats = Arc::new(Stats::default());
+        let handout = Arc::new(Handout::new(stats.clone())?);
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
         let mut threads = Vec::new();
         for i in 0..limits.workers.max(1) {
-            let (queue, source, stats, wake) = (queue.clone(), source.clone(), stats.clone(), wake.clone());
+            let (queue, source, handout, wake) = (queue.clone(), source.clone(), handout.clone(), wake.clone());
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("ldchain-exec-{i}"))
-                    .spawn(move || worker(&queue, &*source, &stats, &wake))?,
+                    .spawn(move || worker(&queue, &*source, &handout, &wake))?,
             );
         }
-        let io = IoLoop::new(listener, &stop, source, wake, stats.clone(), jobs, limits)?;
+        let io = IoLoop::new(listener, &stop, source, handout, wake, jobs, limits)?;
         threads.push(
             std::thread::Builder::new()
                 .name("ldchain-exec-io".into())
@@ -257,6 +259,7 @@ struct IoLoop {
     wake: Arc<OwnedFd>,
     listener: UnixListener,
     source: Arc<dyn LdsoSource>,
+    handout: Arc<Handout>,
     stats: Arc<Stats>,
     jobs: Sender<Job>,
     limits: Limits,
@@ -276,8 +279,8 @@ impl IoLoop {
         listener: UnixListener,
         stop: &OwnedFd,
         source: Arc<dyn LdsoSource>,
+        handout: Arc<Handout>,
         wake: Arc<OwnedFd>,
-        stats: Arc<Stats>,
         jobs: Sender<Job>,
         limits: Limits,
     ) -> io::Result<IoLoop> {
@@ -303,7 +306,8 @@ impl IoLoop {
             wake,
             listener,
             source,
-            stats,
+            stats: handout.stats.clone(),
+            handout,
             jobs,
             limits,
             conns: HashMap::new(),
@@ -431,7 +435,7 @@ impl IoLoop {
         match progress {
             // A known answer goes out at once; a search goes to a worker.
             Progress::Done(request) => match self.source.cached(&request, &conn.client) {
-                Some(fd) => reply_fd(&conn.stream, &fd, &self.stats),
+                Some(fd) => self.handout.reply(&conn.stream, &fd),
                 None => {
                     self.stats.answering.fetch_add(1, Ordering::SeqCst);
                     let _ = self.jobs.send(Job {
@@ -489,20 +493,65 @@ impl IoLoop {
     }
 }
 
-fn worker(queue: &Mutex<Receiver<Job>>, source: &dyn LdsoSource, stats: &Stats, wake: &OwnedFd) {
+fn worker(queue: &Mutex<Receiver<Job>>, source: &dyn LdsoSource, handout: &Handout, wake: &OwnedFd) {
+    let stats = &*handout.stats;
     loop {
         let job = match crate::lock::lock(queue).recv() {
             Ok(job) => job,
             Err(_) => return,
         };
         match source.ldso(&job.request, &job.client) {
-            Ok(fd) => reply_fd(&job.stream, &fd, stats),
+            Ok(fd) => handout.reply(&job.stream, &fd),
             Err(e) => reply_exec_error(&job.stream, &job.request, &e, stats),
         }
         // Closed before the slot is given back, so the cap bounds descriptors.
         drop(job);
         stats.answering.fetch_sub(1, Ordering::SeqCst);
         let _ = rustix::io::write(wake, &1u64.to_ne_bytes());
+    }
+}
+
+/// How an answer's file goes to a client: as an open file description of
+/// its own. A source hands out the same open file for many requests, and
+/// a description's status flags are shared by everyone who holds it: one
+/// client that set `O_DIRECT` on it would make every other client's
+/// unaligned `pread` of the ld.so fail (EINVAL), across uids.
+struct Handout {
+    /// This process's `/proc/self/fd`: each answer's file is opened again
+    /// through its magic link there (that very inode; no path walked).
+    proc_fd: OwnedFd,
+    /// What was sent, or not.
+    stats: Arc<Stats>,
+}
+
+impl Handout {
+    fn new(stats: Arc<Stats>) -> io::Result<Handout> {
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        Ok(Handout {
+            proc_fd: rustix::fs::open("/proc/self/fd", flags, Mode::empty())?,
+            stats,
+        })
+    }
+
+    /// Answer with `fd`'s file, opened again for this client alone; with
+    /// the errno if it cannot be (out of descriptors, say).
+    fn reply(&self, stream: &UnixStream, fd: &OwnedFd) {
+        use std::os::fd::AsRawFd;
+        let stats = &*self.stats;
+        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+        let name = fd.as_raw_fd().to_string();
+        match rustix::fs::openat(&self.proc_fd, name.as_str(), flags, Mode::empty()) {
+            Ok(own) => reply_fd(stream, &own, stats),
+            Err(e) => {
+                warn!(error = %e, "exec service: cannot open the answer again for its client");
+                reply_error(
+                    stream,
+                    e.raw_os_error(),
+                    "cannot open the dynamic linker for this client",
+                    stats,
+                );
+            }
+        }
     }
 }
 

@@ -15,8 +15,11 @@ use ldchain_resolver::{Credentials, ExecError, InterpRequest};
 /// readable and executable, with no capabilities), and must say no more
 /// than `execve` would tell it.
 pub trait LdsoSource: Send + Sync {
-    /// The dynamic linker for this request, open for reading (the same
-    /// open file may be handed out again: clients only `pread` it).
+    /// The dynamic linker for this request, open for reading. The same
+    /// open file may be returned for many requests: the server sends each
+    /// client a description of its own, opened again through
+    /// `/proc/self/fd` (a client may change its description's status
+    /// flags, `O_DIRECT` say, and no other client must see that).
     fn ldso(&self, request: &InterpRequest, client: &Credentials) -> Result<Arc<OwnedFd>, ExecError>;
 
     /// An answer known without searching, if any: asked on the I/O thread,
