@@ -473,6 +473,9 @@ m description-shared service/src/server.rs \
 m nofile-not-raised service/src/server.rs \
     '        raise_nofile_limit();' \
     '        let _ = raise_nofile_limit;' "$SVC"
+m kernel-walk-not-charged resolver/src/walk.rs \
+    '        Some(left) => lookups.kernel = left,' \
+    '        Some(_left) => {}' "$BOUNDED"
 m limit-not-named resolver/src/plan/search.rs \
     '            self.limit.get_or_insert(CONF_DIRS_LIMIT);' \
     '            let _ = CONF_DIRS_LIMIT;' "$BOUNDED"

@@ -88,6 +88,9 @@ impl Budget {
 #[derive(Debug)]
 pub struct Lookups<'m> {
     budget: Budget,
+    /// What the kernel may still be asked to walk in one `openat2` per
+    /// path (the fast path), in components: see [`KERNEL_PER_SEARCH`].
+    kernel: usize,
     /// Normalized prefixes (components joined by `/`) and how they failed.
     failed: HashMap<Vec<u8>, Failure>,
     /// Where failures are remembered across searches, and for what.
@@ -95,15 +98,21 @@ pub struct Lookups<'m> {
 }
 
 impl<'m> Lookups<'m> {
-    /// A fresh search's lookups, with [`Budget::PER_SEARCH`].
+    /// A fresh search's lookups, with [`Budget::PER_SEARCH`] and
+    /// [`KERNEL_PER_SEARCH`].
     pub fn per_search() -> Lookups<'m> {
-        Lookups::with_budget(Budget::PER_SEARCH)
+        Lookups {
+            kernel: KERNEL_PER_SEARCH,
+            ..Lookups::with_budget(Budget::PER_SEARCH)
+        }
     }
 
-    /// Lookups sharing `budget` in all.
+    /// Lookups sharing `budget` in all; what the kernel walks on the fast
+    /// path is not counted (one lookup's is bounded by `PATH_MAX`).
     pub fn with_budget(budget: Budget) -> Lookups<'m> {
         Lookups {
             budget,
+            kernel: usize::MAX,
             failed: HashMap::new(),
             memo: None,
         }
@@ -115,11 +124,36 @@ impl<'m> Lookups<'m> {
     }
 }
 
+/// The components one search's fast-path lookups may ask the kernel to
+/// walk in all, each lookup counted as at least [`KERNEL_MIN_CHARGE`]: a
+/// search costs the kernel at most about 10 ms however the sandbox shapes
+/// it. Without it, a request whose `LDSO_PATH` holds thousands of relative
+/// entries, sent from a working directory 2,000 levels deep, had the
+/// kernel walk 2,000 components per entry: seconds of a worker's time.
+/// Real searches walk a few hundred (Debian's ld.so.conf, a long
+/// `LD_LIBRARY_PATH`); 4,096 ld.so.conf candidates of up to 32
+/// components each fit.
+pub const KERNEL_PER_SEARCH: usize = 131_072;
+/// What one fast-path lookup counts for at least: the system call itself.
+pub const KERNEL_MIN_CHARGE: usize = 16;
+
 /// Open `path` (absolute or relative to the root) inside `root` with
 /// `flags`, as `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)` would,
 /// the work bounded by [`Budget::PER_CANDIDATE`] and by what is left in
 /// `lookups`, which is charged what this lookup spent.
 pub fn open(root: BorrowedFd<'_>, path: &[u8], flags: OFlags, lookups: &mut Lookups<'_>) -> Result<OwnedFd, Failure> {
+    let charge = path
+        .split(|&b| b == b'/')
+        .filter(|c| !c.is_empty())
+        .count()
+        .max(KERNEL_MIN_CHARGE);
+    match lookups.kernel.checked_sub(charge) {
+        Some(left) => lookups.kernel = left,
+        None => {
+            lookups.kernel = 0;
+            return Err(Failure::OverBudget);
+        }
+    }
     match openat2(root, path, flags, ResolveFlags::NO_SYMLINKS) {
         Err(Errno::LOOP) => {}
         r => return r.map_err(Failure::Errno),

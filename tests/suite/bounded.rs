@@ -243,17 +243,33 @@ fn chain(root: &Path, dir: &str) {
 
 /// System calls of `ldchain resolve` under `strace -f -c`, by name.
 fn syscalls_of_resolve(root: &Path) -> Option<std::collections::HashMap<String, u64>> {
+    syscalls_of_resolve_in(root, "/", None)
+}
+
+/// The same, run from `cwd` inside the namespace with `LDSO_PATH` set to
+/// `ldso_path` (if any).
+fn syscalls_of_resolve_in(
+    root: &Path,
+    cwd: &str,
+    ldso_path: Option<&str>,
+) -> Option<std::collections::HashMap<String, u64>> {
     if !require("strace", "counts the resolver's system calls") {
         return None;
     }
     let out = tempfile::NamedTempFile::new().unwrap();
-    let status = std::process::Command::new("strace")
-        .args(["-f", "-c", "-o"])
+    let mut cmd = std::process::Command::new("strace");
+    cmd.args(["-f", "-c", "-o"])
         .arg(out.path())
         .arg(env!("CARGO_BIN_EXE_ldchain"))
-        .args(["resolve", "--json", "--root"])
+        .args(["resolve", "--json", "--cwd", cwd, "--root"])
         .arg(root)
         .args(["--", "/bin/probe"])
+        .env_remove("LDSO_PATH")
+        .env_remove("LD_LIBRARY_PATH");
+    if let Some(value) = ldso_path {
+        cmd.env("LDSO_PATH", value);
+    }
+    let status = cmd
         .env_remove("RUST_LOG")
         .stdout(std::process::Stdio::null())
         .status()
@@ -329,6 +345,42 @@ fn symlink_chains_are_bounded_and_the_real_ldso_is_found() {
     eprintln!("added by 4,095 chained entries: openat2 {openat2}, openat+readlinkat+fstatfs {walk}");
     assert!(openat2 <= 4095 + 8, "{calls:?} against {base:?}");
     assert!(walk <= 48, "{calls:?} against {base:?}");
+}
+
+/// The costliest search a sandbox can ask for without a single symlink: a
+/// working directory 1,000 levels deep and an `LDSO_PATH` of 20,000
+/// relative entries, each candidate a kernel walk of 1,002 components
+/// (20 million in all: about two seconds of a worker's time). The
+/// search's kernel-walk budget stops it after about 130 candidates, and
+/// the ld.so at `PT_INTERP` is still found.
+#[test]
+fn a_deep_working_directory_and_many_relative_entries_are_bounded() {
+    let Some(probe) = glibc_probe() else { return };
+    let t = tree_with_probe(&probe);
+    write(t.path(), &format!("/lib64/{LDSO}"), &fs::read(glibc_ldso()).unwrap());
+    let cwd = "/d".repeat(1000);
+    fs::create_dir_all(t.path().join(&cwd[1..])).unwrap();
+    let entries: Vec<String> = (0..20_000).map(|i| format!("e{i}")).collect();
+    let ldso_path = entries.join(":");
+    let r = Resolver::new(Config::default());
+    let ns = Namespace::open(t.path()).unwrap().with_cwd(cwd.as_bytes());
+    let env = [format!("LDSO_PATH={ldso_path}")];
+    let p = r
+        .plan_exec(&ns, "/bin/probe", &["probe"], &env)
+        .expect("found at PT_INTERP");
+    assert_eq!(p.ldso.as_ref().unwrap().rule, Rule::Interp);
+    let (Some(calls), Some(base)) = (
+        syscalls_of_resolve_in(t.path(), &cwd, Some(&ldso_path)),
+        syscalls_of_resolve_in(t.path(), &cwd, None),
+    ) else {
+        return;
+    };
+    let openat2 = calls.get("openat2").copied().unwrap_or(0) - base.get("openat2").copied().unwrap_or(0);
+    eprintln!("added by 20,000 relative entries 1,000 levels down: openat2 {openat2}");
+    assert!(
+        (100..=140).contains(&openat2),
+        "{openat2} candidates looked up (131,072 components / 1,002 each is 130)"
+    );
 }
 
 /// Every candidate of the search paths behind its own chain: they share one
