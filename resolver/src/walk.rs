@@ -125,28 +125,21 @@ impl<'m> Lookups<'m> {
 }
 
 /// The components one search's fast-path lookups may ask the kernel to
-/// walk in all, each lookup counted as at least [`KERNEL_MIN_CHARGE`]: a
-/// search costs the kernel at most about 10 ms however the sandbox shapes
-/// it. Without it, a request whose `LDSO_PATH` holds thousands of relative
-/// entries, sent from a working directory 2,000 levels deep, had the
-/// kernel walk 2,000 components per entry: seconds of a worker's time.
-/// Real searches walk a few hundred (Debian's ld.so.conf, a long
-/// `LD_LIBRARY_PATH`); 4,096 ld.so.conf candidates of up to 32
-/// components each fit.
-pub const KERNEL_PER_SEARCH: usize = 131_072;
-/// What one fast-path lookup counts for at least: the system call itself.
-pub const KERNEL_MIN_CHARGE: usize = 16;
+/// walk in all (about 20 ms of kernel time). Without it, a request whose
+/// `LDSO_PATH` held thousands of relative entries, sent from a working
+/// directory 2,000 levels deep, had the kernel walk 2,000 components per
+/// entry: seconds of a worker's time. Every entry of a search path that
+/// fills execve's 128 KiB is still tried from a shallow directory (65,536
+/// entries of two components each), as ld.so tries them; so are 4,096
+/// ld.so.conf candidates of 32 components each.
+pub const KERNEL_PER_SEARCH: usize = 262_144;
 
 /// Open `path` (absolute or relative to the root) inside `root` with
 /// `flags`, as `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)` would,
 /// the work bounded by [`Budget::PER_CANDIDATE`] and by what is left in
 /// `lookups`, which is charged what this lookup spent.
 pub fn open(root: BorrowedFd<'_>, path: &[u8], flags: OFlags, lookups: &mut Lookups<'_>) -> Result<OwnedFd, Failure> {
-    let charge = path
-        .split(|&b| b == b'/')
-        .filter(|c| !c.is_empty())
-        .count()
-        .max(KERNEL_MIN_CHARGE);
+    let charge = path.split(|&b| b == b'/').filter(|c| !c.is_empty()).count();
     match lookups.kernel.checked_sub(charge) {
         Some(left) => lookups.kernel = left,
         None => {

@@ -108,7 +108,7 @@ const CANDIDATE_LIMIT: &str = "at most 4096 ld.so.conf candidates are tried (MAX
 const CONF_DIRS_LIMIT: &str = "at most 4096 ld.so.conf directories are kept (MAX_DIRS)";
 /// The limit named when the search paths' shared lookup budget ran out.
 const LOOKUP_LIMIT: &str = "the search paths' candidates share a path lookup budget of 4096 components and \
-     64 KiB of link text where a symlink is met, and 131072 components in all (KERNEL_PER_SEARCH)";
+     64 KiB of link text where a symlink is met, and 262144 components in all (KERNEL_PER_SEARCH)";
 
 impl<'a, E: AsRef<[u8]>> Search<'a, E> {
     /// A search for the ld.so of `program` (a `machine` program whose
