@@ -421,6 +421,9 @@ m ahead-kept service/src/lib.rs \
 m standing-despite-rights service/src/lib.rs \
     'answer.depends_on_rights ||' \
     'false ||' "$RIGHTS"
+m cached-despite-rights service/src/lib.rs \
+    'if key.is_some() && !first.depends_on_rights => {' \
+    'if key.is_some() => {' "$RIGHTS"
 
 # --- What one request may cost the trusted process -------------------------
 SVC='--test service'

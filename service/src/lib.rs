@@ -106,7 +106,7 @@ impl NamespaceSource {
             .consulted
             .as_ref()
             .is_some_and(|c| c.iter().all(|p| traced.paths.contains(p)));
-        if !covered {
+        if !covered || second.depends_on_rights {
             return Ok(Answered::new(Arc::new(second.fd), second.choice));
         }
         let mut name = [0u8; proto::MAX_ANSWER_NAME];
@@ -156,8 +156,12 @@ impl NamespaceSource {
         // The generation first: a directory the trace finds missing is
         // watched only through its parent, and its creation after the trace
         // (seen by the second search, unwatched) must keep that answer out.
+        // An answer that depended on the client's rights is not cached: the
+        // trace (with the service's rights) would watch where the client
+        // may not look, and a change there, emptying the cache and the
+        // standing answers, would tell the jail of it.
         let watched = match (&self.cache, &first.consulted) {
-            (Some(cache), Some(consulted)) if key.is_some() => {
+            (Some(cache), Some(consulted)) if key.is_some() && !first.depends_on_rights => {
                 let generation = cache.generation();
                 cache
                     .watch(&self.ns, consulted)

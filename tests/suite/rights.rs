@@ -411,6 +411,47 @@ fn an_answer_that_depended_on_the_clients_rights_never_stands() {
     assert_eq!(standing(answers.path()), [format!("/secret/{LDSO_NAME}")]);
 }
 
+/// An answer that depended on the client's rights is not cached, so
+/// nothing is watched where the client may not look: uid 65534's search
+/// is refused at the root-only `/secret` on its way to `/secret/deeper`.
+/// Watched with the service's rights, a file made in `/secret/deeper`
+/// emptied the cache and unlinked every standing answer, which the jail
+/// sees: a change in a directory it may not read, told.
+#[test]
+fn a_change_where_the_client_may_not_look_is_not_told_to_the_jail() {
+    if !require_root("the service must see into root-only directories") {
+        return;
+    }
+    let Some(jail) = secret_jail() else { return };
+    fs::create_dir(jail.host("/secret/deeper")).unwrap();
+    jail.write("/etc/ld.so.conf", b"/secret/deeper\n/opt/glibc\n", 0o644);
+    let answers = tempfile::tempdir().unwrap();
+    let served = Served::with_answers(jail, Some(answers.path()));
+    let real = served.id(&format!("/opt/glibc/{LDSO_NAME}"));
+    // An answer that stands: LDSO_PATH names /opt/glibc, nothing refused.
+    let own_path = request(GLIBC, Some("/opt/glibc"));
+    for _ in 0..2 {
+        assert_eq!(served.ask(Who::Nobody, &own_path).served(), real);
+    }
+    let standing_now = standing(answers.path());
+    assert_eq!(standing_now.len(), 1, "no answer stands: this test would prove nothing");
+    // ld.so.conf's /secret/deeper is refused (EACCES at /secret).
+    let plain = request(GLIBC, None);
+    for _ in 0..2 {
+        assert_eq!(served.ask(Who::Nobody, &plain).served(), real);
+    }
+    fs::write(served.jail.host("/secret/deeper/other-users-file"), b"").unwrap();
+    // Another request (its own key: the standing one is not made again) is
+    // answered after the I/O thread has read the change reports, if any.
+    let another = request(GLIBC, Some("/opt/glibc:/elsewhere"));
+    assert_eq!(served.ask(Who::Nobody, &another).served(), real);
+    assert_eq!(
+        standing(answers.path()).len(),
+        2,
+        "a file made in a directory uid 65534 may not search unlinked the first standing answer"
+    );
+}
+
 /// `ldchain run` leaves its program's answer standing before the service
 /// starts (`stand_ahead`: one search, nothing watched yet), and `prime`
 /// then watches what that search consulted and searches again. An early
