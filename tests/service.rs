@@ -874,6 +874,69 @@ fn a_client_that_changes_its_descriptor_changes_no_one_elses() {
     server.settle();
 }
 
+/// A source that panics (a bug) on a program named `/panic`, in its
+/// search, or in its cache lookup for one named `/panic-cached`.
+struct Panicky(NamespaceSource);
+
+impl LdsoSource for Panicky {
+    fn ldso(&self, request: &InterpRequest, client: &Credentials) -> Result<Arc<OwnedFd>, ExecError> {
+        assert!(request.execfn != b"/panic", "a bug in the search");
+        self.0.ldso(request, client)
+    }
+
+    fn cached(&self, request: &InterpRequest, client: &Credentials) -> Option<Arc<OwnedFd>> {
+        assert!(request.execfn != b"/panic-cached", "a bug in the cache");
+        self.0.cached(request, client)
+    }
+}
+
+/// A panic while answering fails that request alone (EIO) and the one
+/// worker goes on; one in the I/O thread's cache lookup sends the request
+/// to a worker. Before, each panic killed its thread: after one, a
+/// one-worker service queued every later request forever.
+#[test]
+fn a_panic_while_answering_fails_that_request_alone() {
+    let _l = serial();
+    let jail = Server::jail();
+    let socket = jail.host("/tmp/exec.sock");
+    let listener = UnixListener::bind(&socket).unwrap();
+    let source = NamespaceSource::new(Resolver::new(Config::default()), Namespace::open(jail.path()).unwrap());
+    let service = ExecService::start(
+        listener,
+        Arc::new(Panicky(source)),
+        Limits {
+            workers: 1,
+            ..limits(5000)
+        },
+    )
+    .unwrap();
+    // Each request its own key: none is answered from the cache.
+    let mut n = 0;
+    let mut ask = |execfn: &str| {
+        let mut s = UnixStream::connect(&socket).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        n += 1;
+        let request = InterpRequest {
+            execfn: execfn.as_bytes().to_vec(),
+            ldso_path: Some(format!("{LDSO_DIR}:/x{n}").into_bytes()),
+            ..good()
+        };
+        s.write_all(&request.encode()).unwrap();
+        receive(&s)
+    };
+    let want = id_of(&jail.host(&format!("{LDSO_DIR}/ld-linux-x86-64.so.2")));
+    for _ in 0..3 {
+        let r = ask("/panic");
+        assert_eq!(r.errno, Some(libc::EIO as u16), "{r:?}");
+        assert_eq!(served(ask("/bin/app")), want, "after a panic in the search");
+    }
+    for _ in 0..3 {
+        assert_eq!(served(ask("/panic-cached")), want, "a panic in the cache lookup");
+        assert_eq!(served(ask("/bin/app")), want, "after a panic in the cache lookup");
+    }
+    assert_eq!(service.stats().refused.load(Ordering::SeqCst), 3);
+}
+
 /// What an answer did depend on stays in its key: a relative entry (the
 /// working directory) and `$ORIGIN` (the program's directory) each give
 /// each directory its own answer, first and from the cache.

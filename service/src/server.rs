@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::io::{self, IoSlice, Read};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
@@ -430,11 +431,17 @@ impl IoLoop {
         self.finish(conn, progress);
     }
 
+    /// The source's cached answer, if any; a panic there (a bug) sends the
+    /// request to a worker.
+    fn cached(&self, request: &InterpRequest, client: &Credentials) -> Option<Arc<OwnedFd>> {
+        std::panic::catch_unwind(AssertUnwindSafe(|| self.source.cached(request, client))).unwrap_or(None)
+    }
+
     /// Answer a connection that has said all it will say.
     fn finish(&mut self, conn: Conn, progress: Progress) {
         match progress {
             // A known answer goes out at once; a search goes to a worker.
-            Progress::Done(request) => match self.source.cached(&request, &conn.client) {
+            Progress::Done(request) => match self.cached(&request, &conn.client) {
                 Some(fd) => self.handout.reply(&conn.stream, &fd),
                 None => {
                     self.stats.answering.fetch_add(1, Ordering::SeqCst);
@@ -500,9 +507,16 @@ fn worker(queue: &Mutex<Receiver<Job>>, source: &dyn LdsoSource, handout: &Hando
             Ok(job) => job,
             Err(_) => return,
         };
-        match source.ldso(&job.request, &job.client) {
-            Ok(fd) => handout.reply(&job.stream, &fd),
-            Err(e) => reply_exec_error(&job.stream, &job.request, &e, stats),
+        // A panic in the source (a bug: nothing a client sends should
+        // cause one) fails this request alone; the worker goes on. Shared
+        // state is complete after each update (`crate::lock`).
+        match std::panic::catch_unwind(AssertUnwindSafe(|| source.ldso(&job.request, &job.client))) {
+            Ok(Ok(fd)) => handout.reply(&job.stream, &fd),
+            Ok(Err(e)) => reply_exec_error(&job.stream, &job.request, &e, stats),
+            Err(_) => {
+                warn!("exec service: the search for a request panicked; it is refused (EIO)");
+                reply_error(&job.stream, libc::EIO, "the exec service failed on this request", stats);
+            }
         }
         // Closed before the slot is given back, so the cap bounds descriptors.
         drop(job);
