@@ -21,7 +21,9 @@ mode=${1:-full}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
 cargo build -q --release
-target/release/ldchain install "$tmp" >/dev/null
+# .cargo/config.toml names the target, so builds are under its triple.
+rel=target/x86_64-unknown-linux-gnu/release
+$rel/ldchain install "$tmp" >/dev/null
 cl=$tmp/chainloader
 ldso=/lib64/ld-linux-x86-64.so.2
 bash=$(command -v bash)
@@ -129,13 +131,13 @@ cargo build -q --release -p ldchain-resolver --example plan
 # Warm: the difference between 110 and 10 plans (a resolver keeps plans
 # from its second on, so the first few make and watch them), per plan.
 warm_calls() { # ROOT: system calls per warm plan of /bin/true
-    env -i PLAN_REPEAT=10 strace -f -c -o "$tmp/p10" target/release/examples/plan "$1" /bin/true >/dev/null
-    env -i PLAN_REPEAT=110 strace -f -c -o "$tmp/p110" target/release/examples/plan "$1" /bin/true >/dev/null
+    env -i PLAN_REPEAT=10 strace -f -c -o "$tmp/p10" $rel/examples/plan "$1" /bin/true >/dev/null
+    env -i PLAN_REPEAT=110 strace -f -c -o "$tmp/p110" $rel/examples/plan "$1" /bin/true >/dev/null
     echo $(( ($(calls "$tmp/p110") - $(calls "$tmp/p10")) / 100 ))
 }
 warm=$(warm_calls "$ns")
 echo "| system calls per warm plan_exec (/bin/true in the bench's namespace) | $warm |"
-echo "| system calls per warm plan_exec (/bin/true on the host's root: \`strace -f -c\` of \`PLAN_REPEAT=110\` minus \`=10\` of \`target/release/examples/plan / /bin/true\`, / 100) | $(warm_calls /) |"
+echo "| system calls per warm plan_exec (/bin/true on the host's root: \`strace -f -c\` of \`PLAN_REPEAT=110\` minus \`=10\` of \`$rel/examples/plan / /bin/true\`, / 100) | $(warm_calls /) |"
 
 echo
 echo "## Nested exec (interp mode)"
@@ -144,7 +146,7 @@ echo "| figure | value |"
 echo "|---|---|"
 nested_timing=--no-timing
 [ "$mode" = full ] && nested_timing=yes
-benches/nested.sh target/release/ldchain "$tmp" "$nested_timing" > "$tmp/nested"
+benches/nested.sh $rel/ldchain "$tmp" "$nested_timing" > "$tmp/nested"
 grep '^|' "$tmp/nested"
 nested_added=$(sed -n 's/.*nested_added_syscalls=\([0-9-]*\).*/\1/p' "$tmp/nested")
 nested_llp_added=$(sed -n 's/.*nested_llp_added_syscalls=\([0-9-]*\).*/\1/p' "$tmp/nested")
@@ -159,7 +161,7 @@ if [ "$mode" = full ]; then
         [ "$kind" = nested_llp ] && label="$label, LD_LIBRARY_PATH exported"
         echo "$label: $ratio ($verdict the $max in benches/budgets.toml)"
     done
-    echo "(command: benches/nested.sh target/release/ldchain TMPDIR)"
+    echo "(command: benches/nested.sh $rel/ldchain TMPDIR)"
 fi
 
 echo
@@ -169,7 +171,7 @@ echo "| figure | value |"
 echo "|---|---|"
 startup_timing=--no-timing
 [ "$mode" = full ] && startup_timing=yes
-benches/startup.sh target/release/ldchain "$startup_timing" > "$tmp/startup"
+benches/startup.sh $rel/ldchain "$startup_timing" > "$tmp/startup"
 grep '^|' "$tmp/startup"
 run_true=$(sed -n 's/^run_true_syscalls=\([0-9]*\)$/\1/p' "$tmp/startup")
 if [ "$mode" = full ]; then

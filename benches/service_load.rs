@@ -30,7 +30,7 @@ fn ldchain() -> PathBuf {
         return path.into();
     }
     let exe = std::env::current_exe().unwrap();
-    // target/release/deps/service_load-HASH -> target/release/ldchain
+    // target/TRIPLE/release/deps/service_load-HASH -> target/TRIPLE/release/ldchain
     exe.parent().unwrap().parent().unwrap().join("ldchain")
 }
 
