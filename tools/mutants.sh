@@ -473,6 +473,9 @@ m request-taken-not-peeked service/src/server.rs \
 m description-shared service/src/server.rs \
     '            Ok(own) => reply_fd(stream, &own, stats),' \
     '            Ok(_own) => reply_fd(stream, fd, stats),' "$SVC"
+m io-thread-waits-for-cache service/src/lib.rs \
+    'self.cache.as_ref()?.try_get(&Key::of(request, client)?, request)' \
+    'self.cache.as_ref()?.get(&Key::of(request, client)?, request)' "$SVCLIB"
 m worker-panic-uncaught service/src/server.rs \
     '        match std::panic::catch_unwind(AssertUnwindSafe(|| source.ldso(&job.request, &job.client))) {' \
     '        match Ok::<_, ()>(source.ldso(&job.request, &job.client)) {' "$SVC"

@@ -219,7 +219,18 @@ impl AnswerCache {
     /// The cached answer for `request` (whose key is `key`), unless
     /// anything changed since.
     pub fn get(&self, key: &Key, request: &InterpRequest) -> Option<Arc<OwnedFd>> {
-        let mut state = self.fresh();
+        Self::get_in(self.fresh(), key, request)
+    }
+
+    /// [`get`](Self::get) if no other thread is using the cache; None at
+    /// once if one is. For the I/O thread: a worker may hold the cache for
+    /// milliseconds while it traces a new answer's paths (up to 256 paths
+    /// of 256 steps), and every client with a cached answer would wait.
+    pub fn try_get(&self, key: &Key, request: &InterpRequest) -> Option<Arc<OwnedFd>> {
+        Self::get_in(Self::freshened(crate::lock::try_lock(&self.state)?), key, request)
+    }
+
+    fn get_in(mut state: std::sync::MutexGuard<'_, State>, key: &Key, request: &InterpRequest) -> Option<Arc<OwnedFd>> {
         let variant = state.answers.get(key)?.iter().find(|v| v.fits(request))?;
         if !watch::unchanged(&variant.files) {
             // Changed in a way no event reports (a write through a mapping).
@@ -245,6 +256,8 @@ impl AnswerCache {
             return None;
         }
         let mut state = self.lock();
+        #[cfg(test)]
+        crate::tests::while_tracing();
         let mut traced = Traced::default();
         match state.changes.trace(ns, consulted, &mut traced, MAX_WATCHES_PER_ANSWER) {
             Ok(()) => Some(traced),
@@ -335,7 +348,11 @@ impl AnswerCache {
     /// The state, every answer dropped first if anything changed since the
     /// last look.
     fn fresh(&self) -> std::sync::MutexGuard<'_, State> {
-        let mut state = self.lock();
+        Self::freshened(self.lock())
+    }
+
+    /// `state`, every answer dropped first if anything changed.
+    fn freshened(mut state: std::sync::MutexGuard<'_, State>) -> std::sync::MutexGuard<'_, State> {
         if state.changes.changed() {
             state.clear();
         }

@@ -330,8 +330,10 @@ impl LdsoSource for NamespaceSource {
         Ok(answered.fd)
     }
 
+    /// Never waits: while a worker holds the cache, the request goes to a
+    /// worker (which takes the answer from the cache when it can).
     fn cached(&self, request: &InterpRequest, client: &Credentials) -> Option<Arc<OwnedFd>> {
-        self.cache.as_ref()?.get(&Key::of(request, client)?, request)
+        self.cache.as_ref()?.try_get(&Key::of(request, client)?, request)
     }
 
     fn changes(&self) -> Option<BorrowedFd<'_>> {

@@ -24,6 +24,18 @@ pub(crate) fn between_watches_and_search() {
     }
 }
 
+/// Run once, by the next thread to trace (any thread), while it holds the
+/// cache.
+static WHILE_TRACING: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>> = std::sync::Mutex::new(None);
+
+/// Called by `AnswerCache::watch` with the cache held.
+pub(crate) fn while_tracing() {
+    let hook = crate::lock::lock(&WHILE_TRACING).take();
+    if let Some(hook) = hook {
+        hook();
+    }
+}
+
 const INTERP: &str = "/lib64/ld-linux-x86-64.so.2";
 const LDSO: &str = "ld-linux-x86-64.so.2";
 
@@ -116,4 +128,73 @@ fn a_directory_made_after_the_watches_keeps_the_answer_out_of_the_cache() {
     // the test's file system is one the cache trusts, and the check above
     // could have failed).
     assert!(source.cached(&request(), &me()).is_some(), "nothing is cached here");
+}
+
+#[test]
+fn a_worker_tracing_a_new_answer_does_not_stall_the_io_thread() {
+    // A worker holds the cache while it traces a new answer's paths (up to
+    // 256 of them, each up to 256 steps: milliseconds, and the jail picks
+    // them). Meanwhile a request with a cached answer arrives: the I/O
+    // thread must not wait for the cache (it goes to a worker instead), so
+    // it still reads and refuses a malformed request at once.
+    use std::io::Write;
+    use std::os::unix::net::{UnixListener, UnixStream};
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let Some(host_ldso) = host_ldso() else { return };
+    let (jail, source) = first_and_lib(&host_ldso);
+    let socket = jail.path().join("exec.sock");
+    let service = crate::ExecService::start(
+        UnixListener::bind(&socket).unwrap(),
+        Arc::new(source),
+        crate::Limits::default(),
+    )
+    .unwrap();
+    let ask = |request: &[u8]| {
+        let mut s = UnixStream::connect(&socket).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.write_all(request).unwrap();
+        s
+    };
+    // The errno of a reply, or None (closed without one).
+    let errno = |s: &UnixStream| {
+        let mut buf = [0u8; chainloader::proto::REPLY_HEADER];
+        let n = rustix::net::recv(s, &mut buf, rustix::net::RecvFlags::WAITALL)
+            .unwrap()
+            .0;
+        chainloader::proto::decode_reply_header(&buf[..n]).map(|(errno, _)| errno)
+    };
+    // Cached: asked twice (the second answer is the one kept).
+    for _ in 0..2 {
+        assert_eq!(errno(&ask(&request().encode())), Some(0));
+    }
+    let (tracing, release) = (mpsc::channel(), mpsc::channel::<()>());
+    let (started, wait) = (tracing.0, release.1);
+    *crate::lock::lock(&WHILE_TRACING) = Some(Box::new(move || {
+        started.send(()).unwrap();
+        let _ = wait.recv_timeout(Duration::from_secs(20));
+    }));
+    // A new key: a worker searches, then traces, holding the cache.
+    let new_key = InterpRequest {
+        ldso_path: Some(b"/lib".to_vec()),
+        ..request()
+    };
+    let traced = ask(&new_key.encode());
+    tracing.1.recv_timeout(Duration::from_secs(20)).expect("no trace began");
+    // The cached one, then a malformed one: refused while the trace goes on.
+    let cached = ask(&request().encode());
+    let mut bad = request().encode();
+    bad[0] = b'X';
+    let refused = ask(&bad);
+    refused.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let r = rustix::net::recv(&refused, &mut [0u8; 8], rustix::net::RecvFlags::PEEK);
+    assert!(
+        matches!(r, Ok((n, _)) if n > 0),
+        "no refusal while a worker traced: the I/O thread waited for the cache ({r:?})"
+    );
+    release.0.send(()).unwrap();
+    assert_eq!(errno(&traced), Some(0));
+    assert_eq!(errno(&cached), Some(0));
+    assert_ne!(errno(&refused), Some(0));
+    drop(service);
 }
