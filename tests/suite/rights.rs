@@ -196,6 +196,29 @@ fn the_service_hands_a_client_only_an_interpreter_it_could_exec_itself() {
     assert!(served.ask(Who::Nobody, &only_secret).refused().0 != 0);
 }
 
+/// An answer kept for one client never serves another: the jail's root
+/// owns /secret's ld.so (made 0700), nothing on its way is refused, so its
+/// answer is cached; uid 65534, asking the same, gets the ld.so it may use.
+#[test]
+fn a_cached_answer_serves_only_the_client_it_was_found_for() {
+    if !require_root("the service must be able to open root-only files") {
+        return;
+    }
+    let Some(jail) = secret_jail() else { return };
+    chmod(&jail.host(&format!("/secret/{LDSO_NAME}")), 0o700);
+    let served = Served::new(jail);
+    let both = request(GLIBC, Some("/secret:/opt/glibc"));
+    let secret = served.id(&format!("/secret/{LDSO_NAME}"));
+    for _ in 0..3 {
+        assert_eq!(served.ask(Who::JailRoot, &both).served(), secret);
+    }
+    assert_eq!(
+        served.ask(Who::Nobody, &both).served(),
+        served.id(&format!("/opt/glibc/{LDSO_NAME}")),
+        "uid 65534 was given the answer kept for the jail's root"
+    );
+}
+
 #[test]
 fn a_refusal_does_not_tell_whether_a_file_exists_where_the_client_cannot_look() {
     if !require_root("the service must be able to see into root-only directories") {
@@ -512,6 +535,19 @@ fn an_answer_left_standing_early_goes_unless_the_watched_answer_replaces_it() {
     let ahead = source.stand_ahead(&plain, &nobody).unwrap();
     assert_eq!(standing(answers.path()), std::slice::from_ref(&a));
     chmod(&jail.host(&a), 0o700);
+    source.prime(&plain, &nobody, ahead);
+    assert_eq!(standing(answers.path()), Vec::<String>::new());
+    drop(source);
+
+    // An answer that may not stand from the start: no early one either
+    // (/opt/a's ld.so is root-only, so uid 65534's is /opt/b's, past it).
+    let source = open();
+    let ahead = source.stand_ahead(&plain, &nobody).unwrap();
+    assert_eq!(
+        standing(answers.path()),
+        Vec::<String>::new(),
+        "an early answer found past a root-only ld.so stood"
+    );
     source.prime(&plain, &nobody, ahead);
     assert_eq!(standing(answers.path()), Vec::<String>::new());
 }
