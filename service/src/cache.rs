@@ -158,6 +158,19 @@ pub struct Standing<'a> {
     pub target: &'a [u8],
 }
 
+/// Run once, by the next thread to trace (any thread), while it holds the
+/// cache: a test's hook.
+#[cfg(test)]
+pub(crate) static WHILE_TRACING: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>> = std::sync::Mutex::new(None);
+
+#[cfg(test)]
+fn while_tracing() {
+    let hook = crate::lock::lock(&WHILE_TRACING).take();
+    if let Some(hook) = hook {
+        hook();
+    }
+}
+
 /// The temporary name a link is made under before it is renamed into
 /// place (answer names start with a hex digit, never a dot).
 const NEW_LINK: &str = ".new";
@@ -257,7 +270,7 @@ impl AnswerCache {
         }
         let mut state = self.lock();
         #[cfg(test)]
-        crate::tests::while_tracing();
+        while_tracing();
         let mut traced = Traced::default();
         match state.changes.trace(ns, consulted, &mut traced, MAX_WATCHES_PER_ANSWER) {
             Ok(()) => Some(traced),

@@ -24,18 +24,6 @@ pub(crate) fn between_watches_and_search() {
     }
 }
 
-/// Run once, by the next thread to trace (any thread), while it holds the
-/// cache.
-static WHILE_TRACING: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>> = std::sync::Mutex::new(None);
-
-/// Called by `AnswerCache::watch` with the cache held.
-pub(crate) fn while_tracing() {
-    let hook = crate::lock::lock(&WHILE_TRACING).take();
-    if let Some(hook) = hook {
-        hook();
-    }
-}
-
 const INTERP: &str = "/lib64/ld-linux-x86-64.so.2";
 const LDSO: &str = "ld-linux-x86-64.so.2";
 
@@ -170,7 +158,7 @@ fn a_worker_tracing_a_new_answer_does_not_stall_the_io_thread() {
     }
     let (tracing, release) = (mpsc::channel(), mpsc::channel::<()>());
     let (started, wait) = (tracing.0, release.1);
-    *crate::lock::lock(&WHILE_TRACING) = Some(Box::new(move || {
+    *crate::lock::lock(&crate::cache::WHILE_TRACING) = Some(Box::new(move || {
         started.send(()).unwrap();
         let _ = wait.recv_timeout(Duration::from_secs(20));
     }));
