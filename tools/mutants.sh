@@ -204,6 +204,9 @@ m memo-never-consulted resolver/src/walk.rs \
 m memo-racy-ctime-trusted resolver/src/walk/memo.rs \
     'self.unusable |= (id.ctime, id.ctime_nsec) >= self.settled_before;' \
     '' "$RESLIB"
+m glob-unclosed-rescanned resolver/src/parse/glob.rs \
+    "                b'[' if last_close.is_none_or(|l| l <= i + 1) => (Elem::Byte(b'['), 1)," \
+    "                b'[' if false => (Elem::Byte(b'['), 1)," "$RESLIB"
 m emfile-is-a-rejection resolver/src/plan/search.rs \
     'Err(e) if e.is_resource_shortage() => {' \
     'Err(e) if false && e.is_resource_shortage() => {' "$FDS"

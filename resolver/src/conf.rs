@@ -304,7 +304,8 @@ impl Loader<'_> {
                 if !glob::has_magic(comp) {
                     next.push(join(prefix, comp));
                 } else if let Some(names) = self.list(prefix) {
-                    let mut names: Vec<&Vec<u8>> = names.iter().filter(|n| glob::matches(comp, n)).collect();
+                    let pattern = glob::Pattern::new(comp);
+                    let mut names: Vec<&Vec<u8>> = names.iter().filter(|n| pattern.matches(n)).collect();
                     names.sort();
                     next.extend(names.into_iter().map(|n| join(prefix, n)));
                 }
