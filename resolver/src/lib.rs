@@ -77,6 +77,7 @@ mod ns;
 #[doc(hidden)] // for the fuzz targets
 pub mod parse;
 mod plan;
+mod procfd;
 mod request;
 mod walk;
 #[doc(hidden)] // the change watching warm plans and the exec service's cache share
@@ -97,4 +98,5 @@ pub use plan::{
     find_program, Arg, Config, ExecPlan, InterpAnswer, Kind, LdsoChoice, PlanParts, Resolver, Rule, ScriptHop, Skipped,
     Strategy, Target,
 };
+pub use procfd::ProcFd;
 pub use request::{InterpRequest, RequestError};

@@ -381,17 +381,11 @@ impl Namespace {
 /// otherwise: without it there is no race-free reopen).
 fn reopen_for_reading(file: &Opened) -> Result<OwnedFd, rustix::io::Errno> {
     use std::os::fd::AsRawFd;
-    static PROC_IS_PROCFS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let procfs = *PROC_IS_PROCFS.get_or_init(|| {
-        // PROC_SUPER_MAGIC
-        rfs::statfs("/proc/self/fd").is_ok_and(|s| s.f_type as u64 == 0x9fa0)
-    });
-    if !procfs {
+    if !crate::procfd::proc_is_procfs() {
         return Err(rustix::io::Errno::OPNOTSUPP);
     }
     let magic = format!("/proc/self/fd/{}", file.fd.as_raw_fd());
-    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
-    rfs::open(magic.as_str(), flags, Mode::empty())
+    rfs::open(magic.as_str(), crate::procfd::REOPEN, Mode::empty())
 }
 
 /// What `/proc/self/fd/N` says of `fd`: the host path of the file it is

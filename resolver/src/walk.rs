@@ -472,7 +472,7 @@ impl<'r> Walk<'r> {
         // RESOLVE_NO_MAGICLINKS: the kernel refuses procfs's magic links;
         // in user space they cannot be told from its plain ones, so every
         // procfs symlink is refused (only an ELOOP where it would not).
-        if rfs::fstatfs(dir).is_ok_and(|s| s.f_type as u64 == 0x9fa0) {
+        if crate::procfd::is_procfs(dir) {
             return Err(Errno::LOOP.into());
         }
         self.spend(0, text.len())

@@ -15,12 +15,11 @@ use std::time::{Duration, Instant};
 use chainloader::proto::{encode_reply_header, RequestHeader, MAX_MESSAGE, REQUEST_HEADER};
 use rustix::event::epoll;
 use rustix::event::{eventfd, EventfdFlags};
-use rustix::fs::{Mode, OFlags};
 use rustix::net::{RecvFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 use tracing::{debug, warn};
 
 use crate::source::LdsoSource;
-use ldchain_resolver::{Credentials, ExecError, InterpRequest, RequestError};
+use ldchain_resolver::{Credentials, ExecError, InterpRequest, ProcFd, RequestError};
 
 /// Bounds on what clients may cost the server.
 ///
@@ -531,18 +530,16 @@ fn worker(queue: &Mutex<Receiver<Job>>, source: &dyn LdsoSource, handout: &Hando
 /// client that set `O_DIRECT` on it would make every other client's
 /// unaligned `pread` of the ld.so fail (EINVAL), across uids.
 struct Handout {
-    /// This process's `/proc/self/fd`: each answer's file is opened again
-    /// through its magic link there (that very inode; no path walked).
-    proc_fd: OwnedFd,
+    /// Each answer's file is opened again through its magic link there.
+    proc_fd: ProcFd,
     /// What was sent, or not.
     stats: Arc<Stats>,
 }
 
 impl Handout {
     fn new(stats: Arc<Stats>) -> io::Result<Handout> {
-        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
         Ok(Handout {
-            proc_fd: rustix::fs::open("/proc/self/fd", flags, Mode::empty())?,
+            proc_fd: ProcFd::open()?,
             stats,
         })
     }
@@ -550,11 +547,8 @@ impl Handout {
     /// Answer with `fd`'s file, opened again for this client alone; with
     /// the errno if it cannot be (out of descriptors, say).
     fn reply(&self, stream: &UnixStream, fd: &OwnedFd) {
-        use std::os::fd::AsRawFd;
         let stats = &*self.stats;
-        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
-        let name = fd.as_raw_fd().to_string();
-        match rustix::fs::openat(&self.proc_fd, name.as_str(), flags, Mode::empty()) {
+        match self.proc_fd.reopen(fd.as_fd()) {
             Ok(own) => reply_fd(stream, &own, stats),
             Err(e) => {
                 warn!(error = %e, "exec service: cannot open the answer again for its client");

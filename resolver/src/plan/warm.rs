@@ -21,17 +21,16 @@
 //! with — never a shared descriptor handed to two sandboxes.
 
 use std::collections::HashMap;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-
-use rustix::fs::{Mode, OFlags};
 
 use crate::creds::Credentials;
 use crate::elfinfo::Machine;
 use crate::fileid::FileId;
 use crate::ns::Namespace;
 use crate::parse::ldpath;
+use crate::procfd::ProcFd;
 use crate::watch::{self, Changes, Traced, Untraceable};
 
 use super::exec_plan::{Kind, LdsoChoice, ScriptHop, Skipped};
@@ -110,7 +109,7 @@ pub struct Kept {
 pub struct Hit {
     pub kept: Arc<Kept>,
     /// This process's `/proc/self/fd`.
-    proc_fd: Arc<OwnedFd>,
+    proc_fd: Arc<ProcFd>,
 }
 
 impl Hit {
@@ -125,9 +124,7 @@ impl Hit {
         // Through its /proc/self/fd link: that inode, never whatever its
         // name leads to now (which may no longer be a regular file: no
         // FIFO or device ever sees an open).
-        let name = self.kept.image.as_raw_fd().to_string();
-        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
-        let fd = rustix::fs::openat(&*self.proc_fd, name.as_str(), flags, Mode::empty()).ok()?;
+        let fd = self.proc_fd.reopen(self.kept.image.as_fd()).ok()?;
         rustix::fs::fstat(&fd)
             .is_ok_and(|st| FileId::of(&st) == self.kept.image_id)
             .then_some(fd)
@@ -151,7 +148,7 @@ struct State {
     /// pid) shares the inotify instance and the mount table's descriptor
     /// with its parent — reading them would take the parent's reports —
     /// and its `/proc/self/fd` is not this one; it plans from scratch.
-    proc_fd: Arc<OwnedFd>,
+    proc_fd: Arc<ProcFd>,
     pid: u32,
     plans: HashMap<Key, Arc<Kept>>,
     /// Files held by the plans, shared by (device, inode).
@@ -219,8 +216,7 @@ impl Warm {
         }
         let mut guard = self.lock();
         if guard.is_none() {
-            let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
-            let dir = rustix::fs::open("/proc/self/fd", flags, Mode::empty()).ok()?;
+            let dir = ProcFd::open().ok()?;
             *guard = Some(State {
                 changes: Changes::new()?,
                 proc_fd: Arc::new(dir),
