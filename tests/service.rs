@@ -64,11 +64,11 @@ impl LdsoSource for Slow {
 
     /// Unslowed, the I/O thread answers from the cache as `ldchain run`'s
     /// does; slowed, every request goes to a worker.
-    fn cached(&self, request: &InterpRequest, client: &Credentials) -> Option<Arc<OwnedFd>> {
+    fn cached(&self, requests: &[(&InterpRequest, &Credentials)]) -> Vec<Option<Arc<OwnedFd>>> {
         if self.1.is_zero() {
-            self.0.cached(request, client)
+            self.0.cached(requests)
         } else {
-            None
+            vec![None; requests.len()]
         }
     }
 }
@@ -884,9 +884,11 @@ impl LdsoSource for Panicky {
         self.0.ldso(request, client)
     }
 
-    fn cached(&self, request: &InterpRequest, client: &Credentials) -> Option<Arc<OwnedFd>> {
-        assert!(request.execfn != b"/panic-cached", "a bug in the cache");
-        self.0.cached(request, client)
+    fn cached(&self, requests: &[(&InterpRequest, &Credentials)]) -> Vec<Option<Arc<OwnedFd>>> {
+        for (request, _) in requests {
+            assert!(request.execfn != b"/panic-cached", "a bug in the cache");
+        }
+        self.0.cached(requests)
     }
 }
 

@@ -258,6 +258,9 @@ m svc-wait-consumed-mount-change-trusted service/src/cache.rs \
 m svc-mapped-writes-unseen service/src/cache.rs \
     'if !watch::unchanged(&variant.files) {' \
     'if false && !watch::unchanged(&variant.files) {' "$WARM"
+m batch-compares-first-only service/src/cache.rs \
+    'if !compared.contains(&variant.serial) {' \
+    'if compared.is_empty() {' "$WARM"
 
 # --- Nested exec: standing answers ---------------------------------------
 NEST='--test suite -- nested::'
@@ -476,9 +479,13 @@ m request-taken-not-peeked service/src/server.rs \
 m description-shared service/src/server.rs \
     '            Ok(own) => reply_fd(stream, &own, stats),' \
     '            Ok(_own) => reply_fd(stream, fd, stats),' "$SVC"
-m io-thread-waits-for-cache service/src/lib.rs \
-    'self.cache.as_ref()?.try_get(&Key::of(request, client)?, request)' \
-    'self.cache.as_ref()?.get(&Key::of(request, client)?, request)' "$SVCLIB"
+m io-thread-waits-for-cache service/src/cache.rs \
+    'let Some(state) = crate::lock::try_lock(&self.state) else {' \
+    'let Some(state) = Some(self.lock()) else {' "$SVCLIB"
+m batch-flushed-only-after-accepting service/src/server.rs \
+    '            self.answer_ready();
+            self.expire();' \
+    '            self.expire();' "$SVC"
 m worker-panic-uncaught service/src/server.rs \
     '        match std::panic::catch_unwind(AssertUnwindSafe(|| source.ldso(&job.request, &job.client))) {' \
     '        match Ok::<_, ()>(source.ldso(&job.request, &job.client)) {' "$SVC"

@@ -12,9 +12,11 @@
 //! two searches is seen by the second one, a change after the watches by
 //! the watches. Any event empties the whole cache. Each regular file the
 //! answer depended on is held open and its identity compared on every hit
-//! (a write through a mapping sends no event). The descriptor handed out
-//! is the same open file each time; the chainloader only `pread`s it, so
-//! its offset is never shared state.
+//! (a write through a mapping sends no event); the hits of a batch of
+//! requests, all read before the cache is asked, share one look for
+//! events and one comparison per answer ([`AnswerCache::try_get_batch`]).
+//! The cache holds one open file per answer; the server hands each client
+//! a description of its own (`server::Handout`).
 //!
 //! An answer is kept under what it depended on: the request's machine,
 //! `PT_INTERP`, secure flag and variables, the client's credentials, and
@@ -93,6 +95,9 @@ struct Variant {
     fd: Arc<OwnedFd>,
     /// Each regular file the answer depended on, with its identity then.
     files: Vec<(Arc<OwnedFd>, FileId)>,
+    /// Its number, unique for the cache's life: a batch compares each
+    /// variant's files once ([`AnswerCache::try_get_batch`]).
+    serial: u64,
 }
 
 impl Variant {
@@ -131,6 +136,8 @@ struct State {
     answers: HashMap<Key, Vec<Variant>>,
     /// How many variants `answers` holds in all.
     entries: usize,
+    /// The next [`Variant::serial`].
+    serials: u64,
     /// One open file per distinct file (device, inode) the answers name:
     /// many answers (per client, per directory) share it, so the cache
     /// holds at most one descriptor per dynamic linker.
@@ -185,6 +192,7 @@ impl AnswerCache {
             state: Mutex::new(State {
                 answers: HashMap::new(),
                 entries: 0,
+                serials: 0,
                 files: HashMap::new(),
                 held: HashMap::new(),
                 changes,
@@ -232,25 +240,32 @@ impl AnswerCache {
     /// The cached answer for `request` (whose key is `key`), unless
     /// anything changed since.
     pub fn get(&self, key: &Key, request: &InterpRequest) -> Option<Arc<OwnedFd>> {
-        Self::get_in(self.fresh(), key, request)
+        self.fresh().get(key, request, &mut Vec::new())
     }
 
-    /// [`get`](Self::get) if no other thread is using the cache; None at
-    /// once if one is. For the I/O thread: a worker may hold the cache for
-    /// milliseconds while it traces a new answer's paths (up to 256 paths
-    /// of 256 steps), and every client with a cached answer would wait.
-    pub fn try_get(&self, key: &Key, request: &InterpRequest) -> Option<Arc<OwnedFd>> {
-        Self::get_in(Self::freshened(crate::lock::try_lock(&self.state)?), key, request)
-    }
-
-    fn get_in(mut state: std::sync::MutexGuard<'_, State>, key: &Key, request: &InterpRequest) -> Option<Arc<OwnedFd>> {
-        let variant = state.answers.get(key)?.iter().find(|v| v.fits(request))?;
-        if !watch::unchanged(&variant.files) {
-            // Changed in a way no event reports (a write through a mapping).
-            state.clear();
-            return None;
-        }
-        Some(variant.fd.clone())
+    /// [`get`](Self::get) for each of `requests`, if no other thread is
+    /// using the cache (all None at once if one is: a worker may hold it
+    /// for milliseconds while it traces a new answer's paths, up to 256
+    /// paths of 256 steps, and the I/O thread must not wait). A request
+    /// with no key (too large to keep) has no answer here.
+    ///
+    /// The cache is looked at once for all of them: one `poll` for
+    /// events, and each answer's held files compared once however many of
+    /// the requests it serves. That is as fresh as a look per request
+    /// *if every request was read whole before this call*: a change made
+    /// before a client sent its request is then reported by now.
+    pub fn try_get_batch<'a>(
+        &self,
+        requests: impl ExactSizeIterator<Item = (Option<Key>, &'a InterpRequest)>,
+    ) -> Vec<Option<Arc<OwnedFd>>> {
+        let Some(state) = crate::lock::try_lock(&self.state) else {
+            return vec![None; requests.len()];
+        };
+        let mut state = Self::freshened(state);
+        let mut compared = Vec::new();
+        requests
+            .map(|(key, request)| state.get(&key?, request, &mut compared))
+            .collect()
     }
 
     /// Drop every answer and close every descriptor the cache holds (the
@@ -327,7 +342,9 @@ impl AnswerCache {
             origin: depends.origin.then(|| request.origin().to_vec()),
             fd: fd.clone(),
             files,
+            serial: state.serials,
         };
+        state.serials += 1;
         let variants = state.answers.entry(key).or_default();
         // Another worker may have cached the same answer meanwhile.
         if !variants.iter().any(|v| v.fits(request)) {
@@ -378,6 +395,23 @@ impl AnswerCache {
 }
 
 impl State {
+    /// The answer for `request` under `key`, unless a file it depended on
+    /// changed (then every answer is dropped). `compared`: the variants
+    /// whose files were compared since the caller looked for events; they
+    /// are not compared again.
+    fn get(&mut self, key: &Key, request: &InterpRequest, compared: &mut Vec<u64>) -> Option<Arc<OwnedFd>> {
+        let variant = self.answers.get(key)?.iter().find(|v| v.fits(request))?;
+        if !compared.contains(&variant.serial) {
+            if !watch::unchanged(&variant.files) {
+                // Changed in a way no event reports (a write through a mapping).
+                self.clear();
+                return None;
+            }
+            compared.push(variant.serial);
+        }
+        Some(variant.fd.clone())
+    }
+
     /// Drop every answer, and every link left standing.
     fn clear(&mut self) {
         self.answers.clear();

@@ -330,10 +330,17 @@ impl LdsoSource for NamespaceSource {
         Ok(answered.fd)
     }
 
-    /// Never waits: while a worker holds the cache, the request goes to a
+    /// Never waits: while a worker holds the cache, the requests go to a
     /// worker (which takes the answer from the cache when it can).
-    fn cached(&self, request: &InterpRequest, client: &Credentials) -> Option<Arc<OwnedFd>> {
-        self.cache.as_ref()?.try_get(&Key::of(request, client)?, request)
+    fn cached(&self, requests: &[(&InterpRequest, &Credentials)]) -> Vec<Option<Arc<OwnedFd>>> {
+        let Some(cache) = &self.cache else {
+            return vec![None; requests.len()];
+        };
+        cache.try_get_batch(
+            requests
+                .iter()
+                .map(|&(request, client)| (Key::of(request, client), request)),
+        )
     }
 
     fn changes(&self) -> Option<BorrowedFd<'_>> {

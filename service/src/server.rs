@@ -85,6 +85,10 @@ const CHANGED: u64 = u64::MAX - 3;
 /// Most connections accepted before the connections being read are looked
 /// at again (see `IoLoop::accept`).
 const ACCEPT_BATCH: usize = 64;
+/// Most complete requests read before the cache is asked for them (see
+/// `IoLoop::answer_ready`): one look for changes serves them all, and the
+/// first of them waits for at most this many to be read.
+const ANSWER_BATCH: usize = 16;
 /// How long the listener is left alone after `accept` failed for want of
 /// descriptors or memory.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
@@ -266,6 +270,10 @@ struct IoLoop {
     conns: HashMap<u64, Conn>,
     /// Where every connection's bytes are read into first.
     chunk: Box<[u8; CHUNK]>,
+    /// Requests read whole and not yet answered: the cache is asked for
+    /// them together ([`answer_ready`](Self::answer_ready)), at most
+    /// [`ANSWER_BATCH`] at a time.
+    ready: Vec<(Conn, Box<InterpRequest>)>,
     next: u64,
     listening: bool,
     /// Not accepting until then: `accept` failed (`EMFILE`, `ENFILE`,
@@ -312,6 +320,7 @@ impl IoLoop {
             limits,
             conns: HashMap::new(),
             chunk: Box::new([0; CHUNK]),
+            ready: Vec::with_capacity(ANSWER_BATCH),
             next: 0,
             listening: true,
             accept_paused: None,
@@ -350,14 +359,16 @@ impl IoLoop {
                     token => self.readable(token),
                 }
             }
+            self.answer_ready();
             self.expire();
             self.update_listening();
         }
     }
 
-    /// Connections held: being read, or with the workers.
+    /// Connections held: being read, read and about to be answered, or
+    /// with the workers.
     fn held(&self) -> usize {
-        self.conns.len() + self.stats.answering.load(Ordering::SeqCst)
+        self.conns.len() + self.ready.len() + self.stats.answering.load(Ordering::SeqCst)
     }
 
     /// Accept and serve what is waiting, at most [`ACCEPT_BATCH`]
@@ -369,17 +380,17 @@ impl IoLoop {
     fn accept(&mut self) {
         for _ in 0..ACCEPT_BATCH {
             if self.held() >= self.limits.max_connections {
-                return;
+                break;
             }
             let flags = rustix::net::SocketFlags::NONBLOCK | rustix::net::SocketFlags::CLOEXEC;
             let stream = match rustix::net::accept_with(&self.listener, flags) {
                 Ok(fd) => UnixStream::from(fd),
-                Err(rustix::io::Errno::AGAIN) => return,
+                Err(rustix::io::Errno::AGAIN) => break,
                 Err(rustix::io::Errno::INTR | rustix::io::Errno::CONNABORTED) => continue,
                 Err(e) => {
                     debug!(error = %e, "exec service: accept failed; pausing");
                     self.accept_paused = Some(Instant::now() + ACCEPT_PAUSE);
-                    return;
+                    break;
                 }
             };
             // Whose rights the answer is searched with: the kernel's word,
@@ -416,6 +427,7 @@ impl IoLoop {
                 progress => self.finish(conn, progress),
             }
         }
+        self.answer_ready();
     }
 
     fn readable(&mut self, token: u64) {
@@ -430,17 +442,25 @@ impl IoLoop {
         self.finish(conn, progress);
     }
 
-    /// The source's cached answer, if any; a panic there (a bug) sends the
-    /// request to a worker.
-    fn cached(&self, request: &InterpRequest, client: &Credentials) -> Option<Arc<OwnedFd>> {
-        std::panic::catch_unwind(AssertUnwindSafe(|| self.source.cached(request, client))).unwrap_or(None)
-    }
-
-    /// Answer a connection that has said all it will say.
-    fn finish(&mut self, conn: Conn, progress: Progress) {
-        match progress {
-            // A known answer goes out at once; a search goes to a worker.
-            Progress::Done(request) => match self.cached(&request, &conn.client) {
+    /// Answer the requests read so far: each known one from the source's
+    /// cache, the others by a worker. The cache is asked once for all of
+    /// them, after every one was read whole, so one look for changes
+    /// serves them all (`LdsoSource::cached`). A panic there (a bug) sends
+    /// them to the workers.
+    fn answer_ready(&mut self) {
+        if self.ready.is_empty() {
+            return;
+        }
+        let mut ready = std::mem::take(&mut self.ready);
+        let mut known = {
+            let asked: Vec<(&InterpRequest, &Credentials)> = ready.iter().map(|(c, r)| (&**r, &c.client)).collect();
+            std::panic::catch_unwind(AssertUnwindSafe(|| self.source.cached(&asked))).unwrap_or_default()
+        };
+        // A source that answered for fewer requests than it was asked about
+        // leaves the rest to the workers.
+        known.resize(ready.len(), None);
+        for ((conn, request), known) in ready.drain(..).zip(known) {
+            match known {
                 Some(fd) => self.handout.reply(&conn.stream, &fd),
                 None => {
                     self.stats.answering.fetch_add(1, Ordering::SeqCst);
@@ -450,7 +470,21 @@ impl IoLoop {
                         client: conn.client,
                     });
                 }
-            },
+            }
+        }
+        self.ready = ready;
+    }
+
+    /// Answer a connection that has said all it will say (a complete
+    /// request joins the batch to answer: [`answer_ready`](Self::answer_ready)).
+    fn finish(&mut self, conn: Conn, progress: Progress) {
+        match progress {
+            Progress::Done(request) => {
+                self.ready.push((conn, request));
+                if self.ready.len() >= ANSWER_BATCH {
+                    self.answer_ready();
+                }
+            }
             Progress::Refuse(e) => {
                 debug!(error = %e, "exec service: request refused");
                 reply_error(&conn.stream, e.errno(), &e.to_string(), &self.stats);

@@ -22,10 +22,14 @@ pub trait LdsoSource: Send + Sync {
     /// flags, `O_DIRECT` say, and no other client must see that).
     fn ldso(&self, request: &InterpRequest, client: &Credentials) -> Result<Arc<OwnedFd>, ExecError>;
 
-    /// An answer known without searching, if any: asked on the I/O thread,
-    /// so it must not block.
-    fn cached(&self, _request: &InterpRequest, _client: &Credentials) -> Option<Arc<OwnedFd>> {
-        None
+    /// The answers known without searching, one for each of `requests`
+    /// (None where there is none: that request goes to a worker). Asked on
+    /// the I/O thread, so it must not block; asked for several requests at
+    /// once, each of them read whole before the call, so that one look for
+    /// changes can serve them all (a change made before a client sent its
+    /// request must be seen in its answer).
+    fn cached(&self, requests: &[(&InterpRequest, &Credentials)]) -> Vec<Option<Arc<OwnedFd>>> {
+        vec![None; requests.len()]
     }
 
     /// A descriptor that becomes readable when cached answers may have

@@ -221,7 +221,7 @@ fn the_service_watches_a_directory_whose_device_and_inode_come_back() {
         again();
         assert_eq!(answer("the new tmpfs mounted"), id(&jail.host(&conf_a)));
         assert!(
-            source.cached(&request, &me).is_some(),
+            source.cached(&[(&request, &me)])[0].is_some(),
             "not cached: this test would prove nothing"
         );
         jail.add(&glibc_ldso(), &first);
@@ -492,10 +492,9 @@ impl ldchain::service::LdsoSource for Counting {
     }
     fn cached(
         &self,
-        request: &ldchain::service::InterpRequest,
-        client: &Credentials,
-    ) -> Option<std::sync::Arc<std::os::fd::OwnedFd>> {
-        self.0.cached(request, client)
+        requests: &[(&ldchain::service::InterpRequest, &Credentials)],
+    ) -> Vec<Option<std::sync::Arc<std::os::fd::OwnedFd>>> {
+        self.0.cached(requests)
     }
     fn changes(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         self.0.changes()
@@ -640,6 +639,62 @@ fn the_service_sees_each_kind_of_change_in_the_next_exec() {
     fs::rename(s.jail.host("/deep/y"), s.jail.host("/deep/old")).unwrap();
     fs::rename(s.jail.host("/deep/x"), s.jail.host("/deep/y")).unwrap();
     assert_eq!(s.exec(), y_was, "the link target's parent directory replaced");
+}
+
+/// The I/O thread asks the cache for the requests it read together: one
+/// look for events serves them all, and each answer's held files are
+/// compared once per batch. Every answer in a batch is still compared, not
+/// only the first one's.
+#[test]
+fn a_batch_from_the_cache_compares_each_answer_it_gives() {
+    use ldchain::service::LdsoSource;
+    let Some(jail) = jail() else { return };
+    jail.add(&glibc_ldso(), &format!("/b/{LDSO}"));
+    let source =
+        ldchain::service::NamespaceSource::new(Resolver::new(Config::default()), Namespace::open(jail.path()).unwrap());
+    let me = Credentials {
+        uid: rustix::process::getuid().as_raw(),
+        gid: rustix::process::getgid().as_raw(),
+        groups: Vec::new(),
+    };
+    let interp = format!("/lib64/{LDSO}");
+    // From ld.so.conf (its files held), and from LDSO_PATH (/b's ld.so held).
+    let (conf, b) = (
+        crate::rights::request(&interp, None),
+        crate::rights::request(&interp, Some("/b")),
+    );
+    let inode = |fd: &std::os::fd::OwnedFd| {
+        let st = rustix::fs::fstat(fd).unwrap();
+        (st.st_dev, st.st_ino)
+    };
+    for request in [&conf, &b] {
+        // The second answer is the one kept.
+        for _ in 0..2 {
+            source.ldso(request, &me).unwrap();
+        }
+    }
+    let batch = [(&b, &me), (&conf, &me), (&conf, &me), (&b, &me)];
+    let got: Vec<_> = source
+        .cached(&batch)
+        .into_iter()
+        .map(|fd| fd.map(|fd| inode(&fd)))
+        .collect();
+    let (a_id, b_id) = (
+        id(&jail.host(&format!("/conf-a/{LDSO}"))),
+        id(&jail.host(&format!("/b/{LDSO}"))),
+    );
+    assert_eq!(
+        got,
+        [Some(b_id), Some(a_id), Some(a_id), Some(b_id)],
+        "not cached: this test would prove nothing"
+    );
+    // No event is sent for this write: only the comparison sees it.
+    write_through_mapping(&jail.host("/etc/ld.so.conf.d/a.conf"), b"/conf-b\n");
+    let got = source.cached(&[(&b, &me), (&conf, &me)]);
+    assert!(
+        got[1].is_none(),
+        "the second answer of a batch was given though a file it depended on changed"
+    );
 }
 
 #[test]
