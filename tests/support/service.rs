@@ -10,8 +10,10 @@ pub struct Reply {
 }
 
 /// Read one reply: header, message and any descriptors, until the reply is
-/// complete or the server closes.
+/// complete or the server closes. Fails the test after a minute without a
+/// byte: a service that never answers is a failure, not a hang.
 pub fn receive(s: &std::os::unix::net::UnixStream) -> Reply {
+    s.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
     let mut buf = [0u8; ldchain::service::proto::REPLY_HEADER + ldchain::service::proto::MAX_MESSAGE];
     let mut got = 0;
     let mut fds = Vec::new();
@@ -19,7 +21,8 @@ pub fn receive(s: &std::os::unix::net::UnixStream) -> Reply {
         let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
         let mut control = rustix::net::RecvAncillaryBuffer::new(&mut space);
         let mut iov = [std::io::IoSliceMut::new(&mut buf[got..])];
-        let r = rustix::net::recvmsg(s, &mut iov, &mut control, rustix::net::RecvFlags::CMSG_CLOEXEC).unwrap();
+        let r = rustix::net::recvmsg(s, &mut iov, &mut control, rustix::net::RecvFlags::CMSG_CLOEXEC)
+            .unwrap_or_else(|e| panic!("no reply from the service ({e}; a minute allowed)"));
         for msg in control.drain() {
             if let rustix::net::RecvAncillaryMessage::ScmRights(rights) = msg {
                 fds.extend(rights);
