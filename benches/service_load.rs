@@ -10,6 +10,15 @@
 //! and descriptors before and after a first and a second run (flat: the
 //! cache holds one answer, and nothing grows with the number served).
 //!
+//! The same clients then load **the protocol's floor**: a server in this
+//! bench (its own process, one thread) that does only what every answer
+//! needs — accept, the peer's credentials, a peek at the whole request, a
+//! description of its own for the client (`ProcFd::reopen`), the reply —
+//! and nothing else (no resolver, no cache, no bounds, no care for a slow
+//! client). ldchain's figures are printed against the floor's, measured
+//! in the same run: on a shared 2-core machine the absolute figures move
+//! by a third from hour to hour, the ratios much less.
+//!
 //! Wall clock on a shared machine: printed, never asserted.
 
 use std::io::{IoSliceMut, Write};
@@ -207,7 +216,78 @@ fn rand_fraction() -> f64 {
     (RandomState::new().hash_one(std::thread::current().id()) % 1_000_000) as f64 / 1e6
 }
 
+/// `SERVICE_LOAD_FLOOR=SOCKET`: be the floor server (see the module docs)
+/// on SOCKET, answering every request with the host's ld.so; "ready" on
+/// stderr once listening.
+fn floor_server(socket: &Path) -> ! {
+    use ldchain::service::proto::REQUEST_HEADER;
+    let listener = std::os::unix::net::UnixListener::bind(socket).unwrap();
+    let ldso = std::fs::File::open("/lib64/ld-linux-x86-64.so.2").unwrap();
+    let proc_fd = ldchain::resolver::ProcFd::open().unwrap();
+    eprintln!("ready");
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let Ok((stream, _)) = listener.accept() else { continue };
+        let Ok(_client) = ldchain::resolver::Credentials::of_peer(&stream) else {
+            continue;
+        };
+        // Peek until the whole request is there (its header says how long).
+        let whole = loop {
+            match rustix::net::recv(&stream, &mut buf[..], rustix::net::RecvFlags::PEEK) {
+                Ok((n, _)) if n >= REQUEST_HEADER => {
+                    let head: &[u8; REQUEST_HEADER] = buf[..REQUEST_HEADER].try_into().unwrap();
+                    match ldchain::service::proto::RequestHeader::decode(head) {
+                        Ok(h) if n >= REQUEST_HEADER + h.body_len() => break true,
+                        Ok(_) => std::thread::yield_now(),
+                        Err(_) => break false,
+                    }
+                }
+                Ok((0, _)) | Err(_) => break false,
+                Ok(_) => std::thread::yield_now(),
+            }
+        };
+        if !whole {
+            continue;
+        }
+        let Ok(own) = proc_fd.reopen(std::os::fd::AsFd::as_fd(&ldso)) else {
+            continue;
+        };
+        let header = ldchain::service::proto::encode_reply_header(0, 0);
+        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
+        let fds = [std::os::fd::AsFd::as_fd(&own)];
+        control.push(rustix::net::SendAncillaryMessage::ScmRights(&fds));
+        let flags = rustix::net::SendFlags::DONTWAIT | rustix::net::SendFlags::NOSIGNAL;
+        let _ = rustix::net::sendmsg(&stream, &[std::io::IoSlice::new(&header)], &mut control, flags);
+    }
+}
+
+/// Start the floor server (this bench, run again): its socket, and the
+/// process (killed when dropped).
+fn floor() -> Serve {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("floor.sock");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env_clear()
+        .env("SERVICE_LOAD_FLOOR", &socket)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = [0u8; 6];
+    std::io::Read::read_exact(child.stderr.as_mut().unwrap(), &mut ready).expect("the floor server did not start");
+    assert_eq!(&ready, b"ready\n");
+    Serve {
+        child,
+        socket,
+        _dir: dir,
+    }
+}
+
 fn main() {
+    if let Some(socket) = std::env::var_os("SERVICE_LOAD_FLOOR") {
+        floor_server(Path::new(&socket));
+    }
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let clients: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(64);
     let secs: f64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(5.0);
@@ -225,6 +305,16 @@ fn main() {
     let after = service_state(pid);
     let clients_cpu_us =
         (service_state(me).0 - clients_before) as f64 * 1e6 / rustix::param::clock_ticks_per_second() as f64;
+    // The floor, right after, with the same clients for as long.
+    let (floor_n, mut floor_lat, floor_elapsed, floor_failed, floor_ticks) = {
+        let floor = floor();
+        ask(&floor.socket, &request).expect("the floor server did not answer");
+        let fpid = floor.child.id();
+        let start = service_state(fpid).0;
+        let (n, lat, elapsed, failed) = load(&floor.socket, clients, secs, None);
+        (n, lat, elapsed, failed, service_state(fpid).0 - start)
+    };
+    floor_lat.sort_unstable();
     // Open loop at two offered rates: half the target, and the target.
     let open: Vec<_> = [10_000.0, 20_000.0]
         .into_iter()
@@ -265,6 +355,23 @@ fn main() {
         "  the clients' CPU (this process, {clients} threads): {:.1} µs per answer",
         clients_cpu_us / n as f64
     );
+    let floor_pct = |p: f64| floor_lat[((floor_lat.len() as f64 * p) as usize).min(floor_lat.len() - 1)];
+    let rate = n as f64 / elapsed.as_secs_f64();
+    let floor_rate = floor_n as f64 / floor_elapsed.as_secs_f64();
+    println!(
+        "  the protocol's floor (one thread: accept, credentials, peek, reopen, reply), same clients, right after: \
+         {floor_rate:.0} answers/s, p50 {} µs, p99 {} µs, its CPU {:.1} µs per answer ({floor_failed} not answered)",
+        floor_pct(0.50),
+        floor_pct(0.99),
+        floor_ticks as f64 * tick / floor_n as f64
+    );
+    println!(
+        "  ldchain / floor: answers/s {:.3}, p50 {:.3}, p99 {:.3}, server CPU per answer {:.3}",
+        rate / floor_rate,
+        pct(0.50) as f64 / floor_pct(0.50) as f64,
+        pct(0.99) as f64 / floor_pct(0.99) as f64,
+        (cpu_us / n as f64) / (floor_ticks as f64 * tick / floor_n as f64)
+    );
     println!(
         "  service RSS: {} KiB before, {} KiB after {n1} answers, {} KiB after {} more",
         before.1, middle.1, after.1, n
@@ -293,14 +400,17 @@ fn main() {
     }
     println!("  service RSS after that: {} KiB, descriptors: {}", last.1, last.2);
     println!(
-        "service_load: answers_per_s={:.0} p50_us={} p99_us={} cpu_us_per_answer={:.1} rss_kib={}->{} fds={}->{}",
-        n as f64 / elapsed.as_secs_f64(),
+        "service_load: answers_per_s={:.0} p50_us={} p99_us={} cpu_us_per_answer={:.1} rss_kib={}->{} fds={}->{} \
+         floor_answers_per_s={floor_rate:.0} floor_p99_us={} p99_vs_floor={:.3}",
+        rate,
         pct(0.50),
         pct(0.99),
         cpu_us / n as f64,
         middle.1,
         after.1,
         middle.2,
-        after.2
+        after.2,
+        floor_pct(0.99),
+        pct(0.99) as f64 / floor_pct(0.99) as f64
     );
 }
