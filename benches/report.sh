@@ -138,6 +138,11 @@ warm_calls() { # ROOT: system calls per warm plan of /bin/true
 warm=$(warm_calls "$ns")
 echo "| system calls per warm plan_exec (/bin/true in the bench's namespace) | $warm |"
 echo "| system calls per warm plan_exec (/bin/true on the host's root: \`strace -f -c\` of \`PLAN_REPEAT=110\` minus \`=10\` of \`$rel/examples/plan / /bin/true\`, / 100) | $(warm_calls /) |"
+# The exec service answering 16 requests that were all waiting (it is
+# stopped while they connect and send, then traced): the look for changes
+# and the comparison of held files are made once for the batch.
+queued=$(SERVICE_LOAD_QUEUED=16 SERVICE_LOAD_ROOT="$ns" cargo bench -q --bench service_load 2>/dev/null | sed -n 's/.*service_queued_syscalls=\([0-9]*\).*/\1/p')
+echo "| system calls of the exec service answering 16 waiting requests in the bench's namespace (\`SERVICE_LOAD_QUEUED=16 SERVICE_LOAD_ROOT=NS cargo bench --bench service_load\`: stopped while they connect, then \`strace -f -c\`; 210 when each answer looked for changes itself) | $queued |"
 
 echo
 echo "## Nested exec (interp mode)"
@@ -210,6 +215,11 @@ if [ "$mode" = --check ]; then
         check "chainloader_size_$arch" "${size[$arch]}" "$(budget "chainloader_size_$arch")"
     done
     check plan_exec_warm_syscalls "$warm" "$(budget plan_exec_warm_syscalls)"
+    if [ -z "$queued" ]; then
+        echo "NOT MEASURED: service_queued_syscalls (SERVICE_LOAD_QUEUED=16 cargo bench --bench service_load failed)"; fail=1
+    else
+        check service_queued_syscalls "$queued" "$(budget service_queued_syscalls)"
+    fi
     check nested_added_syscalls "$nested_added" "$(budget nested_added_syscalls)"
     check nested_llp_added_syscalls "$nested_llp_added" "$(budget nested_llp_added_syscalls)"
     check run_true_syscalls "$run_true" "$(budget run_true_syscalls)"

@@ -20,6 +20,15 @@
 //! by a third from hour to hour, the ratios much less.
 //!
 //! Wall clock on a shared machine: printed, never asserted.
+//!
+//! `SERVICE_LOAD_QUEUED=N [SERVICE_LOAD_ROOT=DIR] cargo bench --bench service_load`: a
+//! deterministic figure instead (`benches/report.sh` holds it as a budget):
+//! the system calls the service makes to answer N requests that were all
+//! waiting when it ran (it is stopped while they connect and send, then
+//! traced with `strace -f -c` while it answers them). Each answer costs its
+//! own accept, credentials, peek, reopen, reply and closes; the look for
+//! changes and the comparison of the answer's files are made once per
+//! batch.
 
 use std::io::{IoSliceMut, Write};
 use std::os::unix::net::UnixStream;
@@ -119,8 +128,11 @@ fn serve() -> Serve {
     let sockdir = dir.path().join("run");
     // SERVICE_LOAD_LOG=FILE: the service's debug log goes there.
     let log = std::env::var_os("SERVICE_LOAD_LOG");
+    // SERVICE_LOAD_ROOT: the namespace to serve (default: the host's root).
+    let root = std::env::var_os("SERVICE_LOAD_ROOT").unwrap_or_else(|| "/".into());
     let mut child = Command::new(ldchain())
-        .args(["serve", "--root", "/"])
+        .args(["serve", "--root"])
+        .arg(&root)
         .arg(&sockdir)
         .env_clear()
         .envs(log.as_ref().map(|_| ("RUST_LOG", "debug")))
@@ -284,9 +296,110 @@ fn floor() -> Serve {
     }
 }
 
+/// Receive one reply to `s`'s request, with its descriptor.
+fn receive_reply(s: &UnixStream) -> Result<(), String> {
+    let mut buf = [0u8; REPLY_HEADER + 512];
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = rustix::net::RecvAncillaryBuffer::new(&mut space);
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let r = rustix::net::recvmsg(s, &mut iov, &mut control, rustix::net::RecvFlags::CMSG_CLOEXEC)
+        .map_err(|e| format!("receive: {e}"))?;
+    let fds: usize = control
+        .drain()
+        .map(|msg| match msg {
+            rustix::net::RecvAncillaryMessage::ScmRights(rights) => rights.count(),
+            _ => 0,
+        })
+        .sum();
+    match decode_reply_header(&buf[..r.bytes]) {
+        Some((0, _)) if fds == 1 => Ok(()),
+        Some((errno, _)) => Err(format!("errno {errno}, {fds} descriptors")),
+        None => Err(format!("no reply ({} bytes)", r.bytes)),
+    }
+}
+
+/// `SERVICE_LOAD_QUEUED=N`: the system calls of answering N waiting
+/// requests (see the module docs). Prints `service_queued_syscalls=T` for
+/// the N answers together.
+fn queued(n: usize) {
+    use rustix::process::{kill_process, Pid, Signal};
+    let serve = serve();
+    let pid = Pid::from_child(&serve.child);
+    let request = request();
+    // Searched for, then cached from the second search on.
+    for _ in 0..2 {
+        ask(&serve.socket, &request).expect("the service did not answer");
+    }
+    // Idle (the last reply's connection closed), then stopped: every
+    // thread (a stop is delivered to each in its own time).
+    std::thread::sleep(Duration::from_millis(200));
+    kill_process(pid, Signal::STOP).unwrap();
+    let tasks = format!("/proc/{}/task", serve.child.id());
+    let stopped = || {
+        std::fs::read_dir(&tasks).unwrap().all(|t| {
+            let stat = std::fs::read_to_string(t.unwrap().path().join("stat")).unwrap_or_default();
+            stat.rfind(')')
+                .is_some_and(|i| stat[i + 1..].trim_start().starts_with('T'))
+        })
+    };
+    let t0 = Instant::now();
+    while !stopped() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "the service did not stop");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let clients: Vec<UnixStream> = (0..n)
+        .map(|_| {
+            let mut s = UnixStream::connect(&serve.socket).unwrap();
+            s.write_all(&request).unwrap();
+            s
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("strace");
+    let mut strace = Command::new("strace")
+        .args(["-f", "-c", "-o"])
+        .arg(&out)
+        .args(["-p", &serve.child.id().to_string()])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("strace");
+    // Attached (to every thread) before the service goes on.
+    let mut err = std::io::BufReader::new(strace.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("attached") {
+        line.clear();
+        assert_ne!(
+            std::io::BufRead::read_line(&mut err, &mut line).unwrap(),
+            0,
+            "strace did not attach"
+        );
+    }
+    kill_process(pid, Signal::CONT).unwrap();
+    for s in &clients {
+        receive_reply(s).expect("a queued request was not answered");
+    }
+    // The service is idle again (its next call waits): detach.
+    std::thread::sleep(Duration::from_millis(200));
+    kill_process(Pid::from_child(&strace), Signal::INT).unwrap();
+    strace.wait().unwrap();
+    let table = std::fs::read_to_string(&out).unwrap();
+    let total: u64 = table
+        .lines()
+        .find(|l| l.trim_end().ends_with("total"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no total in strace's table:\n{table}"));
+    print!("{table}");
+    println!("service_queued_answers={n} service_queued_syscalls={total}");
+}
+
 fn main() {
     if let Some(socket) = std::env::var_os("SERVICE_LOAD_FLOOR") {
         floor_server(Path::new(&socket));
+    }
+    if let Some(n) = std::env::var_os("SERVICE_LOAD_QUEUED") {
+        queued(n.to_str().and_then(|n| n.parse().ok()).expect("SERVICE_LOAD_QUEUED=N"));
+        return;
     }
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let clients: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(64);
