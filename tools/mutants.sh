@@ -249,12 +249,9 @@ m warm-dirs-on-the-way-unwatched resolver/src/watch.rs \
 m warm-child-reads-parents-reports resolver/src/plan/warm.rs \
     'if state.plans.is_empty() || state.pid != std::process::id() {' \
     'if state.plans.is_empty() {' '--test warm_fork'
-m svc-wait-consumed-mount-change-trusted service/src/cache.rs \
-    '        state.changes.reported();
-        state.clear();' \
-    '        if state.changes.changed() {
-            state.clear();
-        }' "$WARM"
+m waitable-shares-mount-report resolver/src/watch.rs \
+    'epoll::add(&ep, &mounts, epoll::EventData::new_u64(1), epoll::EventFlags::PRI)?;' \
+    'epoll::add(&ep, &self.mounts, epoll::EventData::new_u64(1), epoll::EventFlags::PRI)?;' "$WARM"
 m svc-mapped-writes-unseen service/src/cache.rs \
     'if !watch::unchanged(&variant.files) {' \
     'if false && !watch::unchanged(&variant.files) {' "$WARM"

@@ -89,6 +89,10 @@ pub struct Changes {
     inotify: Arc<OwnedFd>,
     /// `/proc/thread-self/mountinfo` of the thread that made this.
     mounts: OwnedFd,
+    /// The same table opened again for [`waitable`](Self::waitable): each
+    /// open file has its own record of the changes it reported, so a wait
+    /// that reports one leaves it to be reported to [`changed`](Self::changed) too.
+    wait_mounts: Option<OwnedFd>,
     /// Inodes watched since the last change (so a trace adds no watch
     /// twice), and every watch descriptor added (the kernel gives an inode
     /// watched already its descriptor again).
@@ -114,6 +118,7 @@ impl Changes {
         Some(Changes {
             inotify: Arc::new(inotify),
             mounts,
+            wait_mounts: None,
             watched: HashSet::new(),
             wds: HashSet::new(),
             local_mounts: HashMap::new(),
@@ -174,14 +179,20 @@ impl Changes {
     }
 
     /// One descriptor to wait on for both (an epoll instance: readable
-    /// when inotify has events or the mount table changed). A wait on it
-    /// consumes the mount table's report: after it says readable, drop
-    /// everything, whatever [`changed`](Self::changed) then says.
-    pub fn waitable(&self) -> std::io::Result<OwnedFd> {
+    /// when inotify has events or the mount table changed). It watches the
+    /// mount table through an open file of its own (kept here): a wait
+    /// that reports a change consumes that file's report only, and
+    /// [`changed`](Self::changed) still reports the change to whoever
+    /// looks next. (Through one shared file, a thread answering between
+    /// another's wait and its refresh saw no change and gave an answer
+    /// from before the mount.)
+    pub fn waitable(&mut self) -> std::io::Result<OwnedFd> {
         use rustix::event::epoll;
+        let mounts = crate::procfd::ProcFd::open()?.reopen(self.mounts.as_fd())?;
         let ep = epoll::create(epoll::CreateFlags::CLOEXEC)?;
         epoll::add(&ep, &*self.inotify, epoll::EventData::new_u64(0), epoll::EventFlags::IN)?;
-        epoll::add(&ep, &self.mounts, epoll::EventData::new_u64(1), epoll::EventFlags::PRI)?;
+        epoll::add(&ep, &mounts, epoll::EventData::new_u64(1), epoll::EventFlags::PRI)?;
+        self.wait_mounts = Some(mounts);
         Ok(ep)
     }
 

@@ -185,7 +185,7 @@ const NEW_LINK: &str = ".new";
 impl AnswerCache {
     /// An empty cache, or None if inotify is unavailable (nothing is cached then).
     pub fn new() -> Option<AnswerCache> {
-        let changes = Changes::new()?;
+        let mut changes = Changes::new()?;
         Some(AnswerCache {
             wait: changes.waitable().ok()?,
             instance: changes.instance(),
@@ -223,10 +223,13 @@ impl AnswerCache {
         self.instance.as_fd()
     }
 
-    /// Drop every answer: [`changes`](Self::changes) was readable (the
-    /// wait consumed the mount table's report, so it is not asked again).
+    /// Drop every answer: [`changes`](Self::changes) was readable. The
+    /// cache's own look at the changes is made too, so that what the wait
+    /// reported is not reported again to the next request (the wait and
+    /// the look see the mount table through open files of their own).
     pub fn refresh(&self) {
         let mut state = self.lock();
+        let _ = state.changes.changed();
         state.changes.reported();
         state.clear();
     }

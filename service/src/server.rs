@@ -86,8 +86,9 @@ const CHANGED: u64 = u64::MAX - 3;
 /// at again (see `IoLoop::accept`).
 const ACCEPT_BATCH: usize = 64;
 /// Most complete requests read before the cache is asked for them (see
-/// `IoLoop::answer_ready`): one look for changes serves them all, and the
-/// first of them waits for at most this many to be read.
+/// `IoLoop::answer_ready`): one look for changes serves them all. The
+/// first of them waits for the rest of the batch, or of the epoll round if
+/// that ends first: what a request late in the round waited for anyway.
 const ANSWER_BATCH: usize = 16;
 /// How long the listener is left alone after `accept` failed for want of
 /// descriptors or memory.
@@ -343,8 +344,8 @@ impl IoLoop {
                     return;
                 }
             }
-            // A change first: waiting consumed the mount table's report, so
-            // no answer may be given from the cache before it is dropped.
+            // A change first: the stale answers, and the links standing for
+            // them, go before any request of this round is answered.
             if events.iter().any(|ev| ev.data.u64() == CHANGED) {
                 self.source.refresh();
             }
@@ -480,6 +481,11 @@ impl IoLoop {
     fn finish(&mut self, conn: Conn, progress: Progress) {
         match progress {
             Progress::Done(request) => {
+                // The bytes were decoded: only the request is held now.
+                let conn = Conn {
+                    buf: Vec::new(),
+                    ..conn
+                };
                 self.ready.push((conn, request));
                 if self.ready.len() >= ANSWER_BATCH {
                     self.answer_ready();

@@ -641,6 +641,32 @@ fn the_service_sees_each_kind_of_change_in_the_next_exec() {
     assert_eq!(s.exec(), y_was, "the link target's parent directory replaced");
 }
 
+/// The exec service's I/O thread waits on [`Changes::waitable`] while its
+/// workers look with [`Changes::changed`]. A wait that reported a mount
+/// change must not hide it from the next look: a worker answering between
+/// the wait and the I/O thread's refresh (which waits for the cache while
+/// another worker traces) would give the answer from before the mount.
+#[test]
+fn a_wait_for_changes_hides_no_mount_change_from_the_next_look() {
+    use ldchain::resolver::watch::Changes;
+    in_own_mount_namespace(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut changes = Changes::new().expect("inotify and the mount table");
+        let waitable = changes.waitable().unwrap();
+        assert!(!changes.changed(), "a change reported before any was made");
+        mount(Some("none"), dir.path().to_str().unwrap(), Some("tmpfs"), 0);
+        let mut events = Vec::with_capacity(4);
+        let zero = rustix::time::Timespec { tv_sec: 0, tv_nsec: 0 };
+        rustix::event::epoll::wait(&waitable, rustix::buffer::spare_capacity(&mut events), Some(&zero)).unwrap();
+        assert!(!events.is_empty(), "the wait did not report the mount");
+        assert!(
+            changes.changed(),
+            "the mount reported to the wait was not reported to the next look"
+        );
+        umount(dir.path());
+    });
+}
+
 /// The I/O thread asks the cache for the requests it read together: one
 /// look for events serves them all, and each answer's held files are
 /// compared once per batch. Every answer in a batch is still compared, not
@@ -691,6 +717,10 @@ fn a_batch_from_the_cache_compares_each_answer_it_gives() {
     // No event is sent for this write: only the comparison sees it.
     write_through_mapping(&jail.host("/etc/ld.so.conf.d/a.conf"), b"/conf-b\n");
     let got = source.cached(&[(&b, &me), (&conf, &me)]);
+    assert!(
+        got[0].is_some(),
+        "the answer that depended on nothing changed was dropped"
+    );
     assert!(
         got[1].is_none(),
         "the second answer of a batch was given though a file it depended on changed"
