@@ -273,7 +273,8 @@ impl Namespace {
         if !file.is_regular() {
             return Ok(file);
         }
-        let fd = reopen_for_reading(&file).map_err(|e| io_err(path, e))?;
+        // `file.fd` is an `O_PATH` descriptor of a regular file.
+        let fd = crate::procfd::reopen(file.fd.as_fd()).map_err(|e| io_err(path, e))?;
         Ok(Opened { fd, ..file })
     }
 
@@ -372,20 +373,6 @@ impl Namespace {
             }),
         }
     }
-}
-
-/// Open the file `file.fd` (an `O_PATH` descriptor of a regular file)
-/// refers to for reading: `/proc/self/fd/N` is a magic link to that very
-/// inode, so no path is walked again and nothing can be swapped in — as
-/// long as `/proc` is procfs, which is checked once per process (EOPNOTSUPP
-/// otherwise: without it there is no race-free reopen).
-fn reopen_for_reading(file: &Opened) -> Result<OwnedFd, rustix::io::Errno> {
-    use std::os::fd::AsRawFd;
-    if !crate::procfd::proc_is_procfs() {
-        return Err(rustix::io::Errno::OPNOTSUPP);
-    }
-    let magic = format!("/proc/self/fd/{}", file.fd.as_raw_fd());
-    rfs::open(magic.as_str(), crate::procfd::REOPEN, Mode::empty())
 }
 
 /// What `/proc/self/fd/N` says of `fd`: the host path of the file it is

@@ -27,6 +27,17 @@ pub(crate) fn proc_is_procfs() -> bool {
     *PROCFS.get_or_init(|| rustix::fs::statfs("/proc/self/fd").is_ok_and(|s| s.f_type as u64 == PROC_SUPER_MAGIC))
 }
 
+/// The file `fd` is open on, opened again for reading, once: one `open` of
+/// `/proc/self/fd/N` (EOPNOTSUPP if `/proc` is not procfs: then there is
+/// no race-free reopen). To reopen many files, hold a [`ProcFd`].
+pub(crate) fn reopen(fd: BorrowedFd<'_>) -> rustix::io::Result<OwnedFd> {
+    if !proc_is_procfs() {
+        return Err(rustix::io::Errno::OPNOTSUPP);
+    }
+    let magic = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    rustix::fs::open(magic.as_str(), REOPEN, Mode::empty())
+}
+
 /// This process's `/proc/self/fd`, held open (valid for the process that
 /// opened it: a forked child has its own descriptor table).
 #[derive(Debug)]

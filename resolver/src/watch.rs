@@ -188,7 +188,7 @@ impl Changes {
     /// from before the mount.)
     pub fn waitable(&mut self) -> std::io::Result<OwnedFd> {
         use rustix::event::epoll;
-        let mounts = crate::procfd::ProcFd::open()?.reopen(self.mounts.as_fd())?;
+        let mounts = crate::procfd::reopen(self.mounts.as_fd())?;
         let ep = epoll::create(epoll::CreateFlags::CLOEXEC)?;
         epoll::add(&ep, &*self.inotify, epoll::EventData::new_u64(0), epoll::EventFlags::IN)?;
         epoll::add(&ep, &mounts, epoll::EventData::new_u64(1), epoll::EventFlags::PRI)?;
