@@ -71,23 +71,7 @@ fn request() -> Vec<u8> {
 fn ask(socket: &Path, request: &[u8]) -> Result<(), String> {
     let mut s = UnixStream::connect(socket).map_err(|e| format!("connect: {e}"))?;
     s.write_all(request).map_err(|e| format!("send: {e}"))?;
-    let mut buf = [0u8; REPLY_HEADER + 512];
-    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut control = rustix::net::RecvAncillaryBuffer::new(&mut space);
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let r = rustix::net::recvmsg(&s, &mut iov, &mut control, rustix::net::RecvFlags::CMSG_CLOEXEC)
-        .map_err(|e| format!("receive: {e}"))?;
-    let mut fds = 0;
-    for msg in control.drain() {
-        if let rustix::net::RecvAncillaryMessage::ScmRights(rights) = msg {
-            fds += rights.count();
-        }
-    }
-    match decode_reply_header(&buf[..r.bytes]) {
-        Some((0, _)) if fds == 1 => Ok(()),
-        Some((errno, _)) => Err(format!("errno {errno}, {fds} descriptors")),
-        None => Err(format!("no reply ({} bytes)", r.bytes)),
-    }
+    receive_reply(&s)
 }
 
 /// The service's (CPU ticks, VmRSS KiB, descriptors).
@@ -296,7 +280,8 @@ fn floor() -> Serve {
     }
 }
 
-/// Receive one reply to `s`'s request, with its descriptor.
+/// Receive the reply to `s`'s request and its descriptor (closed at
+/// once). Err: why the service did not answer with a descriptor.
 fn receive_reply(s: &UnixStream) -> Result<(), String> {
     let mut buf = [0u8; REPLY_HEADER + 512];
     let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
