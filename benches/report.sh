@@ -19,6 +19,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-full}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+# A figure's budget or target in benches/budgets.toml.
+budget() { awk -F'=' -v k="$1" '$1 ~ "^"k"[ ]*$" { gsub(/[ \t]|#.*/, "", $2); print $2 }' benches/budgets.toml; }
 
 cargo build -q --release
 # .cargo/config.toml names the target, so builds are under its triple.
@@ -160,7 +162,7 @@ if [ "$mode" = full ]; then
     echo
     for kind in nested nested_llp; do
         ratio=$(sed -n "s/.*${kind}_wall_ratio=\([0-9.]*\).*/\1/p" "$tmp/nested")
-        max=$(awk -F'=' -v k="${kind}_wall_ratio_max" '$1 ~ "^"k"[ ]*$" { gsub(/[ \t]|#.*/, "", $2); print $2 }' benches/budgets.toml)
+        max=$(budget "${kind}_wall_ratio_max")
         verdict=$(awk -v r="$ratio" -v m="$max" 'BEGIN { print (r <= m) ? "within" : "OVER" }')
         label="interp mode / real ld.so"
         [ "$kind" = nested_llp ] && label="$label, LD_LIBRARY_PATH exported"
@@ -198,11 +200,30 @@ if [ "$mode" = full ]; then
     echo
     echo '`cargo bench --bench service_load -- 64 5` (`ldchain serve --root /`, 64 client threads, LD_LIBRARY_PATH in every request):'
     echo
-    cargo bench -q --bench service_load -- 64 5 2>/dev/null | sed -n '/^  a request not answered\|^ldchain serve/,/^  service RSS after/p'
+    cargo bench -q --bench service_load -- 64 5 2>/dev/null > "$tmp/load"
+    sed -n '/^  a request not answered\|^ldchain serve/,/^  service RSS after/p' "$tmp/load"
+    # The issue's target ("at least 20,000 answers/s and p99 at most 2 ms",
+    # 64 clients), compared, never failed on (wall clock). Printed for both
+    # loads: at the target's rate (open loop), and at saturation (closed
+    # loop), whose p99 is the queue of 64 requests always in flight, printed
+    # beside the protocol's floor measured in the same run.
+    echo
+    closed=$(grep '^service_load: answers_per_s=' "$tmp/load" || true)
+    open=$(grep '^service_load: offered=20000 ' "$tmp/load" || true)
+    field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" <<<" $2"; }
+    verdict() { awk -v v="$1" -v b="$2" -v op="$3" 'BEGIN { ok = (op == "min") ? v >= b : v <= b; print ok ? "within" : "OUTSIDE" }'; }
+    min_rate=$(budget service_load_answers_per_s_min)
+    max_p99=$(budget service_load_p99_us_max)
+    if [ -z "$closed" ] || [ -z "$open" ]; then
+        echo "the exec service under load: NOT MEASURED (cargo bench --bench service_load -- 64 5 failed)"
+    else
+        rate=$(field answers_per_s "$closed") p99=$(field p99_us "$closed")
+        echo "at the target's rate, 20000 requests/s from 64 clients: $(field answers_per_s "$open") answers/s, p99 $(field p99_us "$open") µs ($(verdict "$(field p99_us "$open")" "$max_p99" max) the <= $max_p99 in benches/budgets.toml)"
+        echo "closed loop, 64 clients: $rate answers/s ($(verdict "$rate" "$min_rate" min) the >= $min_rate), p99 $p99 µs ($(verdict "$p99" "$max_p99" max) the <= $max_p99); the protocol's floor, same run: $(field floor_answers_per_s "$closed") answers/s, p99 $(field floor_p99_us "$closed") µs; ldchain / floor p99: $(field p99_vs_floor "$closed")"
+    fi
 fi
 
 if [ "$mode" = --check ]; then
-    budget() { awk -F'=' -v k="$1" '$1 ~ "^"k"[ ]*$" { gsub(/[ \t]|#.*/, "", $2); print $2 }' benches/budgets.toml; }
     fail=0
     check() { # name, value, budget
         if [ "$2" -gt "$3" ]; then echo "BUDGET EXCEEDED: $1 = $2 > $3"; fail=1; else echo "budget ok: $1 = $2 <= $3"; fi
