@@ -77,6 +77,7 @@ row() { # label, scenario, base-syscalls, base-instrs, command...
 echo "## Deterministic figures"
 echo
 echo "System calls and user-space instructions per exec, whole process; \"added\" is against (2), running ld.so directly."
+echo "System calls: \`env -i strace -f -c COMMAND\`; instructions: \`env -i valgrind --tool=callgrind --dump-instr=yes COMMAND\`, from /; /chainloader as \`ldchain install DIR\` writes it."
 echo
 echo "| program | scenario | system calls | added | instructions | added |"
 echo "|---|---|---|---|---|---|"
@@ -99,6 +100,8 @@ echo
 echo "The chainloader's own instructions in (3) for /bin/true (inside its mapping; callgrind --dump-instr=yes): $own_i"
 echo
 echo "## Sizes and memory"
+echo
+echo "Sizes: \`stat -c %s\` of the files \`ldchain install DIR\` writes. Memory: \`/proc/self/maps\` of \`/bin/cat\` run through the chainloader."
 echo
 echo "| figure | value |"
 echo "|---|---|"
