@@ -258,6 +258,14 @@ m svc-mapped-writes-unseen service/src/cache.rs \
 m batch-compares-first-only service/src/cache.rs \
     'if !compared.contains(&variant.serial) {' \
     'if compared.is_empty() {' "$WARM"
+m standing-never-checked service/src/server.rs \
+    '            self.check_standing();' \
+    '            let _ = Self::check_standing;' "$WARM"
+m standing-check-keeps-changed service/src/cache.rs \
+    '        if changed {
+            state.clear();' \
+    '        if false && changed {
+            state.clear();' "$WARM"
 
 # --- Nested exec: standing answers ---------------------------------------
 NEST='--test suite -- nested::'

@@ -234,6 +234,35 @@ impl AnswerCache {
         state.clear();
     }
 
+    /// Compare every file the answers depended on with what it was, and
+    /// drop every answer, with every link left standing, if one changed:
+    /// a write through a mapping sends no event, and a standing answer is
+    /// taken without asking, so no hit would ever compare it. Returns
+    /// whether answers still stand (then call again later). While another
+    /// thread uses the cache it looks at nothing and returns true: the I/O
+    /// thread calls it and must not wait.
+    pub fn check_standing(&self) -> bool {
+        let Some(mut state) = crate::lock::try_lock(&self.state) else {
+            return true;
+        };
+        if state.published.is_empty() {
+            return false;
+        }
+        // Each file once, however many answers hold it with the same identity.
+        let mut seen = std::collections::HashSet::new();
+        let changed = state
+            .answers
+            .values()
+            .flatten()
+            .flat_map(|v| &v.files)
+            .filter(|(fd, id)| seen.insert((Arc::as_ptr(fd), *id)))
+            .any(|file| !watch::unchanged([file]));
+        if changed {
+            state.clear();
+        }
+        !state.published.is_empty()
+    }
+
     /// The current generation (after dropping stale answers): pass it to
     /// [`insert`](Self::insert) with an answer searched for from now on.
     pub fn generation(&self) -> u64 {

@@ -32,7 +32,7 @@ use cache::{AnswerCache, Depends, Key, Standing};
 /// The wire format, for other clients and servers.
 pub use chainloader::proto;
 pub use chainloader::proto::{ProtoError, RequestHeader, MAX_MESSAGE, SERVICE_PATH};
-pub use server::{ExecService, Limits, Stats};
+pub use server::{ExecService, Limits, Stats, STANDING_CHECK};
 pub use source::LdsoSource;
 
 use ldchain_resolver::watch::Traced;
@@ -351,6 +351,10 @@ impl LdsoSource for NamespaceSource {
         if let Some(cache) = &self.cache {
             cache.refresh();
         }
+    }
+
+    fn check_standing(&self) -> bool {
+        self.cache.as_ref().is_some_and(AnswerCache::check_standing)
     }
 }
 

@@ -93,6 +93,11 @@ const ANSWER_BATCH: usize = 16;
 /// How long the listener is left alone after `accept` failed for want of
 /// descriptors or memory.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+/// How often, while answers stand, what they depended on is compared with
+/// what it was ([`LdsoSource::check_standing`]): a write through a mapping
+/// sends no event, and a standing answer is taken without asking. The
+/// longest such a change goes unseen by an exec.
+pub const STANDING_CHECK: Duration = Duration::from_secs(1);
 
 impl ExecService {
     /// Serve `listener` with `source` until dropped.
@@ -281,6 +286,9 @@ struct IoLoop {
     /// `ENOMEM`, …). The listener stays readable, so watching it meanwhile
     /// would spin.
     accept_paused: Option<Instant>,
+    /// When to look at the standing answers again
+    /// ([`STANDING_CHECK`]); None while none stand.
+    standing_check: Option<Instant>,
 }
 
 impl IoLoop {
@@ -325,6 +333,8 @@ impl IoLoop {
             next: 0,
             listening: true,
             accept_paused: None,
+            // Answers may stand from the start (left ahead of the service).
+            standing_check: Some(Instant::now() + STANDING_CHECK),
         })
     }
 
@@ -336,8 +346,13 @@ impl IoLoop {
         };
         loop {
             events.clear();
-            let timeout = (!self.conns.is_empty() || self.accept_paused.is_some()).then_some(&tick);
-            match epoll::wait(&self.epoll, rustix::buffer::spare_capacity(&mut events), timeout) {
+            let ticking = !self.conns.is_empty() || self.accept_paused.is_some();
+            let timeout = self.timeout(ticking.then_some(tick));
+            match epoll::wait(
+                &self.epoll,
+                rustix::buffer::spare_capacity(&mut events),
+                timeout.as_ref(),
+            ) {
                 Ok(_) | Err(rustix::io::Errno::INTR) => {}
                 Err(e) => {
                     warn!(error = %e, "exec service: epoll_wait failed; stopping");
@@ -354,6 +369,9 @@ impl IoLoop {
                     STOP => return,
                     WAKE => {
                         let _ = rustix::io::read(&*self.wake, &mut [0u8; 8]);
+                        // A worker answered: it may have left an answer standing.
+                        self.standing_check
+                            .get_or_insert_with(|| Instant::now() + STANDING_CHECK);
                     }
                     CHANGED => {}
                     LISTENER => self.accept(),
@@ -363,6 +381,31 @@ impl IoLoop {
             self.answer_ready();
             self.expire();
             self.update_listening();
+            self.check_standing();
+        }
+    }
+
+    /// How long `epoll_wait` may wait: `tick` (if any), and no later than
+    /// the next look at the standing answers.
+    fn timeout(&self, tick: Option<rustix::time::Timespec>) -> Option<rustix::time::Timespec> {
+        let Some(at) = self.standing_check else { return tick };
+        let left = at.saturating_duration_since(Instant::now());
+        let check = rustix::time::Timespec {
+            tv_sec: left.as_secs() as i64,
+            tv_nsec: i64::from(left.subsec_nanos()),
+        };
+        Some(match tick {
+            Some(t) if (t.tv_sec, t.tv_nsec) < (check.tv_sec, check.tv_nsec) => t,
+            _ => check,
+        })
+    }
+
+    /// Look at the standing answers if it is time ([`STANDING_CHECK`]).
+    fn check_standing(&mut self) {
+        let now = Instant::now();
+        if self.standing_check.is_some_and(|at| at <= now) {
+            let stand = std::panic::catch_unwind(AssertUnwindSafe(|| self.source.check_standing())).unwrap_or(true);
+            self.standing_check = stand.then(|| now + STANDING_CHECK);
         }
     }
 

@@ -44,4 +44,13 @@ pub trait LdsoSource: Send + Sync {
 
     /// Drop whatever cached answers have gone stale.
     fn refresh(&self) {}
+
+    /// Drop the answers left standing if what they depended on changed in
+    /// a way [`changes`](Self::changes) does not report (a write through a
+    /// mapping); whether answers still stand. The server calls it every
+    /// [`STANDING_CHECK`](crate::STANDING_CHECK) while they do, on the I/O
+    /// thread: it must not block.
+    fn check_standing(&self) -> bool {
+        false
+    }
 }

@@ -502,6 +502,9 @@ impl ldchain::service::LdsoSource for Counting {
     fn refresh(&self) {
         self.0.refresh()
     }
+    fn check_standing(&self) -> bool {
+        self.0.check_standing()
+    }
 }
 
 /// A jail with the stub at the probe's PT_INTERP, glibc's ld.so in
@@ -510,11 +513,16 @@ impl ldchain::service::LdsoSource for Counting {
 struct Served {
     jail: Jail,
     searches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// The probe's standing answer, as the host sees it, when the service
+    /// leaves answers standing.
+    link: Option<std::path::PathBuf>,
     _service: ldchain::service::ExecService,
 }
 
 impl Served {
-    fn new() -> Option<Served> {
+    /// With `answers`, the service leaves answers standing in the jail's
+    /// /run/ldchain/ld, which the stub takes without asking.
+    fn start(answers: bool) -> Option<Served> {
         let probe = glibc_probe()?;
         let jail = Jail::new();
         jail.add_glibc_program(&probe, "/bin/probe");
@@ -527,7 +535,14 @@ impl Served {
         fs::create_dir_all(sock.parent().unwrap()).unwrap();
         let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
         let ns = Namespace::open(jail.path()).unwrap();
-        let source = ldchain::service::NamespaceSource::new(Resolver::new(Config::default()), ns);
+        let mut source = ldchain::service::NamespaceSource::new(Resolver::new(Config::default()), ns);
+        let mut link = None;
+        if answers {
+            let dir = jail.host("/run/ldchain/ld");
+            fs::create_dir(&dir).unwrap();
+            source = source.with_answer_dir(fs::File::open(&dir).unwrap().into());
+            link = Some(dir.join(format!("003e2%2flib64%2f{LDSO}")));
+        }
         let searches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counting = Counting(source, searches.clone());
         let limits = ldchain::service::Limits::default();
@@ -535,6 +550,7 @@ impl Served {
         Some(Served {
             jail,
             searches,
+            link,
             _service: service,
         })
     }
@@ -567,7 +583,8 @@ impl Served {
         (dev, f[4].parse().unwrap())
     }
 
-    /// Exec until the answer is cached (an exec then needs no search).
+    /// Exec until the answer is cached (an exec then needs no search), and
+    /// stands if answers are left standing.
     fn warm(&self) {
         self.exec();
         self.exec();
@@ -578,21 +595,62 @@ impl Served {
             before,
             "the answer is not cached: this test would prove nothing"
         );
+        if let Some(link) = &self.link {
+            self.wait_for("the answer left standing", &|| fs::symlink_metadata(link).is_ok());
+        }
+    }
+
+    /// Wait until `cond`, at most 4 × STANDING_CHECK; how long it took.
+    fn wait_for(&self, what: &str, cond: &dyn Fn() -> bool) -> std::time::Duration {
+        let t0 = std::time::Instant::now();
+        while !cond() {
+            let waited = t0.elapsed();
+            assert!(
+                waited < 4 * ldchain::service::STANDING_CHECK,
+                "{what}: not within {waited:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        t0.elapsed()
     }
 
     /// The next exec gets the ld.so at `inside`.
     fn next_uses(&self, inside: &str, what: &str) {
-        assert_eq!(
-            self.exec(),
-            id(&self.jail.host(inside)),
-            "{what}: the next exec did not get {inside}"
-        );
+        self.next_is(id(&self.jail.host(inside)), &format!("{what}: {inside}"));
+    }
+
+    /// The next exec gets the ld.so that is `file` (device, inode). With
+    /// answers standing, the next exec once the service has read the
+    /// change's event (or compared the files, for a change that sends
+    /// none): until the link goes, an exec may take it.
+    fn next_is(&self, file: (u64, u64), what: &str) {
+        if let Some(link) = &self.link {
+            let stale = || {
+                fs::read_link(link).is_ok_and(|target| {
+                    let target = self.jail.host(target.to_str().unwrap());
+                    fs::metadata(target).map_or(true, |m| (m.dev(), m.ino()) != file)
+                })
+            };
+            self.wait_for(&format!("{what}: the stale answer removed"), &|| !stale());
+        }
+        assert_eq!(self.exec(), file, "{what}: the next exec did not get it");
     }
 }
 
 #[test]
 fn the_service_sees_each_kind_of_change_in_the_next_exec() {
-    let Some(s) = Served::new() else { return };
+    each_kind_of_change(false);
+}
+
+/// The same with answers left standing: each kind of change removes the
+/// standing answer, and the next exec after that gets the new answer.
+#[test]
+fn a_standing_answer_goes_with_each_kind_of_change() {
+    each_kind_of_change(true);
+}
+
+fn each_kind_of_change(answers: bool) {
+    let Some(s) = Served::start(answers) else { return };
     let (a, z) = (format!("/conf-a/{LDSO}"), format!("/conf-z/{LDSO}"));
     let good = fs::read(glibc_ldso()).unwrap();
     s.warm();
@@ -638,7 +696,27 @@ fn the_service_sees_each_kind_of_change_in_the_next_exec() {
     let y_was = id(&s.jail.host(&format!("/deep/x/lib/{LDSO}")));
     fs::rename(s.jail.host("/deep/y"), s.jail.host("/deep/old")).unwrap();
     fs::rename(s.jail.host("/deep/x"), s.jail.host("/deep/y")).unwrap();
-    assert_eq!(s.exec(), y_was, "the link target's parent directory replaced");
+    s.next_is(y_was, "the link target's parent directory replaced");
+}
+
+/// A standing answer is taken without asking, so no hit compares the
+/// files it depended on; a write through a mapping sends no event. The
+/// service compares them itself every `STANDING_CHECK` while answers
+/// stand: the link goes, and the next exec after it gets the new answer.
+#[test]
+fn a_standing_answer_goes_after_a_change_no_event_reports() {
+    let Some(s) = Served::start(true) else { return };
+    let (a, z) = (format!("/conf-a/{LDSO}"), format!("/conf-z/{LDSO}"));
+    let link = s.link.clone().unwrap();
+    s.warm();
+    assert_eq!(fs::read_link(&link).unwrap(), Path::new(&a));
+    let before = s.searches();
+    s.next_uses(&a, "through the standing answer");
+    assert_eq!(s.searches(), before, "the stub asked: the answer does not stand");
+    write_through_mapping(&s.jail.host("/etc/ld.so.conf.d/a.conf"), b"/conf-z\n/conf-a\n");
+    let took = s.wait_for("the stale link removed", &|| fs::symlink_metadata(&link).is_err());
+    eprintln!("the stale link went {took:?} after the write");
+    s.next_uses(&z, "a.conf written through a mapping, its standing answer gone");
 }
 
 /// The exec service's I/O thread waits on [`Changes::waitable`] while its
@@ -729,16 +807,26 @@ fn a_batch_from_the_cache_compares_each_answer_it_gives() {
 
 #[test]
 fn the_service_sees_a_mount_over_a_directory_on_the_way() {
+    served_through_a_mount_on_the_way(false);
+}
+
+/// The same with answers left standing.
+#[test]
+fn a_standing_answer_goes_with_a_mount_over_a_directory_on_the_way() {
+    served_through_a_mount_on_the_way(true);
+}
+
+fn served_through_a_mount_on_the_way(answers: bool) {
     if !require_root("mounts in a private mount namespace") {
         return;
     }
     // The service, its threads and the jail's processes, all in a mount
     // namespace of this thread's own.
-    std::thread::spawn(|| {
+    std::thread::spawn(move || {
         // SAFETY: unshare takes flags only; it changes this thread alone.
         assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNS) }, 0);
         mount(None, "/", Some("none"), libc::MS_REC | libc::MS_PRIVATE);
-        let Some(s) = Served::new() else { return };
+        let Some(s) = Served::start(answers) else { return };
         let (a, z) = (format!("/conf-a/{LDSO}"), format!("/conf-z/{LDSO}"));
         s.jail.add(&glibc_ldso(), &format!("/other/{LDSO}"));
         s.warm();
