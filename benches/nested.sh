@@ -51,7 +51,7 @@ per_exec() { # jail [--env NAME=VALUE]
 s_real=$(per_exec real)
 s_interp=$(per_exec interp)
 echo "| system calls per exec of /bin/true from sh, real ld.so at PT_INTERP | $s_real |"
-echo "| system calls per exec of /bin/true from sh, interp mode (stub + exec service) | $s_interp |"
+echo "| system calls per exec of /bin/true from sh, interp mode (the stub taking the standing answer, the exec service idle) | $s_interp |"
 added=$((s_interp - s_real))
 echo "| system calls interp mode adds per exec (stub and service together) | $added |"
 l_real=$(per_exec real "${LLP[@]}")

@@ -2,13 +2,18 @@
 //! service under load. `ldchain serve --root /` runs as a process of its
 //! own; CLIENTS threads (default 64) each ask it, one connection per
 //! request as the chainloader's stub does (`chainloader/src/proto.rs`),
-//! for SECONDS (default 5), with `LD_LIBRARY_PATH` set in every request —
-//! so no standing answer can serve it and every exec pays the round trip
-//! (a `make -j` with a conda or CUDA environment). Printed: answers per
-//! second, latency percentiles (connect to reply with its descriptor),
-//! the service's CPU time per answer and in all, and its resident memory
-//! and descriptors before and after a first and a second run (flat: the
-//! cache holds one answer, and nothing grows with the number served).
+//! for SECONDS (default 5), with `LD_LIBRARY_PATH` set in every request.
+//! The clients connect to the socket themselves, so every request is a
+//! round trip, as a stub's is when no answer stands under its key (a
+//! secure-mode exec; an answer that depended on the client's rights or on
+//! a working directory; a `make -j` in a conda or CUDA environment before
+//! its answer stands). Every request is the same, so after the first the
+//! service's cache answers each: this measures its hits, not its searches.
+//! Printed: answers per second, latency percentiles (connect to reply
+//! with its descriptor), the service's CPU time per answer and in all, and
+//! its resident memory and descriptors before and after a first and a
+//! second run (flat: the cache holds one answer, and nothing grows with
+//! the number served).
 //!
 //! The same clients then load **the protocol's floor**: a server in this
 //! bench (its own process, one thread) that does only what every answer
