@@ -261,6 +261,13 @@ m batch-compares-first-only service/src/cache.rs \
 m standing-never-checked service/src/server.rs \
     '            self.check_standing();' \
     '            let _ = Self::check_standing;' "$WARM"
+m standing-check-not-rearmed service/src/server.rs \
+    'Ok(Some(true)) | Err(_) => (Some(now + STANDING_CHECK), false),' \
+    'Ok(Some(true)) | Err(_) => (None, false),' "$WARM"
+m standing-check-not-armed-by-workers service/src/server.rs \
+    'self.standing_check
+                            .get_or_insert_with(|| Instant::now() + STANDING_CHECK);' \
+    'let _ = STANDING_CHECK;' "$WARM"
 m standing-check-keeps-changed service/src/cache.rs \
     '        if changed {
             state.clear();' \

@@ -238,15 +238,18 @@ impl AnswerCache {
     /// drop every answer, with every link left standing, if one changed:
     /// a write through a mapping sends no event, and a standing answer is
     /// taken without asking, so no hit would ever compare it. Returns
-    /// whether answers still stand (then call again later). While another
-    /// thread uses the cache it looks at nothing and returns true: the I/O
-    /// thread calls it and must not wait.
-    pub fn check_standing(&self) -> bool {
-        let Some(mut state) = crate::lock::try_lock(&self.state) else {
-            return true;
+    /// whether answers still stand (then call again later). Without
+    /// `wait`, None while another thread uses the cache (a worker may hold
+    /// it for milliseconds while it traces a new answer's paths); with
+    /// `wait`, it waits for that thread.
+    pub fn check_standing(&self, wait: bool) -> Option<bool> {
+        let mut state = if wait {
+            self.lock()
+        } else {
+            crate::lock::try_lock(&self.state)?
         };
         if state.published.is_empty() {
-            return false;
+            return Some(false);
         }
         // Each file once, however many answers hold it with the same identity.
         let mut seen = std::collections::HashSet::new();
@@ -260,7 +263,7 @@ impl AnswerCache {
         if changed {
             state.clear();
         }
-        !state.published.is_empty()
+        Some(!state.published.is_empty())
     }
 
     /// The current generation (after dropping stale answers): pass it to

@@ -353,8 +353,11 @@ impl LdsoSource for NamespaceSource {
         }
     }
 
-    fn check_standing(&self) -> bool {
-        self.cache.as_ref().is_some_and(AnswerCache::check_standing)
+    fn check_standing(&self, wait: bool) -> Option<bool> {
+        match &self.cache {
+            Some(cache) => cache.check_standing(wait),
+            None => Some(false),
+        }
     }
 }
 

@@ -95,9 +95,14 @@ const ANSWER_BATCH: usize = 16;
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// How often, while answers stand, what they depended on is compared with
 /// what it was ([`LdsoSource::check_standing`]): a write through a mapping
-/// sends no event, and a standing answer is taken without asking. The
-/// longest such a change goes unseen by an exec.
+/// sends no event, and a standing answer is taken without asking. A change
+/// of that kind goes unseen by execs for at most this long, plus 10 ms
+/// and one worker's trace if the cache was busy (`STANDING_RETRY`).
 pub const STANDING_CHECK: Duration = Duration::from_secs(1);
+/// When the cache was busy at a check, how soon it is checked again, then
+/// waiting for the cache: a jail that keeps the workers tracing must not
+/// keep its stale answers standing.
+const STANDING_RETRY: Duration = Duration::from_millis(10);
 
 impl ExecService {
     /// Serve `listener` with `source` until dropped.
@@ -289,6 +294,8 @@ struct IoLoop {
     /// When to look at the standing answers again
     /// ([`STANDING_CHECK`]); None while none stand.
     standing_check: Option<Instant>,
+    /// The last look found the cache busy: the next one waits for it.
+    standing_busy: bool,
 }
 
 impl IoLoop {
@@ -335,6 +342,7 @@ impl IoLoop {
             accept_paused: None,
             // Answers may stand from the start (left ahead of the service).
             standing_check: Some(Instant::now() + STANDING_CHECK),
+            standing_busy: false,
         })
     }
 
@@ -403,10 +411,16 @@ impl IoLoop {
     /// Look at the standing answers if it is time ([`STANDING_CHECK`]).
     fn check_standing(&mut self) {
         let now = Instant::now();
-        if self.standing_check.is_some_and(|at| at <= now) {
-            let stand = std::panic::catch_unwind(AssertUnwindSafe(|| self.source.check_standing())).unwrap_or(true);
-            self.standing_check = stand.then(|| now + STANDING_CHECK);
+        if self.standing_check.is_none_or(|at| at > now) {
+            return;
         }
+        let wait = self.standing_busy;
+        let looked = std::panic::catch_unwind(AssertUnwindSafe(|| self.source.check_standing(wait)));
+        (self.standing_check, self.standing_busy) = match looked {
+            Ok(Some(false)) => (None, false),
+            Ok(Some(true)) | Err(_) => (Some(now + STANDING_CHECK), false),
+            Ok(None) => (Some(now + STANDING_RETRY), true),
+        };
     }
 
     /// Connections held: being read, read and about to be answered, or

@@ -49,8 +49,10 @@ pub trait LdsoSource: Send + Sync {
     /// a way [`changes`](Self::changes) does not report (a write through a
     /// mapping); whether answers still stand. The server calls it every
     /// [`STANDING_CHECK`](crate::STANDING_CHECK) while they do, on the I/O
-    /// thread: it must not block.
-    fn check_standing(&self) -> bool {
-        false
+    /// thread: without `wait` it must not block, and returns None if it
+    /// cannot look now (the server then asks again soon, with `wait`).
+    fn check_standing(&self, wait: bool) -> Option<bool> {
+        let _ = wait;
+        Some(false)
     }
 }

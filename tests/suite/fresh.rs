@@ -502,8 +502,8 @@ impl ldchain::service::LdsoSource for Counting {
     fn refresh(&self) {
         self.0.refresh()
     }
-    fn check_standing(&self) -> bool {
-        self.0.check_standing()
+    fn check_standing(&self, wait: bool) -> Option<bool> {
+        self.0.check_standing(wait)
     }
 }
 
@@ -703,16 +703,22 @@ fn each_kind_of_change(answers: bool) {
 /// files it depended on; a write through a mapping sends no event. The
 /// service compares them itself every `STANDING_CHECK` while answers
 /// stand: the link goes, and the next exec after it gets the new answer.
+/// The service first finds nothing standing (its first check disarms the
+/// timer), and the write comes after two more checks: the answer a worker
+/// left must arm it again, and each check must arm the next.
 #[test]
 fn a_standing_answer_goes_after_a_change_no_event_reports() {
     let Some(s) = Served::start(true) else { return };
     let (a, z) = (format!("/conf-a/{LDSO}"), format!("/conf-z/{LDSO}"));
     let link = s.link.clone().unwrap();
+    let check = ldchain::service::STANDING_CHECK;
+    std::thread::sleep(check.mul_f64(1.5));
     s.warm();
     assert_eq!(fs::read_link(&link).unwrap(), Path::new(&a));
     let before = s.searches();
     s.next_uses(&a, "through the standing answer");
     assert_eq!(s.searches(), before, "the stub asked: the answer does not stand");
+    std::thread::sleep(check.mul_f64(2.5));
     write_through_mapping(&s.jail.host("/etc/ld.so.conf.d/a.conf"), b"/conf-z\n/conf-a\n");
     let took = s.wait_for("the stale link removed", &|| fs::symlink_metadata(&link).is_err());
     eprintln!("the stale link went {took:?} after the write");
