@@ -93,6 +93,9 @@ const ANSWER_BATCH: usize = 16;
 /// How long the listener is left alone after `accept` failed for want of
 /// descriptors or memory.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+/// How often connections being read are looked at for their deadline, and
+/// a paused listener for its pause's end.
+const TICK: Duration = Duration::from_millis(200);
 /// How often, while answers stand, what they depended on is compared with
 /// what it was ([`LdsoSource::check_standing`]): a write through a mapping
 /// sends no event, and a standing answer is taken without asking. A change
@@ -348,14 +351,9 @@ impl IoLoop {
 
     fn run(mut self) {
         let mut events = Vec::with_capacity(256);
-        let tick = rustix::time::Timespec {
-            tv_sec: 0,
-            tv_nsec: 200_000_000,
-        };
         loop {
             events.clear();
-            let ticking = !self.conns.is_empty() || self.accept_paused.is_some();
-            let timeout = self.timeout(ticking.then_some(tick));
+            let timeout = self.timeout();
             match epoll::wait(
                 &self.epoll,
                 rustix::buffer::spare_capacity(&mut events),
@@ -393,19 +391,21 @@ impl IoLoop {
         }
     }
 
-    /// How long `epoll_wait` may wait: `tick` (if any), and no later than
-    /// the next look at the standing answers.
-    fn timeout(&self, tick: Option<rustix::time::Timespec>) -> Option<rustix::time::Timespec> {
-        let Some(at) = self.standing_check else { return tick };
-        let left = at.saturating_duration_since(Instant::now());
-        let check = rustix::time::Timespec {
-            tv_sec: left.as_secs() as i64,
-            tv_nsec: i64::from(left.subsec_nanos()),
+    /// How long `epoll_wait` may wait: [`TICK`] while connections are
+    /// being read or accepting is paused (to expire or resume them), and
+    /// no later than the next look at the standing answers; else for ever.
+    fn timeout(&self) -> Option<rustix::time::Timespec> {
+        let ticking = !self.conns.is_empty() || self.accept_paused.is_some();
+        let tick = ticking.then_some(TICK);
+        let check = self
+            .standing_check
+            .map(|at| at.saturating_duration_since(Instant::now()));
+        let wait = match (tick, check) {
+            (Some(tick), Some(check)) => Some(tick.min(check)),
+            (tick, check) => tick.or(check),
         };
-        Some(match tick {
-            Some(t) if (t.tv_sec, t.tv_nsec) < (check.tv_sec, check.tv_nsec) => t,
-            _ => check,
-        })
+        // At most a second: always a valid Timespec.
+        wait.and_then(|d| rustix::time::Timespec::try_from(d).ok())
     }
 
     /// Look at the standing answers if it is time ([`STANDING_CHECK`]).
